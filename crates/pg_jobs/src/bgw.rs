@@ -1,0 +1,231 @@
+//! Background-worker plumbing shared by the launcher, schedulers and
+//! executors: signals, sleeping on the latch, config reload, transactions,
+//! and starting dynamic workers.
+//!
+//! The rules are PostgreSQL's own (`worker_spi.c`): SIGTERM is `die`, so a
+//! running statement is interrupted and the process exits at the next
+//! CHECK_FOR_INTERRUPTS; SIGHUP only sets `ConfigReloadPending` and the
+//! worker reloads at the top of its loop, never inside the handler; sleeping
+//! is `WaitLatch` with `WL_EXIT_ON_PM_DEATH`.
+
+use crate::registry::SlotRef;
+use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::prelude::*;
+use std::ffi::CString;
+use std::time::Duration;
+
+/// Install `die` for SIGTERM and the flag-setting reload handler for
+/// SIGHUP, then unblock signals. A SIGHUP sent before this point is lost,
+/// which is why callers read their settings after calling it.
+pub fn install_signal_handlers() {
+    // The handlers must be PostgreSQL's own C functions, not pgrx's guarded
+    // Rust wrappers of them: a signal handler must not unwind.
+    unsafe extern "C-unwind" {
+        fn die(signal: libc::c_int);
+        fn SignalHandlerForConfigReload(signal: libc::c_int);
+    }
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(die));
+        pg_sys::pqsignal(libc::SIGHUP, Some(SignalHandlerForConfigReload));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+}
+
+/// Reload the configuration file if a SIGHUP asked for it. Returns whether
+/// it did. Called at the top of every worker loop.
+pub fn reload_config_if_asked() -> bool {
+    unsafe {
+        if (&raw const pg_sys::ConfigReloadPending).read_volatile() != 0 {
+            (&raw mut pg_sys::ConfigReloadPending).write_volatile(0);
+            pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP);
+            return true;
+        }
+    }
+    false
+}
+
+/// Sleep until our latch is set or `timeout` passes (`None`: no timeout).
+/// Exits the process if the postmaster dies; processes interrupts
+/// (SIGTERM, ProcSignalBarriers such as DROP DATABASE's) on the way out.
+pub fn wait(timeout: Option<Duration>) {
+    let mut flags = pg_sys::WL_LATCH_SET | pg_sys::WL_EXIT_ON_PM_DEATH;
+    let ms = match timeout {
+        Some(d) => {
+            flags |= pg_sys::WL_TIMEOUT;
+            d.as_millis().min(i32::MAX as u128) as libc::c_long
+        }
+        None => -1,
+    };
+    unsafe {
+        pg_sys::WaitLatch(pg_sys::MyLatch, flags as i32, ms, pg_sys::PG_WAIT_EXTENSION);
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pg_sys::check_for_interrupts!();
+}
+
+/// One unit of work in its own transaction, the worker_spi skeleton:
+/// statement start time, start transaction, snapshot, `activity` shown in
+/// pg_stat_activity, work, commit, report idle. An ERROR inside propagates
+/// (and, uncaught, ends the worker, which its supervisor restarts).
+pub fn in_transaction<R>(activity: &str, f: impl FnOnce() -> R) -> R {
+    let activity = CString::new(activity).unwrap_or_default();
+    // Commit leaves CurrentMemoryContext at TopMemoryContext; come back to
+    // the caller's (usually the per-iteration context) afterwards.
+    let caller_cx = unsafe { pg_sys::CurrentMemoryContext };
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, activity.as_ptr());
+    }
+    let r = f();
+    unsafe {
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+        pg_sys::pgstat_report_stat(true);
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(caller_cx);
+    }
+    r
+}
+
+/// Run `f` as the bootstrap superuser, for pg_jobs' own bookkeeping in a
+/// process connected as an ordinary role (an executor, or a backend calling
+/// `jobs.submit`). Like a SECURITY DEFINER function: the queries run in `f`
+/// are ours, fully qualified, with `$n` arguments. SECURITY_LOCAL_USERID_CHANGE
+/// forbids SET ROLE/SESSION AUTHORIZATION in between; an ERROR inside
+/// restores the user id on transaction abort.
+pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
+    let mut saved_user = pg_sys::InvalidOid;
+    let mut saved_ctx = 0;
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
+        pg_sys::SetUserIdAndSecContext(
+            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+            saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    let r = f();
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
+    r
+}
+
+/// A handle on a dynamic worker we started, kept in TopMemoryContext and
+/// freed on drop (pgrx's own handle type never frees it, which would leak
+/// in a scheduler that starts workers for months).
+pub struct WorkerHandle(*mut pg_sys::BackgroundWorkerHandle);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleStatus {
+    NotYetStarted,
+    Started,
+    Stopped,
+}
+
+impl WorkerHandle {
+    pub fn status(&self) -> HandleStatus {
+        let mut pid = 0;
+        match unsafe { pg_sys::GetBackgroundWorkerPid(self.0, &mut pid) } {
+            pg_sys::BgwHandleStatus::BGWH_STARTED => HandleStatus::Started,
+            pg_sys::BgwHandleStatus::BGWH_NOT_YET_STARTED => HandleStatus::NotYetStarted,
+            _ => HandleStatus::Stopped,
+        }
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        unsafe { pg_sys::pfree(self.0.cast()) }
+    }
+}
+
+pub struct DynamicWorker<'a> {
+    /// Same for all workers of a kind: pg_stat_activity.backend_type.
+    pub bgw_type: &'a str,
+    /// This worker: pg_stat_activity shows it in `backend_type`'s detail
+    /// and `ps`.
+    pub bgw_name: &'a str,
+    /// Exported symbol of the worker's main function.
+    pub function: &'a str,
+    pub start_time: BgWorkerStartTime,
+    pub slot: SlotRef,
+}
+
+/// Ask the postmaster for a dynamic worker (never restarted by it: our
+/// supervisors decide). We are notified (latch) when it starts or stops.
+/// `None` when no background-worker slot is free.
+pub fn start_dynamic(w: &DynamicWorker) -> Option<WorkerHandle> {
+    let builder = BackgroundWorkerBuilder::new(w.bgw_name)
+        .set_type(w.bgw_type)
+        .set_library("pg_jobs")
+        .set_function(w.function)
+        .set_argument(Some(w.slot.to_datum()))
+        .enable_spi_access()
+        .set_start_time(w.start_time)
+        .set_restart_time(None)
+        .set_notify_pid(unsafe { pg_sys::MyProcPid });
+    let mut bgw: pg_sys::BackgroundWorker = (&builder).into();
+    let mut handle: *mut pg_sys::BackgroundWorkerHandle = std::ptr::null_mut();
+    // The handle is palloc'd in CurrentMemoryContext: make that one that
+    // outlives transactions; WorkerHandle frees it.
+    let ok = unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        let ok = pg_sys::RegisterDynamicBackgroundWorker(&mut bgw, &mut handle);
+        pg_sys::MemoryContextSwitchTo(old);
+        ok
+    };
+    ok.then(|| WorkerHandle(handle))
+}
+
+/// The name of a database, for worker names and messages. Needs a
+/// transaction (it reads the syscache).
+pub fn database_name(db: pg_sys::Oid) -> String {
+    unsafe {
+        let p = pg_sys::get_database_name(db);
+        if p.is_null() {
+            format!("oid {}", db.to_u32())
+        } else {
+            let s = std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned();
+            pg_sys::pfree(p.cast());
+            s
+        }
+    }
+}
+
+/// A memory context reset once per loop iteration, so a worker that lives
+/// for months stays flat: whatever PostgreSQL pallocs outside a transaction
+/// during an iteration goes here and is dropped at its end.
+pub struct IterationContext(pg_sys::MemoryContext);
+
+impl IterationContext {
+    pub fn new(name: &'static std::ffi::CStr) -> Self {
+        IterationContext(unsafe {
+            pg_sys::AllocSetContextCreateInternal(
+                pg_sys::TopMemoryContext,
+                name.as_ptr(),
+                pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+                pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+            )
+        })
+    }
+
+    /// Switch into the context, run `f`, switch back and reset it.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        let old = unsafe { pg_sys::MemoryContextSwitchTo(self.0) };
+        let r = f();
+        unsafe {
+            pg_sys::MemoryContextSwitchTo(old);
+            pg_sys::MemoryContextReset(self.0);
+        }
+        r
+    }
+}
+
+/// Milliseconds on a monotonic clock, for supervisors' backoff arithmetic.
+pub fn monotonic_ms() -> u64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}

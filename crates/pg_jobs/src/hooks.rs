@@ -1,0 +1,222 @@
+//! Hooks that let ordinary backends tell pg_jobs' workers what changed,
+//! at the moment it takes effect.
+//!
+//! * A `ProcessUtility_hook` notices CREATE/DROP EXTENSION pg_jobs, other
+//!   DROPs (DROP SCHEMA … CASCADE can take the extension with it), CREATE
+//!   DATABASE, and — before they run — DROP DATABASE and ALTER DATABASE
+//!   RENAME, which fail while anyone is connected to the database: for
+//!   those it terminates that database's pg_jobs workers and waits for them
+//!   to go, keeping the launcher from restarting them until the statement's
+//!   transaction ends (TimescaleDB and Citus do the same).
+//! * A transaction callback acts on what was noted only when the
+//!   transaction commits: waking the database's scheduler after a submit,
+//!   telling the launcher about a new or dropped extension. A rolled-back
+//!   transaction wakes nobody, so a rolled-back submit is never seen.
+
+use crate::registry::{self, Kind};
+use pg_jobs_core::launcher::ExtPresence;
+use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::CStr;
+use std::time::{Duration, Instant};
+
+/// How long DROP/RENAME DATABASE waits for pg_jobs workers to exit before
+/// letting PostgreSQL report whatever it finds.
+const EVICT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What this backend's current transaction asked for, acted on at its end.
+#[derive(Clone, Copy, Default)]
+struct Pending {
+    wake_scheduler: bool,
+    wake_launcher: bool,
+    ext_created: bool,
+    ext_dropped: bool,
+    evicted_db: Option<pg_sys::Oid>,
+}
+
+thread_local! {
+    static PENDING: Cell<Pending> = Cell::new(Pending::default());
+}
+
+fn note(f: impl FnOnce(&mut Pending)) {
+    PENDING.with(|p| {
+        let mut v = p.get();
+        f(&mut v);
+        p.set(v);
+    });
+}
+
+/// Wake this database's scheduler when the current transaction commits.
+pub fn wake_scheduler_at_commit() {
+    note(|p| p.wake_scheduler = true);
+}
+
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Install the hooks; called from `_PG_init` while preloading, so every
+/// backend inherits them.
+pub fn init() {
+    unsafe {
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+        pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+    }
+}
+
+unsafe fn cstr(p: *const std::ffi::c_char) -> Option<&'static str> {
+    (!p.is_null()).then(|| CStr::from_ptr(p).to_str().ok()).flatten()
+}
+
+unsafe fn list_strings(list: *mut pg_sys::List) -> Vec<&'static str> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    (0..(*list).length as usize)
+        .filter_map(|i| {
+            let node = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node;
+            if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String {
+                cstr((*(node as *mut pg_sys::String)).sval)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    let node = (*pstmt).utilityStmt;
+    match (*node).type_ {
+        pg_sys::NodeTag::T_CreateExtensionStmt => {
+            let s = node as *mut pg_sys::CreateExtensionStmt;
+            if cstr((*s).extname) == Some("pg_jobs") {
+                note(|p| p.ext_created = true);
+            }
+        }
+        pg_sys::NodeTag::T_DropStmt => {
+            let s = node as *mut pg_sys::DropStmt;
+            if (*s).removeType == pg_sys::ObjectType::OBJECT_EXTENSION
+                && list_strings((*s).objects).contains(&"pg_jobs")
+            {
+                note(|p| p.ext_dropped = true);
+            } else {
+                // Cheap: the scheduler re-checks that the extension exists.
+                note(|p| p.wake_scheduler = true);
+            }
+        }
+        pg_sys::NodeTag::T_CreatedbStmt => note(|p| p.wake_launcher = true),
+        pg_sys::NodeTag::T_DropdbStmt => {
+            evict_database((*(node as *mut pg_sys::DropdbStmt)).dbname);
+        }
+        pg_sys::NodeTag::T_RenameStmt => {
+            let s = node as *mut pg_sys::RenameStmt;
+            if (*s).renameType == pg_sys::ObjectType::OBJECT_DATABASE {
+                evict_database((*s).subname);
+            }
+        }
+        _ => {}
+    }
+    match PREV_PROCESS_UTILITY {
+        Some(prev) => prev(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+        None => pg_sys::standard_ProcessUtility(
+            pstmt,
+            query_string,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        ),
+    }
+}
+
+/// Terminate every pg_jobs worker connected to the named database and wait
+/// until they are gone, so the statement about to run does not fail with
+/// "database is being accessed by other users". The launcher keeps out
+/// until our transaction ends (see `xact_callback`).
+unsafe fn evict_database(name: *const std::ffi::c_char) {
+    if name.is_null() {
+        return;
+    }
+    let db = pg_sys::get_database_oid(name, true);
+    if db == pg_sys::InvalidOid {
+        return; // let PostgreSQL report the missing database
+    }
+    registry::set_evicting(db, true);
+    note(|p| p.evicted_db = Some(db));
+    let deadline = Instant::now() + EVICT_TIMEOUT;
+    while registry::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor]) > 0 {
+        if Instant::now() >= deadline {
+            warning!(
+                "pg_jobs workers of database \"{}\" did not exit in time",
+                cstr(name).unwrap_or("?")
+            );
+            break;
+        }
+        // Their exit callbacks wake the launcher, not us: look again every 10 ms.
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            10,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+        pg_sys::check_for_interrupts!();
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    let committed = match event {
+        XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => true,
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
+        _ => return,
+    };
+    let p = PENDING.with(|p| p.replace(Pending::default()));
+    let mut wake_launcher = p.wake_launcher;
+    if let Some(db) = p.evicted_db {
+        // DROP DATABASE committed (the launcher's rescan forgets it) or
+        // failed (the launcher starts its scheduler again).
+        registry::set_evicting(db, false);
+        wake_launcher = true;
+    }
+    if committed {
+        let me = pg_sys::MyDatabaseId;
+        if p.ext_created {
+            registry::set_ext(me, ExtPresence::Present);
+            wake_launcher = true;
+        }
+        if p.ext_dropped {
+            registry::set_ext(me, ExtPresence::Absent);
+            registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor]);
+            wake_launcher = true;
+        }
+        if p.wake_scheduler {
+            registry::wake_scheduler(me);
+        }
+    }
+    if wake_launcher {
+        registry::wake_launcher();
+    }
+}

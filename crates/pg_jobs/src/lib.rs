@@ -1,0 +1,139 @@
+//! pg_jobs: background jobs, schedules and supervised daemons inside
+//! PostgreSQL.
+//!
+//! Processes (all PostgreSQL background workers):
+//! * `launcher` — one per cluster, static; keeps a scheduler in each
+//!   database that has the extension;
+//! * `scheduler` — one per such database; hands runs to executors, marks
+//!   runs whose worker vanished `crashed`;
+//! * `executor` — one per run, connected as the run's owner.
+//!
+//! Their shared state is the `registry` (shared memory, one LWLock). The
+//! decisions they make live in the pure crate `pg_jobs_core`; this crate is
+//! the shell of workers, shared memory, hooks, GUCs and SQL around it.
+
+use pgrx::prelude::*;
+
+mod api;
+mod bgw;
+mod executor;
+mod gucs;
+mod hooks;
+mod launcher;
+mod registry;
+mod scheduler;
+mod sql_runner;
+
+::pgrx::pg_module_magic!();
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // Shared memory, the launcher and the hooks every backend needs can only
+    // be set up by the postmaster, while it loads shared_preload_libraries.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        pgrx::pg_sys::panic::ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_jobs must be loaded via shared_preload_libraries",
+            "_PG_init",
+        )
+        .set_hint("Add pg_jobs to shared_preload_libraries in postgresql.conf and restart the server.")
+        .report(PgLogLevel::ERROR);
+    }
+    gucs::init();
+    registry::init();
+    hooks::init();
+    launcher::register();
+}
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/views.sql", name = "views", finalize);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn submit_queues_a_run_owned_by_the_caller() {
+        let id = Spi::get_one::<i64>("SELECT jobs.submit('SELECT 1')")
+            .unwrap()
+            .unwrap();
+        let (status, owner_is_me) = Spi::get_two_with_args::<String, bool>(
+            "SELECT status, owner::pg_catalog.oid = (SELECT oid FROM pg_roles WHERE rolname = current_user)
+               FROM jobs.run WHERE id = $1",
+            &[id.into()],
+        )
+        .unwrap();
+        assert_eq!(status.as_deref(), Some("queued"));
+        assert_eq!(owner_is_me, Some(true));
+    }
+
+    #[pg_test(error = "command is not valid SQL: syntax error at or near \"SELEC\"")]
+    fn submit_rejects_invalid_sql() {
+        Spi::run("SELECT jobs.submit('SELEC 1')").unwrap();
+    }
+
+    #[pg_test(error = "command is empty")]
+    fn submit_rejects_an_empty_command() {
+        Spi::run("SELECT jobs.submit('  ;  ')").unwrap();
+    }
+
+    #[pg_test]
+    fn submit_error_carries_sqlstate() {
+        let code = Spi::get_one::<String>(
+            "DO $$ BEGIN PERFORM jobs.submit('SELEC 1'); EXCEPTION WHEN OTHERS THEN
+                 RAISE EXCEPTION USING MESSAGE = SQLSTATE; END $$",
+        );
+        let err = format!("{code:?}");
+        assert!(err.contains("42601"), "expected SQLSTATE 42601, got {err}");
+    }
+
+    #[pg_test]
+    fn run_history_is_read_only_for_users() {
+        Spi::run("CREATE ROLE pgj_tester").unwrap();
+        Spi::run("SET ROLE pgj_tester").unwrap();
+        let err = Spi::run("UPDATE jobs.run SET status = 'succeeded'");
+        Spi::run("RESET ROLE").unwrap();
+        assert!(err.is_err(), "a plain role must not be able to write jobs.run");
+    }
+
+    #[pg_test]
+    fn a_role_sees_only_its_own_runs() {
+        Spi::run("CREATE ROLE pgj_alice; CREATE ROLE pgj_bob").unwrap();
+        Spi::run("SET ROLE pgj_alice; SELECT jobs.submit('SELECT 1'); RESET ROLE").unwrap();
+        Spi::run("SET ROLE pgj_bob; SELECT jobs.submit('SELECT 2'); SELECT jobs.submit('SELECT 3')").unwrap();
+        let bob_sees = Spi::get_one::<i64>("SELECT count(*) FROM jobs.run").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(bob_sees, Some(2));
+        let superuser_sees = Spi::get_one::<i64>("SELECT count(*) FROM jobs.run").unwrap();
+        assert!(superuser_sees.unwrap() >= 3);
+    }
+
+    #[pg_test]
+    fn workers_view_shows_the_launcher() {
+        let launchers = Spi::get_one::<i64>(
+            "SELECT count(*) FROM jobs.workers WHERE kind = 'launcher' AND pid IS NOT NULL AND database IS NULL",
+        )
+        .unwrap();
+        assert_eq!(launchers, Some(1));
+        let cols = Spi::get_one::<String>(
+            "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+              WHERE attrelid = 'jobs.workers'::regclass AND attnum > 0",
+        )
+        .unwrap();
+        assert_eq!(
+            cols.as_deref(),
+            Some("kind,pid,database,role,job_id,run_id,state,since")
+        );
+    }
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'pg_jobs'"]
+    }
+}

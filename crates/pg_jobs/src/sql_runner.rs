@@ -1,0 +1,185 @@
+//! Run a command string the way a client's simple query would (psql -c).
+//!
+//! SPI cannot do this: it runs inside the caller's transaction and never at
+//! top level, so VACUUM, CREATE INDEX CONCURRENTLY and procedures that
+//! COMMIT fail there. This follows `exec_simple_query()` in PostgreSQL's
+//! `postgres.c`: parse the whole string, then for each statement analyze,
+//! plan, and run it in an unnamed portal at top level. A string of several
+//! statements is one implicit transaction block (so VACUUM refuses to run
+//! in one, exactly as with psql -c), unless it contains its own
+//! BEGIN/COMMIT; a single statement runs with no block around it.
+
+use pg_jobs_core::sqlstate;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed { sqlstate: String, message: String },
+}
+
+/// Run `command` in the current session (already connected, as the run's
+/// owner), outside any transaction. Never raises: an ERROR is caught,
+/// the transaction cleaned up, and returned as `Outcome::Failed`.
+/// (FATAL — e.g. SIGTERM — ends the process; its supervisor records that.)
+pub fn run(command: &str) -> Outcome {
+    let Ok(c_command) = CString::new(command) else {
+        return Outcome::Failed {
+            sqlstate: "22021".into(),
+            message: "command contains a zero byte".into(),
+        };
+    };
+    // The memory everything lives in: it must outlive transaction commits
+    // inside the string (a COMMIT statement ends the transaction context),
+    // so it hangs off TopMemoryContext and is deleted at the end.
+    let cmd_cx = unsafe {
+        pg_sys::AllocSetContextCreateInternal(
+            pg_sys::TopMemoryContext,
+            c"pg_jobs command".as_ptr(),
+            pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
+            pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
+        )
+    };
+    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx) })
+        .catch_others(|e| {
+            let report = match e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                CaughtError::RustPanic { ereport, .. } => ereport,
+            };
+            Err((
+                sqlstate::unpack(report.sql_error_code() as i32),
+                report.message().to_owned(),
+            ))
+        })
+        .execute();
+    unsafe {
+        // After an ERROR the transaction (or block) is aborted but not
+        // cleaned up; after success there is none. Either way, leave no
+        // transaction behind, then drop the command's memory.
+        pg_sys::AbortOutOfAnyTransaction();
+        pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        pg_sys::MemoryContextDelete(cmd_cx);
+        pg_sys::debug_query_string = std::ptr::null();
+    }
+    match result {
+        Ok(()) => Outcome::Succeeded,
+        Err((sqlstate, message)) => Outcome::Failed { sqlstate, message },
+    }
+}
+
+/// The statements of `command`, each a `RawStmt`.
+unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    let len = (*list).length as usize;
+    (0..len)
+        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt)
+        .collect()
+}
+
+unsafe fn run_statements(command: &CString, cmd_cx: pg_sys::MemoryContext) -> Result<(), (String, String)> {
+    pg_sys::debug_query_string = command.as_ptr();
+    pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
+    pg_sys::SetCurrentStatementStartTimestamp();
+
+    let mut in_xact = false;
+    let start_xact = |in_xact: &mut bool| {
+        if !*in_xact {
+            pg_sys::StartTransactionCommand();
+            *in_xact = true;
+        }
+    };
+    start_xact(&mut in_xact);
+    pg_sys::MemoryContextSwitchTo(cmd_cx);
+    let stmts = raw_statements(pg_sys::pg_parse_query(command.as_ptr()));
+    let implicit_block = stmts.len() > 1;
+
+    for (i, &raw) in stmts.iter().enumerate() {
+        let is_last = i + 1 == stmts.len();
+        start_xact(&mut in_xact);
+        if implicit_block {
+            pg_sys::BeginImplicitTransactionBlock();
+        }
+        pg_sys::MemoryContextSwitchTo(cmd_cx);
+        pg_sys::check_for_interrupts!();
+
+        let tag = pg_sys::CreateCommandTag((*raw).stmt);
+        let needs_snapshot = pg_sys::analyze_requires_snapshot(raw);
+        if needs_snapshot {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
+        let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
+            raw,
+            command.as_ptr(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let plans = pg_sys::pg_plan_queries(
+            queries,
+            command.as_ptr(),
+            pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+            std::ptr::null_mut(),
+        );
+        if needs_snapshot {
+            pg_sys::PopActiveSnapshot();
+        }
+        pg_sys::check_for_interrupts!();
+
+        // An unnamed portal, run to completion at top level; its rows go
+        // nowhere (results of async runs come with a later issue).
+        let portal = pg_sys::CreatePortal(c"".as_ptr(), true, true);
+        (*portal).visible = false;
+        pg_sys::PortalDefineQuery(
+            portal,
+            std::ptr::null(),
+            command.as_ptr(),
+            tag,
+            plans,
+            std::ptr::null_mut(),
+        );
+        pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
+        let mut format: i16 = 0;
+        pg_sys::PortalSetResultFormat(portal, 1, &mut format);
+        let receiver = pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone);
+        let mut qc = pg_sys::QueryCompletion::default();
+        pg_sys::PortalRun(portal, i64::MAX as _, true, true, receiver, receiver, &mut qc);
+        if let Some(destroy) = (*receiver).rDestroy {
+            destroy(receiver);
+        }
+        pg_sys::PortalDrop(portal, false);
+
+        let is_transaction_stmt = (*(*raw).stmt).type_ == pg_sys::NodeTag::T_TransactionStmt;
+        if is_last {
+            if implicit_block {
+                pg_sys::EndImplicitTransactionBlock();
+            }
+            if pg_sys::IsTransactionBlock() {
+                // BEGIN without COMMIT: a client disconnecting here would
+                // have its transaction rolled back. Say so instead of
+                // silently discarding the work.
+                return Err((
+                    "25001".into(),
+                    "the command left a transaction block open (BEGIN without COMMIT); it was rolled back"
+                        .into(),
+                ));
+            }
+            pg_sys::CommitTransactionCommand();
+            in_xact = false;
+        } else if is_transaction_stmt {
+            pg_sys::CommitTransactionCommand();
+            in_xact = false;
+        } else {
+            pg_sys::CommandCounterIncrement();
+        }
+    }
+    if in_xact {
+        // An empty command string: nothing ran.
+        pg_sys::CommitTransactionCommand();
+    }
+    Ok(())
+}
