@@ -1,1 +1,268 @@
-pub fn x() {}
+//! A throwaway PostgreSQL cluster with pg_jobs preloaded, for integration
+//! tests.
+//!
+//! PostgreSQL refuses to run as root, and CI runs as root: when we are root,
+//! `initdb` and `pg_ctl` run as the unprivileged OS user `$PGJOBS_OS_USER`
+//! (default `postgres`, created by `scripts/setup`) through `runuser`, and
+//! the cluster's directory belongs to that user. Clients connect over the
+//! cluster's own Unix socket directory, as the `postgres` superuser with
+//! trust authentication, so nothing listens on TCP.
+//!
+//! Tests wait for conditions with deadlines ([`wait_for`]) instead of
+//! sleeping. Deadlines are generous (CI is a loaded 2-core machine): they
+//! guard correctness; timing targets are measured by benchmarks.
+
+use postgres::{Client, NoTls};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub port: u16,
+    os_user: Option<String>,
+    running: bool,
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+static NEXT_PORT: AtomicU16 = AtomicU16::new(0);
+
+fn pick_port(base: &Path) -> u16 {
+    // Ports only name the socket file here; spread test processes apart by
+    // pid and make sure no socket of that number exists in our directory.
+    let start = 20_000 + (std::process::id() % 2_000) as u16 * 10;
+    loop {
+        let p = start + NEXT_PORT.fetch_add(1, Ordering::SeqCst);
+        if !base.join(format!(".s.PGSQL.{p}")).exists() {
+            return p;
+        }
+    }
+}
+
+impl Cluster {
+    /// initdb + start a cluster with `shared_preload_libraries = 'pg_jobs'`
+    /// (unless `extra_conf` overrides it) and the lines of `extra_conf`.
+    pub fn start(name: &str, extra_conf: &str) -> Cluster {
+        let os_user =
+            is_root().then(|| std::env::var("PGJOBS_OS_USER").unwrap_or_else(|_| "postgres".into()));
+        let root = std::env::temp_dir().join("pg_jobs_itest");
+        std::fs::create_dir_all(&root).unwrap();
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = pick_port(&dir);
+        let mut c = Cluster {
+            dir,
+            port,
+            os_user,
+            running: false,
+        };
+        if let Some(u) = &c.os_user {
+            for d in [&root, &c.dir] {
+                let ok = Command::new("chown").arg(u).arg(d).status().unwrap().success();
+                assert!(ok, "chown {u} {}", d.display());
+            }
+        }
+        c.pg(&[
+            "initdb",
+            "-D",
+            "data",
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ]);
+        let conf = format!(
+            "shared_preload_libraries = 'pg_jobs'\nport = {port}\nunix_socket_directories = '{}'\n\
+             listen_addresses = ''\nfsync = off\nlog_min_messages = log\n{extra_conf}\n",
+            c.dir.display()
+        );
+        let conf_path = c.dir.join("data/postgresql.conf");
+        let mut existing = std::fs::read_to_string(&conf_path).unwrap();
+        existing.push_str(&conf);
+        std::fs::write(&conf_path, existing).unwrap();
+        c.start_server();
+        c
+    }
+
+    /// Run a PostgreSQL program from `PG_BIN` in the cluster directory, as
+    /// the cluster's OS user. Panics (with its output) if it fails.
+    pub fn pg(&self, args: &[&str]) -> String {
+        let out = self.pg_try(args);
+        match out {
+            Ok(s) => s,
+            Err(e) => panic!("{} failed: {e}", args.join(" ")),
+        }
+    }
+
+    pub fn pg_try(&self, args: &[&str]) -> Result<String, String> {
+        let prog = format!("{PG_BIN}/{}", args[0]);
+        let mut cmd = match &self.os_user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--", &prog]);
+                c
+            }
+            None => Command::new(&prog),
+        };
+        // A server started with RUST_BACKTRACE set would put Rust backtraces
+        // into the DETAIL of errors raised through pg_jobs' hooks.
+        let out = cmd
+            .args(&args[1..])
+            .current_dir(&self.dir)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .output()
+            .expect("spawn");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    pub fn start_server(&mut self) {
+        self.pg(&[
+            "pg_ctl",
+            "-D",
+            "data",
+            "-l",
+            "server.log",
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]);
+        self.running = true;
+    }
+
+    pub fn stop_server(&mut self, mode: &str) {
+        self.pg(&["pg_ctl", "-D", "data", "-w", "-t", "60", "-m", mode, "stop"]);
+        self.running = false;
+    }
+
+    pub fn connstr(&self, db: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.dir.display(),
+            self.port
+        )
+    }
+
+    pub fn connect(&self, db: &str) -> Client {
+        self.connect_as(db, "postgres")
+    }
+
+    pub fn connect_as(&self, db: &str, user: &str) -> Client {
+        // Right after a crash restart the server refuses connections for a
+        // moment ("in recovery mode"): retry within a deadline.
+        let cs = format!(
+            "host={} port={} user={user} dbname={db}",
+            self.dir.display(),
+            self.port
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match Client::connect(&cs, NoTls) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50)); // poll interval of a deadline-bounded wait
+                }
+                Err(e) => panic!("cannot connect to {cs}: {e}"),
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- server log of {} (last 60 lines) ----", self.dir.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        if self.running {
+            let _ = self.pg_try(&["pg_ctl", "-D", "data", "-m", "immediate", "stop"]);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Poll `cond` until it returns `Some`, or panic with `what` after `timeout`.
+/// Returns the value and how long it took.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond() {
+            return (v, start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20)); // poll interval of a deadline-bounded wait
+    }
+}
+
+/// Generous deadline for conditions that normally hold within milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Run a query that returns one row with one column.
+pub fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
+/// pids of live pg_jobs workers of `kind` in `db` (None: any database).
+pub fn worker_pids(c: &mut Client, kind: &str, db: Option<&str>) -> Vec<i32> {
+    c.query(
+        "SELECT pid FROM jobs.workers WHERE kind = $1 AND ($2::text IS NULL OR database = $2) AND pid IS NOT NULL ORDER BY pid",
+        &[&kind, &db],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect()
+}
+
+/// Wait until run `id` is terminal; returns (status, sqlstate, message).
+pub fn wait_run(c: &mut Client, id: i64) -> (String, Option<String>, Option<String>) {
+    wait_for(&format!("run {id} to finish"), DEADLINE, || {
+        let r = c
+            .query_one(
+                "SELECT status, sqlstate, message FROM jobs.run WHERE id = $1",
+                &[&id],
+            )
+            .unwrap();
+        let status: String = r.get(0);
+        ["succeeded", "failed", "crashed"]
+            .contains(&status.as_str())
+            .then(|| (status, r.get(1), r.get(2)))
+    })
+    .0
+}
