@@ -1,0 +1,28 @@
+# pg_jobs — the two commands of the quickstart, and the steps behind them.
+.PHONY: setup demo demo-stop test test-unit install fmt
+
+# Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
+setup:
+	bash scripts/setup
+
+# Build, install, start a throwaway cluster and run jobs in it.
+demo: setup
+	bash scripts/demo
+
+demo-stop:
+	bash scripts/demo stop
+
+# Every test layer: unit/property, #[pg_test], integration on real clusters.
+test: setup
+	bash scripts/test
+
+# Just the pure crate (no PostgreSQL needed).
+test-unit:
+	cargo test -p pg_jobs_core
+
+# Build (debug) and install the extension into Debian's PostgreSQL 15.
+install: setup
+	cd crates/pg_jobs && cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config
+
+fmt:
+	cargo fmt --all

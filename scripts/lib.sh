@@ -1,0 +1,32 @@
+# scripts/lib.sh — shared by scripts/test and scripts/demo (source it).
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+# The unprivileged OS user that owns test and demo clusters when we are root.
+PGJOBS_OS_USER=${PGJOBS_OS_USER:-postgres}
+export PGJOBS_OS_USER
+# Rust backtraces in a server's environment would end up in error DETAILs.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+
+if [ -x "$HOME/.cargo/bin/cargo" ]; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# Run a command as the cluster owner: PostgreSQL refuses to run as root.
+as_pg() {
+  if is_root; then runuser -u "$PGJOBS_OS_USER" -- "$@"; else "$@"; fi
+}
+
+# Make a directory the cluster owner can use.
+own_dir() {
+  mkdir -p "$1"
+  if is_root; then chown "$PGJOBS_OS_USER" "$1"; fi
+}
+
+# Build and install the extension into Debian's PostgreSQL.
+# $1: cargo profile flag ("" for debug, "--release").
+install_extension() {
+  (cd crates/pg_jobs && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-})
+}
