@@ -8,13 +8,17 @@
 //!   which transitions between its states are legal;
 //! * [`backoff`] — how long to wait before restarting a worker that died;
 //! * [`launcher`] — what the launcher should do for each database;
-//! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text.
+//! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
+//! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
+//!   next due, time zones and DST included; retry delays.
 //!
 //! Terms used throughout: a *job* is a definition (a command, a schedule, an
 //! owner); a *run* is one execution of a command, queued, running, then
 //! finished exactly once.
 
 pub mod backoff;
+pub mod cron;
 pub mod launcher;
 pub mod run_state;
+pub mod schedule;
 pub mod sqlstate;

@@ -1,0 +1,243 @@
+//! What a job's `schedule` text can say, and when it is next due.
+//!
+//! * a cron expression or macro ([`crate::cron`]);
+//! * an interval: `'30 seconds'`, `'5 minutes'`, `'every 2 hours'`
+//!   (at least one second). Drift-free: due times are anchor + k·period,
+//!   computed from the schedule, never from when the last run ended;
+//! * `@reboot`: once each time the scheduler starts after a server start;
+//! * a one-off instant (the SQL layer parses timestamptz text and hands us
+//!   the instant).
+
+use crate::cron::{CronError, CronExpr};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    Cron(CronExpr),
+    /// Every `period_secs`, anchored at the job's creation.
+    Interval {
+        period_secs: i64,
+    },
+    Reboot,
+    Once(Timestamp),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(transparent)]
+    Cron(#[from] CronError),
+    #[error("{0}")]
+    Interval(String),
+}
+
+/// Longest interval we accept: a year. Longer ones belong in cron.
+const MAX_INTERVAL_SECS: i64 = 366 * 24 * 3600;
+
+fn unit_seconds(unit: &str) -> Option<i64> {
+    Some(match unit {
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        _ => return None,
+    })
+}
+
+/// `Some` if `text` is shaped like an interval (`[every] N unit`).
+fn parse_interval(text: &str) -> Option<Result<i64, ScheduleError>> {
+    let lower = text.trim().to_ascii_lowercase();
+    let body = lower
+        .strip_prefix("every ")
+        .map(str::trim_start)
+        .unwrap_or(&lower);
+    let digits_end = body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let unit = body[digits_end..].trim();
+    let per = unit_seconds(unit)?;
+    let n: i64 = match body[..digits_end].parse() {
+        Ok(n) => n,
+        Err(_) => {
+            return Some(Err(ScheduleError::Interval(format!(
+                "interval \"{text}\" is too long"
+            ))))
+        }
+    };
+    let secs = n.saturating_mul(per);
+    Some(if secs < 1 {
+        Err(ScheduleError::Interval(format!(
+            "interval \"{}\" is shorter than 1 second",
+            text.trim()
+        )))
+    } else if secs > MAX_INTERVAL_SECS {
+        Err(ScheduleError::Interval(format!(
+            "interval \"{}\" is longer than 366 days; use a cron expression",
+            text.trim()
+        )))
+    } else {
+        Ok(secs)
+    })
+}
+
+impl Schedule {
+    /// Parse everything but one-off instants (those are timestamptz text,
+    /// which PostgreSQL parses).
+    pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("@reboot") {
+            return Ok(Schedule::Reboot);
+        }
+        if let Some(r) = parse_interval(t) {
+            return r.map(|period_secs| Schedule::Interval { period_secs });
+        }
+        Ok(Schedule::Cron(CronExpr::parse(t)?))
+    }
+
+    /// When the job is next due strictly after `after`. `anchor` is the
+    /// start of an interval's grid (the job's creation). `None`: never
+    /// again (a one-off that has passed, `@reboot` outside start-up).
+    pub fn next_after(&self, after: Timestamp, tz: &TimeZone, anchor: Timestamp) -> Option<Timestamp> {
+        match self {
+            Schedule::Cron(c) => c.next_after(after, tz),
+            Schedule::Interval { period_secs } => {
+                let p = *period_secs as i128 * 1_000_000_000;
+                let since = after.as_nanosecond() - anchor.as_nanosecond();
+                let k = if since < 0 { 0 } else { since / p + 1 };
+                Timestamp::from_nanosecond(anchor.as_nanosecond() + k * p).ok()
+            }
+            Schedule::Once(t) => (*t > after).then_some(*t),
+            Schedule::Reboot => None,
+        }
+    }
+}
+
+/// Delay before retry number `attempt` (2 for the first retry) of a run
+/// that failed: `base · 2^(attempt-2)`, capped at an hour, plus up to 10 %
+/// jitter drawn from `jitter_unit` in [0, 1) so retries of many jobs spread.
+pub fn retry_delay(base: SignedDuration, attempt: u32, jitter_unit: f64) -> SignedDuration {
+    let base_ms = base.as_millis().max(0) as f64;
+    let exp = attempt.saturating_sub(2).min(30) as i32;
+    let delay_ms = (base_ms * 2f64.powi(exp)).min(3_600_000.0);
+    let jitter = delay_ms * 0.1 * jitter_unit.clamp(0.0, 1.0);
+    SignedDuration::from_millis((delay_ms + jitter).round() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn intervals_parse_in_many_spellings() {
+        for (text, secs) in [
+            ("30 seconds", 30),
+            ("1 second", 1),
+            ("5 minutes", 300),
+            ("every 2 hours", 7200),
+            ("Every 10s", 10),
+            ("1 day", 86_400),
+            ("15min", 900),
+        ] {
+            match Schedule::parse(text).unwrap() {
+                Schedule::Interval { period_secs } => assert_eq!(period_secs, secs, "{text}"),
+                other => panic!("{text} parsed as {other:?}"),
+            }
+        }
+        assert_eq!(
+            Schedule::parse("0 seconds").unwrap_err().to_string(),
+            "interval \"0 seconds\" is shorter than 1 second"
+        );
+        assert!(Schedule::parse("400 days")
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 366 days"));
+        assert!(matches!(Schedule::parse("@reboot").unwrap(), Schedule::Reboot));
+        assert!(matches!(
+            Schedule::parse("*/5 * * * *").unwrap(),
+            Schedule::Cron(_)
+        ));
+        // Not an interval, not cron: the cron error explains.
+        assert!(Schedule::parse("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn intervals_are_drift_free() {
+        let s = Schedule::Interval { period_secs: 10 };
+        let anchor = ts("2026-01-01T00:00:03Z");
+        let utc = TimeZone::UTC;
+        // However late we look, the next due time stays on the grid.
+        assert_eq!(
+            s.next_after(ts("2026-01-01T00:00:03Z"), &utc, anchor),
+            Some(ts("2026-01-01T00:00:13Z"))
+        );
+        assert_eq!(
+            s.next_after(ts("2026-01-01T00:00:13.9Z"), &utc, anchor),
+            Some(ts("2026-01-01T00:00:23Z"))
+        );
+        assert_eq!(
+            s.next_after(ts("2026-01-01T01:00:00Z"), &utc, anchor),
+            Some(ts("2026-01-01T01:00:03Z"))
+        );
+        assert_eq!(
+            s.next_after(ts("2025-12-31T00:00:00Z"), &utc, anchor),
+            Some(anchor)
+        );
+    }
+
+    #[test]
+    fn one_offs_fire_once() {
+        let at = ts("2026-06-01T12:00:00Z");
+        let s = Schedule::Once(at);
+        assert_eq!(
+            s.next_after(ts("2026-01-01T00:00:00Z"), &TimeZone::UTC, at),
+            Some(at)
+        );
+        assert_eq!(s.next_after(at, &TimeZone::UTC, at), None);
+    }
+
+    #[test]
+    fn retry_delays_grow_and_jitter_stays_within_ten_percent() {
+        let base = SignedDuration::from_secs(10);
+        assert_eq!(retry_delay(base, 2, 0.0), SignedDuration::from_secs(10));
+        assert_eq!(retry_delay(base, 3, 0.0), SignedDuration::from_secs(20));
+        assert_eq!(retry_delay(base, 4, 0.0), SignedDuration::from_secs(40));
+        assert_eq!(retry_delay(base, 60, 0.0), SignedDuration::from_secs(3600));
+        assert_eq!(retry_delay(base, 2, 0.999_999), SignedDuration::from_secs(11));
+    }
+
+    proptest! {
+        #[test]
+        fn interval_next_is_on_the_grid_and_strictly_later(
+            period in 1i64..100_000, anchor_s in 0i64..2_000_000_000, after_off in -1_000_000i64..10_000_000, nanos in 0i32..1_000_000_000
+        ) {
+            let s = Schedule::Interval { period_secs: period };
+            let anchor = Timestamp::from_second(anchor_s).unwrap();
+            let after = Timestamp::new(anchor_s + after_off, nanos).unwrap();
+            let next = s.next_after(after, &TimeZone::UTC, anchor).unwrap();
+            prop_assert!(next > after);
+            let since = next.as_second() - anchor_s;
+            prop_assert!(since >= 0 && since % period == 0 && next.subsec_nanosecond() == 0);
+            // No grid point was skipped.
+            prop_assert!(next.as_second() - period <= after.as_second() || since == 0);
+        }
+
+        #[test]
+        fn retry_delay_never_shrinks(base_ms in 1i64..600_000, jitter in 0.0f64..1.0) {
+            let base = SignedDuration::from_millis(base_ms);
+            let mut last = SignedDuration::ZERO;
+            for attempt in 2..40 {
+                let d = retry_delay(base, attempt, 0.0);
+                prop_assert!(d >= last);
+                let j = retry_delay(base, attempt, jitter);
+                prop_assert!(j >= d && j.as_millis() as f64 <= d.as_millis() as f64 * 1.1 + 1.0);
+                last = d;
+            }
+        }
+    }
+}
