@@ -19,6 +19,7 @@
 pub mod backoff;
 pub mod cron;
 pub mod launcher;
+pub mod overlap;
 pub mod run_state;
 pub mod schedule;
 pub mod sqlstate;

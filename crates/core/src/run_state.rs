@@ -1,9 +1,10 @@
 //! The states of a run and the transitions between them.
 //!
 //! ```text
-//! queued ──► starting ──► running ──► succeeded | failed | crashed
+//! queued ──► starting ──► running ──► succeeded | failed | timed_out | crashed
 //!   │            │
 //!   └────────────┴──► crashed   (its worker vanished: crash, restart, kill)
+//! (due) ──► skipped             (overlap policy `skip`: recorded, never run)
 //! ```
 //! A run is terminal exactly once: no transition leaves a terminal state.
 //! `starting` means a scheduler has asked the postmaster for an executor and
@@ -19,16 +20,20 @@ pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
+    TimedOut,
+    Skipped,
     Crashed,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
+    pub const ALL: [RunStatus; 8] = [
         RunStatus::Queued,
         RunStatus::Starting,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Skipped,
         RunStatus::Crashed,
     ];
 
@@ -40,6 +45,8 @@ impl RunStatus {
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Skipped => "skipped",
             RunStatus::Crashed => "crashed",
         }
     }
@@ -49,6 +56,11 @@ impl RunStatus {
             self,
             RunStatus::Succeeded | RunStatus::Failed | RunStatus::Crashed
         )
+    }
+
+    /// Whether a failed run of this status may be retried (attempts permitting).
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Crashed)
     }
 
     /// Whether a run may move from `self` to `to`. Staying put is not a
@@ -61,7 +73,7 @@ impl RunStatus {
             (_, Crashed) => true,
             (Queued, Starting) => true,
             (Starting, Running) => true,
-            (Running, Succeeded | Failed) => true,
+            (Running, Succeeded | Failed | TimedOut) => true,
             _ => false,
         }
     }

@@ -1,37 +1,79 @@
--- pg_jobs schema: run history. Created before the functions.
+-- pg_jobs schema: job definitions and run history. Created before the functions.
 --
 -- Every operator in a policy or view is schema-qualified (OPERATOR(pg_catalog.=))
--- so a hostile search_path cannot redirect it.
+-- so a hostile search_path cannot redirect it. Nobody but pg_jobs writes these
+-- tables: users read their own rows (row-level security) and change them only
+-- through the jobs.* functions.
+
+CREATE TABLE jobs.job (
+    id             bigserial PRIMARY KEY,
+    name           text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    owner          pg_catalog.regrole NOT NULL,
+    schedule       text NOT NULL,
+    -- For a one-off schedule: the instant it runs.
+    once_at        timestamptz,
+    command        text NOT NULL,
+    database       name NOT NULL,
+    timezone       text NOT NULL,
+    timeout        interval,
+    max_attempts   int NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
+    retry_backoff  interval NOT NULL DEFAULT '10 seconds',
+    overlap        text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue', 'allow')),
+    catch_up       boolean NOT NULL DEFAULT false,
+    enabled        boolean NOT NULL DEFAULT true,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (owner, name)
+);
+COMMENT ON TABLE jobs.job IS
+  'pg_jobs scheduled jobs. Change them with jobs.schedule, jobs.alter_job, jobs.unschedule, jobs.pause, jobs.resume.';
 
 CREATE TABLE jobs.run (
-    id            bigserial PRIMARY KEY,
-    owner         pg_catalog.regrole NOT NULL,
-    command       text NOT NULL,
-    status        text NOT NULL DEFAULT 'queued'
-                  CHECK (status IN ('queued', 'starting', 'running', 'succeeded', 'failed', 'crashed')),
-    submitted_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    started_at    timestamptz,
-    finished_at   timestamptz,
-    pid           int,
-    sqlstate      text,
-    message       text
+    id             bigserial PRIMARY KEY,
+    job_id         bigint,
+    owner          pg_catalog.regrole NOT NULL,
+    command        text NOT NULL,
+    database       name NOT NULL DEFAULT pg_catalog.current_database(),
+    status         text NOT NULL DEFAULT 'queued'
+                   CHECK (status IN ('queued', 'starting', 'running', 'succeeded', 'failed',
+                                     'timed_out', 'skipped', 'crashed')),
+    attempt        int NOT NULL DEFAULT 1,
+    max_attempts   int NOT NULL DEFAULT 1,
+    timeout        interval,
+    retry_backoff  interval NOT NULL DEFAULT '10 seconds',
+    -- The instant a schedule made it due (null for submitted runs).
+    scheduled_for  timestamptz,
+    -- Not to start before this (retries wait out their backoff).
+    not_before     timestamptz,
+    submitted_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at     timestamptz,
+    finished_at    timestamptz,
+    pid            int,
+    sqlstate       text,
+    message        text
 );
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution of a command. Written only by pg_jobs; each role sees its own runs.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
-  'queued -> starting -> running -> succeeded | failed | crashed (its worker vanished: kill, crash, restart).';
+  'queued -> starting -> running -> succeeded | failed | timed_out | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
+COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
 
 -- The scheduler looks for work here on every wake-up.
 CREATE INDEX run_unfinished ON jobs.run (id) WHERE status IN ('queued', 'starting', 'running');
+CREATE INDEX run_job_started ON jobs.run (job_id, started_at);
+CREATE INDEX run_finished_at ON jobs.run (finished_at);
 
+ALTER TABLE jobs.job ENABLE ROW LEVEL SECURITY;
+-- A role sees the jobs and runs of the roles it could SET ROLE to (its own,
+-- and its groups'), as with ownership elsewhere in PostgreSQL; superusers all.
+CREATE POLICY job_owner ON jobs.job FOR SELECT
+  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
 ALTER TABLE jobs.run ENABLE ROW LEVEL SECURITY;
 CREATE POLICY run_owner ON jobs.run FOR SELECT
-  USING (owner::pg_catalog.oid OPERATOR(pg_catalog.=)
-         (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER));
+  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
 
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
-REVOKE ALL ON jobs.run FROM PUBLIC;
-GRANT SELECT ON jobs.run TO PUBLIC;
+REVOKE ALL ON jobs.job, jobs.run FROM PUBLIC;
+GRANT SELECT ON jobs.job, jobs.run TO PUBLIC;

@@ -19,3 +19,68 @@ REVOKE ALL ON FUNCTION jobs._workers() FROM PUBLIC;
 
 COMMENT ON FUNCTION jobs.submit(text) IS
   'Queue a command to run in the background as the calling role, after the calling transaction commits. Returns the run id.';
+
+-- Scheduled jobs: typed wrappers with defaults around the jobs._* functions,
+-- which validate, check privileges and write. search_path is pinned.
+
+CREATE FUNCTION jobs.schedule(
+    name text, schedule text, command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    timezone text DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    retry_backoff interval DEFAULT '10 seconds',
+    overlap text DEFAULT 'skip',
+    catch_up boolean DEFAULT false)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
+                           (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
+                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean) IS
+  'Create or update (same name, same owner) a scheduled job. Returns the job id.';
+
+CREATE FUNCTION jobs.alter_job(
+    name text,
+    schedule text DEFAULT NULL, command text DEFAULT NULL, database name DEFAULT NULL,
+    run_as pg_catalog.regrole DEFAULT NULL, timezone text DEFAULT NULL, timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT NULL, retry_backoff interval DEFAULT NULL, overlap text DEFAULT NULL,
+    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._alter_job(name, schedule, command, database::text, run_as::oid, timezone,
+                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
+                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled) $$;
+COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean) IS
+  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout).';
+
+COMMENT ON FUNCTION jobs.unschedule(text) IS 'Remove a job; its run history stays.';
+COMMENT ON FUNCTION jobs.pause(text) IS 'Stop scheduling a job; runs already going finish.';
+COMMENT ON FUNCTION jobs.resume(text) IS 'Schedule a paused job again, from now.';
+COMMENT ON FUNCTION jobs.run_now(text) IS 'Queue a run of a job now. Returns the run id.';
+COMMENT ON FUNCTION jobs.next_runs(text, int, timestamptz, text) IS
+  'Preview: the next times a schedule fires (validates it, too).';
+
+CREATE VIEW jobs.job_status WITH (security_invoker = true) AS
+SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
+       l.status AS last_status,
+       l.started_at AS last_started_at,
+       l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
+       CASE WHEN j.enabled THEN
+         jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
+                        EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id))
+       END AS next_due,
+       (SELECT pg_catalog.count(*) FROM jobs.run f
+         WHERE f.job_id OPERATOR(pg_catalog.=) j.id
+           AND f.status OPERATOR(pg_catalog.=) ANY ('{failed,timed_out,crashed}')
+           AND f.id OPERATOR(pg_catalog.>) COALESCE(
+                 (SELECT pg_catalog.max(s.id) FROM jobs.run s
+                   WHERE s.job_id OPERATOR(pg_catalog.=) j.id AND s.status OPERATOR(pg_catalog.=) 'succeeded'), 0)
+       ) AS consecutive_failures
+  FROM jobs.job j
+  LEFT JOIN LATERAL (
+        SELECT r.status, r.started_at, r.finished_at FROM jobs.run r
+         WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.<>) 'skipped'
+         ORDER BY r.id DESC LIMIT 1) l ON true;
+COMMENT ON VIEW jobs.job_status IS
+  'Each job you can see: schedule, time zone, enabled, last run, next due time, consecutive failures.';
+GRANT SELECT ON jobs.job_status TO PUBLIC;

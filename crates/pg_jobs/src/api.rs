@@ -9,7 +9,7 @@ use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
-fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str) -> ! {
+pub(crate) fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str) -> ! {
     ErrorReport::new(code, message.into(), "pg_jobs")
         .set_hint(hint)
         .report(PgLogLevel::ERROR);
@@ -18,7 +18,7 @@ fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str) -> ! {
 
 /// Parse `command` as the executor will, so a typo fails the submit (with
 /// SQLSTATE 42601) instead of a run later. Returns the number of statements.
-fn check_command(command: &str) -> usize {
+pub(crate) fn check_command(command: &str) -> usize {
     let Ok(c) = std::ffi::CString::new(command) else {
         raise(
             PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,

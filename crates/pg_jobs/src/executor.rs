@@ -1,73 +1,94 @@
 //! The executor: a dynamic worker that runs one run.
 //!
-//! It connects to the run's database **as the run's owner, by role OID**,
-//! so the command has exactly the owner's privileges (and the owner's
-//! per-role settings). Its own bookkeeping — taking the run and recording
-//! the outcome — switches to the bootstrap superuser for those two fixed
-//! statements only, because owners may read but never write `jobs.run`.
+//! Its scheduler reserves a registry slot for it and puts the command in a
+//! dynamic shared memory segment. The executor reads the command, connects
+//! to the run's database **as the run's owner, by role OID** (so the command
+//! has exactly the owner's privileges and per-role settings), runs it like
+//! psql would, and writes the outcome into its slot. It never writes run
+//! history itself: the run may be in another database than the history
+//! (`database =>` jobs), and the scheduler writes outcomes in batches.
 //!
-//! Never restarted by the postmaster: if it dies, the scheduler marks the
-//! run `crashed`.
+//! A timeout is armed as PostgreSQL's statement timeout over the whole
+//! command; the scheduler terminates an executor that ignores the cancel.
+//! Never restarted by the postmaster: if it dies, the scheduler records
+//! the run as crashed (or timed out, if it killed it for that).
 
-use crate::bgw;
-use crate::registry::{self, SlotRef, State};
-use crate::sql_runner::{self, Outcome};
+use crate::registry::{self, Outcome, SlotRef};
+use crate::sql_runner;
 use pgrx::prelude::*;
+
+/// `utils/timeout.h`, which pgrx does not bind. The executor arms
+/// PostgreSQL's own statement timeout over the whole command: its handler
+/// cancels the running statement exactly as `statement_timeout` does.
+mod timeout {
+    /// `TimeoutId.STATEMENT_TIMEOUT` in PostgreSQL 15.
+    pub const STATEMENT_TIMEOUT: i32 = 3;
+    unsafe extern "C-unwind" {
+        pub fn enable_timeout_after(id: i32, delay_ms: i32);
+        pub fn disable_timeout(id: i32, keep_indicator: bool);
+        pub fn get_timeout_indicator(id: i32, reset_indicator: bool) -> bool;
+    }
+}
 
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
-    bgw::install_signal_handlers();
+    crate::bgw::install_signal_handlers();
     let me = SlotRef::from_datum(arg);
     let Some(slot) = registry::claim(me) else {
         return;
     };
-    let (db, role, run_id) = (
-        pg_sys::Oid::from(slot.db),
-        pg_sys::Oid::from(slot.role),
-        slot.run_id,
-    );
+    let Some(command) = read_command(slot.dsm) else {
+        registry::record_outcome(
+            me,
+            Outcome::Failed,
+            "55000",
+            "the command was no longer available: its scheduler exited before this executor started",
+        );
+        return;
+    };
+    let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
 
-    // Take the run: only a run the scheduler marked `starting` for us, so a
-    // run can never be executed twice.
-    let command = bgw::in_transaction("pg_jobs executor: taking the run", || {
-        bgw::as_superuser(|| {
-            Spi::get_one_with_args::<String>(
-                "UPDATE jobs.run SET status = 'running', started_at = pg_catalog.now(),
-                        pid = pg_catalog.pg_backend_pid()
-                  WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'
-              RETURNING command",
-                &[run_id.into()],
+    registry::set_running(me);
+    if slot.timeout_ms > 0 {
+        unsafe {
+            timeout::enable_timeout_after(
+                timeout::STATEMENT_TIMEOUT,
+                slot.timeout_ms.min(i32::MAX as i64) as i32,
             )
-        })
-    });
-    let command = match command {
-        Ok(Some(c)) => c,
-        Ok(None) | Err(pgrx::spi::SpiError::InvalidPosition) => return,
-        Err(e) => error!("pg_jobs executor: cannot take run {run_id}: {e}"),
-    };
-
-    registry::set_state(me, State::Running, None);
+        };
+    }
     let outcome = sql_runner::run(&command);
-    registry::set_state(me, State::Busy, None);
+    let timed_out =
+        slot.timeout_ms > 0 && unsafe { timeout::get_timeout_indicator(timeout::STATEMENT_TIMEOUT, false) };
+    unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
 
-    let (status, code, message) = match &outcome {
-        Outcome::Succeeded => ("succeeded", None, None),
-        Outcome::Failed { sqlstate, message } => {
-            log!("pg_jobs: run {run_id} failed: {message} (SQLSTATE {sqlstate})");
-            ("failed", Some(sqlstate.as_str()), Some(message.as_str()))
+    match outcome {
+        sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        sql_runner::Outcome::Failed { sqlstate, message } => {
+            let kind = if timed_out && sqlstate == "57014" {
+                Outcome::TimedOut
+            } else {
+                Outcome::Failed
+            };
+            registry::record_outcome(me, kind, &sqlstate, &message)
         }
-    };
-    bgw::in_transaction("pg_jobs executor: recording the outcome", || {
-        bgw::as_superuser(|| {
-            Spi::run_with_args(
-                "UPDATE jobs.run SET status = $2, finished_at = pg_catalog.clock_timestamp(),
-                        sqlstate = $3, message = $4
-                  WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'running'",
-                &[run_id.into(), status.into(), code.into(), message.into()],
-            )
-        })
-    })
-    .unwrap_or_else(|e| error!("pg_jobs executor: cannot record the outcome of run {run_id}: {e}"));
+    }
+}
+
+/// Copy the command out of the scheduler's dynamic shared memory segment.
+/// `None` if the segment is gone (its scheduler exited first).
+fn read_command(handle: u32) -> Option<String> {
+    unsafe {
+        let seg = pg_sys::dsm_attach(handle);
+        if seg.is_null() {
+            return None;
+        }
+        let len = pg_sys::dsm_segment_map_length(seg);
+        let bytes = std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg) as *const u8, len);
+        let text = String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default()).into_owned();
+        pg_sys::dsm_detach(seg);
+        Some(text)
+    }
 }

@@ -1,7 +1,9 @@
 //! Every `pg_jobs.*` setting, with its documentation and a typed getter.
 //! All are reloadable (SIGHUP): workers re-read them at the top of their loop.
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use std::ffi::CString;
 
 /// `pg_jobs.enabled`: off stops every scheduler (running executors finish
 /// their run); on starts them again.
@@ -16,6 +18,26 @@ pub static LAUNCHER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// `pg_jobs.max_executors`: executors running at once, cluster-wide. Each is
 /// a background worker, so it also needs a free `max_worker_processes` slot.
 pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
+
+/// `pg_jobs.timezone`: time zone of jobs scheduled without one. Empty
+/// (the default): the server's `TimeZone`.
+pub static TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `pg_jobs.history_retention`: finished runs older than this are purged.
+pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+
+/// `pg_jobs.history_max_runs_per_job`: finished runs kept per job (0: no bound).
+pub static HISTORY_MAX_RUNS_PER_JOB: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
+pub enum LogRuns {
+    Off,
+    Errors,
+    All,
+}
+
+/// `pg_jobs.log_runs`: which finished runs get a server-log line.
+pub static LOG_RUNS: GucSetting<LogRuns> = GucSetting::<LogRuns>::new(LogRuns::Errors);
 
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -46,6 +68,42 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"pg_jobs.timezone",
+        c"Time zone of jobs scheduled without one (empty: the server's TimeZone).",
+        c"An IANA name such as Europe/Berlin. Read when a job is scheduled.",
+        &TIMEZONE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.history_retention",
+        c"Finished runs older than this are purged from jobs.run.",
+        c"The scheduler purges in batches while it records finished runs.",
+        &HISTORY_RETENTION,
+        60,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.history_max_runs_per_job",
+        c"Finished runs kept per scheduled job (0: no bound).",
+        c"Older runs beyond the bound are purged in batches.",
+        &HISTORY_MAX_RUNS_PER_JOB,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"pg_jobs.log_runs",
+        c"Which finished runs get a line in the server log: off, errors, all.",
+        c"errors logs failed, timed-out, crashed and skipped runs.",
+        &LOG_RUNS,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
 }
 
 pub fn enabled() -> bool {
@@ -56,4 +114,33 @@ pub fn launcher_naptime_ms() -> u64 {
 }
 pub fn max_executors() -> usize {
     MAX_EXECUTORS.get() as usize
+}
+
+/// The time zone for jobs scheduled without one: `pg_jobs.timezone`, else
+/// the server's (or session's) `TimeZone`.
+pub fn default_timezone() -> String {
+    if let Some(tz) = TIMEZONE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+    {
+        return tz;
+    }
+    unsafe {
+        let p = pg_sys::GetConfigOption(c"TimeZone".as_ptr(), false, false);
+        if p.is_null() {
+            "UTC".to_owned()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+pub fn history_retention_s() -> i32 {
+    HISTORY_RETENTION.get()
+}
+pub fn history_max_runs_per_job() -> i32 {
+    HISTORY_MAX_RUNS_PER_JOB.get()
+}
+pub fn log_runs() -> LogRuns {
+    LOG_RUNS.get()
 }

@@ -28,6 +28,7 @@ const EVICT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, Default)]
 struct Pending {
     wake_scheduler: bool,
+    reload_jobs: bool,
     wake_launcher: bool,
     ext_created: bool,
     ext_dropped: bool,
@@ -49,6 +50,12 @@ fn note(f: impl FnOnce(&mut Pending)) {
 /// Wake this database's scheduler when the current transaction commits.
 pub fn wake_scheduler_at_commit() {
     note(|p| p.wake_scheduler = true);
+}
+
+/// Job definitions changed: have the scheduler reload them when (and only
+/// if) the current transaction commits, as pg_cron's cache invalidation does.
+pub fn reload_jobs_at_commit() {
+    note(|p| p.reload_jobs = true);
 }
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
@@ -212,7 +219,9 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor]);
             wake_launcher = true;
         }
-        if p.wake_scheduler {
+        if p.reload_jobs {
+            registry::request_reload(me);
+        } else if p.wake_scheduler {
             registry::wake_scheduler(me);
         }
     }

@@ -173,7 +173,12 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
 }
 
 fn start_scheduler(db: &Database, t: &mut Tracked, now: u64) {
-    let Some(r) = registry::reserve(Kind::Scheduler, db.oid, pg_sys::InvalidOid, 0) else {
+    let reservation = registry::Reservation {
+        db: db.oid.to_u32(),
+        home_db: db.oid.to_u32(),
+        ..Default::default()
+    };
+    let Some(r) = registry::reserve(Kind::Scheduler, reservation) else {
         warning!(
             "pg_jobs: worker registry full; cannot start a scheduler for database \"{}\"",
             db.name

@@ -19,10 +19,12 @@ mod bgw;
 mod executor;
 mod gucs;
 mod hooks;
+mod jobs_api;
 mod launcher;
 mod registry;
 mod scheduler;
 mod sql_runner;
+mod time;
 
 ::pgrx::pg_module_magic!();
 

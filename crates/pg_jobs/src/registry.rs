@@ -76,7 +76,22 @@ impl State {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Longest error message an executor can hand back; longer ones are cut.
+pub const MESSAGE_BYTES: usize = 1000;
+
+/// What an executor reports about its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Outcome {
+    /// Nothing recorded (yet): if the executor is gone, it crashed or was killed.
+    #[default]
+    None = 0,
+    Succeeded = 1,
+    Failed = 2,
+    TimedOut = 3,
+}
+
+#[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub struct Slot {
     pub in_use: bool,
@@ -84,7 +99,11 @@ pub struct Slot {
     pub state: State,
     pub pid: i32,
     pub generation: u32,
+    /// The database the process is connected to.
     pub db: u32,
+    /// Executors: the database whose scheduler supervises it and holds the
+    /// run's history (differs from `db` for `database =>` jobs).
+    pub home_db: u32,
     pub role: u32,
     pub job_id: i64,
     pub run_id: i64,
@@ -94,6 +113,73 @@ pub struct Slot {
     /// Latches live in PGPROC, in shared memory, so the pointer is valid in
     /// every process.
     latch: usize,
+    /// Schedulers: job definitions changed; reload them.
+    pub reload_jobs: bool,
+    /// Executors: the dynamic shared memory segment holding the command.
+    pub dsm: u32,
+    /// Executors: cancel the command after this long (0: never).
+    pub timeout_ms: i64,
+    /// Executors: the scheduler terminated it for overrunning its timeout.
+    pub killed_for_timeout: bool,
+    /// Executors: the process has exited; the slot waits for its scheduler
+    /// to write the outcome to the run history and free it.
+    pub exited: bool,
+    pub outcome: Outcome,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub sqlstate: [u8; 5],
+    message_len: u16,
+    message: [u8; MESSAGE_BYTES],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            in_use: false,
+            kind: Kind::default(),
+            state: State::default(),
+            pid: 0,
+            generation: 0,
+            db: 0,
+            home_db: 0,
+            role: 0,
+            job_id: 0,
+            run_id: 0,
+            since: 0,
+            latch: 0,
+            reload_jobs: false,
+            dsm: 0,
+            timeout_ms: 0,
+            killed_for_timeout: false,
+            exited: false,
+            outcome: Outcome::None,
+            started_at: 0,
+            finished_at: 0,
+            sqlstate: [b'0'; 5],
+            message_len: 0,
+            message: [0; MESSAGE_BYTES],
+        }
+    }
+}
+
+impl Slot {
+    pub fn message(&self) -> String {
+        String::from_utf8_lossy(&self.message[..self.message_len as usize]).into_owned()
+    }
+    pub fn sqlstate(&self) -> String {
+        String::from_utf8_lossy(&self.sqlstate).into_owned()
+    }
+}
+
+/// What a supervisor fills in when it reserves a slot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reservation {
+    pub db: u32,
+    pub home_db: u32,
+    pub role: u32,
+    pub job_id: i64,
+    pub run_id: i64,
+    pub timeout_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,6 +189,8 @@ pub struct DbEntry {
     pub db: u32,
     pub ext: u8,
     pub evicting: bool,
+    /// `@reboot` jobs of this database ran since the server started.
+    pub rebooted: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -172,25 +260,27 @@ impl SlotRef {
 
 /// Reserve a slot for a worker about to be started. `None` when the
 /// registry is full.
-pub fn reserve(kind: Kind, db: pg_sys::Oid, role: pg_sys::Oid, run_id: i64) -> Option<SlotRef> {
+pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
     let mut reg = REGISTRY.exclusive();
     let (index, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| !s.in_use)?;
+    let generation = slot.generation;
     *slot = Slot {
         in_use: true,
         kind,
         state: State::Starting,
-        pid: 0,
-        generation: slot.generation,
-        db: db.to_u32(),
-        role: role.to_u32(),
-        job_id: 0,
-        run_id,
+        generation,
+        db: r.db,
+        home_db: r.home_db,
+        role: r.role,
+        job_id: r.job_id,
+        run_id: r.run_id,
+        timeout_ms: r.timeout_ms,
         since: now(),
-        latch: 0,
+        ..Slot::default()
     };
     Some(SlotRef {
         index: index as u32,
-        generation: slot.generation,
+        generation,
     })
 }
 
@@ -200,8 +290,7 @@ pub fn release(r: SlotRef) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if slot.in_use && slot.generation == r.generation {
-        slot.in_use = false;
-        slot.generation = slot.generation.wrapping_add(1);
+        free(slot);
     }
 }
 
@@ -213,9 +302,9 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
     let mut reg = REGISTRY.exclusive();
     let mut freed = false;
     for s in reg.slots.iter_mut() {
-        if s.in_use && s.kind == kind && s.db == db.to_u32() && s.pid == 0 && s.since < cutoff {
-            s.in_use = false;
-            s.generation = s.generation.wrapping_add(1);
+        let owner_db = if kind == Kind::Executor { s.home_db } else { s.db };
+        if s.in_use && s.kind == kind && owner_db == db.to_u32() && s.pid == 0 && s.since < cutoff {
+            free(s);
             freed = true;
         }
     }
@@ -244,15 +333,17 @@ pub fn claim(r: SlotRef) -> Option<Slot> {
 
 /// The launcher is a static worker: it takes a slot for itself.
 pub fn register_launcher() -> Option<SlotRef> {
-    let r = reserve(Kind::Launcher, pg_sys::InvalidOid, pg_sys::InvalidOid, 0)?;
+    let r = reserve(Kind::Launcher, Reservation::default())?;
     claim(r)?;
     REGISTRY.exclusive().launcher_latch = my_latch();
     Some(r)
 }
 
-/// Exit callback of every pg_jobs worker: free the slot, wake whoever
-/// supervises us (the launcher for a scheduler, the scheduler of our
-/// database for an executor).
+/// Exit callback of every pg_jobs worker. Launcher and scheduler slots are
+/// freed and the supervisor woken. An executor's slot is kept, marked
+/// `exited`, for its scheduler to harvest: the outcome it recorded (or its
+/// absence, which means it crashed or was killed) must reach the run history
+/// that lives in the scheduler's database.
 #[pg_guard]
 unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
     let r = SlotRef::from_datum(arg);
@@ -262,15 +353,23 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
         if !slot.in_use || slot.generation != r.generation {
             return;
         }
-        reg.slots[r.index as usize].in_use = false;
-        reg.slots[r.index as usize].generation = r.generation.wrapping_add(1);
         match slot.kind {
             Kind::Launcher => {
+                free(&mut reg.slots[r.index as usize]);
                 reg.launcher_latch = 0;
                 0
             }
-            Kind::Scheduler => reg.launcher_latch,
+            Kind::Scheduler => {
+                free(&mut reg.slots[r.index as usize]);
+                reg.launcher_latch
+            }
             Kind::Executor => {
+                let s = &mut reg.slots[r.index as usize];
+                s.exited = true;
+                s.latch = 0;
+                if s.finished_at == 0 {
+                    s.finished_at = now();
+                }
                 // Executors are limited cluster-wide (pg_jobs.max_executors),
                 // so a freed one may be what any scheduler is waiting for.
                 for s in reg.slots.iter().filter(|s| s.in_use && s.kind == Kind::Scheduler) {
@@ -281,6 +380,118 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
         }
     };
     set_latch(wake);
+}
+
+fn free(slot: &mut Slot) {
+    slot.in_use = false;
+    slot.generation = slot.generation.wrapping_add(1);
+}
+
+/// Executor side: the command started (wakes the scheduler so `jobs.run`
+/// can say `running`).
+pub fn set_running(r: SlotRef) {
+    let home = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
+        slot.state = State::Running;
+        slot.since = now();
+        slot.started_at = slot.since;
+        slot.home_db
+    };
+    wake_scheduler(pg_sys::Oid::from(home));
+}
+
+/// Executor side: what happened to the run.
+pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return;
+    }
+    slot.outcome = outcome;
+    slot.finished_at = now();
+    let code = sqlstate.as_bytes();
+    if code.len() == 5 {
+        slot.sqlstate.copy_from_slice(code);
+    }
+    let mut end = message.len().min(MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    slot.message[..end].copy_from_slice(&message.as_bytes()[..end]);
+    slot.message_len = end as u16;
+}
+
+/// Scheduler side: the executors it supervises (live or exited), with their slot refs.
+pub fn executors_of(home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32())
+        .map(|(i, s)| {
+            (
+                SlotRef {
+                    index: i as u32,
+                    generation: s.generation,
+                },
+                *s,
+            )
+        })
+        .collect()
+}
+
+/// Scheduler side: hand the executor its command before starting it.
+pub fn set_dsm(r: SlotRef, handle: u32) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation {
+        slot.dsm = handle;
+    }
+}
+
+/// Scheduler side: terminate an executor that overran its timeout.
+pub fn kill_for_timeout(r: SlotRef) {
+    let pid = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) || slot.exited || slot.pid == 0 {
+            return;
+        }
+        slot.killed_for_timeout = true;
+        slot.pid
+    };
+    // SAFETY: kill(2) of a live executor's pid, as pg_terminate_backend would.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}
+
+/// Scheduler side: job definitions of `db` changed (sets the flag and wakes it).
+pub fn request_reload(db: pg_sys::Oid) {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        match reg
+            .slots
+            .iter_mut()
+            .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db.to_u32())
+        {
+            Some(s) => {
+                s.reload_jobs = true;
+                s.latch
+            }
+            None => 0,
+        }
+    };
+    set_latch(latch);
+}
+
+/// Scheduler side: take (and clear) the reload flag.
+pub fn take_reload(r: SlotRef) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    std::mem::take(&mut slot.reload_jobs)
 }
 
 /// Update our own slot's state (and the run it works on).
@@ -296,15 +507,26 @@ pub fn set_state(r: SlotRef, state: State, run_id: Option<i64>) {
     }
 }
 
-/// A copy of every slot in use.
+/// A copy of every slot held by a live (or starting) process.
 pub fn snapshot() -> Vec<Slot> {
     REGISTRY
         .share()
         .slots
         .iter()
-        .filter(|s| s.in_use)
+        .filter(|s| s.in_use && !s.exited)
         .copied()
         .collect()
+}
+
+/// How many executors hold a slot, cluster-wide (exited ones count until
+/// harvested, a few milliseconds).
+pub fn executor_count() -> usize {
+    REGISTRY
+        .share()
+        .slots
+        .iter()
+        .filter(|s| s.in_use && s.kind == Kind::Executor)
+        .count()
 }
 
 /// Wake the launcher (CREATE/DROP EXTENSION, DROP DATABASE, a freed slot).
@@ -325,17 +547,29 @@ pub fn wake_scheduler(db: pg_sys::Oid) {
     set_latch(latch);
 }
 
-/// Send SIGTERM to every worker of `db` except ourselves; returns how many
-/// slots of `db` (claimed or merely reserved) are still in use.
+/// Send SIGTERM to every worker connected to `db` except ourselves, and
+/// forget exited executors whose history lives in `db` (nobody is left to
+/// harvest them). Returns how many processes of `db` (claimed or merely
+/// reserved) are still there.
 pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
     let me = unsafe { pg_sys::MyProcPid };
-    let targets: Vec<i32> = REGISTRY
-        .share()
-        .slots
-        .iter()
-        .filter(|s| s.in_use && s.db == db.to_u32() && kinds.contains(&s.kind) && s.pid != me)
-        .map(|s| s.pid)
-        .collect();
+    let targets: Vec<i32> = {
+        let mut reg = REGISTRY.exclusive();
+        for s in reg
+            .slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.exited && s.home_db == db.to_u32())
+        {
+            free(s);
+        }
+        reg.slots
+            .iter()
+            .filter(|s| {
+                s.in_use && !s.exited && s.db == db.to_u32() && kinds.contains(&s.kind) && s.pid != me
+            })
+            .map(|s| s.pid)
+            .collect()
+    };
     for pid in &targets {
         if *pid != 0 {
             // SAFETY: plain kill(2) of a pid the registry holds for a live worker.
@@ -355,6 +589,7 @@ fn db_entry<'a>(dbs: &'a mut [DbEntry; MAX_DATABASES], db: u32) -> Option<&'a mu
         db,
         ext: ext_to_u8(ExtPresence::Unknown),
         evicting: false,
+        rebooted: false,
     };
     Some(e)
 }
@@ -407,5 +642,15 @@ pub fn retain_dbs(alive: &[pg_sys::Oid]) {
         if !alive.iter().any(|o| o.to_u32() == e.db) && !e.evicting {
             e.in_use = false;
         }
+    }
+}
+
+/// Whether `@reboot` jobs of `db` are still to run in this server life;
+/// the first caller gets `true`, later ones (a restarted scheduler) `false`.
+pub fn take_reboot(db: pg_sys::Oid) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    match db_entry(&mut reg.dbs, db.to_u32()) {
+        Some(e) => !std::mem::replace(&mut e.rebooted, true),
+        None => false,
     }
 }

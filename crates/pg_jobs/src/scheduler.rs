@@ -4,28 +4,43 @@
 //! is not installed in its database it says so in the registry and exits,
 //! so a database without pg_jobs costs one short connection.
 //!
-//! Then it sleeps on its latch and, each time it is woken (a submitted run
-//! committed, an executor exited, a DROP touched the database, SIGHUP), does
-//! one pass in one transaction:
+//! Then it sleeps on its latch until the earliest thing it is waiting for —
+//! the next due job (a min-heap of due times), a retry's backoff, a run's
+//! timeout — or until it is woken (a job or run was committed, an executor
+//! started or exited, SIGHUP). Each wake-up is one pass in one transaction:
 //! 1. exit if the extension was dropped;
-//! 2. mark runs whose executor is gone `crashed` (nothing stays `running`
-//!    after a kill, crash or restart);
-//! 3. hand queued runs to new executors, up to `pg_jobs.max_executors`.
-//!
-//! It never wakes on a timer when nothing is due; the one exception is a
-//! one-second retry while the postmaster has no free worker slot, because
-//! nothing else would wake it when one frees up.
+//! 2. harvest exited executors: write their outcomes to `jobs.run` in one
+//!    statement, queue retries, log per `pg_jobs.log_runs`;
+//! 3. mark runs whose executor vanished `crashed`; say `running` for runs
+//!    whose executor started; terminate executors past their timeout;
+//! 4. reload job definitions if they changed; queue runs for due jobs
+//!    (overlap policy); hand queued runs to executors, earliest due first,
+//!    up to `pg_jobs.max_executors`;
+//! 5. now and then, purge old history.
+//! With nothing due it sleeps with no timeout at all.
 
 use crate::bgw::{self, DynamicWorker, WorkerHandle};
 use crate::gucs;
-use crate::registry::{self, Kind, SlotRef, State};
+use crate::registry::{self, Kind, Outcome, Reservation, SlotRef, State};
+use crate::time;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
 use pg_jobs_core::launcher::ExtPresence;
+use pg_jobs_core::overlap::{OnDue, Overlap};
+use pg_jobs_core::run_state::RunStatus;
+use pg_jobs_core::schedule::{retry_delay, Schedule};
 use pgrx::bgworkers::BgWorkerStartTime;
 use pgrx::prelude::*;
-use std::collections::HashMap;
-use std::time::Duration;
+use pgrx::spi::SpiClient;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
 
 const UNCLAIMED_SLOT_TIMEOUT_US: i64 = 10_000_000;
+/// How long an executor may ignore the cancel at its timeout before it is terminated.
+const TIMEOUT_GRACE_MS: i64 = 2_000;
+/// Purge history at most this often (only in passes that finished runs).
+const PURGE_EVERY: Duration = Duration::from_secs(10);
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -53,46 +68,89 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
     let mut s = Scheduler {
         me,
         db,
-        executors: HashMap::new(),
+        launched: HashMap::new(),
+        jobs: HashMap::new(),
+        heap: BinaryHeap::new(),
+        loaded: false,
+        reboot: registry::take_reboot(db),
+        last_purge: None,
     };
     loop {
         pg_sys::check_for_interrupts!();
-        bgw::reload_config_if_asked();
+        if bgw::reload_config_if_asked() {
+            s.loaded = false; // pg_jobs.timezone may have changed
+        }
         if !gucs::enabled() {
             log!("pg_jobs scheduler for database \"{db_name}\" stopping: pg_jobs.enabled is off");
             return;
         }
-        let next = cx.run(|| s.pass());
-        match next {
+        match cx.run(|| s.pass()) {
             Next::Exit => {
                 log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
                 registry::set_ext(db, ExtPresence::Absent);
                 return;
             }
-            Next::Sleep => bgw::wait(None),
-            Next::RetryIn(d) => bgw::wait(Some(d)),
+            Next::Sleep(timeout) => bgw::wait(timeout),
         }
     }
 }
 
 enum Next {
     Exit,
-    /// Nothing due: sleep until woken.
-    Sleep,
-    RetryIn(Duration),
+    /// Sleep until woken or this long (`None`: nothing due, no timeout).
+    Sleep(Option<Duration>),
+}
+
+/// A job as the scheduler holds it between passes.
+struct Job {
+    schedule: Schedule,
+    /// The schedule's text and time zone, to tell on reload whether it changed.
+    key: (String, String),
+    tz: TimeZone,
+    anchor: Timestamp,
+    next_due: Option<Timestamp>,
+}
+
+/// An executor we started and have not seen gone: its start handle and the
+/// shared memory segment holding its command.
+struct Launched {
+    slot: SlotRef,
+    handle: WorkerHandle,
+    segment: *mut pg_sys::dsm_segment,
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        unsafe { pg_sys::dsm_detach(self.segment) };
+    }
 }
 
 struct Scheduler {
     me: SlotRef,
     db: pg_sys::Oid,
-    /// Executors we started and have not seen stop, by run id.
-    executors: HashMap<i64, (SlotRef, WorkerHandle)>,
+    launched: HashMap<i64, Launched>,
+    jobs: HashMap<i64, Job>,
+    /// Due times, earliest first; an entry is stale if its job's
+    /// `next_due` no longer equals it.
+    heap: BinaryHeap<Reverse<(Timestamp, i64)>>,
+    loaded: bool,
+    /// `@reboot` jobs are still to run in this server life.
+    reboot: bool,
+    last_purge: Option<Instant>,
 }
 
 /// A queued run picked for an executor.
 struct Dispatch {
     run_id: i64,
+    command: String,
     slot: SlotRef,
+}
+
+/// What one pass decided, acted on after its transaction commits.
+struct PassResult {
+    harvested: Vec<SlotRef>,
+    dispatch: Vec<Dispatch>,
+    wake_at: Option<Timestamp>,
 }
 
 impl Scheduler {
@@ -101,64 +159,423 @@ impl Scheduler {
         // worker started at consistent state survives promotion, so look
         // again each second.
         if unsafe { pg_sys::RecoveryInProgress() } {
-            return Next::RetryIn(Duration::from_secs(1));
+            return Next::Sleep(Some(Duration::from_secs(1)));
         }
         registry::set_state(self.me, State::Busy, None);
         self.forget_stopped_executors();
+        let reload = registry::take_reload(self.me) || !self.loaded;
 
-        let dispatched = bgw::in_transaction("pg_jobs scheduler: dispatching runs", || {
+        let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
                 return None;
             }
-            mark_crashed_runs(self.db);
-            Some(pick_runs(self.db))
+            Some(Spi::connect_mut(|client| {
+                let harvested = self.harvest(client);
+                self.mark_started_and_crashed(client);
+                let now = Timestamp::now();
+                let mut wake_at = self.kill_overdue(now);
+                if reload {
+                    self.load_jobs(client, now);
+                }
+                self.fire_due_jobs(client, now);
+                let dispatch = pick_runs(client, self.db);
+                if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+                    purge_history(client);
+                    self.last_purge = Some(Instant::now());
+                }
+                let next_retry = next_not_before(client);
+                let next_job = self.heap.peek().map(|Reverse((t, _))| *t);
+                for t in [next_retry, next_job].into_iter().flatten() {
+                    wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
+                }
+                PassResult {
+                    harvested,
+                    dispatch,
+                    wake_at,
+                }
+            }))
         });
-        let Some(dispatched) = dispatched else {
+        let Some(result) = result else {
             return Next::Exit;
         };
 
-        let mut next = Next::Sleep;
-        for d in dispatched {
-            let name = format!("pg_jobs executor for run {}", d.run_id);
-            let w = DynamicWorker {
-                bgw_type: "pg_jobs executor",
-                bgw_name: &name,
-                function: "pg_jobs_executor_main",
-                start_time: BgWorkerStartTime::RecoveryFinished,
-                slot: d.slot,
-            };
-            match bgw::start_dynamic(&w) {
-                Some(h) => {
-                    self.executors.insert(d.run_id, (d.slot, h));
-                }
-                None => {
-                    // No free max_worker_processes slot: put the run back
-                    // and try again shortly; nothing else would wake us.
-                    registry::release(d.slot);
-                    bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id));
-                    next = Next::RetryIn(Duration::from_secs(1));
-                }
-            }
+        // The outcomes are committed: the slots can go.
+        for r in result.harvested {
+            registry::release(r);
+        }
+        let mut retry_soon = false;
+        for d in result.dispatch {
+            retry_soon |= !self.launch(d);
         }
         registry::set_state(self.me, State::Idle, None);
+
+        let mut timeout = result.wake_at.map(|t| {
+            let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
+            // Round up: waking a millisecond early would just cost a pass.
+            Duration::from_millis(ms.max(0) as u64 + 1)
+        });
+        if retry_soon {
+            // No free background worker slot: nothing would wake us when one frees up.
+            timeout = Some(timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1))));
+        }
+        Next::Sleep(timeout)
+    }
+
+    /// Start an executor for `d`; false (run put back in the queue) when the
+    /// postmaster has no free background worker slot.
+    fn launch(&mut self, d: Dispatch) -> bool {
+        let segment = unsafe {
+            let bytes = d.command.as_bytes();
+            let seg = pg_sys::dsm_create(bytes.len() + 1, 0);
+            let addr = pg_sys::dsm_segment_address(seg) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len());
+            *addr.add(bytes.len()) = 0;
+            // Keep it mapped until we have harvested the executor.
+            pg_sys::dsm_pin_mapping(seg);
+            seg
+        };
+        registry::set_dsm(d.slot, unsafe { pg_sys::dsm_segment_handle(segment) });
+        let name = format!("pg_jobs executor for run {}", d.run_id);
+        let w = DynamicWorker {
+            bgw_type: "pg_jobs executor",
+            bgw_name: &name,
+            function: "pg_jobs_executor_main",
+            start_time: BgWorkerStartTime::RecoveryFinished,
+            slot: d.slot,
+        };
+        match bgw::start_dynamic(&w) {
+            Some(handle) => {
+                self.launched.insert(
+                    d.run_id,
+                    Launched {
+                        slot: d.slot,
+                        handle,
+                        segment,
+                    },
+                );
+                true
+            }
+            None => {
+                unsafe { pg_sys::dsm_detach(segment) };
+                registry::release(d.slot);
+                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id));
+                log!(
+                    "pg_jobs: no free background worker slot for run {} (max_worker_processes); it waits",
+                    d.run_id
+                );
+                false
+            }
+        }
+    }
+
+    /// Forget executors the postmaster reports stopped (their slots are
+    /// harvested separately), and free slots of ones that never started.
+    /// Slots reserved by an earlier life of this scheduler (no handle) are
+    /// reaped after a timeout.
+    fn forget_stopped_executors(&mut self) {
+        let slots = registry::executors_of(self.db);
+        self.launched.retain(|_, l| {
+            if l.handle.status() != bgw::HandleStatus::Stopped {
+                return true;
+            }
+            let claimed = slots.iter().any(|(r, s)| *r == l.slot && s.pid != 0);
+            if !claimed {
+                registry::release(l.slot); // never started: no outcome will come
+            }
+            !slots.iter().any(|(r, s)| *r == l.slot && s.exited) && claimed
+        });
+        if self.launched.is_empty() {
+            registry::reap_unclaimed(Kind::Executor, self.db, UNCLAIMED_SLOT_TIMEOUT_US);
+        }
+    }
+
+    /// Write the outcomes of exited executors, in one statement, and queue
+    /// retries. Returns the slots to free once this transaction commits.
+    fn harvest(&mut self, client: &mut SpiClient) -> Vec<SlotRef> {
+        let exited: Vec<(SlotRef, registry::Slot)> = registry::executors_of(self.db)
+            .into_iter()
+            .filter(|(_, s)| s.exited)
+            .collect();
+        if exited.is_empty() {
+            return Vec::new();
+        }
+        let mut ids = Vec::new();
+        let mut statuses = Vec::new();
+        let mut pids = Vec::new();
+        let mut started = Vec::new();
+        let mut finished = Vec::new();
+        let mut codes: Vec<Option<String>> = Vec::new();
+        let mut messages: Vec<Option<String>> = Vec::new();
+        for (_, s) in &exited {
+            let (status, code, message) = match s.outcome {
+                Outcome::Succeeded => (RunStatus::Succeeded, None, None),
+                Outcome::Failed => (RunStatus::Failed, Some(s.sqlstate()), Some(s.message())),
+                Outcome::TimedOut => (RunStatus::TimedOut, Some(s.sqlstate()), Some(s.message())),
+                Outcome::None if s.killed_for_timeout => (
+                    RunStatus::TimedOut,
+                    Some("57014".to_owned()),
+                    Some(format!(
+                        "terminated {} ms after its timeout: it did not stop when cancelled",
+                        TIMEOUT_GRACE_MS
+                    )),
+                ),
+                Outcome::None => (
+                    RunStatus::Crashed,
+                    None,
+                    Some(
+                        "the executor ended without recording an outcome (terminated or crashed)".to_owned(),
+                    ),
+                ),
+            };
+            ids.push(s.run_id);
+            statuses.push(status.as_str().to_owned());
+            pids.push(s.pid);
+            started.push(if s.started_at != 0 {
+                s.started_at
+            } else {
+                s.finished_at
+            });
+            finished.push(s.finished_at);
+            codes.push(code);
+            messages.push(message);
+        }
+        let rows = client
+            .update(
+                "UPDATE jobs.run r
+                    SET status = u.status, pid = u.pid,
+                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
+                        finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
+                        sqlstate = u.code, message = u.message
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
+                                   pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[]),
+                                   pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::text[]),
+                                   pg_catalog.unnest($7::text[]))
+                        AS u(id, status, pid, started, finished, code, message)
+                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message",
+                None,
+                &[
+                    ids.into(),
+                    statuses.into(),
+                    pids.into(),
+                    started.into(),
+                    finished.into(),
+                    codes.into(),
+                    messages.into(),
+                ],
+            )
+            .expect("recording run outcomes");
+        let finished: Vec<(i64, String, i32, i32, Option<i64>, Option<String>)> = rows
+            .map(|r| {
+                (
+                    r.get(1).ok().flatten().unwrap_or_default(),
+                    r.get(2).ok().flatten().unwrap_or_default(),
+                    r.get(3).ok().flatten().unwrap_or(1),
+                    r.get(4).ok().flatten().unwrap_or(1),
+                    r.get(5).ok().flatten(),
+                    r.get(6).ok().flatten(),
+                )
+            })
+            .collect();
+        for (id, status, attempt, max_attempts, job_id, message) in finished {
+            log_run(id, job_id, &status, message.as_deref());
+            let retryable = status.parse::<RunStatus>().is_ok_and(|s| s.is_retryable());
+            if retryable && attempt < max_attempts {
+                queue_retry(client, id, attempt as u32 + 1);
+            }
+        }
+        exited.into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// Say `running` (with the real start time and pid) for runs whose
+    /// executor has started, and `crashed` for runs that are `starting` or
+    /// `running` with no executor at all (killed, crashed, server restart).
+    fn mark_started_and_crashed(&self, client: &mut SpiClient) {
+        let slots = registry::executors_of(self.db);
+        let (mut ids, mut pids, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+        for (_, s) in slots
+            .iter()
+            .filter(|(_, s)| !s.exited && s.state == State::Running)
+        {
+            ids.push(s.run_id);
+            pids.push(s.pid);
+            starts.push(s.started_at);
+        }
+        if !ids.is_empty() {
+            client
+                .update(
+                    "UPDATE jobs.run r SET status = 'running', pid = u.pid,
+                            started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond'
+                       FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]),
+                                       pg_catalog.unnest($3::int8[])) AS u(id, pid, started)
+                      WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) 'starting'",
+                    None,
+                    &[ids.into(), pids.into(), starts.into()],
+                )
+                .expect("marking runs running");
+        }
+        let live: Vec<i64> = slots.iter().map(|(_, s)| s.run_id).collect();
+        let crashed = client
+            .update(
+                "UPDATE jobs.run SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
+                        message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
+                  WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+                    AND NOT (id OPERATOR(pg_catalog.=) ANY ($1))
+              RETURNING id, attempt, max_attempts, job_id",
+                None,
+                &[live.into()],
+            )
+            .expect("marking crashed runs");
+        let crashed: Vec<(i64, i32, i32, Option<i64>)> = crashed
+            .map(|r| {
+                (
+                    r.get(1).ok().flatten().unwrap_or_default(),
+                    r.get(2).ok().flatten().unwrap_or(1),
+                    r.get(3).ok().flatten().unwrap_or(1),
+                    r.get(4).ok().flatten(),
+                )
+            })
+            .collect();
+        for (id, attempt, max_attempts, job_id) in crashed {
+            log_run(id, job_id, "crashed", Some("its executor is gone"));
+            if attempt < max_attempts {
+                queue_retry(client, id, attempt as u32 + 1);
+            }
+        }
+    }
+
+    /// Terminate executors that overran their timeout by the grace period
+    /// (they ignored the cancel). Returns when the next one would be due.
+    fn kill_overdue(&self, now: Timestamp) -> Option<Timestamp> {
+        let now_pg = time::to_pg(now);
+        let mut next: Option<Timestamp> = None;
+        for (r, s) in registry::executors_of(self.db) {
+            if s.exited || s.timeout_ms <= 0 || s.started_at == 0 || s.killed_for_timeout {
+                continue;
+            }
+            let deadline = s.started_at + (s.timeout_ms + TIMEOUT_GRACE_MS) * 1000;
+            if now_pg >= deadline {
+                log!(
+                    "pg_jobs: run {} overran its timeout and ignored the cancel; terminating pid {}",
+                    s.run_id,
+                    s.pid
+                );
+                registry::kill_for_timeout(r);
+            } else {
+                let t = time::from_pg(deadline);
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        }
         next
     }
 
-    /// Drop handles of executors that have exited, and free slots of ones
-    /// that never started. Slots reserved by an earlier life of this
-    /// scheduler (no handle) are reaped after a timeout.
-    fn forget_stopped_executors(&mut self) {
-        self.executors.retain(|_, (slot, h)| {
-            if h.status() == bgw::HandleStatus::Stopped {
-                registry::release(*slot); // no-op if the executor freed it
-                false
-            } else {
-                true
+    /// (Re)load enabled jobs and their next due times. A job whose schedule
+    /// and time zone did not change keeps its due time, so a reload never
+    /// skips a run that was about to happen.
+    fn load_jobs(&mut self, client: &mut SpiClient, now: Timestamp) {
+        let default_tz = gucs::default_timezone();
+        let rows = client
+            .select(
+                "SELECT j.id, j.schedule, j.timezone, j.catch_up,
+                        (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
+                        (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
+                        (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
+                           FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id)
+                   FROM jobs.job j WHERE j.enabled",
+                None,
+                &[],
+            )
+            .expect("loading jobs");
+        let mut fresh = HashMap::new();
+        for row in rows {
+            let id: i64 = row.get(1).ok().flatten().unwrap_or_default();
+            let text: String = row.get(2).ok().flatten().unwrap_or_default();
+            let tz_name: String = row.get(3).ok().flatten().unwrap_or_else(|| default_tz.clone());
+            let catch_up: bool = row.get(4).ok().flatten().unwrap_or(false);
+            let once_at: Option<i64> = row.get(5).ok().flatten();
+            let created: i64 = row.get(6).ok().flatten().unwrap_or_default();
+            let last_due: Option<i64> = row.get(7).ok().flatten();
+            let schedule = match once_at {
+                Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
+                None => match Schedule::parse(&text) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
+                        continue;
+                    }
+                },
+            };
+            let Ok(tz) = TimeZone::get(&tz_name) else {
+                warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
+                continue;
+            };
+            let anchor = Timestamp::from_microsecond(created).unwrap_or(now);
+            let key = (text, tz_name);
+            let last_due = last_due.and_then(|us| Timestamp::from_microsecond(us).ok());
+            let next_due = match self.jobs.get(&id) {
+                Some(old) if old.key == key => old.next_due,
+                _ => match &schedule {
+                    Schedule::Once(at) => last_due.is_none().then_some(*at),
+                    Schedule::Reboot => self.reboot.then_some(now),
+                    s => {
+                        // Missed runs are not replayed; catch_up runs one now.
+                        let missed = catch_up
+                            && last_due
+                                .and_then(|l| s.next_after(l, &tz, anchor))
+                                .is_some_and(|t| t < now);
+                        if missed {
+                            Some(now)
+                        } else {
+                            s.next_after(now, &tz, anchor)
+                        }
+                    }
+                },
+            };
+            fresh.insert(
+                id,
+                Job {
+                    schedule,
+                    key,
+                    tz,
+                    anchor,
+                    next_due,
+                },
+            );
+        }
+        self.jobs = fresh;
+        self.reboot = false;
+        self.heap = self
+            .jobs
+            .iter()
+            .filter_map(|(id, j)| j.next_due.map(|t| Reverse((t, *id))))
+            .collect();
+        self.loaded = true;
+    }
+
+    /// Queue (or skip) a run for every job due by `now`, then schedule its
+    /// next due time. A job that fell behind moves to its next due time after
+    /// now: missed runs are not replayed.
+    fn fire_due_jobs(&mut self, client: &mut SpiClient, now: Timestamp) {
+        while let Some(Reverse((due, id))) = self.heap.peek().copied() {
+            if due > now {
+                break;
             }
-        });
-        let held: Vec<SlotRef> = self.executors.values().map(|(s, _)| *s).collect();
-        if held.is_empty() {
-            registry::reap_unclaimed(Kind::Executor, self.db, UNCLAIMED_SLOT_TIMEOUT_US);
+            self.heap.pop();
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if job.next_due != Some(due) {
+                continue; // stale entry
+            }
+            fire(client, id, due);
+            let mut next = job.schedule.next_after(due, &job.tz, job.anchor);
+            if next.is_some_and(|t| t <= now) {
+                next = job.schedule.next_after(now, &job.tz, job.anchor);
+            }
+            job.next_due = next;
+            if let Some(t) = next {
+                self.heap.push(Reverse((t, id)));
+            }
         }
     }
 }
@@ -167,116 +584,253 @@ fn extension_exists() -> bool {
     unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
-/// Runs that are `starting`/`running` but whose executor no longer holds a
-/// registry slot: the executor was terminated, crashed, or the server
-/// restarted. They end `crashed`. The registry is read before the runs, so
-/// an executor that recorded its outcome and exited in between is seen
-/// as finished, never as crashed.
-fn mark_crashed_runs(db: pg_sys::Oid) {
-    let live: Vec<i64> = registry::snapshot()
-        .iter()
-        .filter(|s| s.kind == Kind::Executor && s.db == db.to_u32())
-        .map(|s| s.run_id)
-        .collect();
-    Spi::connect_mut(|client| {
-        let crashed = client
-            .update(
-                "UPDATE jobs.run SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
-                        message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
-                  WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}'::text[])
-                    AND NOT (id OPERATOR(pg_catalog.=) ANY ($1))
-              RETURNING id",
-                None,
-                &[live.into()],
-            )
-            .expect("marking crashed runs");
-        for row in crashed {
-            let id: i64 = row.get(1).ok().flatten().unwrap_or_default();
-            log!("pg_jobs: run {id} marked crashed: its executor is gone");
-        }
-    });
+/// A job came due at `due`: apply its overlap policy.
+fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
+    let row = client
+        .select(
+            "SELECT j.overlap,
+                    (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                        AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))::int4,
+                    (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                        AND r.status OPERATOR(pg_catalog.=) 'queued')::int4
+               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[job_id.into()],
+        )
+        .expect("reading a due job");
+    let Some(row) = row.into_iter().next() else { return };
+    let overlap: Overlap = row
+        .get::<String>(1)
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Overlap::Skip);
+    let active: i32 = row.get(2).ok().flatten().unwrap_or(0);
+    let pending: i32 = row.get(3).ok().flatten().unwrap_or(0);
+    let (status, message) = match overlap.on_due(active as u32, pending as u32) {
+        OnDue::AlreadyPending => return,
+        OnDue::Enqueue => ("queued", None),
+        OnDue::Skip => (
+            "skipped",
+            Some("skipped: the previous run was still going (overlap skip)"),
+        ),
+    };
+    client
+        .update(
+            "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff,
+                                   scheduled_for, status, message, finished_at)
+             SELECT j.id, j.owner, j.command, j.database, j.max_attempts, j.timeout, j.retry_backoff,
+                    TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 microsecond',
+                    $3, $4, CASE WHEN $3 OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
+               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[
+                job_id.into(),
+                due.as_microsecond().into(),
+                status.into(),
+                message.into(),
+            ],
+        )
+        .expect("queueing a due run");
 }
 
-/// Pick queued runs in submission order while executors are free; mark
-/// each `starting` and reserve its registry slot. Runs whose owner cannot
-/// log in to this database fail here with a clear message instead of
-/// killing an executor at connection time.
-fn pick_runs(db: pg_sys::Oid) -> Vec<Dispatch> {
-    let running = registry::snapshot()
-        .iter()
-        .filter(|s| s.kind == Kind::Executor)
-        .count();
-    let free = gucs::max_executors().saturating_sub(running);
+/// Queue attempt `attempt` of run `failed`, after its backoff (with jitter).
+fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
+    let backoff_ms: i64 = client
+        .select(
+            "SELECT (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8 FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[failed.into()],
+        )
+        .ok()
+        .and_then(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+        .unwrap_or(10_000);
+    let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
+    let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
+    client
+        .update(
+            "INSERT INTO jobs.run (job_id, owner, command, database, attempt, max_attempts, timeout, retry_backoff,
+                                   scheduled_for, not_before)
+             SELECT job_id, owner, command, database, $2, max_attempts, timeout, retry_backoff, scheduled_for,
+                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
+               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[failed.into(), (attempt as i32).into(), (delay.as_millis() as i64).into()],
+        )
+        .expect("queueing a retry");
+}
+
+fn log_run(id: i64, job_id: Option<i64>, status: &str, message: Option<&str>) {
+    let what = match job_id {
+        Some(j) => format!("run {id} of job {j}"),
+        None => format!("run {id}"),
+    };
+    match (gucs::log_runs(), status) {
+        (gucs::LogRuns::Off, _) | (gucs::LogRuns::Errors, "succeeded") => {}
+        _ => log!(
+            "pg_jobs: {what} {status}{}",
+            message.map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// Pick queued runs, earliest due first, while executors are free; mark
+/// each `starting` and reserve its registry slot. A run of a job whose
+/// overlap policy forbids parallel runs waits while another is going. Runs
+/// whose owner cannot log in to the target database fail here with a clear
+/// message instead of killing an executor at connection time.
+fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
+    let free = gucs::max_executors().saturating_sub(registry::executor_count());
     if free == 0 {
         return Vec::new(); // an executor's exit wakes us
     }
-    let mut out = Vec::new();
-    Spi::connect_mut(|client| {
-        let queued = client
-            .select(
-                "SELECT r.id, r.owner::pg_catalog.oid, ro.rolcanlogin,
-                        pg_catalog.has_database_privilege(r.owner::pg_catalog.oid, pg_catalog.current_database(), 'CONNECT')
-                   FROM jobs.run r
-                   LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
-                  WHERE r.status OPERATOR(pg_catalog.=) 'queued'
-                  ORDER BY r.id
-                  LIMIT $1",
-                None,
-                &[(free as i64).into()],
+    let queued = client
+        .select(
+            "SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
+                    CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
+                         THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
+                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database
+               FROM jobs.run r
+               LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
+               LEFT JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) r.database
+               LEFT JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) r.job_id
+              WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+                AND (j.overlap IS NULL OR j.overlap OPERATOR(pg_catalog.=) 'allow' OR NOT EXISTS (
+                       SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
+                          AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')))
+              ORDER BY COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+              LIMIT $1",
+            None,
+            &[(free as i64).into()],
+        )
+        .expect("reading queued runs");
+    #[allow(clippy::type_complexity)]
+    let rows: Vec<(
+        i64,
+        pg_sys::Oid,
+        Option<pg_sys::Oid>,
+        String,
+        Option<bool>,
+        Option<bool>,
+        Option<i64>,
+        Option<i64>,
+        String,
+    )> = queued
+        .map(|r| {
+            (
+                r.get(1).ok().flatten().unwrap_or_default(),
+                r.get(2).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                r.get(3).ok().flatten(),
+                r.get(4).ok().flatten().unwrap_or_default(),
+                r.get(5).ok().flatten(),
+                r.get(6).ok().flatten(),
+                r.get(7).ok().flatten(),
+                r.get(8).ok().flatten(),
+                r.get(9).ok().flatten().unwrap_or_default(),
             )
-            .expect("reading queued runs");
-        let rows: Vec<(i64, pg_sys::Oid, Option<bool>, Option<bool>)> = queued
-            .map(|r| {
-                (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                    r.get(3).ok().flatten(),
-                    r.get(4).ok().flatten(),
-                )
-            })
-            .collect();
-        for (run_id, role, can_login, can_connect) in rows {
-            let refusal = match (can_login, can_connect) {
-                (None, _) => Some(("42704", "the run's owner role no longer exists".to_owned())),
-                (Some(false), _) => Some((
-                    "28000",
-                    "the run's owner role is not permitted to log in (NOLOGIN)".to_owned(),
-                )),
-                (_, Some(false)) => Some((
-                    "42501",
-                    format!(
-                        "the run's owner role lacks CONNECT privilege on database \"{}\"",
-                        bgw::database_name(db)
-                    ),
-                )),
-                _ => None,
-            };
-            if let Some((code, message)) = refusal {
-                client
-                    .update(
-                        "UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-                                sqlstate = $2, message = $3
-                          WHERE id OPERATOR(pg_catalog.=) $1",
-                        None,
-                        &[run_id.into(), code.into(), message.into()],
-                    )
-                    .expect("failing a run");
-                continue;
-            }
-            let Some(slot) = registry::reserve(Kind::Executor, db, role, run_id) else {
-                break; // registry full; an exit wakes us
-            };
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (run_id, role, target, command, can_login, can_connect, timeout_ms, job_id, db_name) in rows {
+        let refusal = match (target, can_login, can_connect) {
+            (None, _, _) => Some(("3D000", format!("database \"{db_name}\" does not exist"))),
+            (_, None, _) => Some(("42704", "the run's owner role no longer exists".to_owned())),
+            (_, Some(false), _) => Some((
+                "28000",
+                "the run's owner role is not permitted to log in (NOLOGIN)".to_owned(),
+            )),
+            (_, _, Some(false)) => Some((
+                "42501",
+                format!("the run's owner role lacks CONNECT privilege on database \"{db_name}\""),
+            )),
+            _ => None,
+        };
+        if let Some((code, message)) = refusal {
             client
                 .update(
-                    "UPDATE jobs.run SET status = 'starting' WHERE id OPERATOR(pg_catalog.=) $1",
+                    "UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                            sqlstate = $2, message = $3
+                      WHERE id OPERATOR(pg_catalog.=) $1",
                     None,
-                    &[run_id.into()],
+                    &[run_id.into(), code.into(), message.clone().into()],
                 )
-                .expect("marking a run starting");
-            out.push(Dispatch { run_id, slot });
+                .expect("failing a run");
+            log_run(run_id, job_id, "failed", Some(&message));
+            continue;
         }
-    });
+        let reservation = Reservation {
+            db: target.unwrap_or(db).to_u32(),
+            home_db: db.to_u32(),
+            role: role.to_u32(),
+            job_id: job_id.unwrap_or(0),
+            run_id,
+            timeout_ms: timeout_ms.unwrap_or(0),
+        };
+        let Some(slot) = registry::reserve(Kind::Executor, reservation) else {
+            break; // registry full; an exit wakes us
+        };
+        client
+            .update(
+                "UPDATE jobs.run SET status = 'starting' WHERE id OPERATOR(pg_catalog.=) $1",
+                None,
+                &[run_id.into()],
+            )
+            .expect("marking a run starting");
+        out.push(Dispatch {
+            run_id,
+            command,
+            slot,
+        });
+    }
     out
+}
+
+/// The earliest moment a queued run's backoff ends.
+fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
+    client
+        .select(
+            "SELECT (EXTRACT(EPOCH FROM min(not_before)) * 1000000)::int8 FROM jobs.run
+              WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL",
+            None,
+            &[],
+        )
+        .ok()
+        .and_then(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+        .and_then(|us| Timestamp::from_microsecond(us).ok())
+}
+
+/// Delete finished runs older than `pg_jobs.history_retention`, and beyond
+/// `pg_jobs.history_max_runs_per_job` per job, in bounded batches.
+fn purge_history(client: &mut SpiClient) {
+    let retention_s = gucs::history_retention_s();
+    let per_job = gucs::history_max_runs_per_job();
+    client
+        .update(
+            "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+               SELECT id FROM jobs.run
+                WHERE finished_at < pg_catalog.now() - $1 * INTERVAL '1 second'
+                  AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+                LIMIT 10000))",
+            None,
+            &[(retention_s as i64).into()],
+        )
+        .expect("purging old runs");
+    if per_job > 0 {
+        client
+            .update(
+                "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                   SELECT id FROM (
+                     SELECT id, pg_catalog.row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
+                       FROM jobs.run
+                      WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')) k
+                    WHERE k.n OPERATOR(pg_catalog.>) $1
+                    LIMIT 10000))",
+                None,
+                &[(per_job as i64).into()],
+            )
+            .expect("purging runs beyond the per-job bound");
+    }
 }
 
 fn requeue(run_id: i64) {

@@ -1,0 +1,491 @@
+//! The SQL API for scheduled jobs. The public functions (`jobs.schedule`,
+//! `jobs.alter_job`, …) are thin SQL wrappers (views.sql) with typed
+//! defaults around the `jobs._*` functions here, which validate everything,
+//! check privileges, and write as the bootstrap superuser: users never
+//! write `jobs.job` directly.
+//!
+//! Who may do what: a job belongs to the role it runs as (`run_as`,
+//! default `current_user`). Scheduling as a role, and changing a job,
+//! needs membership in that role, as SET ROLE does; a superuser role's
+//! jobs only by superusers. Bad input fails with SQLSTATE 22023 and a
+//! message naming what is wrong; nothing is written.
+
+use crate::api::{check_command, raise};
+use crate::bgw;
+use crate::gucs;
+use crate::hooks;
+use crate::time;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use pg_jobs_core::overlap::Overlap;
+use pg_jobs_core::schedule::Schedule;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+const SCHEDULE_HINT: &str =
+    "A schedule is a cron expression with 5 fields or 6 (seconds first), a macro such as \
+@hourly or @reboot, an interval such as '30 seconds' or 'every 2 hours', or a timestamptz for a one-off.";
+
+/// A one-off is a timestamp: it starts with a date.
+fn looks_like_timestamp(text: &str) -> bool {
+    let b = text.trim().as_bytes();
+    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
+}
+
+/// Validate a schedule; returns the one-off instant (PostgreSQL µs) if it is one.
+fn validate_schedule(text: &str) -> Option<i64> {
+    if looks_like_timestamp(text) {
+        // PostgreSQL parses it (and explains a bad one, SQLSTATE 22007).
+        let ts = Spi::get_one_with_args::<TimestampWithTimeZone>(
+            "SELECT $1::pg_catalog.timestamptz",
+            &[text.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                "invalid one-off time",
+                SCHEDULE_HINT,
+            )
+        });
+        return Some(pg_sys::TimestampTz::from(ts));
+    }
+    if let Err(e) = Schedule::parse(text) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid schedule \"{}\": {e}", text.trim()),
+            SCHEDULE_HINT,
+        );
+    }
+    None
+}
+
+fn validate_timezone(tz: &str) -> TimeZone {
+    TimeZone::get(tz).unwrap_or_else(|_| {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown time zone \"{tz}\""),
+            "Use an IANA time zone name such as Europe/Berlin or UTC (see pg_timezone_names).",
+        )
+    })
+}
+
+fn validate_overlap(overlap: &str) {
+    if let Err(e) = overlap.parse::<Overlap>() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            e,
+            "skip records a skipped run while one is going; queue keeps one pending; allow runs in parallel.",
+        );
+    }
+}
+
+fn validate_numbers(timeout_ms: Option<i64>, max_attempts: i32, retry_backoff_ms: i64) {
+    if timeout_ms.is_some_and(|t| t < 0) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "timeout must not be negative",
+            "Pass NULL (or 0) for no timeout.",
+        );
+    }
+    if max_attempts < 1 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("max_attempts must be at least 1, not {max_attempts}"),
+            "1 means no retries.",
+        );
+    }
+    if retry_backoff_ms < 0 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "retry_backoff must not be negative",
+            "",
+        );
+    }
+}
+
+/// The caller may act as `role` (SET ROLE semantics); superuser roles only
+/// by superusers; `role` may connect to `database`.
+fn check_run_as(role: pg_sys::Oid, database: &str) {
+    unsafe {
+        let me = pg_sys::GetUserId();
+        let role_name = role_name(role);
+        if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to run jobs as role \"{role_name}\""),
+                "You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser.",
+            );
+        }
+        let db_c = std::ffi::CString::new(database).unwrap_or_default();
+        let db = pg_sys::get_database_oid(db_c.as_ptr(), false); // 3D000 if missing
+        if pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) != pg_sys::AclResult::ACLCHECK_OK
+        {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("role \"{role_name}\" may not connect to database \"{database}\""),
+                "GRANT CONNECT ON DATABASE to the role first.",
+            );
+        }
+    }
+}
+
+fn role_name(role: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regrole::text", &[role.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("oid {}", role.to_u32()))
+}
+
+/// The job called `name` that the caller may change: one owned by a role
+/// the caller is a member of, preferring the caller's own.
+fn find_job(name: &str) -> i64 {
+    let me = unsafe { pg_sys::GetUserId() };
+    let rows: Vec<(i64, bool)> = Spi::connect(|c| {
+        c.select(
+            "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.job
+              WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
+              ORDER BY 2 DESC, id",
+            None,
+            &[name.into(), me.into()],
+        )
+        .map(|t| {
+            t.map(|r| {
+                (
+                    r.get(1).ok().flatten().unwrap_or_default(),
+                    r.get(2).ok().flatten().unwrap_or(false),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+    });
+    match rows.as_slice() {
+        [] => raise(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("job \"{name}\" does not exist"),
+            "SELECT name FROM jobs.job_status lists the jobs you can change.",
+        ),
+        [(id, _)] | [(id, true), ..] => *id,
+        _ => raise(
+            Code::ERRCODE_AMBIGUOUS_PARAMETER,
+            format!("several roles you belong to have a job called \"{name}\""),
+            "SET ROLE to the job's owner first.",
+        ),
+    }
+}
+
+/// `jobs.schedule(...)`: create the job `name` (per owner), or update it.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::too_many_arguments)]
+fn _schedule(
+    name: &str,
+    schedule: &str,
+    command: &str,
+    database: &str,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: i32,
+    retry_backoff_ms: i64,
+    overlap: &str,
+    catch_up: bool,
+) -> i64 {
+    if name.trim().is_empty() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "job name must not be empty",
+            "",
+        );
+    }
+    check_command(command);
+    let once_at = validate_schedule(schedule);
+    let tz = timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone);
+    validate_timezone(&tz);
+    validate_overlap(overlap);
+    validate_numbers(timeout_ms, max_attempts, retry_backoff_ms);
+    let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
+    check_run_as(owner, database);
+    let id = bgw::as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
+                                        max_attempts, retry_backoff, overlap, catch_up)
+             VALUES ($1, $2::pg_catalog.regrole, $3,
+                     TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
+                     $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
+                     $9, $10 * INTERVAL '1 millisecond', $11, $12)
+             ON CONFLICT (owner, name) DO UPDATE
+                SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
+                    database = EXCLUDED.database, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                    max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
+                    overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
+             RETURNING j.id",
+            &[
+                name.into(),
+                owner.into(),
+                schedule.trim().into(),
+                once_at.into(),
+                command.into(),
+                database.into(),
+                tz.into(),
+                timeout_ms.into(),
+                max_attempts.into(),
+                retry_backoff_ms.into(),
+                overlap.into(),
+                catch_up.into(),
+            ],
+        )
+    });
+    hooks::reload_jobs_at_commit();
+    id.ok()
+        .flatten()
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", ""))
+}
+
+/// `jobs.alter_job(name, ...)`: change any subset of a job's settings (NULL: unchanged).
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::too_many_arguments)]
+fn _alter_job(
+    name: &str,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
+    enabled: Option<bool>,
+) -> i64 {
+    let id = find_job(name);
+    let cur = Spi::connect(|c| {
+        c.select(
+            "SELECT owner::pg_catalog.oid, database::text, max_attempts,
+                    (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
+               FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[id.into()],
+        )
+        .ok()
+        .and_then(|t| {
+            t.into_iter().next().map(|r| {
+                (
+                    r.get::<pg_sys::Oid>(1)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(pg_sys::InvalidOid),
+                    r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    r.get::<i32>(3).ok().flatten().unwrap_or(1),
+                    r.get::<i64>(4).ok().flatten().unwrap_or(0),
+                )
+            })
+        })
+    })
+    .unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("job \"{name}\" does not exist"),
+            "",
+        )
+    });
+    if let Some(c) = command {
+        check_command(c);
+    }
+    let once_at = schedule.map(validate_schedule);
+    if let Some(tz) = timezone {
+        validate_timezone(tz);
+    }
+    if let Some(o) = overlap {
+        validate_overlap(o);
+    }
+    validate_numbers(
+        timeout_ms,
+        max_attempts.unwrap_or(cur.2),
+        retry_backoff_ms.unwrap_or(cur.3),
+    );
+    if run_as.is_some() || database.is_some() {
+        check_run_as(run_as.unwrap_or(cur.0), database.unwrap_or(&cur.1));
+    }
+    bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE jobs.job SET
+                schedule = COALESCE($2, schedule),
+                once_at = CASE WHEN $2 IS NULL THEN once_at
+                               ELSE TIMESTAMPTZ '2000-01-01 00:00:00+00' + $3 * INTERVAL '1 microsecond' END,
+                command = COALESCE($4, command),
+                database = COALESCE($5, database),
+                owner = COALESCE($6::pg_catalog.regrole, owner),
+                timezone = COALESCE($7, timezone),
+                timeout = CASE WHEN $8 IS NULL THEN timeout ELSE NULLIF($8, 0) * INTERVAL '1 millisecond' END,
+                max_attempts = COALESCE($9, max_attempts),
+                retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
+                overlap = COALESCE($11, overlap),
+                catch_up = COALESCE($12, catch_up),
+                enabled = COALESCE($13, enabled)
+              WHERE id OPERATOR(pg_catalog.=) $1",
+            &[
+                id.into(),
+                schedule.map(str::trim).into(),
+                once_at.flatten().into(),
+                command.into(),
+                database.into(),
+                run_as.into(),
+                timezone.into(),
+                timeout_ms.into(),
+                max_attempts.into(),
+                retry_backoff_ms.into(),
+                overlap.into(),
+                catch_up.into(),
+                enabled.into(),
+            ],
+        )
+    })
+    .unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not change the job: {e}"),
+            "",
+        )
+    });
+    hooks::reload_jobs_at_commit();
+    id
+}
+
+/// Remove a job. Its run history stays.
+#[pg_extern(volatile, parallel_unsafe)]
+fn unschedule(name: &str) -> bool {
+    let id = find_job(name);
+    bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into()],
+        )
+    })
+    .unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not remove the job: {e}"),
+            "",
+        )
+    });
+    hooks::reload_jobs_at_commit();
+    true
+}
+
+fn set_enabled(name: &str, enabled: bool) {
+    let id = find_job(name);
+    bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into(), enabled.into()],
+        )
+    })
+    .unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not change the job: {e}"),
+            "",
+        )
+    });
+    hooks::reload_jobs_at_commit();
+}
+
+/// Stop scheduling a job (runs already going finish).
+#[pg_extern(volatile, parallel_unsafe)]
+fn pause(name: &str) {
+    set_enabled(name, false);
+}
+
+/// Schedule a paused job again, from now (missed runs are not replayed).
+#[pg_extern(volatile, parallel_unsafe)]
+fn resume(name: &str) {
+    set_enabled(name, true);
+}
+
+/// Queue a run of the job now, whatever its schedule says. Returns the run id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn run_now(name: &str) -> i64 {
+    let id = find_job(name);
+    let run = bgw::as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
+             SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
+               FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+             RETURNING id",
+            &[id.into()],
+        )
+    });
+    hooks::wake_scheduler_at_commit();
+    run.ok()
+        .flatten()
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", ""))
+}
+
+/// The next `count` times `schedule` fires after `after`, in `timezone`
+/// (default: `pg_jobs.timezone`, else the server's TimeZone).
+#[pg_extern(stable, parallel_safe)]
+fn next_runs(
+    schedule: &str,
+    count: default!(i32, 5),
+    after: default!(TimestampWithTimeZone, "now()"),
+    timezone: default!(Option<&str>, "NULL"),
+) -> SetOfIterator<'static, TimestampWithTimeZone> {
+    if !(1..=10_000).contains(&count) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("count must be between 1 and 10000, not {count}"),
+            "",
+        );
+    }
+    let once_at = validate_schedule(schedule);
+    let tz = validate_timezone(&timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone));
+    let after = time::from_pg(after.into());
+    let parsed = match once_at {
+        Some(us) => Schedule::Once(time::from_pg(us)),
+        None => Schedule::parse(schedule).unwrap_or(Schedule::Reboot),
+    };
+    // An interval's grid starts at `after` here (a job's starts at its creation).
+    let mut out = Vec::new();
+    let mut t = after;
+    while out.len() < count as usize {
+        let Some(n) = parsed.next_after(t, &tz, after) else {
+            break;
+        };
+        out.push(
+            TimestampWithTimeZone::try_from(time::to_pg(n)).unwrap_or_else(|_| {
+                raise(
+                    Code::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                    "next run is out of range",
+                    "",
+                )
+            }),
+        );
+        t = n;
+    }
+    SetOfIterator::new(out)
+}
+
+/// For `jobs.job_status`: when the job is next due (NULL: never again).
+#[pg_extern(stable, parallel_safe)]
+fn _next_due(
+    schedule: &str,
+    once_at: Option<TimestampWithTimeZone>,
+    timezone: &str,
+    created_at: TimestampWithTimeZone,
+    fired: bool,
+) -> Option<TimestampWithTimeZone> {
+    let now = Timestamp::now();
+    let next = match once_at {
+        Some(at) => (!fired).then(|| time::from_pg(at.into())),
+        None => {
+            let tz = TimeZone::get(timezone).ok()?;
+            Schedule::parse(schedule)
+                .ok()?
+                .next_after(now, &tz, time::from_pg(created_at.into()))
+        }
+    }?;
+    TimestampWithTimeZone::try_from(time::to_pg(next)).ok()
+}
