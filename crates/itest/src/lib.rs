@@ -234,7 +234,12 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 /// Run a query that returns one row with one column.
 pub fn one<T: for<'a> postgres::types::FromSql<'a>>(c: &mut Client, sql: &str) -> T {
     c.query_one(sql, &[])
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{sql}: {}",
+                e.as_db_error().map_or(e.to_string(), |d| d.message().to_owned())
+            )
+        })
         .get(0)
 }
 
@@ -260,7 +265,7 @@ pub fn wait_run(c: &mut Client, id: i64) -> (String, Option<String>, Option<Stri
             )
             .unwrap();
         let status: String = r.get(0);
-        ["succeeded", "failed", "crashed"]
+        ["succeeded", "failed", "timed_out", "skipped", "crashed"]
             .contains(&status.as_str())
             .then(|| (status, r.get(1), r.get(2)))
     })

@@ -26,7 +26,6 @@ mod timeout {
     unsafe extern "C-unwind" {
         pub fn enable_timeout_after(id: i32, delay_ms: i32);
         pub fn disable_timeout(id: i32, keep_indicator: bool);
-        pub fn get_timeout_indicator(id: i32, reset_indicator: bool) -> bool;
     }
 }
 
@@ -59,10 +58,12 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             )
         };
     }
+    let started = std::time::Instant::now();
     let outcome = sql_runner::run(&command);
-    let timed_out =
-        slot.timeout_ms > 0 && unsafe { timeout::get_timeout_indicator(timeout::STATEMENT_TIMEOUT, false) };
     unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
+    // PostgreSQL resets the timeout's indicator when it reports the cancel,
+    // so tell our timeout from any other cancel by the time that passed.
+    let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
 
     match outcome {
         sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),

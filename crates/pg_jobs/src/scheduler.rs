@@ -516,7 +516,10 @@ impl Scheduler {
                 Some(old) if old.key == key => old.next_due,
                 _ => match &schedule {
                     Schedule::Once(at) => last_due.is_none().then_some(*at),
-                    Schedule::Reboot => self.reboot.then_some(now),
+                    // Once per server start, for jobs that existed when it started.
+                    Schedule::Reboot => (self.reboot
+                        && created < unsafe { pg_sys::PgStartTime } + time::PG_EPOCH_OFFSET_US)
+                        .then_some(now),
                     s => {
                         // Missed runs are not replayed; catch_up runs one now.
                         let missed = catch_up

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 /// Microseconds between 1970-01-01 and 2000-01-01.
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 pub fn to_pg(t: Timestamp) -> i64 {
     t.as_microsecond() - PG_EPOCH_OFFSET_US
