@@ -455,3 +455,51 @@ fn next_runs_previews_dst_in_the_jobs_time_zone() {
         .collect();
     assert_eq!(rows, ["2026-03-28 01:30", "2026-03-29 01:00", "2026-03-30 00:30"]);
 }
+
+#[test]
+fn a_hostile_search_path_cannot_hijack_pg_jobs_privileged_sql() {
+    let (c, mut s) = cluster("searchpath", "");
+    s.batch_execute("CREATE ROLE mallory LOGIN; CREATE SCHEMA mal AUTHORIZATION mallory;")
+        .unwrap();
+    let mut m = c.connect_as("app", "mallory");
+    // An exact-type operator that would beat the built-in float8 * interval,
+    // with a side effect only a superuser could have.
+    m.batch_execute(
+        "SET search_path = mal, public;
+         CREATE FUNCTION mal.evil(bigint, interval) RETURNS interval LANGUAGE plpgsql AS
+           $f$ BEGIN EXECUTE 'ALTER ROLE mallory SUPERUSER'; RETURN $2; END $f$;
+         CREATE OPERATOR mal.* (LEFTARG = bigint, RIGHTARG = interval, FUNCTION = mal.evil);",
+    )
+    .unwrap();
+    m.batch_execute(
+        "SELECT jobs._schedule('x', '@hourly', 'SELECT 1', 'app', NULL, NULL, 5000, 1, 10000, 'skip', false)",
+    )
+    .unwrap();
+    m.batch_execute("SELECT jobs.run_now('x')").unwrap();
+    let id: i64 = one(&mut m, "SELECT max(id) FROM jobs.run");
+    assert_eq!(wait_run(&mut m, id).0, "succeeded");
+    assert!(
+        !one::<bool>(&mut s, "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'"),
+        "privilege escalation"
+    );
+}
+
+#[test]
+fn without_free_worker_slots_runs_wait_in_order_and_all_run() {
+    // launcher + scheduler + logical replication launcher leave one slot.
+    let (_c, mut s) = cluster("slots", "max_worker_processes = 4\npg_jobs.max_executors = 8");
+    let ids: Vec<i64> = (0..6)
+        .map(|_| one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.2)')"))
+        .collect();
+    for id in &ids {
+        let (status, _, message) = wait_run(&mut s, *id);
+        assert_eq!(status, "succeeded", "run {id}: {message:?}");
+    }
+    let order: Vec<i64> = s
+        .query("SELECT id FROM jobs.run ORDER BY started_at", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, ids, "they ran in submission order");
+}

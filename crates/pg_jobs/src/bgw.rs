@@ -89,25 +89,61 @@ pub fn in_transaction<R>(activity: &str, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// Run `f` as the bootstrap superuser, for pg_jobs' own bookkeeping in a
-/// process connected as an ordinary role (an executor, or a backend calling
-/// `jobs.submit`). Like a SECURITY DEFINER function: the queries run in `f`
-/// are ours, fully qualified, with `$n` arguments. SECURITY_LOCAL_USERID_CHANGE
-/// forbids SET ROLE/SESSION AUTHORIZATION in between; an ERROR inside
-/// restores the user id on transaction abort.
+/// The `search_path` pg_jobs' own SQL runs with whenever it runs with more
+/// privileges than its caller: a role that can create objects in a schema
+/// on the caller's path must not be able to slip in an operator or function
+/// that our privileged statements would pick (an exact-type match in
+/// `public` beats a built-in that needs a cast).
+pub const SAFE_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
+
+/// Run `f` as the bootstrap superuser with `search_path` pinned, for
+/// pg_jobs' own bookkeeping in a backend connected as an ordinary role
+/// (`jobs.submit`, `jobs.schedule`, …): what PostgreSQL does for a SECURITY
+/// DEFINER function with `SET search_path`. The statements run in `f` are
+/// ours, fully qualified, with `$n` arguments.
+/// SECURITY_LOCAL_USERID_CHANGE forbids SET ROLE/SESSION AUTHORIZATION in
+/// between; an ERROR inside restores user and setting on transaction abort.
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_ctx = 0;
-    unsafe {
+    let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
             pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
             saved_ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
-    }
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            SAFE_SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest
+    };
     let r = f();
-    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx) };
+    unsafe {
+        pg_sys::AtEOXact_GUC(true, nest);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
+    }
     r
+}
+
+/// For a worker that runs only pg_jobs' own SQL (the scheduler): pin
+/// `search_path` for the whole session.
+pub fn pin_search_path() {
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            SAFE_SEARCH_PATH.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        )
+    };
 }
 
 /// A handle on a dynamic worker we started, kept in TopMemoryContext and

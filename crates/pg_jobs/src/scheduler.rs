@@ -53,6 +53,8 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(slot.db);
     // Bookkeeping runs as the bootstrap superuser; jobs never run here.
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, pg_sys::InvalidOid, 0) };
+    // A superuser session running SQL in a database users can create objects in.
+    bgw::pin_search_path();
 
     let probe = bgw::in_transaction("pg_jobs scheduler: probing for the extension", || {
         extension_exists().then(|| bgw::database_name(db))
@@ -205,7 +207,13 @@ impl Scheduler {
         }
         let mut retry_soon = false;
         for d in result.dispatch {
-            retry_soon |= !self.launch(d);
+            if retry_soon {
+                // Keep due-time order: once one waits for a worker slot, the later ones wait too.
+                registry::release(d.slot);
+                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id));
+            } else {
+                retry_soon = !self.launch(d);
+            }
         }
         registry::set_state(self.me, State::Idle, None);
 
@@ -775,7 +783,7 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
         };
         client
             .update(
-                "UPDATE jobs.run SET status = 'starting' WHERE id OPERATOR(pg_catalog.=) $1",
+                "UPDATE jobs.run SET status = 'starting', message = NULL WHERE id OPERATOR(pg_catalog.=) $1",
                 None,
                 &[run_id.into()],
             )
@@ -840,7 +848,8 @@ fn requeue(run_id: i64) {
     Spi::connect_mut(|client| {
         client
             .update(
-                "UPDATE jobs.run SET status = 'queued'
+                "UPDATE jobs.run SET status = 'queued',
+                        message = 'waiting: no free background worker slot (max_worker_processes); retrying'
                   WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
                 None,
                 &[run_id.into()],
