@@ -503,3 +503,50 @@ fn without_free_worker_slots_runs_wait_in_order_and_all_run() {
         .collect();
     assert_eq!(order, ids, "they ran in submission order");
 }
+
+#[test]
+fn missed_runs_are_not_replayed_unless_catch_up() {
+    let (mut c, mut s) = cluster("catchup", "");
+    one::<i64>(
+        &mut s,
+        "SELECT jobs.schedule('plain', '*/2 * * * * *', 'SELECT 1')",
+    );
+    one::<i64>(
+        &mut s,
+        "SELECT jobs.schedule('eager', '*/2 * * * * *', 'SELECT 1', catch_up => true)",
+    );
+    wait_for("both ran", DEADLINE, || {
+        (!runs(&mut s, "plain").is_empty() && !runs(&mut s, "eager").is_empty()).then_some(())
+    });
+    drop(s);
+    c.stop_server("fast");
+    // The server stays down across at least two due times.
+    std::thread::sleep(Duration::from_millis(4500)); // the downtime under test, not a wait for a condition
+    c.start_server();
+    let mut s = c.connect("app");
+    let up: f64 = one(
+        &mut s,
+        "SELECT extract(epoch FROM pg_postmaster_start_time())::float8",
+    );
+    // The catch-up run is due at start-up, off the even-second grid; the
+    // plain job only resumes on the grid.
+    wait_for("eager's catch-up run", DEADLINE, || {
+        runs(&mut s, "eager")
+            .iter()
+            .any(|x| x.1 >= up - 1.0 && x.1.fract() != 0.0)
+            .then_some(())
+    });
+    wait_for("plain runs again", DEADLINE, || {
+        runs(&mut s, "plain").iter().any(|x| x.1 > up).then_some(())
+    });
+    let plain = runs(&mut s, "plain");
+    assert!(
+        plain.iter().all(|x| x.1.fract() == 0.0 && x.1 as i64 % 2 == 0),
+        "no replay for plain: {plain:?}"
+    );
+    let eager_extra = runs(&mut s, "eager")
+        .iter()
+        .filter(|x| x.1.fract() != 0.0)
+        .count();
+    assert_eq!(eager_extra, 1, "one catch-up run, not one per missed due time");
+}

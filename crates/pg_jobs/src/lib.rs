@@ -109,6 +109,48 @@ mod tests {
         assert!(superuser_sees.unwrap() >= 3);
     }
 
+    #[pg_test(error = "invalid schedule \"61 * * * *\": minute field: 61 is out of range 0-59")]
+    fn schedule_rejects_an_out_of_range_field() {
+        Spi::run("SELECT jobs.schedule('x', '61 * * * *', 'SELECT 1')").unwrap();
+    }
+
+    #[pg_test]
+    fn schedule_upserts_by_name_and_owner() {
+        let a = Spi::get_one::<i64>("SELECT jobs.schedule('j', '@hourly', 'SELECT 1')").unwrap();
+        let b =
+            Spi::get_one::<i64>("SELECT jobs.schedule('j', '*/5 * * * *', 'SELECT 2', timezone => 'UTC')")
+                .unwrap();
+        assert_eq!(a, b);
+        let (sched, cmd) =
+            Spi::get_two::<String, String>("SELECT schedule, command FROM jobs.job WHERE name = 'j'")
+                .unwrap();
+        assert_eq!(
+            (sched.as_deref(), cmd.as_deref()),
+            (Some("*/5 * * * *"), Some("SELECT 2"))
+        );
+    }
+
+    #[pg_test]
+    fn next_runs_follow_the_vixie_day_rule() {
+        let days = Spi::get_one::<String>(
+            "SELECT string_agg(to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD'), ',')
+               FROM jobs.next_runs('0 0 13 * */2', 3, '2026-03-01 12:34:56Z', 'UTC') t",
+        )
+        .unwrap();
+        assert_eq!(days.as_deref(), Some("2026-06-13,2026-08-13,2026-09-13"));
+    }
+
+    #[pg_test]
+    fn job_status_shows_the_next_due_time() {
+        Spi::run("SELECT jobs.schedule('daily', '@daily', 'SELECT 1', timezone => 'UTC')").unwrap();
+        let ok = Spi::get_one::<bool>(
+            "SELECT next_due = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + interval '1 day'
+               FROM jobs.job_status WHERE name = 'daily'",
+        )
+        .unwrap();
+        assert_eq!(ok, Some(true));
+    }
+
     #[pg_test]
     fn workers_view_shows_the_launcher() {
         let launchers = Spi::get_one::<i64>(
