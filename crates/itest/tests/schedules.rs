@@ -53,6 +53,11 @@ fn a_one_second_job_runs_every_second_without_drift() {
     });
     let r = &r[..10];
     assert!(r.iter().all(|x| x.0 == "succeeded"), "{r:?}");
+    let span = r[9].4.unwrap() - r[0].4.unwrap();
+    assert!(
+        span < 10.0,
+        "10 runs started within {span:.3} s: at least 9 in any 10 s"
+    );
     // Due times are exactly one second apart: no drift, no missed second.
     for w in r.windows(2) {
         let gap = w[1].1 - w[0].1;
@@ -549,4 +554,35 @@ fn missed_runs_are_not_replayed_unless_catch_up() {
         .filter(|x| x.1.fract() != 0.0)
         .count();
     assert_eq!(eager_extra, 1, "one catch-up run, not one per missed due time");
+}
+
+#[test]
+fn overlap_queue_keeps_one_pending_and_allow_runs_in_parallel() {
+    let (_c, mut s) = cluster("overlap-modes", "pg_jobs.max_executors = 8");
+    one::<i64>(
+        &mut s,
+        "SELECT jobs.schedule('q', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'queue')",
+    );
+    one::<i64>(
+        &mut s,
+        "SELECT jobs.schedule('a', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'allow')",
+    );
+    let mut max_pending = 0i64;
+    let mut max_parallel_a = 0i64;
+    wait_for("three finished runs of each", DEADLINE, || {
+        let pending: i64 = one(&mut s, "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id WHERE j.name = 'q' AND r.status = 'queued'");
+        let parallel: i64 = one(&mut s, "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id WHERE j.name = 'a' AND r.status = 'running'");
+        max_pending = max_pending.max(pending);
+        max_parallel_a = max_parallel_a.max(parallel);
+        (runs(&mut s, "q").len() >= 3 && runs(&mut s, "a").len() >= 3).then_some(())
+    });
+    let q = runs(&mut s, "q");
+    assert!(q.iter().all(|x| x.0 == "succeeded"), "queue never skips: {q:?}");
+    for w in q.windows(2) {
+        assert!(w[1].4.unwrap() >= w[0].5.unwrap(), "queue never overlaps: {w:?}");
+    }
+    assert!(max_pending <= 1, "at most one pending run, saw {max_pending}");
+    let a = runs(&mut s, "a");
+    let overlapping = a.windows(2).any(|w| w[1].4.unwrap() < w[0].5.unwrap());
+    assert!(overlapping || max_parallel_a > 1, "allow runs in parallel: {a:?}");
 }
