@@ -5,6 +5,7 @@
 //!   │            │
 //!   └────────────┴──► crashed   (its worker vanished: crash, restart, kill)
 //! (due) ──► skipped             (overlap policy `skip`: recorded, never run)
+//! queued | starting | running ──► cancelled   (jobs.cancel)
 //! ```
 //! A run is terminal exactly once: no transition leaves a terminal state.
 //! `starting` means a scheduler has asked the postmaster for an executor and
@@ -21,18 +22,20 @@ pub enum RunStatus {
     Succeeded,
     Failed,
     TimedOut,
+    Cancelled,
     Skipped,
     Crashed,
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 8] = [
+    pub const ALL: [RunStatus; 9] = [
         RunStatus::Queued,
         RunStatus::Starting,
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::TimedOut,
+        RunStatus::Cancelled,
         RunStatus::Skipped,
         RunStatus::Crashed,
     ];
@@ -46,6 +49,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::TimedOut => "timed_out",
+            RunStatus::Cancelled => "cancelled",
             RunStatus::Skipped => "skipped",
             RunStatus::Crashed => "crashed",
         }
@@ -54,7 +58,12 @@ impl RunStatus {
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Crashed
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::TimedOut
+                | RunStatus::Cancelled
+                | RunStatus::Skipped
+                | RunStatus::Crashed
         )
     }
 
@@ -73,7 +82,8 @@ impl RunStatus {
             (_, Crashed) => true,
             (Queued, Starting) => true,
             (Starting, Running) => true,
-            (Running, Succeeded | Failed | TimedOut) => true,
+            (Running, Succeeded | Failed | TimedOut | Cancelled) => true,
+            (Queued | Starting, Cancelled) => true,
             _ => false,
         }
     }
@@ -118,6 +128,29 @@ mod tests {
         assert!(Starting.can_become(Running));
         assert!(Running.can_become(Succeeded));
         assert!(Running.can_become(Failed));
+    }
+
+    #[test]
+    fn the_terminal_states() {
+        let terminal: Vec<&str> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                "succeeded",
+                "failed",
+                "timed_out",
+                "cancelled",
+                "skipped",
+                "crashed"
+            ]
+        );
+        assert!(
+            Queued.can_become(Cancelled) && Running.can_become(Cancelled) && !Succeeded.can_become(Cancelled)
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ CREATE TABLE jobs.run (
     database       name NOT NULL DEFAULT pg_catalog.current_database(),
     status         text NOT NULL DEFAULT 'queued'
                    CHECK (status IN ('queued', 'starting', 'running', 'succeeded', 'failed',
-                                     'timed_out', 'skipped', 'crashed')),
+                                     'timed_out', 'cancelled', 'skipped', 'crashed')),
+    -- Higher starts first among runs that are due.
+    priority       int NOT NULL DEFAULT 0,
     attempt        int NOT NULL DEFAULT 1,
     max_attempts   int NOT NULL DEFAULT 1,
     timeout        interval,
@@ -55,7 +57,7 @@ COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
-  'queued -> starting -> running -> succeeded | failed | timed_out | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
+  'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
 COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';

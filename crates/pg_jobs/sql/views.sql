@@ -17,8 +17,30 @@ GRANT SELECT ON jobs.workers TO PUBLIC;
 -- The view runs the function with its owner's rights; nobody needs it directly.
 REVOKE ALL ON FUNCTION jobs._workers() FROM PUBLIC;
 
-COMMENT ON FUNCTION jobs.submit(text) IS
-  'Queue a command to run in the background as the calling role, after the calling transaction commits. Returns the run id.';
+-- Async jobs: typed wrappers around jobs._submit and jobs._wait.
+
+CREATE FUNCTION jobs.submit(
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    start_at timestamptz DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    priority int DEFAULT 0)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._submit(command, database::text, run_as::oid, start_at,
+                         (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts, priority) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id.';
+
+CREATE FUNCTION jobs.wait(run_id bigint, timeout interval DEFAULT NULL)
+RETURNS jobs.run LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._wait(run_id, (EXTRACT(EPOCH FROM timeout) * 1000)::int8);
+      SELECT r.* FROM jobs.run r WHERE r.id OPERATOR(pg_catalog.=) run_id $$;
+COMMENT ON FUNCTION jobs.wait(bigint, interval) IS
+  'Wait until a run is finished (or the timeout passes) and return its row.';
+COMMENT ON FUNCTION jobs.cancel(bigint) IS
+  'Cancel a run: a queued one never starts, a running one is interrupted. False if it had already finished.';
 
 -- Scheduled jobs: typed wrappers with defaults around the jobs._* functions,
 -- which validate, check privileges and write. search_path is pinned.

@@ -54,18 +54,52 @@ pub(crate) fn check_command(command: &str) -> usize {
     }
 }
 
-/// Queue `command` to run in the background, in this database, as the
-/// calling role. It runs only after the calling transaction commits; if
-/// that transaction (or the savepoint around this call) rolls back, it
-/// never runs. Returns the run id; watch it in `jobs.run`.
+/// `jobs.submit(...)`: queue `command` to run in the background, as
+/// `run_as` (default: the caller) in `database`. It runs only after the
+/// calling transaction commits; if that transaction (or the savepoint around
+/// this call) rolls back, it never runs. Returns the run id.
 #[pg_extern(volatile, parallel_unsafe)]
-fn submit(command: &str) -> i64 {
+#[allow(clippy::too_many_arguments)]
+fn _submit(
+    command: &str,
+    database: &str,
+    run_as: Option<pg_sys::Oid>,
+    start_at: Option<TimestampWithTimeZone>,
+    timeout_ms: Option<i64>,
+    max_attempts: i32,
+    priority: i32,
+) -> i64 {
     check_command(command);
-    let owner = unsafe { pg_sys::GetUserId() };
+    if max_attempts < 1 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("max_attempts must be at least 1, not {max_attempts}"),
+            "1 means no retries.",
+        );
+    }
+    if timeout_ms.is_some_and(|t| t < 0) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "timeout must not be negative",
+            "Pass NULL for no timeout.",
+        );
+    }
+    let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
+    crate::jobs_api::check_run_as(owner, database);
     let id = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.run (owner, command) VALUES ($1::pg_catalog.regrole, $2) RETURNING id",
-            &[owner.into(), command.into()],
+            "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
+             VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
+             RETURNING id",
+            &[
+                owner.into(),
+                command.into(),
+                database.into(),
+                start_at.into(),
+                timeout_ms.into(),
+                max_attempts.into(),
+                priority.into(),
+            ],
         )
     });
     let id = match id {
@@ -76,8 +110,110 @@ fn submit(command: &str) -> i64 {
             "",
         ),
     };
-    hooks::wake_scheduler_at_commit();
+    hooks::submitted_at_commit(id);
     id
+}
+
+/// The status of a run the caller can see (row-level security), or an
+/// error if there is none.
+fn visible_status(run_id: i64) -> String {
+    Spi::get_one_with_args::<String>(
+        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+        &[run_id.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("run {run_id} does not exist"),
+            "You can see only the runs of roles you are a member of.",
+        )
+    })
+}
+
+fn is_terminal(status: &str) -> bool {
+    status
+        .parse::<pg_jobs_core::run_state::RunStatus>()
+        .is_ok_and(|s| s.is_terminal())
+}
+
+/// `jobs.wait(run_id, timeout)`: sleep until the run is terminal or the
+/// timeout passes (NULL: no timeout). Sleeps on a condition variable the
+/// scheduler broadcasts when runs finish; pg_cancel_backend interrupts it.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wait(run_id: i64, timeout_ms: Option<i64>) -> bool {
+    if hooks::submitted_in_this_transaction(run_id) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("run {run_id} was submitted in this transaction, which must commit before it can start"),
+            "Commit first, then call jobs.wait.",
+        );
+    }
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "jobs.wait needs READ COMMITTED isolation",
+            "In REPEATABLE READ or SERIALIZABLE the transaction's snapshot never shows the run finishing.",
+        );
+    }
+    let deadline =
+        timeout_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms.max(0) as u64));
+    let cv = registry::runs_finished_cv();
+    // Each statement of a volatile function takes a fresh snapshot, so every
+    // look sees runs that finished since the last one.
+    let mut done = is_terminal(&visible_status(run_id));
+    while !done {
+        let remaining = match deadline {
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(r) if !r.is_zero() => r.as_millis() as libc::c_long,
+                _ => break,
+            },
+            None => -1,
+        };
+        unsafe {
+            // Prepare, look again, then sleep: a broadcast between the look
+            // and the sleep is not lost.
+            pg_sys::ConditionVariablePrepareToSleep(cv);
+            done = is_terminal(&visible_status(run_id));
+            if !done {
+                pg_sys::ConditionVariableTimedSleep(cv, remaining, pg_sys::PG_WAIT_EXTENSION);
+            }
+            pg_sys::ConditionVariableCancelSleep();
+        }
+        if !done {
+            done = is_terminal(&visible_status(run_id));
+        }
+    }
+    done
+}
+
+/// `jobs.cancel(run_id)`: a queued run becomes `cancelled` (it never
+/// runs); a running one has its statement cancelled and ends `cancelled`.
+/// False if the run had already finished.
+#[pg_extern(volatile, parallel_unsafe)]
+fn cancel(run_id: i64) -> bool {
+    let status = visible_status(run_id); // also the ownership check
+    if is_terminal(&status) {
+        return false;
+    }
+    let was_queued = bgw::as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'
+          RETURNING id",
+            &[run_id.into()],
+        )
+    })
+    .ok()
+    .flatten()
+    .is_some();
+    if was_queued {
+        hooks::runs_finished_at_commit();
+        return true;
+    }
+    registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id)
 }
 
 /// The live worker registry; read it through the view `jobs.workers`.

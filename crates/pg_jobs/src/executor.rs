@@ -50,6 +50,15 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
 
     registry::set_running(me);
+    if registry::cancel_requested(me) {
+        registry::record_outcome(
+            me,
+            Outcome::Cancelled,
+            "57014",
+            "cancelled by jobs.cancel before it started",
+        );
+        return;
+    }
     if slot.timeout_ms > 0 {
         unsafe {
             timeout::enable_timeout_after(
@@ -68,7 +77,9 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     match outcome {
         sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),
         sql_runner::Outcome::Failed { sqlstate, message } => {
-            let kind = if timed_out && sqlstate == "57014" {
+            let kind = if sqlstate == "57014" && registry::cancel_requested(me) {
+                Outcome::Cancelled
+            } else if timed_out && sqlstate == "57014" {
                 Outcome::TimedOut
             } else {
                 Outcome::Failed

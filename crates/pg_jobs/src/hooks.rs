@@ -29,6 +29,7 @@ const EVICT_TIMEOUT: Duration = Duration::from_secs(10);
 struct Pending {
     wake_scheduler: bool,
     reload_jobs: bool,
+    runs_finished: bool,
     wake_launcher: bool,
     ext_created: bool,
     ext_dropped: bool,
@@ -37,6 +38,9 @@ struct Pending {
 
 thread_local! {
     static PENDING: Cell<Pending> = Cell::new(Pending::default());
+    /// Runs submitted in the current transaction (`jobs.wait` on one would
+    /// wait for a commit that cannot come while it waits).
+    static SUBMITTED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn note(f: impl FnOnce(&mut Pending)) {
@@ -50,6 +54,23 @@ fn note(f: impl FnOnce(&mut Pending)) {
 /// Wake this database's scheduler when the current transaction commits.
 pub fn wake_scheduler_at_commit() {
     note(|p| p.wake_scheduler = true);
+}
+
+/// A run was submitted: wake the scheduler at commit, and remember the run
+/// until the transaction ends.
+pub fn submitted_at_commit(run_id: i64) {
+    note(|p| p.wake_scheduler = true);
+    SUBMITTED.with(|s| s.borrow_mut().push(run_id));
+}
+
+pub fn submitted_in_this_transaction(run_id: i64) -> bool {
+    SUBMITTED.with(|s| s.borrow().contains(&run_id))
+}
+
+/// Runs reached a terminal state in this transaction (jobs.cancel of a
+/// queued run): wake `jobs.wait`ers at commit.
+pub fn runs_finished_at_commit() {
+    note(|p| p.runs_finished = true);
 }
 
 /// Job definitions changed: have the scheduler reload them when (and only
@@ -201,6 +222,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         _ => return,
     };
     let p = PENDING.with(|p| p.replace(Pending::default()));
+    SUBMITTED.with(|s| s.borrow_mut().clear());
     let mut wake_launcher = p.wake_launcher;
     if let Some(db) = p.evicted_db {
         // DROP DATABASE committed (the launcher's rescan forgets it) or
@@ -218,6 +240,9 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
             registry::set_ext(me, ExtPresence::Absent);
             registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor]);
             wake_launcher = true;
+        }
+        if p.runs_finished {
+            registry::broadcast_runs_finished();
         }
         if p.reload_jobs {
             registry::request_reload(me);

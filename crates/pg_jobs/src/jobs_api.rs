@@ -107,7 +107,7 @@ fn validate_numbers(timeout_ms: Option<i64>, max_attempts: i32, retry_backoff_ms
 
 /// The caller may act as `role` (SET ROLE semantics); superuser roles only
 /// by superusers; `role` may connect to `database`.
-fn check_run_as(role: pg_sys::Oid, database: &str) {
+pub(crate) fn check_run_as(role: pg_sys::Oid, database: &str) {
     unsafe {
         let me = pg_sys::GetUserId();
         let role_name = role_name(role);

@@ -89,6 +89,7 @@ pub enum Outcome {
     Succeeded = 1,
     Failed = 2,
     TimedOut = 3,
+    Cancelled = 4,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +126,8 @@ pub struct Slot {
     /// to write the outcome to the run history and free it.
     pub exited: bool,
     pub outcome: Outcome,
+    /// Executors: `jobs.cancel` asked for this run to stop.
+    pub cancel_requested: bool,
     pub started_at: i64,
     pub finished_at: i64,
     pub sqlstate: [u8; 5],
@@ -153,6 +156,7 @@ impl Default for Slot {
             killed_for_timeout: false,
             exited: false,
             outcome: Outcome::None,
+            cancel_requested: false,
             started_at: 0,
             finished_at: 0,
             sqlstate: [b'0'; 5],
@@ -196,6 +200,8 @@ pub struct DbEntry {
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct Registry {
+    /// Broadcast whenever runs reach a terminal state (`jobs.wait` sleeps on it).
+    runs_finished: pg_sys::ConditionVariable,
     launcher_latch: usize,
     slots: [Slot; MAX_WORKERS],
     dbs: [DbEntry; MAX_DATABASES],
@@ -203,7 +209,17 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
+        // What ConditionVariableInit does: an unlocked spinlock and an empty
+        // wait list (INVALID_PGPROCNO at both ends).
+        let empty = pg_sys::proclist_head {
+            head: i32::MAX,
+            tail: i32::MAX,
+        };
         Registry {
+            runs_finished: pg_sys::ConditionVariable {
+                mutex: 0,
+                wakeup: empty,
+            },
             launcher_latch: 0,
             slots: [Slot::default(); MAX_WORKERS],
             dbs: [DbEntry::default(); MAX_DATABASES],
@@ -309,6 +325,16 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
         }
     }
     freed
+}
+
+/// Free a reserved slot whose process never claimed it (its worker is known
+/// to be gone); a claimed slot is left alone: it carries an outcome.
+pub fn release_unclaimed(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation && slot.pid == 0 {
+        free(slot);
+    }
 }
 
 /// Worker side: take the slot reserved for us. Registers the exit callback
@@ -518,14 +544,16 @@ pub fn snapshot() -> Vec<Slot> {
         .collect()
 }
 
-/// How many executors hold a slot, cluster-wide (exited ones count until
-/// harvested, a few milliseconds).
+/// How many executor processes there are (or are being started),
+/// cluster-wide. Exited ones awaiting harvest hold no process: the pass
+/// that harvests them may reuse their capacity at once (else nothing would
+/// wake the scheduler to use it).
 pub fn executor_count() -> usize {
     REGISTRY
         .share()
         .slots
         .iter()
-        .filter(|s| s.in_use && s.kind == Kind::Executor)
+        .filter(|s| s.in_use && s.kind == Kind::Executor && !s.exited)
         .count()
 }
 
@@ -653,4 +681,47 @@ pub fn take_reboot(db: pg_sys::Oid) -> bool {
         Some(e) => !std::mem::replace(&mut e.rebooted, true),
         None => false,
     }
+}
+
+/// The condition variable `jobs.wait` sleeps on; it lives in shared memory
+/// for the life of the server, so the pointer stays valid after the guard.
+pub fn runs_finished_cv() -> *mut pg_sys::ConditionVariable {
+    let mut reg = REGISTRY.exclusive();
+    &raw mut reg.runs_finished
+}
+
+/// Wake every `jobs.wait`: some runs just reached a terminal state.
+pub fn broadcast_runs_finished() {
+    unsafe { pg_sys::ConditionVariableBroadcast(runs_finished_cv()) };
+}
+
+/// `jobs.cancel` of a run an executor holds: flag it and interrupt its
+/// statement (SIGINT, as pg_cancel_backend). Returns whether it was found.
+pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> bool {
+    let pid = {
+        let mut reg = REGISTRY.exclusive();
+        let Some(slot) = reg.slots.iter_mut().find(|s| {
+            s.in_use
+                && s.kind == Kind::Executor
+                && s.home_db == home_db.to_u32()
+                && s.run_id == run_id
+                && !s.exited
+        }) else {
+            return false;
+        };
+        slot.cancel_requested = true;
+        slot.pid
+    };
+    if pid != 0 {
+        // SAFETY: kill(2) of the pid the registry holds for this run's executor.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+    true
+}
+
+/// Executor side: was this run cancelled?
+pub fn cancel_requested(r: SlotRef) -> bool {
+    let reg = REGISTRY.share();
+    let s = &reg.slots[r.index as usize];
+    s.in_use && s.generation == r.generation && s.cancel_requested
 }

@@ -201,7 +201,10 @@ impl Scheduler {
             return Next::Exit;
         };
 
-        // The outcomes are committed: the slots can go.
+        // The outcomes are committed: the slots can go, and waiters look again.
+        if !result.harvested.is_empty() {
+            registry::broadcast_runs_finished();
+        }
         for r in result.harvested {
             registry::release(r);
         }
@@ -281,16 +284,15 @@ impl Scheduler {
     /// Slots reserved by an earlier life of this scheduler (no handle) are
     /// reaped after a timeout.
     fn forget_stopped_executors(&mut self) {
-        let slots = registry::executors_of(self.db);
         self.launched.retain(|_, l| {
             if l.handle.status() != bgw::HandleStatus::Stopped {
                 return true;
             }
-            let claimed = slots.iter().any(|(r, s)| *r == l.slot && s.pid != 0);
-            if !claimed {
-                registry::release(l.slot); // never started: no outcome will come
-            }
-            !slots.iter().any(|(r, s)| *r == l.slot && s.exited) && claimed
+            // The process is gone. If it never claimed its slot no outcome
+            // will come: free it (the run is then marked crashed). Decided
+            // under the registry lock: a slot it did claim holds its outcome.
+            registry::release_unclaimed(l.slot);
+            false
         });
         if self.launched.is_empty() {
             registry::reap_unclaimed(Kind::Executor, self.db, UNCLAIMED_SLOT_TIMEOUT_US);
@@ -319,6 +321,7 @@ impl Scheduler {
                 Outcome::Succeeded => (RunStatus::Succeeded, None, None),
                 Outcome::Failed => (RunStatus::Failed, Some(s.sqlstate()), Some(s.message())),
                 Outcome::TimedOut => (RunStatus::TimedOut, Some(s.sqlstate()), Some(s.message())),
+                Outcome::Cancelled => (RunStatus::Cancelled, Some(s.sqlstate()), Some(s.message())),
                 Outcome::None if s.killed_for_timeout => (
                     RunStatus::TimedOut,
                     Some("57014".to_owned()),
@@ -710,7 +713,7 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
                 AND (j.overlap IS NULL OR j.overlap OPERATOR(pg_catalog.=) 'allow' OR NOT EXISTS (
                        SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
                           AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')))
-              ORDER BY COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+              ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
               LIMIT $1",
             None,
             &[(free as i64).into()],

@@ -1,0 +1,260 @@
+//! Async jobs: submit with options, wait, cancel, priority, start_at, and
+//! a burst of submits with nothing lost.
+
+use pg_jobs_itest::{one, wait_for, wait_run, Cluster, DEADLINE};
+use postgres::Client;
+use std::time::{Duration, Instant};
+
+fn cluster(name: &str, conf: &str) -> (Cluster, Client) {
+    let c = Cluster::start(name, conf);
+    c.connect("postgres")
+        .batch_execute("CREATE DATABASE app")
+        .unwrap();
+    let mut s = c.connect("app");
+    s.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
+    (c, s)
+}
+
+#[test]
+fn wait_returns_when_the_run_ends_and_honours_its_timeout() {
+    let (c, mut s) = cluster("wait", "");
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')");
+    let t0 = Instant::now();
+    let row = s
+        .query_one(
+            "SELECT status, extract(epoch FROM clock_timestamp() - finished_at)::float8 FROM jobs.wait($1)",
+            &[&id],
+        )
+        .unwrap();
+    let waited = t0.elapsed();
+    assert_eq!(row.get::<_, String>(0), "succeeded");
+    let after_finish: f64 = row.get(1);
+    println!(
+        "jobs.wait returned {:.1} ms after the run finished (waited {waited:?})",
+        after_finish * 1000.0
+    );
+    assert!(
+        after_finish < 1.0,
+        "wait returned {after_finish} s after the run ended"
+    );
+
+    // A timeout returns the current row.
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(60)')");
+    let t0 = Instant::now();
+    let status: String = s
+        .query_one("SELECT status FROM jobs.wait($1, '300 ms')", &[&id])
+        .unwrap()
+        .get(0);
+    let waited = t0.elapsed();
+    assert!(
+        ["queued", "starting", "running"].contains(&status.as_str()),
+        "{status}"
+    );
+    assert!(
+        waited >= Duration::from_millis(290) && waited < Duration::from_secs(5),
+        "waited {waited:?}"
+    );
+
+    // pg_cancel_backend interrupts a wait.
+    let waiter_pid: i32 = one(&mut s, "SELECT pg_backend_pid()");
+    let mut other = c.connect("app");
+    let handle = std::thread::spawn(move || {
+        s.query_one("SELECT status FROM jobs.wait($1)", &[&id])
+            .map(|_| ())
+    });
+    wait_for("the waiter to sleep", DEADLINE, || {
+        let st: Option<String> = other
+            .query_opt(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
+                &[&waiter_pid],
+            )
+            .unwrap()
+            .and_then(|r| r.get(0));
+        (st.as_deref() == Some("Extension")).then_some(())
+    });
+    assert!(one::<bool>(
+        &mut other,
+        &format!("SELECT pg_cancel_backend({waiter_pid})")
+    ));
+    let err = handle.join().unwrap().unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    other.batch_execute(&format!("SELECT jobs.cancel({id})")).unwrap();
+}
+
+#[test]
+fn wait_refuses_what_could_never_finish() {
+    let (_c, mut s) = cluster("wait-errors", "");
+    let mut tx = s.transaction().unwrap();
+    let err = tx
+        .batch_execute("SELECT jobs.wait(jobs.submit('SELECT 1'))")
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err}");
+    drop(tx);
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
+    let mut tx = s
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .unwrap();
+    let err = tx.batch_execute(&format!("SELECT jobs.wait({id})")).unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err}");
+    drop(tx);
+    let err = s.batch_execute("SELECT jobs.wait(999999)").unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42704"), "{err}");
+}
+
+#[test]
+fn cancel_stops_queued_and_running_runs() {
+    let (_c, mut s) = cluster("cancel", "");
+    s.batch_execute("CREATE TABLE hits (x int)").unwrap();
+    // Queued (not due for an hour): it never runs.
+    let queued: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO hits VALUES (1)', start_at => now() + interval '1 hour')",
+    );
+    assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({queued})")));
+    assert_eq!(
+        one::<String>(&mut s, &format!("SELECT status FROM jobs.wait({queued})")),
+        "cancelled"
+    );
+    // Running: its statement is interrupted.
+    let running: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT pg_sleep(60); INSERT INTO hits VALUES (2)')",
+    );
+    wait_for("running", DEADLINE, || {
+        (one::<String>(
+            &mut s,
+            &format!("SELECT status FROM jobs.run WHERE id = {running}"),
+        ) == "running")
+            .then_some(())
+    });
+    let t0 = Instant::now();
+    assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({running})")));
+    let (status, code, _) = wait_run(&mut s, running);
+    println!("a running run was cancelled in {:?}", t0.elapsed());
+    assert_eq!((status.as_str(), code.as_deref()), ("cancelled", Some("57014")));
+    // Finished: nothing to cancel.
+    assert!(!one::<bool>(&mut s, &format!("SELECT jobs.cancel({running})")));
+    assert_eq!(one::<i64>(&mut s, "SELECT count(*) FROM hits"), 0);
+    // Nobody else's run.
+    s.batch_execute("CREATE ROLE eve LOGIN").unwrap();
+    let err = _c
+        .connect_as("app", "eve")
+        .batch_execute(&format!("SELECT jobs.cancel({running})"))
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42704"), "{err}");
+}
+
+#[test]
+fn higher_priority_starts_first_and_start_at_is_honoured() {
+    let (_c, mut s) = cluster("priority", "pg_jobs.max_executors = 1");
+    let blocker: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')");
+    wait_for("blocker running", DEADLINE, || {
+        (one::<String>(
+            &mut s,
+            &format!("SELECT status FROM jobs.run WHERE id = {blocker}"),
+        ) == "running")
+            .then_some(())
+    });
+    let mut tx = s.transaction().unwrap();
+    let low1: i64 = tx
+        .query_one("SELECT jobs.submit('SELECT 1')", &[])
+        .unwrap()
+        .get(0);
+    let low2: i64 = tx
+        .query_one("SELECT jobs.submit('SELECT 2')", &[])
+        .unwrap()
+        .get(0);
+    let high: i64 = tx
+        .query_one("SELECT jobs.submit('SELECT 3', priority => 10)", &[])
+        .unwrap()
+        .get(0);
+    tx.commit().unwrap();
+    for id in [low1, low2, high] {
+        assert_eq!(wait_run(&mut s, id).0, "succeeded");
+    }
+    let order: Vec<i64> = s
+        .query(
+            "SELECT id FROM jobs.run WHERE id > $1 ORDER BY started_at",
+            &[&blocker],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(order, [high, low1, low2]);
+
+    let later: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT 1', start_at => clock_timestamp() + interval '1 second')",
+    );
+    assert_eq!(wait_run(&mut s, later).0, "succeeded");
+    assert!(one::<bool>(
+        &mut s,
+        &format!("SELECT started_at >= not_before FROM jobs.run WHERE id = {later}")
+    ));
+}
+
+#[test]
+fn submit_runs_as_another_role_in_another_database() {
+    let (c, mut s) = cluster("submit-options", "");
+    c.connect("postgres")
+        .batch_execute("CREATE DATABASE other")
+        .unwrap();
+    c.connect("other")
+        .batch_execute("CREATE ROLE app_worker LOGIN; CREATE TABLE seen (db text, who text); GRANT INSERT ON seen TO app_worker")
+        .unwrap();
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO seen VALUES (current_database(), current_user)', database => 'other', run_as => 'app_worker')",
+    );
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+    let row = c
+        .connect("other")
+        .query_one("SELECT db, who FROM seen", &[])
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("other".into(), "app_worker".into())
+    );
+    s.batch_execute("CREATE ROLE outsider LOGIN").unwrap();
+    let err = c
+        .connect_as("app", "outsider")
+        .batch_execute("SELECT jobs.submit('SELECT 1', run_as => 'app_worker')")
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+}
+
+#[test]
+fn a_burst_of_submits_all_finish_and_none_is_lost() {
+    let n: i64 = std::env::var("PGJOBS_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let (_c, mut s) = cluster("burst", "pg_jobs.max_executors = 6\nmax_worker_processes = 16");
+    s.batch_execute("CREATE TABLE sink (run int)").unwrap();
+    let t0 = Instant::now();
+    s.execute(
+        "SELECT jobs.submit(format('INSERT INTO sink VALUES (%s)', g)) FROM generate_series(1, $1::int8) g",
+        &[&n],
+    )
+    .unwrap();
+    wait_for("every run finished", Duration::from_secs(600), || {
+        (one::<i64>(
+            &mut s,
+            "SELECT count(*) FROM jobs.run WHERE status IN ('queued','starting','running')",
+        ) == 0)
+            .then_some(())
+    });
+    let took = t0.elapsed();
+    println!(
+        "{n} submitted runs finished in {took:?}: {:.0} runs/s (cold executors)",
+        n as f64 / took.as_secs_f64()
+    );
+    assert_eq!(
+        one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status = 'succeeded'"),
+        n
+    );
+    assert_eq!(one::<i64>(&mut s, "SELECT count(DISTINCT run) FROM sink"), n);
+}
