@@ -265,9 +265,16 @@ pub fn wait_run(c: &mut Client, id: i64) -> (String, Option<String>, Option<Stri
             )
             .unwrap();
         let status: String = r.get(0);
-        ["succeeded", "failed", "timed_out", "cancelled", "skipped", "crashed"]
-            .contains(&status.as_str())
-            .then(|| (status, r.get(1), r.get(2)))
+        [
+            "succeeded",
+            "failed",
+            "timed_out",
+            "cancelled",
+            "skipped",
+            "crashed",
+        ]
+        .contains(&status.as_str())
+        .then(|| (status, r.get(1), r.get(2)))
     })
     .0
 }

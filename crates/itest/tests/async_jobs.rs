@@ -258,3 +258,82 @@ fn a_burst_of_submits_all_finish_and_none_is_lost() {
     );
     assert_eq!(one::<i64>(&mut s, "SELECT count(DISTINCT run) FROM sink"), n);
 }
+
+/// Kill -9 the executor (or its scheduler) at a random moment of a
+/// one-transaction INSERT job,
+/// let the cluster crash-restart, and check that the run is either
+/// succeeded with its row, or not succeeded without it. Never both, never
+/// neither.
+#[test]
+fn kill_9_mid_run_is_exactly_once_for_single_transaction_jobs() {
+    let rounds: u32 = std::env::var("PGJOBS_EXACTLY_ONCE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let (c, mut s) = cluster("exactly-once", "");
+    s.batch_execute("CREATE TABLE marks (n int PRIMARY KEY)").unwrap();
+    let mut seed = std::process::id() as u64;
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    for n in 1..=rounds {
+        let id: i64 = s
+            .query_one(
+                "SELECT jobs.submit(format('SELECT pg_sleep(random() * 0.05); INSERT INTO marks VALUES (%s); SELECT pg_sleep(random() * 0.05)', $1::int))",
+                &[&(n as i32)],
+            )
+            .unwrap()
+            .get(0);
+        // Its executor, unless it already finished.
+        let (pid, _) = wait_for("the executor or the end of the run", DEADLINE, || {
+            let row = s
+                .query_one(
+                    "SELECT (SELECT pid FROM jobs.workers WHERE kind = 'executor' AND run_id = $1 AND pid IS NOT NULL),
+                            (SELECT status IN ('succeeded','failed','crashed') FROM jobs.run WHERE id = $1)",
+                    &[&id],
+                )
+                .unwrap();
+            match (row.get::<_, Option<i32>>(0), row.get::<_, Option<bool>>(1)) {
+                (Some(pid), _) => Some(Some(pid)),
+                (None, Some(true)) => Some(None),
+                _ => None,
+            }
+        });
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        std::thread::sleep(Duration::from_micros(seed % 80_000)); // a random moment in the run: the fault under test
+                                                                  // Odd rounds kill the executor; even rounds kill the scheduler, which
+                                                                  // catches an outcome that finished but is not yet in the history.
+        let target = if n % 2 == 1 {
+            pid
+        } else {
+            s.query_opt(
+                "SELECT pid FROM jobs.workers WHERE kind = 'scheduler' AND pid IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .map(|r| r.get::<_, i32>(0))
+        };
+        // SAFETY: kill(2) of a pg_jobs worker; the postmaster then restarts the cluster.
+        let killed = target.is_some_and(|pid| unsafe { libc::kill(pid, libc::SIGKILL) } == 0);
+        if killed {
+            // The crash restart ends every session, ours included: wait for
+            // that before reconnecting, or the new session could be ended too.
+            // (A process that had just exited on its own is a zombie that
+            // kill(2) still reaches: then no restart comes.)
+            let t0 = Instant::now();
+            while s.simple_query("SELECT 1").is_ok() && t0.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(20)); // poll interval of a deadline-bounded wait
+            }
+            s = c.connect("app");
+        }
+        let (status, _, _) = wait_run(&mut s, id);
+        let row = one::<i64>(&mut s, &format!("SELECT count(*) FROM marks WHERE n = {n}")) == 1;
+        assert_eq!(
+            status == "succeeded",
+            row,
+            "round {n}: status {status}, row present: {row}"
+        );
+        *outcomes.entry(if row { "done" } else { "not done" }).or_default() += 1;
+    }
+    println!("exactly-once over {rounds} kill -9 rounds: {outcomes:?}");
+}

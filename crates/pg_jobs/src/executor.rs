@@ -68,7 +68,14 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         };
     }
     let started = std::time::Instant::now();
-    let outcome = sql_runner::run(&command);
+    // Exactly once: when the command is one transaction in the database
+    // that holds its history, the run is recorded `succeeded` inside that
+    // transaction, so its effects and its record commit together.
+    let (outcome, _recorded_in_transaction) = if slot.db == slot.home_db {
+        sql_runner::run_recording(&command, &|| record_success_in_transaction(slot.run_id))
+    } else {
+        (sql_runner::run(&command), false)
+    };
     unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
     // PostgreSQL resets the timeout's indicator when it reports the cancel,
     // so tell our timeout from any other cancel by the time that passed.
@@ -103,4 +110,19 @@ fn read_command(handle: u32) -> Option<String> {
         pg_sys::dsm_detach(seg);
         Some(text)
     }
+}
+
+/// Inside the command's own transaction, just before it commits: mark the
+/// run succeeded (as pg_jobs, with a pinned search_path).
+fn record_success_in_transaction(run_id: i64) {
+    crate::bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+                    pid = pg_catalog.pg_backend_pid(),
+                    started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+            &[run_id.into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("pg_jobs: cannot record run {run_id}: {e}"));
 }

@@ -25,6 +25,54 @@ pub enum Outcome {
 /// the transaction cleaned up, and returned as `Outcome::Failed`.
 /// (FATAL — e.g. SIGTERM — ends the process; its supervisor records that.)
 pub fn run(command: &str) -> Outcome {
+    run_with(command, None)
+}
+
+/// Nodes whose statements commit on their own or refuse a transaction
+/// block: a command containing one is not a single transaction, so its
+/// outcome cannot be recorded inside it.
+fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    let tag = unsafe { (*node).type_ };
+    match tag {
+        T_TransactionStmt
+        | T_VacuumStmt
+        | T_CallStmt
+        | T_DoStmt
+        | T_CreatedbStmt
+        | T_DropdbStmt
+        | T_AlterSystemStmt
+        | T_CreateTableSpaceStmt
+        | T_DropTableSpaceStmt
+        | T_ClusterStmt
+        | T_CreateSubscriptionStmt
+        | T_DropSubscriptionStmt
+        | T_AlterSubscriptionStmt => true,
+        T_IndexStmt => unsafe { (*(node as *mut pg_sys::IndexStmt)).concurrent },
+        T_ReindexStmt => true,
+        _ => false,
+    }
+}
+
+/// Like [`run`], but if the whole command is one transaction, call
+/// `before_commit` inside that transaction just before it commits, so what
+/// it writes commits (or is lost) together with the command's effects.
+/// Returns whether it was called (and the transaction then committed).
+pub fn run_recording(
+    command: &str,
+    before_commit: &(dyn Fn() + std::panic::RefUnwindSafe),
+) -> (Outcome, bool) {
+    RECORDED.with(|r| r.set(false));
+    let outcome = run_with(command, Some(before_commit));
+    let recorded = RECORDED.with(|r| r.get()) && outcome == Outcome::Succeeded;
+    (outcome, recorded)
+}
+
+thread_local! {
+    static RECORDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn run_with(command: &str, before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>) -> Outcome {
     let Ok(c_command) = CString::new(command) else {
         return Outcome::Failed {
             sqlstate: "22021".into(),
@@ -43,7 +91,7 @@ pub fn run(command: &str) -> Outcome {
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         )
     };
-    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx) })
+    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit) })
         .catch_others(|e| {
             let report = match e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
@@ -81,7 +129,11 @@ unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
         .collect()
 }
 
-unsafe fn run_statements(command: &CString, cmd_cx: pg_sys::MemoryContext) -> Result<(), (String, String)> {
+unsafe fn run_statements(
+    command: &CString,
+    cmd_cx: pg_sys::MemoryContext,
+    before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
+) -> Result<(), (String, String)> {
     pg_sys::debug_query_string = command.as_ptr();
     pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
     pg_sys::SetCurrentStatementStartTimestamp();
@@ -97,6 +149,9 @@ unsafe fn run_statements(command: &CString, cmd_cx: pg_sys::MemoryContext) -> Re
     pg_sys::MemoryContextSwitchTo(cmd_cx);
     let stmts = raw_statements(pg_sys::pg_parse_query(command.as_ptr()));
     let implicit_block = stmts.len() > 1;
+    let single_transaction = stmts
+        .iter()
+        .all(|raw| !manages_its_own_transactions((**raw).stmt));
 
     for (i, &raw) in stmts.iter().enumerate() {
         let is_last = i + 1 == stmts.len();
@@ -167,6 +222,13 @@ unsafe fn run_statements(command: &CString, cmd_cx: pg_sys::MemoryContext) -> Re
                     "the command left a transaction block open (BEGIN without COMMIT); it was rolled back"
                         .into(),
                 ));
+            }
+            if let (Some(record), true) = (before_commit, single_transaction) {
+                pg_sys::CommandCounterIncrement();
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+                record();
+                pg_sys::PopActiveSnapshot();
+                RECORDED.with(|r| r.set(true));
             }
             pg_sys::CommitTransactionCommand();
             in_xact = false;
