@@ -249,7 +249,7 @@ fn a_burst_of_submits_all_finish_and_none_is_lost() {
     });
     let took = t0.elapsed();
     println!(
-        "{n} submitted runs finished in {took:?}: {:.0} runs/s (cold executors)",
+        "{n} submitted runs finished in {took:?}: {:.0} runs/s (max_executors 6, warm pool)",
         n as f64 / took.as_secs_f64()
     );
     assert_eq!(
@@ -336,4 +336,68 @@ fn kill_9_mid_run_is_exactly_once_for_single_transaction_jobs() {
         *outcomes.entry(if row { "done" } else { "not done" }).or_default() += 1;
     }
     println!("exactly-once over {rounds} kill -9 rounds: {outcomes:?}");
+}
+
+/// A warm executor takes the next run of the same database and role, and
+/// nothing of one run's session (settings, role, temp tables, prepared
+/// statements, advisory locks) reaches the next, even after a failed run.
+#[test]
+fn pooled_executors_are_reused_and_reset_between_runs() {
+    let (_c, mut s) = cluster("pool", "pg_jobs.max_executors = 1");
+    s.batch_execute("CREATE ROLE pooler LOGIN; CREATE ROLE other_role; GRANT other_role TO pooler; CREATE TABLE obs (k text, v text); GRANT INSERT ON obs TO pooler")
+        .unwrap();
+    let dirty = "SET work_mem = '77MB'; SET ROLE other_role; RESET ROLE; SET search_path = nowhere;
+                 CREATE TEMP TABLE leftover (x int); PREPARE leak AS SELECT 1; SELECT pg_advisory_lock(4242);
+                 SET SESSION application_name = 'leaky'";
+    let check = "INSERT INTO public.obs
+                 SELECT 'work_mem', current_setting('work_mem') UNION ALL
+                 SELECT 'user', current_user::text UNION ALL
+                 SELECT 'search_path', current_setting('search_path') UNION ALL
+                 SELECT 'temp', (SELECT count(*)::text FROM pg_class WHERE relname = 'leftover' AND relpersistence = 't') UNION ALL
+                 SELECT 'prepared', (SELECT count(*)::text FROM pg_prepared_statements) UNION ALL
+                 SELECT 'advisory', (SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) UNION ALL
+                 SELECT 'app', current_setting('application_name')";
+    let a: i64 = s
+        .query_one("SELECT jobs.submit($1, run_as => 'pooler')", &[&dirty])
+        .unwrap()
+        .get(0);
+    assert_eq!(wait_run(&mut s, a).0, "succeeded");
+    // A failing run in between, that also dirties the session first.
+    let b: i64 = s
+        .query_one(
+            "SELECT jobs.submit('SET statement_timeout = 12345; SELECT 1/0', run_as => 'pooler')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(wait_run(&mut s, b).0, "failed");
+    let c: i64 = s
+        .query_one("SELECT jobs.submit($1, run_as => 'pooler')", &[&check])
+        .unwrap()
+        .get(0);
+    let (status, _, message) = wait_run(&mut s, c);
+    assert_eq!(status, "succeeded", "{message:?}");
+    let pids: Vec<i32> = s
+        .query(
+            "SELECT DISTINCT pid FROM jobs.run WHERE id IN ($1, $2, $3)",
+            &[&a, &b, &c],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(pids.len(), 1, "one warm executor ran all three: {pids:?}");
+    let seen: std::collections::BTreeMap<String, String> = s
+        .query("SELECT k, v FROM obs", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_ne!(seen["work_mem"], "77MB");
+    assert_eq!(seen["user"], "pooler");
+    assert_eq!(seen["search_path"], "\"$user\", public");
+    assert_eq!(seen["temp"], "0");
+    assert_eq!(seen["prepared"], "0");
+    assert_eq!(seen["advisory"], "0");
+    assert_ne!(seen["app"], "leaky");
 }

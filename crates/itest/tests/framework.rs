@@ -325,7 +325,10 @@ fn kill_9_of_an_executor_leaves_the_run_crashed_and_workers_return() {
     });
     // SAFETY: kill(2) of the executor's pid; the postmaster then restarts the whole cluster.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    drop(s);
+    // The crash restart ends our session too: wait for that, then reconnect.
+    wait_for("the crash restart", DEADLINE, || {
+        s.simple_query("SELECT 1").err().map(|_| ())
+    });
     let mut s = c.connect("app");
     let (status, _, message) = wait_run(&mut s, id);
     assert_eq!(status, "crashed", "{message:?}");

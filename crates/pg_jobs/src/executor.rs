@@ -37,18 +37,65 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     let Some(slot) = registry::claim(me) else {
         return;
     };
-    let Some(command) = read_command(slot.dsm) else {
-        registry::record_outcome(
-            me,
-            Outcome::Failed,
-            "55000",
-            "the command was no longer available: its scheduler exited before this executor started",
-        );
+    let Some(mut command) = read_command(slot.dsm) else {
+        registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
         return;
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
 
+    // The warm pool: after each run, reset the session and wait for the
+    // scheduler to hand over another run of the same database and role, up
+    // to pg_jobs.executor_idle_timeout; then exit.
+    loop {
+        run_one(me, &command);
+        registry::finish_run(me);
+        // DISCARD ALL: nothing of this run's session state (settings, SET
+        // ROLE, temp tables, prepared statements, advisory locks, LISTEN)
+        // reaches the next one.
+        if let sql_runner::Outcome::Failed { message, .. } = sql_runner::run("DISCARD ALL") {
+            warning!("pg_jobs executor: could not reset the session ({message}); exiting");
+            return;
+        }
+        unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+        match wait_for_next_run(me) {
+            Some(dsm) => match read_command(dsm) {
+                Some(c) => command = c,
+                None => {
+                    registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
+                    return;
+                }
+            },
+            None => return,
+        }
+    }
+}
+
+const COMMAND_GONE: &str =
+    "the command was no longer available: its scheduler exited before this executor started";
+
+/// Sleep until a new run is handed over (its command's segment), or the
+/// idle timeout passes or we are asked to retire (`None`: exit).
+fn wait_for_next_run(me: SlotRef) -> Option<u32> {
+    let idle = std::time::Duration::from_millis(crate::gucs::executor_idle_timeout_ms());
+    let deadline = std::time::Instant::now() + idle;
+    loop {
+        let now = std::time::Instant::now();
+        let retiring = now >= deadline || registry::retire_requested(me);
+        if let Some(dsm) = registry::take_assignment(me, retiring) {
+            return Some(dsm);
+        }
+        if retiring {
+            return None;
+        }
+        crate::bgw::wait(Some(deadline - now));
+        crate::bgw::reload_config_if_asked();
+    }
+}
+
+/// Run one command and record its outcome in our slot.
+fn run_one(me: SlotRef, command: &str) {
+    let Some(slot) = registry::slot(me) else { return };
     registry::set_running(me);
     if registry::cancel_requested(me) {
         registry::record_outcome(
@@ -71,10 +118,11 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     // Exactly once: when the command is one transaction in the database
     // that holds its history, the run is recorded `succeeded` inside that
     // transaction, so its effects and its record commit together.
-    let (outcome, _recorded_in_transaction) = if slot.db == slot.home_db {
-        sql_runner::run_recording(&command, &|| record_success_in_transaction(slot.run_id))
+    let run_id = slot.run_id;
+    let outcome = if slot.db == slot.home_db {
+        sql_runner::run_recording(command, &|| record_success_in_transaction(run_id)).0
     } else {
-        (sql_runner::run(&command), false)
+        sql_runner::run(command)
     };
     unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
     // PostgreSQL resets the timeout's indicator when it reports the cancel,

@@ -19,6 +19,11 @@ pub static LAUNCHER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// a background worker, so it also needs a free `max_worker_processes` slot.
 pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
+/// `pg_jobs.executor_idle_timeout`: how long an executor that finished a run
+/// waits for another run of the same database and role before it exits
+/// (0: never reuse executors).
+pub static EXECUTOR_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
 /// `pg_jobs.timezone`: time zone of jobs scheduled without one. Empty
 /// (the default): the server's `TimeZone`.
 pub static TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -67,6 +72,16 @@ pub fn init() {
         (crate::registry::MAX_WORKERS as i32) - 64,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.executor_idle_timeout",
+        c"How long an idle executor waits for another run of the same database and role.",
+        c"A warm executor takes the next run with no fork and no new connection; 0 disables reuse.",
+        &EXECUTOR_IDLE_TIMEOUT,
+        0,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
     );
     GucRegistry::define_string_guc(
         c"pg_jobs.timezone",
@@ -143,4 +158,7 @@ pub fn history_max_runs_per_job() -> i32 {
 }
 pub fn log_runs() -> LogRuns {
     LOG_RUNS.get()
+}
+pub fn executor_idle_timeout_ms() -> u64 {
+    EXECUTOR_IDLE_TIMEOUT.get() as u64
 }

@@ -128,6 +128,16 @@ pub struct Slot {
     pub outcome: Outcome,
     /// Executors: `jobs.cancel` asked for this run to stop.
     pub cancel_requested: bool,
+    /// Executors (warm pool): the run is done and its outcome waits in this
+    /// slot for the scheduler; the process lives on.
+    pub outcome_ready: bool,
+    /// Executors: idle, outcome harvested: may be handed another run of the
+    /// same database and role.
+    pub reusable: bool,
+    /// Executors: the scheduler handed over a new run (`run_id`, `dsm`).
+    pub assigned: bool,
+    /// Executors: asked to exit (its capacity is needed for another role or database).
+    pub retire: bool,
     pub started_at: i64,
     pub finished_at: i64,
     pub sqlstate: [u8; 5],
@@ -157,6 +167,10 @@ impl Default for Slot {
             exited: false,
             outcome: Outcome::None,
             cancel_requested: false,
+            outcome_ready: false,
+            reusable: false,
+            assigned: false,
+            retire: false,
             started_at: 0,
             finished_at: 0,
             sqlstate: [b'0'; 5],
@@ -544,16 +558,16 @@ pub fn snapshot() -> Vec<Slot> {
         .collect()
 }
 
-/// How many executor processes there are (or are being started),
-/// cluster-wide. Exited ones awaiting harvest hold no process: the pass
-/// that harvests them may reuse their capacity at once (else nothing would
-/// wake the scheduler to use it).
+/// How many executors are busy (starting, running, or reporting),
+/// cluster-wide. Idle pooled executors do not count: they hold no work and
+/// are asked to exit when their worker slot is needed. Exited ones awaiting
+/// harvest hold no process either.
 pub fn executor_count() -> usize {
     REGISTRY
         .share()
         .slots
         .iter()
-        .filter(|s| s.in_use && s.kind == Kind::Executor && !s.exited)
+        .filter(|s| s.in_use && s.kind == Kind::Executor && !s.exited && !s.reusable)
         .count()
 }
 
@@ -724,4 +738,142 @@ pub fn cancel_requested(r: SlotRef) -> bool {
     let reg = REGISTRY.share();
     let s = &reg.slots[r.index as usize];
     s.in_use && s.generation == r.generation && s.cancel_requested
+}
+
+/// Executor side: the run is finished and its outcome recorded; wake the
+/// scheduler to harvest it. The process stays for the next run.
+pub fn finish_run(r: SlotRef) {
+    let home = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
+        slot.outcome_ready = true;
+        slot.state = State::Idle;
+        slot.since = now();
+        slot.home_db
+    };
+    wake_scheduler(pg_sys::Oid::from(home));
+}
+
+/// Scheduler side, after the outcome is committed to the history: the
+/// executor may take another run.
+pub fn mark_harvested(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation && !slot.exited {
+        slot.outcome_ready = false;
+        slot.outcome = Outcome::None;
+        slot.reusable = !slot.retire;
+    }
+}
+
+/// Scheduler side: claim an idle executor of `home_db` connected to `db` as
+/// `role` for run `run_id` (handed over later with [`hand_over`]).
+pub fn take_idle(
+    home_db: pg_sys::Oid,
+    db: u32,
+    role: u32,
+    run_id: i64,
+    job_id: i64,
+    timeout_ms: i64,
+) -> Option<SlotRef> {
+    let mut reg = REGISTRY.exclusive();
+    let (i, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| {
+        s.in_use
+            && s.kind == Kind::Executor
+            && s.reusable
+            && !s.exited
+            && !s.retire
+            && s.home_db == home_db.to_u32()
+            && s.db == db
+            && s.role == role
+    })?;
+    slot.reusable = false;
+    slot.run_id = run_id;
+    slot.job_id = job_id;
+    slot.timeout_ms = timeout_ms;
+    slot.outcome = Outcome::None;
+    slot.cancel_requested = false;
+    slot.killed_for_timeout = false;
+    slot.started_at = 0;
+    slot.finished_at = 0;
+    slot.message_len = 0;
+    slot.state = State::Starting;
+    slot.since = now();
+    Some(SlotRef {
+        index: i as u32,
+        generation: slot.generation,
+    })
+}
+
+/// Scheduler side: give a claimed idle executor its command and wake it.
+pub fn hand_over(r: SlotRef, dsm: u32) -> bool {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) || slot.exited {
+            return false;
+        }
+        slot.dsm = dsm;
+        slot.assigned = true;
+        slot.latch
+    };
+    set_latch(latch);
+    true
+}
+
+/// Executor side: `Some(dsm)` if a new run was handed over; if `retiring`
+/// and none was, the slot stops being offered (atomically, so no run is
+/// handed to an executor on its way out).
+pub fn take_assignment(r: SlotRef, retiring: bool) -> Option<u32> {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return None;
+    }
+    if slot.assigned {
+        slot.assigned = false;
+        return Some(slot.dsm);
+    }
+    if retiring || slot.retire {
+        slot.reusable = false;
+        slot.retire = true;
+    }
+    None
+}
+
+/// Executor side: whether it was asked to exit.
+pub fn retire_requested(r: SlotRef) -> bool {
+    let reg = REGISTRY.share();
+    let s = &reg.slots[r.index as usize];
+    s.in_use && s.generation == r.generation && s.retire
+}
+
+/// Ask one idle pooled executor to exit, to free its worker slot. Returns
+/// whether there was one.
+pub fn retire_one_idle() -> bool {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        let Some(slot) = reg
+            .slots
+            .iter_mut()
+            .find(|s| s.in_use && s.kind == Kind::Executor && s.reusable && !s.exited)
+        else {
+            return false;
+        };
+        slot.reusable = false;
+        slot.retire = true;
+        slot.latch
+    };
+    set_latch(latch);
+    true
+}
+
+/// A copy of our own slot.
+pub fn slot(r: SlotRef) -> Option<Slot> {
+    let reg = REGISTRY.share();
+    let s = reg.slots[r.index as usize];
+    (s.in_use && s.generation == r.generation).then_some(s)
 }

@@ -71,6 +71,7 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         me,
         db,
         launched: HashMap::new(),
+        segments: HashMap::new(),
         jobs: HashMap::new(),
         heap: BinaryHeap::new(),
         loaded: false,
@@ -113,24 +114,46 @@ struct Job {
     next_due: Option<Timestamp>,
 }
 
-/// An executor we started and have not seen gone: its start handle and the
-/// shared memory segment holding its command.
+/// An executor we started and have not seen gone, with its start handle.
 struct Launched {
     slot: SlotRef,
     handle: WorkerHandle,
-    segment: *mut pg_sys::dsm_segment,
 }
 
-impl Drop for Launched {
+/// The dynamic shared memory segment holding a run's command, kept mapped
+/// until the run's outcome is harvested (the executor may still be reading it).
+struct Segment(*mut pg_sys::dsm_segment);
+
+impl Segment {
+    fn new(command: &str) -> Segment {
+        unsafe {
+            let bytes = command.as_bytes();
+            let seg = pg_sys::dsm_create(bytes.len() + 1, 0);
+            let addr = pg_sys::dsm_segment_address(seg) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len());
+            *addr.add(bytes.len()) = 0;
+            pg_sys::dsm_pin_mapping(seg);
+            Segment(seg)
+        }
+    }
+    fn handle(&self) -> u32 {
+        unsafe { pg_sys::dsm_segment_handle(self.0) }
+    }
+}
+
+impl Drop for Segment {
     fn drop(&mut self) {
-        unsafe { pg_sys::dsm_detach(self.segment) };
+        unsafe { pg_sys::dsm_detach(self.0) };
     }
 }
 
 struct Scheduler {
     me: SlotRef,
     db: pg_sys::Oid,
-    launched: HashMap<i64, Launched>,
+    /// Executors we started, by registry slot index.
+    launched: HashMap<u32, Launched>,
+    /// Commands of runs handed to executors and not yet harvested, by run id.
+    segments: HashMap<i64, Segment>,
     jobs: HashMap<i64, Job>,
     /// Due times, earliest first; an entry is stale if its job's
     /// `next_due` no longer equals it.
@@ -146,11 +169,21 @@ struct Dispatch {
     run_id: i64,
     command: String,
     slot: SlotRef,
+    /// An idle executor of the same database and role takes it.
+    warm: bool,
+}
+
+/// An executor slot whose outcome was written in this pass.
+struct Harvested {
+    slot: SlotRef,
+    run_id: i64,
+    /// The process is gone (free the slot), or lives on in the pool.
+    exited: bool,
 }
 
 /// What one pass decided, acted on after its transaction commits.
 struct PassResult {
-    harvested: Vec<SlotRef>,
+    harvested: Vec<Harvested>,
     dispatch: Vec<Dispatch>,
     wake_at: Option<Timestamp>,
 }
@@ -202,18 +235,27 @@ impl Scheduler {
         };
 
         // The outcomes are committed: the slots can go, and waiters look again.
-        if !result.harvested.is_empty() {
+        let harvested_any = !result.harvested.is_empty();
+        if harvested_any {
             registry::broadcast_runs_finished();
         }
-        for r in result.harvested {
-            registry::release(r);
+        for h in result.harvested {
+            self.segments.remove(&h.run_id);
+            if h.exited {
+                registry::release(h.slot);
+            }
         }
         let mut retry_soon = false;
         for d in result.dispatch {
             if retry_soon {
                 // Keep due-time order: once one waits for a worker slot, the later ones wait too.
                 registry::release(d.slot);
-                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id));
+                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
+                    requeue(
+                        d.run_id,
+                        Some("waiting for an earlier run to get a background worker slot"),
+                    )
+                });
             } else {
                 retry_soon = !self.launch(d);
             }
@@ -232,20 +274,20 @@ impl Scheduler {
         Next::Sleep(timeout)
     }
 
-    /// Start an executor for `d`; false (run put back in the queue) when the
-    /// postmaster has no free background worker slot.
+    /// Hand `d` to its idle executor, or start one; false (run put back in
+    /// the queue) when that is not possible right now.
     fn launch(&mut self, d: Dispatch) -> bool {
-        let segment = unsafe {
-            let bytes = d.command.as_bytes();
-            let seg = pg_sys::dsm_create(bytes.len() + 1, 0);
-            let addr = pg_sys::dsm_segment_address(seg) as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len());
-            *addr.add(bytes.len()) = 0;
-            // Keep it mapped until we have harvested the executor.
-            pg_sys::dsm_pin_mapping(seg);
-            seg
-        };
-        registry::set_dsm(d.slot, unsafe { pg_sys::dsm_segment_handle(segment) });
+        let segment = Segment::new(&d.command);
+        if d.warm {
+            if registry::hand_over(d.slot, segment.handle()) {
+                self.segments.insert(d.run_id, segment);
+                return true;
+            }
+            // It exited in between: start a fresh one next pass.
+            bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id, None));
+            return false;
+        }
+        registry::set_dsm(d.slot, segment.handle());
         let name = format!("pg_jobs executor for run {}", d.run_id);
         let w = DynamicWorker {
             bgw_type: "pg_jobs executor",
@@ -256,22 +298,24 @@ impl Scheduler {
         };
         match bgw::start_dynamic(&w) {
             Some(handle) => {
-                self.launched.insert(
-                    d.run_id,
-                    Launched {
-                        slot: d.slot,
-                        handle,
-                        segment,
-                    },
-                );
+                self.launched
+                    .insert(d.slot.index, Launched { slot: d.slot, handle });
+                self.segments.insert(d.run_id, segment);
                 true
             }
             None => {
-                unsafe { pg_sys::dsm_detach(segment) };
                 registry::release(d.slot);
-                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id));
+                // Idle pooled executors hold worker slots: ask one to go.
+                let why = if registry::retire_one_idle() {
+                    "waiting: an idle executor is giving up its background worker slot"
+                } else {
+                    "waiting: no free background worker slot (max_worker_processes); retrying"
+                };
+                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
+                    requeue(d.run_id, Some(why))
+                });
                 log!(
-                    "pg_jobs: no free background worker slot for run {} (max_worker_processes); it waits",
+                    "pg_jobs: no free background worker slot for run {}; it waits",
                     d.run_id
                 );
                 false
@@ -301,10 +345,13 @@ impl Scheduler {
 
     /// Write the outcomes of exited executors, in one statement, and queue
     /// retries. Returns the slots to free once this transaction commits.
-    fn harvest(&mut self, client: &mut SpiClient) -> Vec<SlotRef> {
+    fn harvest(&mut self, client: &mut SpiClient) -> Vec<Harvested> {
+        // Exited executors, and pooled ones that finished a run (a pooled
+        // one that exited after being harvested carries no outcome; its
+        // last run is already terminal and the UPDATE below skips it).
         let exited: Vec<(SlotRef, registry::Slot)> = registry::executors_of(self.db)
             .into_iter()
-            .filter(|(_, s)| s.exited)
+            .filter(|(_, s)| s.exited || s.outcome_ready)
             .collect();
         if exited.is_empty() {
             return Vec::new();
@@ -395,7 +442,21 @@ impl Scheduler {
                 queue_retry(client, id, attempt as u32 + 1);
             }
         }
-        exited.into_iter().map(|(r, _)| r).collect()
+        // A pooled executor whose outcome is now written may take the next
+        // run in this same pass: it is handed over only after this commits
+        // (if this transaction fails, the scheduler exits, and the run is
+        // later marked crashed and retried).
+        for (slot, _) in exited.iter().filter(|(_, s)| !s.exited) {
+            registry::mark_harvested(*slot);
+        }
+        exited
+            .into_iter()
+            .map(|(slot, s)| Harvested {
+                slot,
+                run_id: s.run_id,
+                exited: s.exited,
+            })
+            .collect()
     }
 
     /// Say `running` (with the real start time and pid) for runs whose
@@ -461,7 +522,12 @@ impl Scheduler {
         let now_pg = time::to_pg(now);
         let mut next: Option<Timestamp> = None;
         for (r, s) in registry::executors_of(self.db) {
-            if s.exited || s.timeout_ms <= 0 || s.started_at == 0 || s.killed_for_timeout {
+            if s.exited
+                || s.state != State::Running
+                || s.timeout_ms <= 0
+                || s.started_at == 0
+                || s.killed_for_timeout
+            {
                 continue;
             }
             let deadline = s.started_at + (s.timeout_ms + TIMEOUT_GRACE_MS) * 1000;
@@ -781,21 +847,34 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
             run_id,
             timeout_ms: timeout_ms.unwrap_or(0),
         };
-        let Some(slot) = registry::reserve(Kind::Executor, reservation) else {
+        let idle = registry::take_idle(
+            db,
+            reservation.db,
+            reservation.role,
+            run_id,
+            reservation.job_id,
+            reservation.timeout_ms,
+        );
+        let warm = idle.is_some();
+        let Some(slot) = idle.or_else(|| registry::reserve(Kind::Executor, reservation)) else {
             break; // registry full; an exit wakes us
         };
-        client
-            .update(
-                "UPDATE jobs.run SET status = 'starting', message = NULL WHERE id OPERATOR(pg_catalog.=) $1",
-                None,
-                &[run_id.into()],
-            )
-            .expect("marking a run starting");
         out.push(Dispatch {
             run_id,
             command,
             slot,
+            warm,
         });
+    }
+    if !out.is_empty() {
+        let ids: Vec<i64> = out.iter().map(|d| d.run_id).collect();
+        client
+            .update(
+                "UPDATE jobs.run SET status = 'starting', message = NULL WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
+                None,
+                &[ids.into()],
+            )
+            .expect("marking runs starting");
     }
     out
 }
@@ -847,15 +926,14 @@ fn purge_history(client: &mut SpiClient) {
     }
 }
 
-fn requeue(run_id: i64) {
+fn requeue(run_id: i64, why: Option<&str>) {
     Spi::connect_mut(|client| {
         client
             .update(
-                "UPDATE jobs.run SET status = 'queued',
-                        message = 'waiting: no free background worker slot (max_worker_processes); retrying'
+                "UPDATE jobs.run SET status = 'queued', message = $2
                   WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
                 None,
-                &[run_id.into()],
+                &[run_id.into(), why.into()],
             )
             .expect("requeueing a run");
     });
