@@ -1,5 +1,5 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
-.PHONY: setup demo demo-stop test test-unit install fmt
+.PHONY: setup demo demo-stop test test-unit install fmt bench
 
 # Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -26,3 +26,7 @@ install: setup
 
 fmt:
 	cargo fmt --all
+
+# Throughput and latency, side by side with pg_cron on one cluster (prints a table; ~5 min).
+bench: setup
+	bash scripts/bench
