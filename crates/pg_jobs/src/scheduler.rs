@@ -72,6 +72,7 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         db,
         launched: HashMap::new(),
         segments: HashMap::new(),
+        shown_running: std::collections::HashSet::new(),
         jobs: HashMap::new(),
         heap: BinaryHeap::new(),
         loaded: false,
@@ -154,6 +155,8 @@ struct Scheduler {
     launched: HashMap<u32, Launched>,
     /// Commands of runs handed to executors and not yet harvested, by run id.
     segments: HashMap<i64, Segment>,
+    /// Runs `jobs.run` already shows `running` (until harvested).
+    shown_running: std::collections::HashSet<i64>,
     jobs: HashMap<i64, Job>,
     /// Due times, earliest first; an entry is stale if its job's
     /// `next_due` no longer equals it.
@@ -241,6 +244,7 @@ impl Scheduler {
         }
         for h in result.harvested {
             self.segments.remove(&h.run_id);
+            self.shown_running.remove(&h.run_id);
             if h.exited {
                 registry::release(h.slot);
             }
@@ -262,7 +266,18 @@ impl Scheduler {
         }
         registry::set_state(self.me, State::Idle, None);
 
-        let mut timeout = result.wake_at.map(|t| {
+        // Runs handed out or still starting: look again shortly to show
+        // them `running` (executors do not wake us when they start).
+        let busy = registry::executors_of(self.db).iter().any(|(_, s)| {
+            !s.exited && !s.reusable && !s.outcome_ready && !self.shown_running.contains(&s.run_id)
+        });
+        let mut wake_at = result.wake_at;
+        if busy {
+            let soon =
+                Timestamp::now() + jiff::SignedDuration::from_millis(registry::RUNNING_VISIBLE_WITHIN_MS);
+            wake_at = Some(wake_at.map_or(soon, |w| w.min(soon)));
+        }
+        let mut timeout = wake_at.map(|t| {
             let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
             // Round up: waking a millisecond early would just cost a pass.
             Duration::from_millis(ms.max(0) as u64 + 1)
@@ -462,17 +477,18 @@ impl Scheduler {
     /// Say `running` (with the real start time and pid) for runs whose
     /// executor has started, and `crashed` for runs that are `starting` or
     /// `running` with no executor at all (killed, crashed, server restart).
-    fn mark_started_and_crashed(&self, client: &mut SpiClient) {
+    fn mark_started_and_crashed(&mut self, client: &mut SpiClient) {
         let slots = registry::executors_of(self.db);
         let (mut ids, mut pids, mut starts) = (Vec::new(), Vec::new(), Vec::new());
-        for (_, s) in slots
-            .iter()
-            .filter(|(_, s)| !s.exited && s.state == State::Running)
-        {
+        for (_, s) in slots.iter().filter(|(_, s)| {
+            !s.exited && s.state == State::Running && !self.shown_running.contains(&s.run_id)
+        }) {
             ids.push(s.run_id);
             pids.push(s.pid);
             starts.push(s.started_at);
         }
+        // Runs we looked at are shown (or were already): no more passes for them.
+        self.shown_running.extend(ids.iter().copied());
         if !ids.is_empty() {
             client
                 .update(
@@ -480,11 +496,17 @@ impl Scheduler {
                             started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond'
                        FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]),
                                        pg_catalog.unnest($3::int8[])) AS u(id, pid, started)
-                      WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) 'starting'",
+                      WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) 'starting'
+                  RETURNING r.id",
                     None,
                     &[ids.into(), pids.into(), starts.into()],
                 )
-                .expect("marking runs running");
+                .expect("marking runs running")
+                .for_each(|r| {
+                    if let Ok(Some(id)) = r.get::<i64>(1) {
+                        self.shown_running.insert(id);
+                    }
+                });
         }
         let live: Vec<i64> = slots.iter().map(|(_, s)| s.run_id).collect();
         let crashed = client
