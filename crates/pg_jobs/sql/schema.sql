@@ -62,8 +62,15 @@ COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
 
--- The scheduler looks for work here on every wake-up.
-CREATE INDEX run_unfinished ON jobs.run (id) WHERE status IN ('queued', 'starting', 'running');
+-- What the scheduler reads on every wake-up, each in its own small index so
+-- a long queue costs it a top-N index scan, not a sort:
+-- runs in flight (crash detection),
+CREATE INDEX run_active ON jobs.run (id) WHERE status IN ('starting', 'running');
+-- the queue in dispatch order,
+CREATE INDEX run_queue ON jobs.run (priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+  WHERE status = 'queued';
+-- and the next retry or start_at due.
+CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status = 'queued' AND not_before IS NOT NULL;
 CREATE INDEX run_job_started ON jobs.run (job_id, started_at);
 CREATE INDEX run_finished_at ON jobs.run (finished_at);
 
