@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 
 #[derive(Debug, Clone)]
 pub enum Schedule {
-    Cron(CronExpr),
+    Cron(Box<CronExpr>),
     /// Every `period_secs`, anchored at the job's creation.
     Interval {
         period_secs: i64,
@@ -92,7 +92,7 @@ impl Schedule {
         if let Some(r) = parse_interval(t) {
             return r.map(|period_secs| Schedule::Interval { period_secs });
         }
-        Ok(Schedule::Cron(CronExpr::parse(t)?))
+        Ok(Schedule::Cron(Box::new(CronExpr::parse(t)?)))
     }
 
     /// When the job is next due strictly after `after`. `anchor` is the
