@@ -189,6 +189,18 @@ impl Cluster {
         }
     }
 
+    /// A cluster with a database `app` that has the extension, and a
+    /// superuser session in it.
+    pub fn with_app_db(name: &str, extra_conf: &str) -> (Cluster, Client) {
+        let c = Cluster::start(name, extra_conf);
+        c.connect("postgres")
+            .batch_execute("CREATE DATABASE app")
+            .unwrap();
+        let mut s = c.connect("app");
+        s.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
+        (c, s)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

@@ -6,19 +6,13 @@ use postgres::Client;
 use std::time::{Duration, Instant};
 
 fn cluster(name: &str, conf: &str) -> (Cluster, Client) {
-    let c = Cluster::start(name, conf);
-    c.connect("postgres")
-        .batch_execute("CREATE DATABASE app")
-        .unwrap();
-    let mut s = c.connect("app");
-    s.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
-    (c, s)
+    Cluster::with_app_db(name, conf)
 }
 
 #[test]
 fn wait_returns_when_the_run_ends_and_honours_its_timeout() {
     let (c, mut s) = cluster("wait", "");
-    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')");
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')"); // the run under test
     let t0 = Instant::now();
     let row = s
         .query_one(

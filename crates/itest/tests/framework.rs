@@ -314,7 +314,7 @@ fn a_terminated_scheduler_comes_back() {
 fn kill_9_of_an_executor_leaves_the_run_crashed_and_workers_return() {
     let c = cluster_with_dbs("kill9", &["app"]);
     let mut s = c.connect("app");
-    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')");
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')"); // a long job: the run under test
     let (pid, _) = wait_for("executor running", DEADLINE, || {
         s.query_opt(
             "SELECT pid FROM jobs.run WHERE id = $1 AND status = 'running'",
@@ -352,7 +352,7 @@ fn kill_9_of_an_executor_leaves_the_run_crashed_and_workers_return() {
 fn a_terminated_executor_and_an_immediate_restart_leave_nothing_running() {
     let mut c = cluster_with_dbs("restart", &["app"]);
     let mut s = c.connect("app");
-    let a: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')");
+    let a: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')"); // a long job: the run under test
     let (pid, _) = wait_for("executor running", DEADLINE, || {
         s.query_opt(
             "SELECT pid FROM jobs.run WHERE id = $1 AND status = 'running'",
@@ -367,7 +367,7 @@ fn a_terminated_executor_and_an_immediate_restart_leave_nothing_running() {
     ));
     assert_eq!(wait_run(&mut s, a).0, "crashed");
 
-    let b: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')");
+    let b: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')"); // a long job: the run under test
     wait_for("executor running", DEADLINE, || {
         s.query_opt(
             "SELECT 1 FROM jobs.run WHERE id = $1 AND status = 'running'",
@@ -393,7 +393,7 @@ fn drop_database_with_a_live_scheduler_succeeds_quickly() {
     });
     // A long run in it too: its executor must go as well.
     let mut d = c.connect("doomed");
-    let id: i64 = one(&mut d, "SELECT jobs.submit('SELECT pg_sleep(600)')");
+    let id: i64 = one(&mut d, "SELECT jobs.submit('SELECT pg_sleep(600)')"); // a long job: the run under test
     wait_for("run started", DEADLINE, || {
         d.query_opt(
             "SELECT 1 FROM jobs.run WHERE id = $1 AND status = 'running'",

@@ -7,13 +7,7 @@ use postgres::Client;
 use std::time::Duration;
 
 fn cluster(name: &str, conf: &str) -> (Cluster, Client) {
-    let c = Cluster::start(name, conf);
-    c.connect("postgres")
-        .batch_execute("CREATE DATABASE app")
-        .unwrap();
-    let mut s = c.connect("app");
-    s.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
-    (c, s)
+    Cluster::with_app_db(name, conf)
 }
 
 /// Finished runs of job `name`: (status, scheduled_for as epoch seconds,

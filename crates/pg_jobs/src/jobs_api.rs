@@ -176,6 +176,14 @@ fn find_job(name: &str) -> i64 {
     }
 }
 
+/// Write `jobs.job` as pg_jobs (its only writer); the scheduler reloads
+/// the jobs when (and only if) the calling transaction commits.
+fn write_jobs(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
+    bgw::as_superuser(|| Spi::run_with_args(sql, args))
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
+    hooks::reload_jobs_at_commit();
+}
+
 /// `jobs.schedule(...)`: create the job `name` (per owner), or update it.
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
@@ -309,9 +317,9 @@ fn _alter_job(
     if run_as.is_some() || database.is_some() {
         check_run_as(run_as.unwrap_or(cur.0), database.unwrap_or(&cur.1));
     }
-    bgw::as_superuser(|| {
-        Spi::run_with_args(
-            "UPDATE jobs.job SET
+    write_jobs(
+        "change the job",
+        "UPDATE jobs.job SET
                 schedule = COALESCE($2, schedule),
                 once_at = CASE WHEN $2 IS NULL THEN once_at
                                ELSE TIMESTAMPTZ '2000-01-01 00:00:00+00' + $3 * INTERVAL '1 microsecond' END,
@@ -326,31 +334,22 @@ fn _alter_job(
                 catch_up = COALESCE($12, catch_up),
                 enabled = COALESCE($13, enabled)
               WHERE id OPERATOR(pg_catalog.=) $1",
-            &[
-                id.into(),
-                schedule.map(str::trim).into(),
-                once_at.flatten().into(),
-                command.into(),
-                database.into(),
-                run_as.into(),
-                timezone.into(),
-                timeout_ms.into(),
-                max_attempts.into(),
-                retry_backoff_ms.into(),
-                overlap.into(),
-                catch_up.into(),
-                enabled.into(),
-            ],
-        )
-    })
-    .unwrap_or_else(|e| {
-        raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("could not change the job: {e}"),
-            "",
-        )
-    });
-    hooks::reload_jobs_at_commit();
+        &[
+            id.into(),
+            schedule.map(str::trim).into(),
+            once_at.flatten().into(),
+            command.into(),
+            database.into(),
+            run_as.into(),
+            timezone.into(),
+            timeout_ms.into(),
+            max_attempts.into(),
+            retry_backoff_ms.into(),
+            overlap.into(),
+            catch_up.into(),
+            enabled.into(),
+        ],
+    );
     id
 }
 
@@ -358,39 +357,21 @@ fn _alter_job(
 #[pg_extern(volatile, parallel_unsafe)]
 fn unschedule(name: &str) -> bool {
     let id = find_job(name);
-    bgw::as_superuser(|| {
-        Spi::run_with_args(
-            "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
-            &[id.into()],
-        )
-    })
-    .unwrap_or_else(|e| {
-        raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("could not remove the job: {e}"),
-            "",
-        )
-    });
-    hooks::reload_jobs_at_commit();
+    write_jobs(
+        "remove the job",
+        "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
     true
 }
 
 fn set_enabled(name: &str, enabled: bool) {
     let id = find_job(name);
-    bgw::as_superuser(|| {
-        Spi::run_with_args(
-            "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
-            &[id.into(), enabled.into()],
-        )
-    })
-    .unwrap_or_else(|e| {
-        raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("could not change the job: {e}"),
-            "",
-        )
-    });
-    hooks::reload_jobs_at_commit();
+    write_jobs(
+        "change the job",
+        "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), enabled.into()],
+    );
 }
 
 /// Stop scheduling a job (runs already going finish).
