@@ -395,3 +395,61 @@ fn pooled_executors_are_reused_and_reset_between_runs() {
     assert_eq!(seen["advisory"], "0");
     assert_ne!(seen["app"], "leaky");
 }
+
+#[test]
+fn result_returns_the_last_statements_rows_to_their_owner_within_the_cap() {
+    let (c, mut s) = cluster("result", "pg_jobs.max_result_bytes = 2000");
+    s.batch_execute("CREATE ROLE reader LOGIN; CREATE ROLE snoop LOGIN")
+        .unwrap();
+    let mut r = c.connect_as("app", "reader");
+    let id: i64 = one(
+        &mut r,
+        "SELECT jobs.submit($$CREATE TEMP TABLE t AS SELECT 1; SELECT g AS n, g % 2 = 0 AS even, 'row ' || g AS label, NULL::int AS nothing, '{\"k\": 1}'::jsonb AS doc FROM generate_series(1, 3) g$$)",
+    );
+    assert_eq!(wait_run(&mut r, id).0, "succeeded");
+    let rows: Vec<String> = r
+        .query("SELECT jobs.result($1)::text", &[&id])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            r#"{"n": 1, "doc": {"k": 1}, "even": false, "label": "row 1", "nothing": null}"#,
+            r#"{"n": 2, "doc": {"k": 1}, "even": true, "label": "row 2", "nothing": null}"#,
+            r#"{"n": 3, "doc": {"k": 1}, "even": false, "label": "row 3", "nothing": null}"#,
+        ]
+    );
+    assert!(!one::<bool>(
+        &mut r,
+        &format!("SELECT result_truncated FROM jobs.run WHERE id = {id}")
+    ));
+    // Over the cap: the first rows, flagged.
+    let big: i64 = one(
+        &mut r,
+        "SELECT jobs.submit('SELECT g, repeat(''x'', 100) FROM generate_series(1, 1000) g')",
+    );
+    assert_eq!(wait_run(&mut r, big).0, "succeeded");
+    let kept: i64 = one(&mut r, &format!("SELECT count(*) FROM jobs.result({big})"));
+    assert!(kept > 0 && kept < 1000, "kept {kept}");
+    assert!(one::<bool>(
+        &mut r,
+        &format!("SELECT result_truncated FROM jobs.run WHERE id = {big}")
+    ));
+    // Only the owner (and superusers) may read it.
+    let err = c
+        .connect_as("app", "snoop")
+        .query(&format!("SELECT jobs.result({id})"), &[])
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42704"), "{err}");
+    assert_eq!(
+        one::<i64>(&mut s, &format!("SELECT count(*) FROM jobs.result({id})")),
+        3
+    );
+    let err = c
+        .connect_as("app", "snoop")
+        .query("SELECT * FROM jobs.run_result", &[])
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
+}

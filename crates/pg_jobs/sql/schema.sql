@@ -51,7 +51,9 @@ CREATE TABLE jobs.run (
     finished_at    timestamptz,
     pid            int,
     sqlstate       text,
-    message        text
+    message        text,
+    -- The last statement returned more than pg_jobs.max_result_bytes: jobs.result has the first rows.
+    result_truncated boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs.';
@@ -61,6 +63,13 @@ COMMENT ON COLUMN jobs.run.status IS
 COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
+
+-- The rows of a run's last statement, for jobs.result (owner and superusers only).
+CREATE TABLE jobs.run_result (
+    run_id  bigint PRIMARY KEY REFERENCES jobs.run (id) ON DELETE CASCADE,
+    rows    jsonb[] NOT NULL
+);
+COMMENT ON TABLE jobs.run_result IS 'Rows returned by the last statement of a run; read them with jobs.result(run_id).';
 
 -- What the scheduler reads on every wake-up, each in its own small index so
 -- a long queue costs it a top-N index scan, not a sort:
@@ -84,5 +93,5 @@ CREATE POLICY run_owner ON jobs.run FOR SELECT
   USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
 
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
-REVOKE ALL ON jobs.job, jobs.run FROM PUBLIC;
+REVOKE ALL ON jobs.job, jobs.run, jobs.run_result FROM PUBLIC;
 GRANT SELECT ON jobs.job, jobs.run TO PUBLIC;

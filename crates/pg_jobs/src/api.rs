@@ -216,6 +216,31 @@ fn cancel(run_id: i64) -> bool {
     registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id)
 }
 
+/// `jobs.result(run_id)`: the rows the run's last statement returned, one
+/// JSON object per row (column name → value), at most
+/// `pg_jobs.max_result_bytes` of them (`jobs.run.result_truncated` says if
+/// some were dropped). Only for runs you can see: your roles' runs.
+#[pg_extern(volatile, parallel_unsafe)]
+fn result(run_id: i64) -> SetOfIterator<'static, pgrx::JsonB> {
+    visible_status(run_id); // the ownership check: RLS on jobs.run
+    let rows: Vec<pgrx::JsonB> = bgw::as_superuser(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT u.r FROM jobs.run_result, pg_catalog.unnest(rows) WITH ORDINALITY AS u(r, n)
+                  WHERE run_id OPERATOR(pg_catalog.=) $1 ORDER BY u.n",
+                None,
+                &[run_id.into()],
+            )
+            .map(|t| {
+                t.filter_map(|row| row.get::<pgrx::JsonB>(1).ok().flatten())
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
+    });
+    SetOfIterator::new(rows)
+}
+
 /// The live worker registry; read it through the view `jobs.workers`.
 #[pg_extern(volatile, parallel_safe)]
 #[allow(clippy::type_complexity)]

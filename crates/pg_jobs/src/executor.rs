@@ -119,9 +119,19 @@ fn run_one(me: SlotRef, command: &str) {
     // that holds its history, the run is recorded `succeeded` inside that
     // transaction, so its effects and its record commit together.
     let run_id = slot.run_id;
+    crate::result_capture::reset();
     let outcome = if slot.db == slot.home_db {
-        sql_runner::run_recording(command, &|| record_success_in_transaction(run_id)).0
+        let cap = crate::gucs::max_result_bytes();
+        let (outcome, recorded) =
+            sql_runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
+        if !recorded && outcome == sql_runner::Outcome::Succeeded {
+            // A command that committed on its own: keep its rows afterwards.
+            crate::bgw::in_transaction("pg_jobs executor: keeping the result", || store_result(run_id));
+        }
+        outcome
     } else {
+        // The history is in another database: this executor cannot write
+        // there, so results of runs in other databases are not kept.
         sql_runner::run(command)
     };
     unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
@@ -161,16 +171,38 @@ fn read_command(handle: u32) -> Option<String> {
 }
 
 /// Inside the command's own transaction, just before it commits: mark the
-/// run succeeded (as pg_jobs, with a pinned search_path).
+/// run succeeded and keep its rows (as pg_jobs, with a pinned search_path).
 fn record_success_in_transaction(run_id: i64) {
+    let truncated = crate::result_capture::current().truncated;
     crate::bgw::as_superuser(|| {
         Spi::run_with_args(
             "UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
-                    pid = pg_catalog.pg_backend_pid(),
+                    pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
                     started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
               WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
-            &[run_id.into()],
+            &[run_id.into(), truncated.into()],
         )
     })
     .unwrap_or_else(|e| error!("pg_jobs: cannot record run {run_id}: {e}"));
+    store_result(run_id);
+}
+
+/// Write the captured rows of run `run_id` (if any) to `jobs.run_result`.
+fn store_result(run_id: i64) {
+    let captured = crate::result_capture::take();
+    if captured.rows.is_empty() && !captured.truncated {
+        return;
+    }
+    crate::bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "INSERT INTO jobs.run_result (run_id, rows) VALUES ($1, $2::text[]::jsonb[])
+               ON CONFLICT (run_id) DO UPDATE SET rows = EXCLUDED.rows",
+            &[run_id.into(), captured.rows.into()],
+        )?;
+        Spi::run_with_args(
+            "UPDATE jobs.run SET result_truncated = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+            &[run_id.into(), captured.truncated.into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("pg_jobs: cannot keep the result of run {run_id}: {e}"));
 }

@@ -24,6 +24,10 @@ pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
 /// (0: never reuse executors).
 pub static EXECUTOR_IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
+/// `pg_jobs.max_result_bytes`: rows of a run's last statement kept for
+/// `jobs.result`, at most this many bytes of JSON.
+pub static MAX_RESULT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 1024);
+
 /// `pg_jobs.timezone`: time zone of jobs scheduled without one. Empty
 /// (the default): the server's `TimeZone`.
 pub static TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -82,6 +86,16 @@ pub fn init() {
         3_600_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_result_bytes",
+        c"Bytes of result rows kept per run for jobs.result.",
+        c"Rows past the cap are dropped and the run is marked result_truncated; 0 keeps none.",
+        &MAX_RESULT_BYTES,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_BYTE,
     );
     GucRegistry::define_string_guc(
         c"pg_jobs.timezone",
@@ -161,4 +175,7 @@ pub fn log_runs() -> LogRuns {
 }
 pub fn executor_idle_timeout_ms() -> u64 {
     EXECUTOR_IDLE_TIMEOUT.get() as u64
+}
+pub fn max_result_bytes() -> usize {
+    MAX_RESULT_BYTES.get() as usize
 }

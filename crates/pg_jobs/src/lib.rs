@@ -22,6 +22,7 @@ mod hooks;
 mod jobs_api;
 mod launcher;
 mod registry;
+mod result_capture;
 mod scheduler;
 mod sql_runner;
 mod time;

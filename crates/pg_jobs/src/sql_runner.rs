@@ -25,7 +25,7 @@ pub enum Outcome {
 /// the transaction cleaned up, and returned as `Outcome::Failed`.
 /// (FATAL — e.g. SIGTERM — ends the process; its supervisor records that.)
 pub fn run(command: &str) -> Outcome {
-    run_with(command, None)
+    run_with(command, None, None)
 }
 
 /// Nodes whose statements commit on their own or refuse a transaction
@@ -58,12 +58,15 @@ fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
 /// `before_commit` inside that transaction just before it commits, so what
 /// it writes commits (or is lost) together with the command's effects.
 /// Returns whether it was called (and the transaction then committed).
+/// `capture`: keep up to this many bytes of the last statement's rows
+/// (see `result_capture`).
 pub fn run_recording(
     command: &str,
+    capture: Option<usize>,
     before_commit: &(dyn Fn() + std::panic::RefUnwindSafe),
 ) -> (Outcome, bool) {
     RECORDED.with(|r| r.set(false));
-    let outcome = run_with(command, Some(before_commit));
+    let outcome = run_with(command, Some(before_commit), capture);
     let recorded = RECORDED.with(|r| r.get()) && outcome == Outcome::Succeeded;
     (outcome, recorded)
 }
@@ -72,7 +75,11 @@ thread_local! {
     static RECORDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn run_with(command: &str, before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>) -> Outcome {
+fn run_with(
+    command: &str,
+    before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
+    capture: Option<usize>,
+) -> Outcome {
     let Ok(c_command) = CString::new(command) else {
         return Outcome::Failed {
             sqlstate: "22021".into(),
@@ -91,7 +98,7 @@ fn run_with(command: &str, before_commit: Option<&(dyn Fn() + std::panic::RefUnw
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         )
     };
-    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit) })
+    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit, capture) })
         .catch_others(|e| {
             let report = match e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
@@ -133,6 +140,7 @@ unsafe fn run_statements(
     command: &CString,
     cmd_cx: pg_sys::MemoryContext,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
+    capture: Option<usize>,
 ) -> Result<(), (String, String)> {
     pg_sys::debug_query_string = command.as_ptr();
     pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
@@ -200,7 +208,11 @@ unsafe fn run_statements(
         pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
         let mut format: i16 = 0;
         pg_sys::PortalSetResultFormat(portal, 1, &mut format);
-        let receiver = pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone);
+        // The last statement's rows are what jobs.result returns.
+        let receiver = match capture {
+            Some(cap) if is_last => crate::result_capture::receiver(cap),
+            _ => pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone),
+        };
         let mut qc = pg_sys::QueryCompletion::default();
         pg_sys::PortalRun(portal, i64::MAX as _, true, true, receiver, receiver, &mut qc);
         if let Some(destroy) = (*receiver).rDestroy {
