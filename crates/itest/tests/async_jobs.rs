@@ -33,7 +33,7 @@ fn wait_returns_when_the_run_ends_and_honours_its_timeout() {
     );
 
     // A timeout returns the current row.
-    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(60)')");
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(60)')"); // a long job: the run under test
     let t0 = Instant::now();
     let status: String = s
         .query_one("SELECT status FROM jobs.wait($1, '300 ms')", &[&id])
@@ -114,7 +114,7 @@ fn cancel_stops_queued_and_running_runs() {
     // Running: its statement is interrupted.
     let running: i64 = one(
         &mut s,
-        "SELECT jobs.submit('SELECT pg_sleep(60); INSERT INTO hits VALUES (2)')",
+        "SELECT jobs.submit('SELECT pg_sleep(60); INSERT INTO hits VALUES (2)')", // a long job: the run under test
     );
     wait_for("running", DEADLINE, || {
         (one::<String>(
@@ -143,7 +143,7 @@ fn cancel_stops_queued_and_running_runs() {
 #[test]
 fn higher_priority_starts_first_and_start_at_is_honoured() {
     let (_c, mut s) = cluster("priority", "pg_jobs.max_executors = 1");
-    let blocker: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')");
+    let blocker: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(0.5)')"); // a long job: the run under test
     wait_for("blocker running", DEADLINE, || {
         (one::<String>(
             &mut s,
@@ -271,7 +271,7 @@ fn kill_9_mid_run_is_exactly_once_for_single_transaction_jobs() {
     for n in 1..=rounds {
         let id: i64 = s
             .query_one(
-                "SELECT jobs.submit(format('SELECT pg_sleep(random() * 0.05); INSERT INTO marks VALUES (%s); SELECT pg_sleep(random() * 0.05)', $1::int))",
+                "SELECT jobs.submit(format('SELECT pg_sleep(random() * 0.05); INSERT INTO marks VALUES (%s); SELECT pg_sleep(random() * 0.05)', $1::int))", // a long job: the run under test
                 &[&(n as i32)],
             )
             .unwrap()

@@ -123,7 +123,7 @@ fn overlap_skip_records_skipped_runs_and_never_runs_two_at_once() {
     let (_c, mut s) = cluster("overlap", "");
     one::<i64>(
         &mut s,
-        "SELECT jobs.schedule('slow', '1 second', 'SELECT pg_sleep(2.5)')",
+        "SELECT jobs.schedule('slow', '1 second', 'SELECT pg_sleep(2.5)')", // a long job: the run under test
     );
     let (r, _) = wait_for("a success and two skips", DEADLINE, || {
         let r = runs(&mut s, "slow");
@@ -146,7 +146,7 @@ fn a_timeout_cancels_the_run_and_its_backend_goes() {
     let (_c, mut s) = cluster("timeout", "");
     one::<i64>(
         &mut s,
-        "SELECT jobs.schedule('stuck', '@yearly', 'SELECT pg_sleep(60)', timeout => '1 second')",
+        "SELECT jobs.schedule('stuck', '@yearly', 'SELECT pg_sleep(60)', timeout => '1 second')", // a long job: the run under test
     );
     let id: i64 = one(&mut s, "SELECT jobs.run_now('stuck')");
     let (status, code, message) = wait_run(&mut s, id);
@@ -555,11 +555,11 @@ fn overlap_queue_keeps_one_pending_and_allow_runs_in_parallel() {
     let (_c, mut s) = cluster("overlap-modes", "pg_jobs.max_executors = 8");
     one::<i64>(
         &mut s,
-        "SELECT jobs.schedule('q', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'queue')",
+        "SELECT jobs.schedule('q', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'queue')", // a long job: the run under test
     );
     one::<i64>(
         &mut s,
-        "SELECT jobs.schedule('a', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'allow')",
+        "SELECT jobs.schedule('a', '1 second', 'SELECT pg_sleep(2.2)', overlap => 'allow')", // a long job: the run under test
     );
     let mut max_pending = 0i64;
     let mut max_parallel_a = 0i64;

@@ -70,20 +70,7 @@ fn _submit(
     priority: i32,
 ) -> i64 {
     check_command(command);
-    if max_attempts < 1 {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("max_attempts must be at least 1, not {max_attempts}"),
-            "1 means no retries.",
-        );
-    }
-    if timeout_ms.is_some_and(|t| t < 0) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "timeout must not be negative",
-            "Pass NULL for no timeout.",
-        );
-    }
+    crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     crate::jobs_api::check_run_as(owner, database);
     let id = bgw::as_superuser(|| {

@@ -81,7 +81,7 @@ fn validate_overlap(overlap: &str) {
     }
 }
 
-fn validate_numbers(timeout_ms: Option<i64>, max_attempts: i32, retry_backoff_ms: i64) {
+pub(crate) fn validate_numbers(timeout_ms: Option<i64>, max_attempts: i32, retry_backoff_ms: i64) {
     if timeout_ms.is_some_and(|t| t < 0) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
