@@ -22,7 +22,7 @@ test-unit:
 
 # Build (debug) and install the extension into Debian's PostgreSQL 15.
 install: setup
-	cd crates/pg_jobs && cargo pgrx install --pg-config /usr/lib/postgresql/15/bin/pg_config
+	bash -c 'source scripts/lib.sh && install_extension ""'
 
 fmt:
 	cargo fmt --all

@@ -29,4 +29,8 @@ own_dir() {
 # $1: cargo profile flag ("" for debug, "--release").
 install_extension() {
   (cd crates/pg_jobs && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-})
+  # The full scripts of released versions, so `CREATE EXTENSION pg_jobs
+  # VERSION '0.1.0'` and the upgrade path from it can be tested. (cargo pgrx
+  # copies the upgrade scripts, sql/pg_jobs--A--B.sql, itself.)
+  cp crates/pg_jobs/sql/frozen/pg_jobs--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
 }

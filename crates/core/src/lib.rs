@@ -7,6 +7,7 @@
 //! * [`run_state`] — the life of a run (one execution of a command) and
 //!   which transitions between its states are legal;
 //! * [`backoff`] — how long to wait before restarting a worker that died;
+//! * [`daemon`] — where a daemon runs and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
@@ -18,6 +19,7 @@
 
 pub mod backoff;
 pub mod cron;
+pub mod daemon;
 pub mod launcher;
 pub mod overlap;
 pub mod run_state;

@@ -201,6 +201,58 @@ impl Cluster {
         (c, s)
     }
 
+    /// A streaming hot standby of `primary`, made with `pg_basebackup -R`
+    /// on this machine, started.
+    pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
+        let root = std::env::temp_dir().join("pg_jobs_itest");
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut c = Cluster {
+            port: pick_port(&dir),
+            dir,
+            os_user: primary.os_user.clone(),
+            running: false,
+        };
+        if let Some(u) = &c.os_user {
+            let ok = Command::new("chown")
+                .arg(u)
+                .arg(&c.dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown {u} {}", c.dir.display());
+        }
+        let host = primary.dir.display().to_string();
+        let port = primary.port.to_string();
+        c.pg(&[
+            "pg_basebackup",
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            "data",
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ]);
+        // The copy carries the primary's settings; later lines win.
+        let conf_path = c.dir.join("data/postgresql.conf");
+        let mut conf = std::fs::read_to_string(&conf_path).unwrap();
+        conf.push_str(&format!(
+            "\nport = {}\nunix_socket_directories = '{}'\nhot_standby = on\n",
+            c.port,
+            c.dir.display()
+        ));
+        std::fs::write(&conf_path, conf).unwrap();
+        c.start_server();
+        c
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

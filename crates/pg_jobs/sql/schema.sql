@@ -92,6 +92,35 @@ ALTER TABLE jobs.run ENABLE ROW LEVEL SECURITY;
 CREATE POLICY run_owner ON jobs.run FOR SELECT
   USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
 
+-- Daemons (0.2.0): long-running commands their database's scheduler keeps running.
+CREATE TABLE jobs.daemon (
+    id                bigserial PRIMARY KEY,
+    name              text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    owner             pg_catalog.regrole NOT NULL,
+    command           text NOT NULL,
+    database          name NOT NULL,
+    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on IN ('primary', 'standby', 'any')),
+    restart_delay     interval NOT NULL DEFAULT '5 seconds',
+    max_restart_delay interval NOT NULL DEFAULT '5 minutes',
+    -- false after jobs.stop_daemon.
+    enabled           boolean NOT NULL DEFAULT true,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Written by the scheduler on a primary: restarts so far and how the last process ended.
+    restarts          bigint NOT NULL DEFAULT 0,
+    last_exit         text CHECK (last_exit IN ('clean', 'error', 'crash')),
+    last_exit_at      timestamptz,
+    last_sqlstate     text,
+    last_message      text,
+    UNIQUE (owner, name)
+);
+COMMENT ON TABLE jobs.daemon IS
+  'pg_jobs daemons. Change them with jobs.daemon, jobs.stop_daemon, jobs.start_daemon, jobs.drop_daemon; watch them in jobs.daemon_status.';
+ALTER TABLE jobs.daemon ENABLE ROW LEVEL SECURITY;
+CREATE POLICY daemon_owner ON jobs.daemon FOR SELECT
+  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
+REVOKE ALL ON jobs.daemon FROM PUBLIC;
+GRANT SELECT ON jobs.daemon TO PUBLIC;
+
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
 REVOKE ALL ON jobs.job, jobs.run, jobs.run_result FROM PUBLIC;
 GRANT SELECT ON jobs.job, jobs.run TO PUBLIC;

@@ -5,14 +5,15 @@ SELECT w.kind,
        w.pid,
        d.datname AS database,
        w.roleid::pg_catalog.regrole AS role,
-       w.job_id,
+       CASE WHEN w.kind OPERATOR(pg_catalog.<>) 'daemon' THEN w.job_id END AS job_id,
        w.run_id,
        w.state,
-       w.since
+       w.since,
+       CASE WHEN w.kind OPERATOR(pg_catalog.=) 'daemon' THEN w.job_id END AS daemon_id
   FROM jobs._workers() w
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.datid;
 COMMENT ON VIEW jobs.workers IS
-  'Every live pg_jobs worker (launcher, schedulers, executors) from the shared-memory registry.';
+  'Every live pg_jobs worker (launcher, schedulers, executors, daemons) from the shared-memory registry.';
 GRANT SELECT ON jobs.workers TO PUBLIC;
 -- The view runs the function with its owner's rights; nobody needs it directly.
 REVOKE ALL ON FUNCTION jobs._workers() FROM PUBLIC;
@@ -106,3 +107,50 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
 COMMENT ON VIEW jobs.job_status IS
   'Each job you can see: schedule, time zone, enabled, last run, next due time, consecutive failures.';
 GRANT SELECT ON jobs.job_status TO PUBLIC;
+
+-- Daemons: the typed wrapper around jobs._daemon, and their status.
+
+CREATE FUNCTION jobs.daemon(
+    name text,
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    run_on text DEFAULT 'primary',
+    restart_delay interval DEFAULT '5 seconds',
+    max_restart_delay interval DEFAULT '5 minutes')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._daemon(name, command, database::text, run_as::oid, run_on,
+                         (EXTRACT(EPOCH FROM restart_delay) * 1000)::int8,
+                         (EXTRACT(EPOCH FROM max_restart_delay) * 1000)::int8) $$;
+COMMENT ON FUNCTION jobs.daemon(text, text, name, regrole, text, interval, interval) IS
+  'Declare (or redefine: same name, same owner) a daemon: a command kept running by its database''s scheduler. Returns its id.';
+COMMENT ON FUNCTION jobs.stop_daemon(text) IS
+  'Stop a daemon and keep it stopped (cancel, then terminate after 5 seconds).';
+COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
+COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
+
+-- Runs with the view owner's rights (the status of every database's
+-- daemons is in shared memory); shows only the daemons of roles the caller
+-- is a member of, as row-level security does on jobs.daemon.
+CREATE VIEW jobs.daemon_status AS
+SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
+       COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
+       s.pid,
+       s.since,
+       COALESCE(s.restarts, d.restarts) AS restarts,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit ELSE d.last_exit END AS last_exit,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit_at ELSE d.last_exit_at END AS last_exit_at,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_sqlstate ELSE d.last_sqlstate END AS last_sqlstate,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_message ELSE d.last_message END AS last_message,
+       s.next_restart,
+       d.command
+  FROM jobs.daemon d
+  LEFT JOIN jobs._daemons() s
+         ON s.daemon_id OPERATOR(pg_catalog.=) d.id
+        AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
+                                                  WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+ WHERE pg_catalog.pg_has_role(d.owner::pg_catalog.oid, 'MEMBER');
+COMMENT ON VIEW jobs.daemon_status IS
+  'Each daemon you can see: running, starting, waiting_restart, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+GRANT SELECT ON jobs.daemon_status TO PUBLIC;
+REVOKE ALL ON FUNCTION jobs._daemons() FROM PUBLIC;

@@ -13,6 +13,7 @@
 //! Never restarted by the postmaster: if it dies, the scheduler records
 //! the run as crashed (or timed out, if it killed it for that).
 
+use crate::command_segment::read_command;
 use crate::registry::{self, Outcome, SlotRef};
 use crate::sql_runner;
 use pgrx::prelude::*;
@@ -38,7 +39,7 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         return;
     };
     let Some(mut command) = read_command(slot.dsm) else {
-        registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
+        registry::record_outcome(me, Outcome::Failed, "55000", crate::command_segment::COMMAND_GONE);
         return;
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
@@ -62,7 +63,12 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             Some(dsm) => match read_command(dsm) {
                 Some(c) => command = c,
                 None => {
-                    registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
+                    registry::record_outcome(
+                        me,
+                        Outcome::Failed,
+                        "55000",
+                        crate::command_segment::COMMAND_GONE,
+                    );
                     return;
                 }
             },
@@ -70,9 +76,6 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         }
     }
 }
-
-const COMMAND_GONE: &str =
-    "the command was no longer available: its scheduler exited before this executor started";
 
 /// Sleep until a new run is handed over (its command's segment), or the
 /// idle timeout passes or we are asked to retire (`None`: exit).
@@ -151,22 +154,6 @@ fn run_one(me: SlotRef, command: &str) {
             };
             registry::record_outcome(me, kind, &sqlstate, &message)
         }
-    }
-}
-
-/// Copy the command out of the scheduler's dynamic shared memory segment.
-/// `None` if the segment is gone (its scheduler exited first).
-fn read_command(handle: u32) -> Option<String> {
-    unsafe {
-        let seg = pg_sys::dsm_attach(handle);
-        if seg.is_null() {
-            return None;
-        }
-        let len = pg_sys::dsm_segment_map_length(seg);
-        let bytes = std::slice::from_raw_parts(pg_sys::dsm_segment_address(seg) as *const u8, len);
-        let text = String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default()).into_owned();
-        pg_sys::dsm_detach(seg);
-        Some(text)
     }
 }
 

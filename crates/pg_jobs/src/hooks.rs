@@ -131,6 +131,13 @@ unsafe extern "C-unwind" fn process_utility(
                 note(|p| p.ext_created = true);
             }
         }
+        pg_sys::NodeTag::T_AlterExtensionStmt => {
+            // ALTER EXTENSION pg_jobs UPDATE: the scheduler reads what the new version has.
+            let s = node as *mut pg_sys::AlterExtensionStmt;
+            if cstr((*s).extname) == Some("pg_jobs") {
+                note(|p| p.reload_jobs = true);
+            }
+        }
         pg_sys::NodeTag::T_DropStmt => {
             let s = node as *mut pg_sys::DropStmt;
             if (*s).removeType == pg_sys::ObjectType::OBJECT_EXTENSION
@@ -193,7 +200,7 @@ unsafe fn evict_database(name: *const std::ffi::c_char) {
     registry::set_evicting(db, true);
     note(|p| p.evicted_db = Some(db));
     let deadline = Instant::now() + EVICT_TIMEOUT;
-    while registry::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor]) > 0 {
+    while registry::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]) > 0 {
         if Instant::now() >= deadline {
             warning!(
                 "pg_jobs workers of database \"{}\" did not exit in time",
@@ -238,7 +245,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         }
         if p.ext_dropped {
             registry::set_ext(me, ExtPresence::Absent);
-            registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor]);
+            registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]);
             wake_launcher = true;
         }
         if p.runs_finished {

@@ -37,6 +37,23 @@ pub fn register() {
         // Exit code 1 (SIGTERM, ERROR) → the postmaster restarts us after 1 s.
         .set_restart_time(Some(Duration::from_secs(1)))
         .load();
+    // The postmaster starts this one when recovery ends: at server start on
+    // a primary (where it has nothing to do), at promotion on a standby,
+    // where it wakes the schedulers out of watch mode at once instead of at
+    // their next one-second look. It holds no database connection.
+    BackgroundWorkerBuilder::new("pg_jobs promotion watcher")
+        .set_type("pg_jobs promotion watcher")
+        .set_library("pg_jobs")
+        .set_function("pg_jobs_promotion_watcher_main")
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .load();
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_jobs_promotion_watcher_main(_arg: pg_sys::Datum) {
+    registry::wake_all_schedulers();
 }
 
 /// One database as the launcher tracks it between passes.

@@ -6,7 +6,11 @@
 //!   database that has the extension;
 //! * `scheduler` — one per such database; hands runs to executors, marks
 //!   runs whose worker vanished `crashed`;
-//! * `executor` — one per run, connected as the run's owner.
+//! * `executor` — one per run, connected as the run's owner;
+//! * `daemon` — one per running daemon (a user's long-running command),
+//!   supervised by its database's scheduler;
+//! * `promotion watcher` — a hot standby's only: wakes the schedulers the
+//!   moment the server is promoted.
 //!
 //! Their shared state is the `registry` (shared memory, one LWLock). The
 //! decisions they make live in the pure crate `pg_jobs_core`; this crate is
@@ -16,6 +20,10 @@ use pgrx::prelude::*;
 
 mod api;
 mod bgw;
+mod command_segment;
+mod daemon_api;
+mod daemon_worker;
+mod daemons;
 mod executor;
 mod gucs;
 mod hooks;
@@ -166,8 +174,39 @@ mod tests {
         .unwrap();
         assert_eq!(
             cols.as_deref(),
-            Some("kind,pid,database,role,job_id,run_id,state,since")
+            Some("kind,pid,database,role,job_id,run_id,state,since,daemon_id")
         );
+    }
+
+    #[pg_test]
+    fn daemon_declares_and_redefines_by_name() {
+        let a = Spi::get_one::<i64>("SELECT jobs.daemon('d', 'SELECT 1')").unwrap();
+        let b = Spi::get_one::<i64>("SELECT jobs.daemon('d', 'SELECT 2', run_on => 'any')").unwrap();
+        assert_eq!(a, b);
+        let row = Spi::get_two::<String, String>("SELECT command, run_on FROM jobs.daemon WHERE name = 'd'")
+            .unwrap();
+        assert_eq!(row, (Some("SELECT 2".into()), Some("any".into())));
+        Spi::run("SELECT jobs.stop_daemon('d')").unwrap();
+        let enabled = Spi::get_one::<bool>("SELECT enabled FROM jobs.daemon WHERE name = 'd'").unwrap();
+        assert_eq!(enabled, Some(false));
+        Spi::run("SELECT jobs.drop_daemon('d')").unwrap();
+        let left = Spi::get_one::<i64>("SELECT count(*) FROM jobs.daemon").unwrap();
+        assert_eq!(left, Some(0));
+    }
+
+    #[pg_test(error = "invalid run_on \"replica\": expected primary, standby or any")]
+    fn daemon_rejects_an_unknown_run_on() {
+        Spi::run("SELECT jobs.daemon('d', 'SELECT 1', run_on => 'replica')").unwrap();
+    }
+
+    #[pg_test(error = "restart_delay must be between 100 milliseconds and 1 day, not 10 ms")]
+    fn daemon_rejects_a_restart_delay_that_would_spin() {
+        Spi::run("SELECT jobs.daemon('d', 'SELECT 1', restart_delay => '10 ms')").unwrap();
+    }
+
+    #[pg_test(error = "command must not be NULL")]
+    fn daemon_rejects_a_null_command() {
+        Spi::run("SELECT jobs.daemon('d', NULL)").unwrap();
     }
 }
 

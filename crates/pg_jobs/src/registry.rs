@@ -31,6 +31,10 @@ use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
 pub const MAX_WORKERS: usize = 256;
 /// Databases the launcher can track at once.
 pub const MAX_DATABASES: usize = 256;
+/// Daemons whose status the registry can show at once (cluster-wide).
+pub const MAX_DAEMONS: usize = 256;
+/// Longest last-exit message kept for a daemon.
+pub const DAEMON_MESSAGE_BYTES: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
@@ -39,6 +43,7 @@ pub enum Kind {
     Launcher = 1,
     Scheduler = 2,
     Executor = 3,
+    Daemon = 4,
 }
 
 impl Kind {
@@ -47,6 +52,7 @@ impl Kind {
             Kind::Launcher => "launcher",
             Kind::Scheduler => "scheduler",
             Kind::Executor => "executor",
+            Kind::Daemon => "daemon",
         }
     }
 }
@@ -219,6 +225,7 @@ pub struct Registry {
     launcher_latch: usize,
     slots: [Slot; MAX_WORKERS],
     dbs: [DbEntry; MAX_DATABASES],
+    daemons: [DaemonEntry; MAX_DAEMONS],
 }
 
 impl Default for Registry {
@@ -237,6 +244,7 @@ impl Default for Registry {
             launcher_latch: 0,
             slots: [Slot::default(); MAX_WORKERS],
             dbs: [DbEntry::default(); MAX_DATABASES],
+            daemons: [DaemonEntry::default(); MAX_DAEMONS],
         }
     }
 }
@@ -332,7 +340,11 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
     let mut reg = REGISTRY.exclusive();
     let mut freed = false;
     for s in reg.slots.iter_mut() {
-        let owner_db = if kind == Kind::Executor { s.home_db } else { s.db };
+        let owner_db = if matches!(kind, Kind::Executor | Kind::Daemon) {
+            s.home_db
+        } else {
+            s.db
+        };
         if s.in_use && s.kind == kind && owner_db == db.to_u32() && s.pid == 0 && s.since < cutoff {
             free(s);
             freed = true;
@@ -417,6 +429,18 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
                 }
                 0
             }
+            Kind::Daemon => {
+                // Kept, like an executor's, for its scheduler to see how it ended.
+                let s = &mut reg.slots[r.index as usize];
+                s.exited = true;
+                s.latch = 0;
+                s.finished_at = now();
+                let home = s.home_db;
+                reg.slots
+                    .iter()
+                    .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == home)
+                    .map_or(0, |s| s.latch)
+            }
         }
     };
     set_latch(wake);
@@ -467,11 +491,20 @@ pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &st
 
 /// Scheduler side: the executors it supervises (live or exited), with their slot refs.
 pub fn executors_of(home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    workers_of(Kind::Executor, home_db)
+}
+
+/// Scheduler side: the daemon processes it supervises (live or exited).
+pub fn daemons_of(home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    workers_of(Kind::Daemon, home_db)
+}
+
+fn workers_of(kind: Kind, home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
     let reg = REGISTRY.share();
     reg.slots
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32())
+        .filter(|(_, s)| s.in_use && s.kind == kind && s.home_db == home_db.to_u32())
         .map(|(i, s)| {
             (
                 SlotRef {
@@ -607,7 +640,9 @@ pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
         reg.slots
             .iter()
             .filter(|s| {
-                s.in_use && !s.exited && s.db == db.to_u32() && kinds.contains(&s.kind) && s.pid != me
+                // A daemon defined in `db` goes with it wherever it runs: nobody would supervise it.
+                let of_db = s.db == db.to_u32() || (s.kind == Kind::Daemon && s.home_db == db.to_u32());
+                s.in_use && !s.exited && of_db && kinds.contains(&s.kind) && s.pid != me
             })
             .map(|s| s.pid)
             .collect()
@@ -876,4 +911,154 @@ pub fn slot(r: SlotRef) -> Option<Slot> {
     let reg = REGISTRY.share();
     let s = reg.slots[r.index as usize];
     (s.in_use && s.generation == r.generation).then_some(s)
+}
+
+/// What a scheduler shows about one of its daemons (`jobs.daemon_status`).
+/// Written only by the daemon's scheduler; it outlives the daemon's process
+/// (a daemon waiting to restart has none) and its scheduler's (a restarted
+/// scheduler picks up the restart count).
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct DaemonEntry {
+    pub in_use: bool,
+    /// The database of the scheduler that supervises it (where it is defined).
+    pub home_db: u32,
+    pub daemon_id: i64,
+    /// A `pg_jobs_core::daemon::DaemonState`.
+    pub state: u8,
+    pub pid: i32,
+    pub since: i64,
+    pub restarts: i64,
+    /// 0: none yet; 1 clean, 2 error, 3 crash.
+    pub last_exit: u8,
+    pub last_exit_at: i64,
+    pub sqlstate: [u8; 5],
+    message_len: u16,
+    message: [u8; DAEMON_MESSAGE_BYTES],
+    /// When it restarts (TimestampTz; 0: not waiting).
+    pub next_start: i64,
+}
+
+impl Default for DaemonEntry {
+    fn default() -> Self {
+        DaemonEntry {
+            in_use: false,
+            home_db: 0,
+            daemon_id: 0,
+            state: 0,
+            pid: 0,
+            since: 0,
+            restarts: 0,
+            last_exit: 0,
+            last_exit_at: 0,
+            sqlstate: [b'0'; 5],
+            message_len: 0,
+            message: [0; DAEMON_MESSAGE_BYTES],
+            next_start: 0,
+        }
+    }
+}
+
+impl DaemonEntry {
+    pub fn message(&self) -> String {
+        String::from_utf8_lossy(&self.message[..self.message_len as usize]).into_owned()
+    }
+    pub fn set_message(&mut self, message: &str) {
+        let mut end = message.len().min(DAEMON_MESSAGE_BYTES);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.message[..end].copy_from_slice(&message.as_bytes()[..end]);
+        self.message_len = end as u16;
+    }
+    pub fn sqlstate(&self) -> String {
+        String::from_utf8_lossy(&self.sqlstate).into_owned()
+    }
+    pub fn set_sqlstate(&mut self, code: &str) {
+        if code.len() == 5 {
+            self.sqlstate.copy_from_slice(code.as_bytes());
+        }
+    }
+}
+
+/// Send `signal` to the live process holding `r` (a daemon being stopped).
+pub fn signal(r: SlotRef, signal: i32) -> bool {
+    let pid = {
+        let reg = REGISTRY.share();
+        let s = &reg.slots[r.index as usize];
+        if !(s.in_use && s.generation == r.generation) || s.exited || s.pid == 0 {
+            return false;
+        }
+        s.pid
+    };
+    // SAFETY: kill(2) of the pid the registry holds for a live pg_jobs worker.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// Scheduler side: the daemon status entries of `home_db`.
+pub fn daemon_entries(home_db: pg_sys::Oid) -> Vec<DaemonEntry> {
+    let reg = REGISTRY.share();
+    reg.daemons
+        .iter()
+        .filter(|e| e.in_use && e.home_db == home_db.to_u32())
+        .copied()
+        .collect()
+}
+
+/// Every daemon status entry (`jobs.daemon_status`).
+pub fn all_daemon_entries() -> Vec<DaemonEntry> {
+    let reg = REGISTRY.share();
+    reg.daemons.iter().filter(|e| e.in_use).copied().collect()
+}
+
+/// Scheduler side: publish the status of `home_db`'s daemons, replacing
+/// what it published before. Returns false if the table is full (daemons
+/// beyond it still run; they are just not shown).
+pub fn publish_daemons(home_db: pg_sys::Oid, entries: &[DaemonEntry]) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let home = home_db.to_u32();
+    for e in reg.daemons.iter_mut().filter(|e| e.in_use && e.home_db == home) {
+        e.in_use = false;
+    }
+    let mut free = reg.daemons.iter_mut().filter(|e| !e.in_use);
+    for entry in entries {
+        let Some(e) = free.next() else { return false };
+        *e = DaemonEntry {
+            in_use: true,
+            home_db: home,
+            ..*entry
+        };
+    }
+    true
+}
+
+/// The live process of daemon `daemon_id` of `home_db`: (pid, started_at).
+pub fn daemon_process(home_db: u32, daemon_id: i64) -> Option<(i32, i64)> {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .find(|s| {
+            s.in_use
+                && s.kind == Kind::Daemon
+                && s.home_db == home_db
+                && s.job_id == daemon_id
+                && !s.exited
+                && s.pid != 0
+        })
+        .map(|s| (s.pid, s.started_at))
+}
+
+/// Set the latch of every scheduler (the server was promoted).
+pub fn wake_all_schedulers() {
+    let latches: Vec<usize> = {
+        let reg = REGISTRY.share();
+        reg.slots
+            .iter()
+            .filter(|s| s.in_use && s.kind == Kind::Scheduler)
+            .map(|s| s.latch)
+            .collect()
+    };
+    for l in latches {
+        set_latch(l);
+    }
 }

@@ -16,10 +16,18 @@
 //! 4. reload job definitions if they changed; queue runs for due jobs
 //!    (overlap policy); hand queued runs to executors, earliest due first,
 //!    up to `pg_jobs.max_executors`;
-//! 5. now and then, purge old history.
+//! 5. now and then, purge old history;
+//! 6. supervise the daemons defined here (`daemons.rs`): record exits,
+//!    start, restart after their delay, stop.
 //! With nothing due it sleeps with no timeout at all.
+//!
+//! On a hot standby it runs in *watch mode*: read-only, no jobs, only the
+//! daemons declared for standbys (`watch`). When the server is promoted it
+//! turns into the above at its next pass: runs the old primary left
+//! in flight are marked crashed, schedules resume from now.
 
 use crate::bgw::{self, DynamicWorker, WorkerHandle};
+use crate::command_segment::Segment;
 use crate::gucs;
 use crate::registry::{self, Kind, Outcome, Reservation, SlotRef, State};
 use crate::time;
@@ -90,6 +98,8 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         loaded: false,
         reboot: registry::take_reboot(db),
         last_purge: None,
+        daemons: crate::daemons::Supervisor::new(db),
+        was_in_recovery: false,
     };
     loop {
         pg_sys::check_for_interrupts!();
@@ -98,11 +108,13 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         }
         if !gucs::enabled() {
             log!("pg_jobs scheduler for database \"{db_name}\" stopping: pg_jobs.enabled is off");
+            s.daemons.terminate_all();
             return;
         }
         match cx.run(|| s.pass()) {
             Next::Exit => {
                 log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
+                s.daemons.terminate_all();
                 registry::set_ext(db, ExtPresence::Absent);
                 return;
             }
@@ -133,33 +145,6 @@ struct Launched {
     handle: WorkerHandle,
 }
 
-/// The dynamic shared memory segment holding a run's command, kept mapped
-/// until the run's outcome is harvested (the executor may still be reading it).
-struct Segment(*mut pg_sys::dsm_segment);
-
-impl Segment {
-    fn new(command: &str) -> Segment {
-        unsafe {
-            let bytes = command.as_bytes();
-            let seg = pg_sys::dsm_create(bytes.len() + 1, 0);
-            let addr = pg_sys::dsm_segment_address(seg) as *mut u8;
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), addr, bytes.len());
-            *addr.add(bytes.len()) = 0;
-            pg_sys::dsm_pin_mapping(seg);
-            Segment(seg)
-        }
-    }
-    fn handle(&self) -> u32 {
-        unsafe { pg_sys::dsm_segment_handle(self.0) }
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        unsafe { pg_sys::dsm_detach(self.0) };
-    }
-}
-
 struct Scheduler {
     me: SlotRef,
     db: pg_sys::Oid,
@@ -177,6 +162,9 @@ struct Scheduler {
     /// `@reboot` jobs are still to run in this server life.
     reboot: bool,
     last_purge: Option<Instant>,
+    daemons: crate::daemons::Supervisor,
+    /// The last pass ran on a standby (watch mode).
+    was_in_recovery: bool,
 }
 
 /// A queued run picked for an executor.
@@ -205,21 +193,22 @@ struct PassResult {
 
 impl Scheduler {
     fn pass(&mut self) -> Next {
-        // A hot standby is read-only: nothing runs there (watch mode). A
-        // worker started at consistent state survives promotion, so look
-        // again each second.
         if unsafe { pg_sys::RecoveryInProgress() } {
-            return Next::Sleep(Some(Duration::from_secs(1)));
+            return self.watch();
         }
+        // Just promoted: everything is read afresh (schedules resume from now).
+        let promoted = std::mem::take(&mut self.was_in_recovery);
         registry::set_state(self.me, State::Busy, None);
         self.forget_stopped_executors();
-        let reload = registry::take_reload(self.me) || !self.loaded;
+        let reload_daemons = registry::take_reload(self.me) || promoted;
+        let reload = reload_daemons || !self.loaded;
 
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
                 return None;
             }
             Some(Spi::connect_mut(|client| {
+                self.daemons.observe(client, reload_daemons, true);
                 let harvested = self.harvest(client);
                 self.mark_started_and_crashed(client);
                 let now = Timestamp::now();
@@ -276,6 +265,7 @@ impl Scheduler {
                 retry_soon = !self.launch(d);
             }
         }
+        let daemon_wake = self.daemons.act(false);
         registry::set_state(self.me, State::Idle, None);
 
         // Runs handed out or still starting: look again shortly to show
@@ -284,6 +274,10 @@ impl Scheduler {
             !s.exited && !s.reusable && !s.outcome_ready && !self.shown_running.contains(&s.run_id)
         });
         let mut wake_at = result.wake_at;
+        if let Some(t) = daemon_wake {
+            let t = time::from_pg(t);
+            wake_at = Some(wake_at.map_or(t, |w| w.min(t)));
+        }
         if busy {
             let soon =
                 Timestamp::now() + jiff::SignedDuration::from_millis(registry::RUNNING_VISIBLE_WITHIN_MS);
@@ -299,6 +293,32 @@ impl Scheduler {
             timeout = Some(timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1))));
         }
         Next::Sleep(timeout)
+    }
+
+    /// Watch mode, on a hot standby: nothing is written and no job runs;
+    /// daemons for standbys run. Definitions arrive by replication, which
+    /// wakes nobody, so look again each second; the promotion watcher wakes
+    /// us when recovery ends.
+    fn watch(&mut self) -> Next {
+        self.was_in_recovery = true;
+        registry::set_state(self.me, State::Busy, None);
+        let present = bgw::in_transaction("pg_jobs scheduler: watching daemons", || {
+            if !extension_exists() {
+                return false;
+            }
+            Spi::connect_mut(|client| self.daemons.observe(client, true, false));
+            true
+        });
+        if !present {
+            return Next::Exit;
+        }
+        let wake = self.daemons.act(true);
+        registry::set_state(self.me, State::Idle, None);
+        let mut ms: i64 = 1_000;
+        if let Some(t) = wake {
+            ms = ms.min((t - unsafe { pg_sys::GetCurrentTimestamp() }) / 1000 + 1);
+        }
+        Next::Sleep(Some(Duration::from_millis(ms.max(1) as u64)))
     }
 
     /// Hand `d` to its idle executor, or start one; false (run put back in

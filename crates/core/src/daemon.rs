@@ -1,0 +1,289 @@
+//! Daemons: user-declared long-running commands that a scheduler keeps
+//! running — where they may run (primary, standby, both), what their
+//! supervisor shows, and how long to wait before restarting one that ended.
+//!
+//! A daemon that returns cleanly is restarted after its `restart_delay`
+//! (it is a loop that chose to end its round). One that fails — an error or
+//! a crash — is restarted after a delay that doubles with each failure in
+//! a row, from `restart_delay` up to `max_restart_delay`, so a daemon that
+//! errors at once costs one start per `max_restart_delay`, not a hot loop.
+//! A daemon that stayed up for [`HEALTHY_AFTER`] has proved itself: its
+//! next failure starts the doubling afresh.
+
+use crate::backoff::Millis;
+use std::fmt;
+use std::str::FromStr;
+
+/// Uptime after which a daemon's failure count starts again from zero.
+pub const HEALTHY_AFTER: Millis = 10_000;
+
+/// Where a daemon runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOn {
+    /// On a primary (recovery finished); read-write.
+    Primary,
+    /// On a hot standby (consistent state) only; read-only.
+    Standby,
+    /// On both; on a standby it is read-only.
+    Any,
+}
+
+impl RunOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOn::Primary => "primary",
+            RunOn::Standby => "standby",
+            RunOn::Any => "any",
+        }
+    }
+
+    /// Whether the daemon runs on a node that is (`in_recovery`) or is not a standby.
+    pub fn runs_here(self, in_recovery: bool) -> bool {
+        match self {
+            RunOn::Primary => !in_recovery,
+            RunOn::Standby => in_recovery,
+            RunOn::Any => true,
+        }
+    }
+}
+
+impl FromStr for RunOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "primary" => Ok(RunOn::Primary),
+            "standby" => Ok(RunOn::Standby),
+            "any" => Ok(RunOn::Any),
+            other => Err(format!(
+                "invalid run_on \"{other}\": expected primary, standby or any"
+            )),
+        }
+    }
+}
+
+/// How a daemon's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Its command returned.
+    Clean,
+    /// Its command raised an error (including a cancel).
+    Error,
+    /// It ended without reporting anything: terminated, crashed, or it
+    /// could not even connect.
+    Crash,
+}
+
+impl Exit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exit::Clean => "clean",
+            Exit::Error => "error",
+            Exit::Crash => "crash",
+        }
+    }
+}
+
+/// What the supervisor shows for a daemon (`jobs.daemon_status.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum DaemonState {
+    /// Declared, not yet looked at by a scheduler (or its scheduler is down).
+    #[default]
+    Pending = 0,
+    /// A worker was asked for and has not connected yet.
+    Starting = 1,
+    Running = 2,
+    /// Ended; restarts at `next_restart`.
+    WaitingRestart = 3,
+    /// Being stopped: cancelled, terminated after a grace period.
+    Stopping = 4,
+    /// `jobs.stop_daemon`, or its definition was dropped.
+    Stopped = 5,
+    /// Declared for the other kind of node (`run_on`).
+    NotOnThisNode = 6,
+}
+
+impl DaemonState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DaemonState::Pending => "pending",
+            DaemonState::Starting => "starting",
+            DaemonState::Running => "running",
+            DaemonState::WaitingRestart => "waiting_restart",
+            DaemonState::Stopping => "stopping",
+            DaemonState::Stopped => "stopped",
+            DaemonState::NotOnThisNode => "not_on_this_node",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> DaemonState {
+        match v {
+            1 => DaemonState::Starting,
+            2 => DaemonState::Running,
+            3 => DaemonState::WaitingRestart,
+            4 => DaemonState::Stopping,
+            5 => DaemonState::Stopped,
+            6 => DaemonState::NotOnThisNode,
+            _ => DaemonState::Pending,
+        }
+    }
+
+    /// A worker process exists (or was asked for) in this state.
+    pub fn has_worker(self) -> bool {
+        matches!(
+            self,
+            DaemonState::Starting | DaemonState::Running | DaemonState::Stopping
+        )
+    }
+}
+
+impl fmt::Display for DaemonState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a daemon should be doing on this node now, given its definition.
+/// `None`: it should run.
+pub fn idle_state(enabled: bool, run_on: RunOn, in_recovery: bool) -> Option<DaemonState> {
+    if !enabled {
+        Some(DaemonState::Stopped)
+    } else if !run_on.runs_here(in_recovery) {
+        Some(DaemonState::NotOnThisNode)
+    } else {
+        None
+    }
+}
+
+/// A daemon's restart delays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartDelays {
+    pub restart_delay: Millis,
+    pub max_restart_delay: Millis,
+}
+
+/// Failures in a row of one daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DaemonBackoff {
+    pub failures: u32,
+}
+
+impl DaemonBackoff {
+    /// The daemon ended (`exit`) after `uptime`: how long to wait before
+    /// starting it again.
+    pub fn on_exit(&mut self, d: &RestartDelays, exit: Exit, uptime: Millis) -> Millis {
+        if uptime >= HEALTHY_AFTER || exit == Exit::Clean {
+            self.failures = 0;
+        }
+        if exit == Exit::Clean {
+            return d.restart_delay;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let doublings = (self.failures - 1).min(40);
+        d.restart_delay
+            .max(1)
+            .saturating_mul(1u64 << doublings)
+            .min(d.max_restart_delay.max(d.restart_delay))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const D: RestartDelays = RestartDelays {
+        restart_delay: 5_000,
+        max_restart_delay: 300_000,
+    };
+
+    #[test]
+    fn run_on_parses_and_places() {
+        assert_eq!("standby".parse::<RunOn>(), Ok(RunOn::Standby));
+        assert!("Primary"
+            .parse::<RunOn>()
+            .unwrap_err()
+            .contains("primary, standby or any"));
+        assert!(RunOn::Primary.runs_here(false) && !RunOn::Primary.runs_here(true));
+        assert!(!RunOn::Standby.runs_here(false) && RunOn::Standby.runs_here(true));
+        assert!(RunOn::Any.runs_here(false) && RunOn::Any.runs_here(true));
+    }
+
+    #[test]
+    fn stopped_wins_over_placement() {
+        assert_eq!(
+            idle_state(false, RunOn::Standby, false),
+            Some(DaemonState::Stopped)
+        );
+        assert_eq!(
+            idle_state(true, RunOn::Standby, false),
+            Some(DaemonState::NotOnThisNode)
+        );
+        assert_eq!(idle_state(true, RunOn::Any, true), None);
+    }
+
+    #[test]
+    fn clean_exits_wait_the_restart_delay() {
+        let mut b = DaemonBackoff::default();
+        for _ in 0..5 {
+            assert_eq!(b.on_exit(&D, Exit::Clean, 10), 5_000);
+        }
+    }
+
+    #[test]
+    fn failures_double_to_the_ceiling_and_reset_after_a_healthy_run() {
+        let mut b = DaemonBackoff::default();
+        let delays: Vec<_> = (0..8).map(|_| b.on_exit(&D, Exit::Error, 5)).collect();
+        assert_eq!(
+            delays,
+            [5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000]
+        );
+        assert_eq!(b.on_exit(&D, Exit::Crash, HEALTHY_AFTER), 5_000, "reset");
+        assert_eq!(b.on_exit(&D, Exit::Crash, 1), 10_000);
+        assert_eq!(b.on_exit(&D, Exit::Clean, 1), 5_000, "a clean exit resets too");
+        assert_eq!(b.on_exit(&D, Exit::Error, 1), 5_000);
+    }
+
+    #[test]
+    fn state_round_trips_through_u8() {
+        for s in [
+            DaemonState::Pending,
+            DaemonState::Starting,
+            DaemonState::Running,
+            DaemonState::WaitingRestart,
+            DaemonState::Stopping,
+            DaemonState::Stopped,
+            DaemonState::NotOnThisNode,
+        ] {
+            assert_eq!(DaemonState::from_u8(s as u8), s);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn delays_stay_within_bounds_and_grow_while_failing(
+            restart in 0u64..100_000,
+            extra in 0u64..1_000_000,
+            exits in proptest::collection::vec((0u8..3, 0u64..20_000), 1..60),
+        ) {
+            let d = RestartDelays { restart_delay: restart, max_restart_delay: restart + extra };
+            let mut b = DaemonBackoff::default();
+            let mut last_failure_delay = 0;
+            for (kind, uptime) in exits {
+                let exit = [Exit::Clean, Exit::Error, Exit::Crash][kind as usize];
+                let delay = b.on_exit(&d, exit, uptime);
+                prop_assert!(delay >= d.restart_delay && delay <= d.max_restart_delay);
+                if exit == Exit::Clean {
+                    prop_assert_eq!(delay, d.restart_delay);
+                    last_failure_delay = 0;
+                } else if uptime >= HEALTHY_AFTER {
+                    prop_assert_eq!(delay, d.restart_delay.max(1).min(d.max_restart_delay), "reset");
+                    last_failure_delay = delay;
+                } else {
+                    prop_assert!(delay >= last_failure_delay, "a quick failure never shortens the wait");
+                    last_failure_delay = delay;
+                }
+            }
+        }
+    }
+}

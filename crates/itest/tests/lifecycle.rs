@@ -1,0 +1,122 @@
+//! The extension's life cycle with live workers: upgrading from the
+//! released 0.1.0 with jobs present.
+
+use pg_jobs_itest::{one, wait_for, wait_run, Cluster, DEADLINE};
+use postgres::Client;
+
+/// Every object of the extension in the connected database, described in
+/// full (definitions, columns, constraints, indexes, policies, grants,
+/// comments), one line each, sorted: two databases with equal lists have
+/// the same pg_jobs schema.
+fn describe_schema(c: &mut Client) -> Vec<String> {
+    let sql = "
+      WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_jobs'),
+      members AS (
+        SELECT d.classid, d.objid FROM pg_depend d, ext
+         WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e')
+      SELECT 'member ' || pg_describe_object(classid, objid, 0) FROM members
+      UNION ALL
+      SELECT 'function ' || p.oid::regprocedure || ' ' || pg_get_functiondef(p.oid)
+             || ' acl=' || coalesce(p.proacl::text, 'default')
+             || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+        FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+      UNION ALL
+      SELECT 'relation ' || c.oid::regclass || ' kind=' || c.relkind::text || ' rls=' || c.relrowsecurity
+             || ' acl=' || coalesce(c.relacl::text, 'default')
+             || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '')
+             || CASE WHEN c.relkind = 'v' THEN ' view=' || pg_get_viewdef(c.oid) ELSE '' END
+             || coalesce(' options=' || c.reloptions::text, '')
+        FROM pg_class c WHERE c.relnamespace = 'jobs'::regnamespace
+      UNION ALL
+      SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+             || ' notnull=' || a.attnotnull || ' default=' || coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+             || ' comment=' || coalesce(col_description(a.attrelid, a.attnum), '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+       WHERE c.relnamespace = 'jobs'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+      UNION ALL
+      SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'jobs'::regnamespace
+      UNION ALL
+      SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index
+       WHERE indrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'jobs'::regnamespace)
+      UNION ALL
+      SELECT 'policy ' || tablename || ' ' || policyname || ' ' || cmd || ' ' || roles::text || ' '
+             || coalesce(qual, '') || ' ' || coalesce(with_check, '')
+        FROM pg_policies WHERE schemaname = 'jobs'
+      UNION ALL
+      SELECT 'schema acl=' || coalesce(nspacl::text, 'default') FROM pg_namespace WHERE nspname = 'jobs'
+      ORDER BY 1";
+    c.query(sql, &[]).unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+#[test]
+fn upgrade_from_0_1_0_matches_a_fresh_install_and_keeps_jobs_running() {
+    let c = Cluster::start("upgrade", "");
+    let mut admin = c.connect("postgres");
+    admin.batch_execute("CREATE DATABASE old").unwrap();
+    admin.batch_execute("CREATE DATABASE fresh").unwrap();
+
+    // 0.1.0, as released, with a job and history.
+    let mut old = c.connect("old");
+    old.batch_execute(
+        "CREATE EXTENSION pg_jobs VERSION '0.1.0';
+         CREATE TABLE tick (at timestamptz DEFAULT clock_timestamp(), what text);
+         SELECT jobs.schedule('ticker', '1 second', 'INSERT INTO tick (what) VALUES (''job'')');",
+    )
+    .unwrap();
+    let version: String = one(
+        &mut old,
+        "SELECT extversion FROM pg_extension WHERE extname = 'pg_jobs'",
+    );
+    assert_eq!(version, "0.1.0");
+    let id: i64 = one(&mut old, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut old, id).0, "succeeded");
+    wait_for("the 0.1.0 job running", DEADLINE, || {
+        (one::<i64>(&mut old, "SELECT count(*) FROM tick") > 0).then_some(())
+    });
+    let runs_before: i64 = one(&mut old, "SELECT count(*) FROM jobs.run");
+
+    // Upgrade with the scheduler and executors live.
+    old.batch_execute("ALTER EXTENSION pg_jobs UPDATE").unwrap();
+    let version: String = one(
+        &mut old,
+        "SELECT extversion FROM pg_extension WHERE extname = 'pg_jobs'",
+    );
+    assert_eq!(version, "0.2.0");
+    let kept: i64 = one(&mut old, "SELECT count(*) FROM jobs.run");
+    assert!(
+        kept >= runs_before,
+        "history lost in the upgrade: {kept} < {runs_before}"
+    );
+
+    // What the upgrade brought works: a daemon, and the job keeps running.
+    old.batch_execute(
+        "SELECT jobs.daemon('d', 'INSERT INTO tick (what) VALUES (''daemon'')', restart_delay => '1 s')",
+    )
+    .unwrap();
+    wait_for("the upgraded database running a daemon", DEADLINE, || {
+        (one::<i64>(&mut old, "SELECT count(*) FROM tick WHERE what = 'daemon'") > 0).then_some(())
+    });
+    let n: i64 = one(&mut old, "SELECT count(*) FROM tick WHERE what = 'job'");
+    wait_for("the job still running after the upgrade", DEADLINE, || {
+        (one::<i64>(&mut old, "SELECT count(*) FROM tick WHERE what = 'job'") > n).then_some(())
+    });
+
+    // The upgraded schema is the fresh one.
+    let mut fresh = c.connect("fresh");
+    fresh.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
+    let (a, b) = (describe_schema(&mut old), describe_schema(&mut fresh));
+    let only_upgraded: Vec<&String> = a.iter().filter(|l| !b.contains(l)).collect();
+    let only_fresh: Vec<&String> = b.iter().filter(|l| !a.contains(l)).collect();
+    println!("compared {} catalog lines", a.len());
+    assert!(
+        only_upgraded.is_empty() && only_fresh.is_empty(),
+        "upgraded schema differs from a fresh install\nonly after upgrade:\n{only_upgraded:#?}\nonly in fresh install:\n{only_fresh:#?}"
+    );
+    assert!(
+        a.len() > 100,
+        "the description is too thin to compare: {} lines",
+        a.len()
+    );
+}

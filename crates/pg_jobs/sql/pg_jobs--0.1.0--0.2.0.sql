@@ -1,0 +1,152 @@
+-- pg_jobs 0.1.0 -> 0.2.0: daemons.
+--
+-- Adds jobs.daemon (definitions), the functions jobs.daemon, stop_daemon,
+-- start_daemon, drop_daemon and _daemons, the view jobs.daemon_status, and a
+-- daemon_id column at the end of jobs.workers. Nothing of 0.1.0 is dropped
+-- or rewritten; jobs and runs are untouched. The integration test
+-- `upgrade_from_0_1_0_matches_a_fresh_install` checks that an upgraded
+-- database's catalog equals a fresh 0.2.0 install's.
+
+\echo Use "ALTER EXTENSION pg_jobs UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Daemons (0.2.0): long-running commands their database's scheduler keeps running.
+CREATE TABLE jobs.daemon (
+    id                bigserial PRIMARY KEY,
+    name              text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    owner             pg_catalog.regrole NOT NULL,
+    command           text NOT NULL,
+    database          name NOT NULL,
+    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on IN ('primary', 'standby', 'any')),
+    restart_delay     interval NOT NULL DEFAULT '5 seconds',
+    max_restart_delay interval NOT NULL DEFAULT '5 minutes',
+    -- false after jobs.stop_daemon.
+    enabled           boolean NOT NULL DEFAULT true,
+    created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- Written by the scheduler on a primary: restarts so far and how the last process ended.
+    restarts          bigint NOT NULL DEFAULT 0,
+    last_exit         text CHECK (last_exit IN ('clean', 'error', 'crash')),
+    last_exit_at      timestamptz,
+    last_sqlstate     text,
+    last_message      text,
+    UNIQUE (owner, name)
+);
+COMMENT ON TABLE jobs.daemon IS
+  'pg_jobs daemons. Change them with jobs.daemon, jobs.stop_daemon, jobs.start_daemon, jobs.drop_daemon; watch them in jobs.daemon_status.';
+ALTER TABLE jobs.daemon ENABLE ROW LEVEL SECURITY;
+CREATE POLICY daemon_owner ON jobs.daemon FOR SELECT
+  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
+REVOKE ALL ON jobs.daemon FROM PUBLIC;
+GRANT SELECT ON jobs.daemon TO PUBLIC;
+
+CREATE FUNCTION jobs."_daemon"(
+	"name" TEXT, /* Option < & str > */
+	"command" TEXT, /* Option < & str > */
+	"database" TEXT, /* Option < & str > */
+	"run_as" oid, /* Option < pg_sys :: Oid > */
+	"run_on" TEXT, /* Option < & str > */
+	"restart_delay_ms" bigint, /* Option < i64 > */
+	"max_restart_delay_ms" bigint /* Option < i64 > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_daemon_wrapper';
+
+CREATE FUNCTION jobs."_daemons"() RETURNS TABLE (
+	"home_datid" oid,  /* pg_sys :: Oid */
+	"daemon_id" bigint,  /* i64 */
+	"state" TEXT,  /* String */
+	"pid" INT,  /* Option < i32 > */
+	"since" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"restarts" bigint,  /* i64 */
+	"last_exit" TEXT,  /* Option < String > */
+	"last_exit_at" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"last_sqlstate" TEXT,  /* Option < String > */
+	"last_message" TEXT,  /* Option < String > */
+	"next_restart" timestamp with time zone  /* Option < TimestampWithTimeZone > */
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_daemons_wrapper';
+
+CREATE FUNCTION jobs."drop_daemon"(
+	"name" TEXT /* Option < & str > */
+) RETURNS bool /* bool */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'drop_daemon_wrapper';
+
+CREATE FUNCTION jobs."start_daemon"(
+	"name" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'start_daemon_wrapper';
+
+CREATE FUNCTION jobs."stop_daemon"(
+	"name" TEXT /* Option < & str > */
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'stop_daemon_wrapper';
+
+CREATE OR REPLACE VIEW jobs.workers AS
+SELECT w.kind,
+       w.pid,
+       d.datname AS database,
+       w.roleid::pg_catalog.regrole AS role,
+       CASE WHEN w.kind OPERATOR(pg_catalog.<>) 'daemon' THEN w.job_id END AS job_id,
+       w.run_id,
+       w.state,
+       w.since,
+       CASE WHEN w.kind OPERATOR(pg_catalog.=) 'daemon' THEN w.job_id END AS daemon_id
+  FROM jobs._workers() w
+  LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) w.datid;
+COMMENT ON VIEW jobs.workers IS
+  'Every live pg_jobs worker (launcher, schedulers, executors, daemons) from the shared-memory registry.';
+
+-- Daemons: the typed wrapper around jobs._daemon, and their status.
+
+CREATE FUNCTION jobs.daemon(
+    name text,
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    run_on text DEFAULT 'primary',
+    restart_delay interval DEFAULT '5 seconds',
+    max_restart_delay interval DEFAULT '5 minutes')
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._daemon(name, command, database::text, run_as::oid, run_on,
+                         (EXTRACT(EPOCH FROM restart_delay) * 1000)::int8,
+                         (EXTRACT(EPOCH FROM max_restart_delay) * 1000)::int8) $$;
+COMMENT ON FUNCTION jobs.daemon(text, text, name, regrole, text, interval, interval) IS
+  'Declare (or redefine: same name, same owner) a daemon: a command kept running by its database''s scheduler. Returns its id.';
+COMMENT ON FUNCTION jobs.stop_daemon(text) IS
+  'Stop a daemon and keep it stopped (cancel, then terminate after 5 seconds).';
+COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
+COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
+
+-- Runs with the view owner's rights (the status of every database's
+-- daemons is in shared memory); shows only the daemons of roles the caller
+-- is a member of, as row-level security does on jobs.daemon.
+CREATE VIEW jobs.daemon_status AS
+SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
+       COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
+       s.pid,
+       s.since,
+       COALESCE(s.restarts, d.restarts) AS restarts,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit ELSE d.last_exit END AS last_exit,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit_at ELSE d.last_exit_at END AS last_exit_at,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_sqlstate ELSE d.last_sqlstate END AS last_sqlstate,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_message ELSE d.last_message END AS last_message,
+       s.next_restart,
+       d.command
+  FROM jobs.daemon d
+  LEFT JOIN jobs._daemons() s
+         ON s.daemon_id OPERATOR(pg_catalog.=) d.id
+        AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
+                                                  WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+ WHERE pg_catalog.pg_has_role(d.owner::pg_catalog.oid, 'MEMBER');
+COMMENT ON VIEW jobs.daemon_status IS
+  'Each daemon you can see: running, starting, waiting_restart, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+GRANT SELECT ON jobs.daemon_status TO PUBLIC;
+REVOKE ALL ON FUNCTION jobs._daemons() FROM PUBLIC;

@@ -1,0 +1,255 @@
+//! The SQL API for daemons: `jobs.daemon` declares (or redefines) one,
+//! `jobs.stop_daemon` / `jobs.start_daemon` switch it, `jobs.drop_daemon`
+//! removes it, `jobs.daemon_status` shows what its scheduler is doing.
+//!
+//! As with jobs, a daemon belongs to the role it runs as; declaring one as
+//! a role needs membership in it (SET ROLE semantics), a superuser's only by
+//! superusers. The definitions are written as the bootstrap superuser, only
+//! here; the scheduler reloads them when the writing transaction commits.
+
+use crate::api::{check_command, raise};
+use crate::bgw;
+use crate::hooks;
+use crate::registry;
+use pg_jobs_core::daemon::{DaemonState, RunOn};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+/// Shortest restart delay: a daemon that returns at once must not spin.
+const MIN_RESTART_DELAY_MS: i64 = 100;
+/// Longest restart delay: a day.
+const MAX_RESTART_DELAY_MS: i64 = 86_400_000;
+
+/// A required argument of a non-strict function.
+fn required<T>(value: Option<T>, what: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+            "",
+        )
+    })
+}
+
+/// `jobs.daemon(...)`: declare the daemon `name` (per owner), or redefine
+/// it (a running one restarts with the new definition). Returns its id.
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::too_many_arguments)]
+fn _daemon(
+    name: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    run_on: Option<&str>,
+    restart_delay_ms: Option<i64>,
+    max_restart_delay_ms: Option<i64>,
+) -> i64 {
+    let name = required(name, "name");
+    let command = required(command, "command");
+    let database = required(database, "database");
+    let run_on = required(run_on, "run_on");
+    let restart_delay_ms = required(restart_delay_ms, "restart_delay");
+    let max_restart_delay_ms = required(max_restart_delay_ms, "max_restart_delay");
+    if name.trim().is_empty() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "daemon name must not be empty",
+            "",
+        );
+    }
+    check_command(command);
+    if let Err(e) = run_on.parse::<RunOn>() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            e,
+            "primary: where recovery has finished; standby: on hot standbys only (read-only); any: both.",
+        );
+    }
+    if !(MIN_RESTART_DELAY_MS..=MAX_RESTART_DELAY_MS).contains(&restart_delay_ms) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("restart_delay must be between 100 milliseconds and 1 day, not {restart_delay_ms} ms"),
+            "",
+        );
+    }
+    if !(restart_delay_ms..=MAX_RESTART_DELAY_MS).contains(&max_restart_delay_ms) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "max_restart_delay must be between restart_delay ({restart_delay_ms} ms) and 1 day, not {max_restart_delay_ms} ms"
+            ),
+            "",
+        );
+    }
+    let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
+    crate::jobs_api::check_run_as(owner, database);
+    let id = bgw::as_superuser(|| {
+        Spi::get_one_with_args::<i64>(
+            "INSERT INTO jobs.daemon AS d (name, owner, command, database, run_on, restart_delay, max_restart_delay)
+             VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5,
+                     $6 * INTERVAL '1 millisecond', $7 * INTERVAL '1 millisecond')
+             ON CONFLICT (owner, name) DO UPDATE
+                SET command = EXCLUDED.command, database = EXCLUDED.database, run_on = EXCLUDED.run_on,
+                    restart_delay = EXCLUDED.restart_delay, max_restart_delay = EXCLUDED.max_restart_delay
+             RETURNING d.id",
+            &[
+                name.into(),
+                owner.into(),
+                command.into(),
+                database.into(),
+                run_on.into(),
+                restart_delay_ms.into(),
+                max_restart_delay_ms.into(),
+            ],
+        )
+    });
+    hooks::reload_jobs_at_commit();
+    id.ok()
+        .flatten()
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", ""))
+}
+
+/// The daemon called `name` that the caller may change: one owned by a role
+/// the caller is a member of, preferring the caller's own.
+fn find_daemon(name: Option<&str>) -> i64 {
+    let name = required(name, "name");
+    let me = unsafe { pg_sys::GetUserId() };
+    let rows: Vec<(i64, bool)> = Spi::connect(|c| {
+        c.select(
+            "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.daemon
+              WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
+              ORDER BY 2 DESC, id",
+            None,
+            &[name.into(), me.into()],
+        )
+        .map(|t| {
+            t.map(|r| {
+                (
+                    r.get(1).ok().flatten().unwrap_or_default(),
+                    r.get(2).ok().flatten().unwrap_or(false),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+    });
+    match rows.as_slice() {
+        [] => raise(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("daemon \"{name}\" does not exist"),
+            "SELECT name FROM jobs.daemon_status lists the daemons you can change.",
+        ),
+        [(id, _)] | [(id, true), ..] => *id,
+        _ => raise(
+            Code::ERRCODE_AMBIGUOUS_PARAMETER,
+            format!("several roles you belong to have a daemon called \"{name}\""),
+            "SET ROLE to the daemon's owner first.",
+        ),
+    }
+}
+
+fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
+    bgw::as_superuser(|| Spi::run_with_args(sql, args))
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
+    hooks::reload_jobs_at_commit();
+}
+
+/// Stop a daemon and keep it stopped: its command is cancelled, and
+/// terminated if it ignores the cancel for 5 seconds.
+#[pg_extern(volatile, parallel_unsafe)]
+fn stop_daemon(name: Option<&str>) {
+    let id = find_daemon(name);
+    write_daemon(
+        "stop the daemon",
+        "UPDATE jobs.daemon SET enabled = false WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
+}
+
+/// Start a stopped daemon (at once, with a fresh backoff).
+#[pg_extern(volatile, parallel_unsafe)]
+fn start_daemon(name: Option<&str>) {
+    let id = find_daemon(name);
+    write_daemon(
+        "start the daemon",
+        "UPDATE jobs.daemon SET enabled = true WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
+}
+
+/// Remove a daemon (stopping it first, as `stop_daemon` does).
+#[pg_extern(volatile, parallel_unsafe)]
+fn drop_daemon(name: Option<&str>) -> bool {
+    let id = find_daemon(name);
+    write_daemon(
+        "remove the daemon",
+        "DELETE FROM jobs.daemon WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    );
+    true
+}
+
+/// The daemons' status as their schedulers published it (`jobs.daemon_status`).
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn _daemons() -> TableIterator<
+    'static,
+    (
+        name!(home_datid, pg_sys::Oid),
+        name!(daemon_id, i64),
+        name!(state, String),
+        name!(pid, Option<i32>),
+        name!(since, Option<TimestampWithTimeZone>),
+        name!(restarts, i64),
+        name!(last_exit, Option<String>),
+        name!(last_exit_at, Option<TimestampWithTimeZone>),
+        name!(last_sqlstate, Option<String>),
+        name!(last_message, Option<String>),
+        name!(next_restart, Option<TimestampWithTimeZone>),
+    ),
+> {
+    let rows: Vec<_> = registry::all_daemon_entries()
+        .into_iter()
+        .map(|e| {
+            let ts = |t: i64| {
+                (t != 0)
+                    .then(|| TimestampWithTimeZone::try_from(t).ok())
+                    .flatten()
+            };
+            let exit = match e.last_exit {
+                1 => Some("clean"),
+                2 => Some("error"),
+                3 => Some("crash"),
+                _ => None,
+            };
+            let errored = e.last_exit >= 2;
+            // The scheduler publishes `starting`; the process says when it
+            // has connected (without waking the scheduler for it).
+            let mut state = DaemonState::from_u8(e.state);
+            let (mut pid, mut since) = (e.pid, e.since);
+            if state.has_worker() {
+                if let Some((p, started)) = registry::daemon_process(e.home_db, e.daemon_id) {
+                    pid = p;
+                    if state == DaemonState::Starting && started != 0 {
+                        state = DaemonState::Running;
+                        since = started;
+                    }
+                }
+            }
+            (
+                pg_sys::Oid::from(e.home_db),
+                e.daemon_id,
+                state.as_str().to_owned(),
+                (pid != 0).then_some(pid),
+                ts(since),
+                e.restarts,
+                exit.map(str::to_owned),
+                ts(e.last_exit_at),
+                (errored && e.sqlstate() != "00000").then(|| e.sqlstate()),
+                (errored && !e.message().is_empty()).then(|| e.message()),
+                ts(e.next_start),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}

@@ -1,0 +1,58 @@
+//! The daemon process: a dynamic worker that runs one daemon's command once.
+//!
+//! Its scheduler reserves a registry slot (kind `daemon`), puts the command
+//! in a shared memory segment and starts it — at consistent state for
+//! daemons that may run on a standby, at recovery end otherwise. It connects
+//! as the daemon's owner, by role OID, runs the command like psql would and
+//! records how it ended (returned, or failed with a SQLSTATE) in its slot.
+//! Restarting is the scheduler's business (`daemons.rs`), never the
+//! postmaster's, so the restart policy and the stop/start switch are one
+//! thing in one place.
+//!
+//! Signals: SIGTERM (stop_daemon after its grace period, server shutdown)
+//! ends it at the next CHECK_FOR_INTERRUPTS; SIGINT (stop_daemon) cancels
+//! the running statement, which ends the command with 57014. A daemon's
+//! command is usually a procedure that loops and COMMITs; it never returns
+//! to a main loop where a backend would reload its configuration, so this
+//! process reloads it after each commit when SIGHUP asked for it.
+
+use crate::command_segment::{read_command, COMMAND_GONE};
+use crate::registry::{self, Outcome, SlotRef};
+use crate::sql_runner;
+use pgrx::prelude::*;
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
+    crate::bgw::install_signal_handlers();
+    let me = SlotRef::from_datum(arg);
+    let Some(slot) = registry::claim(me) else {
+        return;
+    };
+    let Some(command) = read_command(slot.dsm) else {
+        registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
+        return;
+    };
+    let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
+    unsafe {
+        pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0);
+        pg_sys::RegisterXactCallback(Some(reload_after_commit), std::ptr::null_mut());
+    }
+    registry::set_running(me);
+    match sql_runner::run(&command) {
+        sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        sql_runner::Outcome::Failed { sqlstate, message } => {
+            registry::record_outcome(me, Outcome::Failed, &sqlstate, &message)
+        }
+    }
+}
+
+/// After each of the daemon's commits: apply a pending SIGHUP, as a client
+/// backend does between queries. At this point the transaction is durable
+/// and GUC changes made now are kept by its end-of-transaction GUC step.
+#[pg_guard]
+unsafe extern "C-unwind" fn reload_after_commit(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_COMMIT {
+        crate::bgw::reload_config_if_asked();
+    }
+}
