@@ -1,5 +1,5 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
-.PHONY: setup demo demo-stop test test-unit install fmt bench
+.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale soak
 
 # Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -30,3 +30,11 @@ fmt:
 # Throughput and latency, side by side with pg_cron on one cluster (prints a table; ~5 min).
 bench: setup
 	bash scripts/bench
+
+# The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs, memory, slot pressure (~12 min).
+bench-scale: setup
+	bash scripts/bench scale
+
+# Memory over 10 minutes of steady load (scheduler and executor RSS at start and end).
+soak: setup
+	SOAK_ONLY=1 SOAK_SECONDS=600 bash scripts/bench scale

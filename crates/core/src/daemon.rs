@@ -101,6 +101,8 @@ pub enum DaemonState {
     Stopped = 5,
     /// Declared for the other kind of node (`run_on`).
     NotOnThisNode = 6,
+    /// Should run, but no background worker slot is free (`max_worker_processes`).
+    NoWorkerSlot = 7,
 }
 
 impl DaemonState {
@@ -113,6 +115,7 @@ impl DaemonState {
             DaemonState::Stopping => "stopping",
             DaemonState::Stopped => "stopped",
             DaemonState::NotOnThisNode => "not_on_this_node",
+            DaemonState::NoWorkerSlot => "no_worker_slot",
         }
     }
 
@@ -124,6 +127,7 @@ impl DaemonState {
             4 => DaemonState::Stopping,
             5 => DaemonState::Stopped,
             6 => DaemonState::NotOnThisNode,
+            7 => DaemonState::NoWorkerSlot,
             _ => DaemonState::Pending,
         }
     }
@@ -254,6 +258,7 @@ mod tests {
             DaemonState::Stopping,
             DaemonState::Stopped,
             DaemonState::NotOnThisNode,
+            DaemonState::NoWorkerSlot,
         ] {
             assert_eq!(DaemonState::from_u8(s as u8), s);
         }

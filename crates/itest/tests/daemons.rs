@@ -573,3 +573,25 @@ fn a_restarted_scheduler_adopts_its_daemons_and_a_terminated_daemon_comes_back()
     // Terminated: it ended without reporting anything.
     assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("crash"));
 }
+
+#[test]
+fn a_daemon_without_a_worker_slot_waits_and_starts_when_one_frees_up() {
+    // pg_jobs launcher + logical replication launcher + scheduler + one
+    // more: room for one daemon (or a passing probe scheduler) only.
+    let (_c, mut s) = Cluster::with_app_db("daemon-slots", "max_worker_processes = 4");
+    s.batch_execute(SETUP).unwrap();
+    s.batch_execute("SELECT jobs.daemon('first', 'CALL t.looper(''1'')')")
+        .unwrap();
+    wait_state(&mut s, "first", "running");
+    s.batch_execute("SELECT jobs.daemon('second', 'CALL t.looper(''2'')')")
+        .unwrap();
+    wait_state(&mut s, "second", "no_worker_slot");
+    assert_eq!(ticks(&mut s, "2"), 0);
+    s.batch_execute("SELECT jobs.stop_daemon('first')").unwrap();
+    let (_, took) = wait_state(&mut s, "second", "running");
+    println!("the waiting daemon started {took:?} after the other was stopped");
+    wait_for("the second daemon ticking", DEADLINE, || {
+        (ticks(&mut s, "2") > 0).then_some(())
+    });
+    assert_eq!(status(&mut s, "first").0, "stopped");
+}

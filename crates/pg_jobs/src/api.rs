@@ -16,6 +16,18 @@ pub(crate) fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str
     unreachable!("ERROR does not return")
 }
 
+/// A required argument (the SQL functions are not STRICT, so that a NULL
+/// gets an error naming the argument instead of a silent NULL result).
+pub(crate) fn required<T>(value: Option<T>, what: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+            "",
+        )
+    })
+}
+
 /// Parse `command` as the executor will, so a typo fails the submit (with
 /// SQLSTATE 42601) instead of a run later. Returns the number of statements.
 pub(crate) fn check_command(command: &str) -> usize {
@@ -61,14 +73,18 @@ pub(crate) fn check_command(command: &str) -> usize {
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
 fn _submit(
-    command: &str,
-    database: &str,
+    command: Option<&str>,
+    database: Option<&str>,
     run_as: Option<pg_sys::Oid>,
     start_at: Option<TimestampWithTimeZone>,
     timeout_ms: Option<i64>,
-    max_attempts: i32,
-    priority: i32,
+    max_attempts: Option<i32>,
+    priority: Option<i32>,
 ) -> i64 {
+    let command = required(command, "command");
+    let database = required(database, "database");
+    let max_attempts = required(max_attempts, "max_attempts");
+    let priority = required(priority, "priority");
     check_command(command);
     crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
@@ -129,7 +145,15 @@ fn is_terminal(status: &str) -> bool {
 /// timeout passes (NULL: no timeout). Sleeps on a condition variable the
 /// scheduler broadcasts when runs finish; pg_cancel_backend interrupts it.
 #[pg_extern(volatile, parallel_unsafe)]
-fn _wait(run_id: i64, timeout_ms: Option<i64>) -> bool {
+fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
+    let run_id = required(run_id, "run_id");
+    if timeout_ms.is_some_and(|t| t < 0) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "timeout must not be negative",
+            "Pass NULL to wait without a timeout.",
+        );
+    }
     if hooks::submitted_in_this_transaction(run_id) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -179,7 +203,8 @@ fn _wait(run_id: i64, timeout_ms: Option<i64>) -> bool {
 /// runs); a running one has its statement cancelled and ends `cancelled`.
 /// False if the run had already finished.
 #[pg_extern(volatile, parallel_unsafe)]
-fn cancel(run_id: i64) -> bool {
+fn cancel(run_id: Option<i64>) -> bool {
+    let run_id = required(run_id, "run_id");
     let status = visible_status(run_id); // also the ownership check
     if is_terminal(&status) {
         return false;
@@ -208,7 +233,8 @@ fn cancel(run_id: i64) -> bool {
 /// `pg_jobs.max_result_bytes` of them (`jobs.run.result_truncated` says if
 /// some were dropped). Only for runs you can see: your roles' runs.
 #[pg_extern(volatile, parallel_unsafe)]
-fn result(run_id: i64) -> SetOfIterator<'static, pgrx::JsonB> {
+fn result(run_id: Option<i64>) -> SetOfIterator<'static, pgrx::JsonB> {
+    let run_id = required(run_id, "run_id");
     visible_status(run_id); // the ownership check: RLS on jobs.run
     let rows: Vec<pgrx::JsonB> = bgw::as_superuser(|| {
         Spi::connect(|c| {

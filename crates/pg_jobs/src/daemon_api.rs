@@ -7,7 +7,7 @@
 //! superusers. The definitions are written as the bootstrap superuser, only
 //! here; the scheduler reloads them when the writing transaction commits.
 
-use crate::api::{check_command, raise};
+use crate::api::{check_command, raise, required};
 use crate::bgw;
 use crate::hooks;
 use crate::registry;
@@ -19,17 +19,6 @@ use pgrx::PgSqlErrorCode as Code;
 const MIN_RESTART_DELAY_MS: i64 = 100;
 /// Longest restart delay: a day.
 const MAX_RESTART_DELAY_MS: i64 = 86_400_000;
-
-/// A required argument of a non-strict function.
-fn required<T>(value: Option<T>, what: &str) -> T {
-    value.unwrap_or_else(|| {
-        raise(
-            Code::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{what} must not be NULL"),
-            "",
-        )
-    })
-}
 
 /// `jobs.daemon(...)`: declare the daemon `name` (per owner), or redefine
 /// it (a running one restarts with the new definition). Returns its id.
@@ -103,7 +92,7 @@ fn _daemon(
             ],
         )
     });
-    hooks::reload_jobs_at_commit();
+    hooks::daemons_changed_at_commit();
     id.ok()
         .flatten()
         .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", ""))
@@ -151,7 +140,7 @@ fn find_daemon(name: Option<&str>) -> i64 {
 fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
     bgw::as_superuser(|| Spi::run_with_args(sql, args))
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
-    hooks::reload_jobs_at_commit();
+    hooks::daemons_changed_at_commit();
 }
 
 /// Stop a daemon and keep it stopped: its command is cancelled, and

@@ -494,7 +494,9 @@ impl Supervisor {
                 continue;
             }
             if let Some(at) = d.next_start.filter(|at| *at > t) {
-                d.state = DaemonState::WaitingRestart;
+                if d.state != DaemonState::NoWorkerSlot {
+                    d.state = DaemonState::WaitingRestart;
+                }
                 wake_at(at);
                 continue;
             }
@@ -522,16 +524,24 @@ impl Supervisor {
                     d.next_start = None;
                 }
                 None => {
-                    // No background worker slot: try again shortly.
-                    d.state = DaemonState::WaitingRestart;
-                    d.next_start = Some(t + 1_000_000);
-                    d.last_exit = Some(LastExit {
-                        exit: Exit::Crash,
-                        at: t,
-                        sqlstate: "53400".to_owned(),
-                        message: "no free background worker slot (max_worker_processes); retrying".to_owned(),
-                    });
-                    wake_at(t + 1_000_000);
+                    // No background worker slot. Idle pooled executors hold
+                    // some: ask one to go (its exit wakes us), else look
+                    // again in a second.
+                    let retry_us = if registry::retire_one_idle() {
+                        50_000
+                    } else {
+                        1_000_000
+                    };
+                    if d.state != DaemonState::NoWorkerSlot {
+                        warning!(
+                            "pg_jobs: no free background worker slot for daemon \"{}\" (max_worker_processes); it waits",
+                            d.def.name
+                        );
+                        d.state = DaemonState::NoWorkerSlot;
+                        d.since = t;
+                    }
+                    d.next_start = Some(t + retry_us);
+                    wake_at(t + retry_us);
                 }
             }
         }

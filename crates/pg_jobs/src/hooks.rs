@@ -28,7 +28,9 @@ const EVICT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, Default)]
 struct Pending {
     wake_scheduler: bool,
+    /// Reload every job (ALTER EXTENSION UPDATE).
     reload_jobs: bool,
+    reload_daemons: bool,
     runs_finished: bool,
     wake_launcher: bool,
     ext_created: bool,
@@ -41,6 +43,8 @@ thread_local! {
     /// Runs submitted in the current transaction (`jobs.wait` on one would
     /// wait for a commit that cannot come while it waits).
     static SUBMITTED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Jobs added, changed or removed in the current transaction.
+    static CHANGED_JOBS: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn note(f: impl FnOnce(&mut Pending)) {
@@ -73,10 +77,28 @@ pub fn runs_finished_at_commit() {
     note(|p| p.runs_finished = true);
 }
 
-/// Job definitions changed: have the scheduler reload them when (and only
-/// if) the current transaction commits, as pg_cron's cache invalidation does.
-pub fn reload_jobs_at_commit() {
-    note(|p| p.reload_jobs = true);
+/// Job `id` was added, changed or removed: have the scheduler reload it
+/// when (and only if) the current transaction commits, as pg_cron's cache
+/// invalidation does — but just that job, so a change costs the same with
+/// ten jobs or a hundred thousand.
+pub fn job_changed_at_commit(id: i64) {
+    let too_many = CHANGED_JOBS.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.contains(&id) {
+            c.push(id);
+        }
+        c.len() > registry::CHANGED_JOBS
+    });
+    if too_many {
+        // A bulk change: the scheduler reloads everything anyway.
+        note(|p| p.reload_jobs = true);
+        CHANGED_JOBS.with(|c| c.borrow_mut().clear());
+    }
+}
+
+/// Daemon definitions changed: the scheduler re-reads them at commit.
+pub fn daemons_changed_at_commit() {
+    note(|p| p.reload_daemons = true);
 }
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
@@ -135,7 +157,10 @@ unsafe extern "C-unwind" fn process_utility(
             // ALTER EXTENSION pg_jobs UPDATE: the scheduler reads what the new version has.
             let s = node as *mut pg_sys::AlterExtensionStmt;
             if cstr((*s).extname) == Some("pg_jobs") {
-                note(|p| p.reload_jobs = true);
+                note(|p| {
+                    p.reload_jobs = true;
+                    p.reload_daemons = true;
+                });
             }
         }
         pg_sys::NodeTag::T_DropStmt => {
@@ -230,6 +255,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     };
     let p = PENDING.with(|p| p.replace(Pending::default()));
     SUBMITTED.with(|s| s.borrow_mut().clear());
+    let changed = CHANGED_JOBS.with(|c| std::mem::take(&mut *c.borrow_mut()));
     let mut wake_launcher = p.wake_launcher;
     if let Some(db) = p.evicted_db {
         // DROP DATABASE committed (the launcher's rescan forgets it) or
@@ -251,8 +277,8 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         if p.runs_finished {
             registry::broadcast_runs_finished();
         }
-        if p.reload_jobs {
-            registry::request_reload(me);
+        if p.reload_jobs || p.reload_daemons || !changed.is_empty() {
+            registry::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);
         } else if p.wake_scheduler {
             registry::wake_scheduler(me);
         }

@@ -10,7 +10,7 @@
 //! jobs only by superusers. Bad input fails with SQLSTATE 22023 and a
 //! message naming what is wrong; nothing is written.
 
-use crate::api::{check_command, raise};
+use crate::api::{check_command, raise, required};
 use crate::bgw;
 use crate::gucs;
 use crate::hooks;
@@ -176,30 +176,38 @@ fn find_job(name: &str) -> i64 {
     }
 }
 
-/// Write `jobs.job` as pg_jobs (its only writer); the scheduler reloads
-/// the jobs when (and only if) the calling transaction commits.
-fn write_jobs(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
+/// Write job `id` in `jobs.job` as pg_jobs (its only writer); the scheduler
+/// reloads it when (and only if) the calling transaction commits.
+fn write_job(id: i64, what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
     bgw::as_superuser(|| Spi::run_with_args(sql, args))
         .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
-    hooks::reload_jobs_at_commit();
+    hooks::job_changed_at_commit(id);
 }
 
 /// `jobs.schedule(...)`: create the job `name` (per owner), or update it.
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
 fn _schedule(
-    name: &str,
-    schedule: &str,
-    command: &str,
-    database: &str,
+    name: Option<&str>,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
     run_as: Option<pg_sys::Oid>,
     timezone: Option<&str>,
     timeout_ms: Option<i64>,
-    max_attempts: i32,
-    retry_backoff_ms: i64,
-    overlap: &str,
-    catch_up: bool,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
 ) -> i64 {
+    let name = required(name, "name");
+    let schedule = required(schedule, "schedule");
+    let command = required(command, "command");
+    let database = required(database, "database");
+    let max_attempts = required(max_attempts, "max_attempts");
+    let retry_backoff_ms = required(retry_backoff_ms, "retry_backoff");
+    let overlap = required(overlap, "overlap");
+    let catch_up = required(catch_up, "catch_up");
     if name.trim().is_empty() {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -245,17 +253,19 @@ fn _schedule(
             ],
         )
     });
-    hooks::reload_jobs_at_commit();
-    id.ok()
+    let id = id
+        .ok()
         .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", ""))
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", ""));
+    hooks::job_changed_at_commit(id);
+    id
 }
 
 /// `jobs.alter_job(name, ...)`: change any subset of a job's settings (NULL: unchanged).
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
 fn _alter_job(
-    name: &str,
+    name: Option<&str>,
     schedule: Option<&str>,
     command: Option<&str>,
     database: Option<&str>,
@@ -268,6 +278,7 @@ fn _alter_job(
     catch_up: Option<bool>,
     enabled: Option<bool>,
 ) -> i64 {
+    let name = required(name, "name");
     let id = find_job(name);
     let cur = Spi::connect(|c| {
         c.select(
@@ -317,7 +328,8 @@ fn _alter_job(
     if run_as.is_some() || database.is_some() {
         check_run_as(run_as.unwrap_or(cur.0), database.unwrap_or(&cur.1));
     }
-    write_jobs(
+    write_job(
+        id,
         "change the job",
         "UPDATE jobs.job SET
                 schedule = COALESCE($2, schedule),
@@ -355,9 +367,10 @@ fn _alter_job(
 
 /// Remove a job. Its run history stays.
 #[pg_extern(volatile, parallel_unsafe)]
-fn unschedule(name: &str) -> bool {
-    let id = find_job(name);
-    write_jobs(
+fn unschedule(name: Option<&str>) -> bool {
+    let id = find_job(required(name, "name"));
+    write_job(
+        id,
         "remove the job",
         "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
         &[id.into()],
@@ -365,9 +378,10 @@ fn unschedule(name: &str) -> bool {
     true
 }
 
-fn set_enabled(name: &str, enabled: bool) {
-    let id = find_job(name);
-    write_jobs(
+fn set_enabled(name: Option<&str>, enabled: bool) {
+    let id = find_job(required(name, "name"));
+    write_job(
+        id,
         "change the job",
         "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
         &[id.into(), enabled.into()],
@@ -376,20 +390,20 @@ fn set_enabled(name: &str, enabled: bool) {
 
 /// Stop scheduling a job (runs already going finish).
 #[pg_extern(volatile, parallel_unsafe)]
-fn pause(name: &str) {
+fn pause(name: Option<&str>) {
     set_enabled(name, false);
 }
 
 /// Schedule a paused job again, from now (missed runs are not replayed).
 #[pg_extern(volatile, parallel_unsafe)]
-fn resume(name: &str) {
+fn resume(name: Option<&str>) {
     set_enabled(name, true);
 }
 
 /// Queue a run of the job now, whatever its schedule says. Returns the run id.
 #[pg_extern(volatile, parallel_unsafe)]
-fn run_now(name: &str) -> i64 {
-    let id = find_job(name);
+fn run_now(name: Option<&str>) -> i64 {
+    let id = find_job(required(name, "name"));
     let run = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
@@ -409,11 +423,14 @@ fn run_now(name: &str) -> i64 {
 /// (default: `pg_jobs.timezone`, else the server's TimeZone).
 #[pg_extern(stable, parallel_safe)]
 fn next_runs(
-    schedule: &str,
-    count: default!(i32, 5),
-    after: default!(TimestampWithTimeZone, "now()"),
+    schedule: Option<&str>,
+    count: default!(Option<i32>, 5),
+    after: default!(Option<TimestampWithTimeZone>, "now()"),
     timezone: default!(Option<&str>, "NULL"),
 ) -> SetOfIterator<'static, TimestampWithTimeZone> {
+    let schedule = required(schedule, "schedule");
+    let count = required(count, "count");
+    let after = required(after, "after");
     if !(1..=10_000).contains(&count) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,

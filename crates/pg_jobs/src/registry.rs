@@ -82,6 +82,10 @@ impl State {
     }
 }
 
+/// Changed jobs a scheduler is told about one by one; more (before it
+/// looks) make it reload them all.
+pub const CHANGED_JOBS: usize = 32;
+
 /// Longest error message an executor can hand back; longer ones are cut.
 pub const MESSAGE_BYTES: usize = 1000;
 
@@ -120,8 +124,13 @@ pub struct Slot {
     /// Latches live in PGPROC, in shared memory, so the pointer is valid in
     /// every process.
     latch: usize,
-    /// Schedulers: job definitions changed; reload them.
+    /// Schedulers: job definitions changed; reload them all.
     pub reload_jobs: bool,
+    /// Schedulers: these jobs changed (`changed_len` of them); reload just those.
+    changed_jobs: [i64; CHANGED_JOBS],
+    changed_len: u8,
+    /// Schedulers: daemon definitions changed.
+    reload_daemons: bool,
     /// Executors: the dynamic shared memory segment holding the command.
     pub dsm: u32,
     /// Executors: cancel the command after this long (0: never).
@@ -167,6 +176,9 @@ impl Default for Slot {
             since: 0,
             latch: 0,
             reload_jobs: false,
+            changed_jobs: [0; CHANGED_JOBS],
+            changed_len: 0,
+            reload_daemons: false,
             dsm: 0,
             timeout_ms: 0,
             killed_for_timeout: false,
@@ -541,8 +553,20 @@ pub fn kill_for_timeout(r: SlotRef) {
     unsafe { libc::kill(pid, libc::SIGTERM) };
 }
 
-/// Scheduler side: job definitions of `db` changed (sets the flag and wakes it).
-pub fn request_reload(db: pg_sys::Oid) {
+/// What a scheduler must read again.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// Every job (too many changed one by one, or the extension was updated).
+    pub all_jobs: bool,
+    /// Just these jobs (added, changed or removed).
+    pub jobs: Vec<i64>,
+    pub daemons: bool,
+}
+
+/// Committed changes to `db`'s definitions: tell its scheduler what to
+/// reload, and wake it. A change made while no scheduler runs needs no
+/// note: a starting scheduler loads everything.
+pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bool) {
     let latch = {
         let mut reg = REGISTRY.exclusive();
         match reg
@@ -551,7 +575,15 @@ pub fn request_reload(db: pg_sys::Oid) {
             .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db.to_u32())
         {
             Some(s) => {
-                s.reload_jobs = true;
+                let len = s.changed_len as usize;
+                if all_jobs || len + jobs.len() > CHANGED_JOBS {
+                    s.reload_jobs = true;
+                    s.changed_len = 0;
+                } else if !s.reload_jobs {
+                    s.changed_jobs[len..len + jobs.len()].copy_from_slice(jobs);
+                    s.changed_len = (len + jobs.len()) as u8;
+                }
+                s.reload_daemons |= daemons;
                 s.latch
             }
             None => 0,
@@ -560,11 +592,17 @@ pub fn request_reload(db: pg_sys::Oid) {
     set_latch(latch);
 }
 
-/// Scheduler side: take (and clear) the reload flag.
-pub fn take_reload(r: SlotRef) -> bool {
+/// Scheduler side: take (and clear) what changed.
+pub fn take_reload(r: SlotRef) -> Reload {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    std::mem::take(&mut slot.reload_jobs)
+    let jobs = slot.changed_jobs[..slot.changed_len as usize].to_vec();
+    slot.changed_len = 0;
+    Reload {
+        all_jobs: std::mem::take(&mut slot.reload_jobs),
+        jobs,
+        daemons: std::mem::take(&mut slot.reload_daemons),
+    }
 }
 
 /// Update our own slot's state (and the run it works on).

@@ -200,8 +200,9 @@ impl Scheduler {
         let promoted = std::mem::take(&mut self.was_in_recovery);
         registry::set_state(self.me, State::Busy, None);
         self.forget_stopped_executors();
-        let reload_daemons = registry::take_reload(self.me) || promoted;
-        let reload = reload_daemons || !self.loaded;
+        let changes = registry::take_reload(self.me);
+        let reload_all = changes.all_jobs || promoted || !self.loaded;
+        let reload_daemons = changes.daemons || changes.all_jobs || promoted;
 
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
@@ -213,8 +214,10 @@ impl Scheduler {
                 self.mark_started_and_crashed(client);
                 let now = Timestamp::now();
                 let mut wake_at = self.kill_overdue(now);
-                if reload {
-                    self.load_jobs(client, now);
+                if reload_all {
+                    self.load_jobs(client, now, None);
+                } else if !changes.jobs.is_empty() {
+                    self.load_jobs(client, now, Some(&changes.jobs));
                 }
                 self.fire_due_jobs(client, now);
                 let dispatch = pick_runs(client, self.db);
@@ -600,23 +603,34 @@ impl Scheduler {
         next
     }
 
-    /// (Re)load enabled jobs and their next due times. A job whose schedule
-    /// and time zone did not change keeps its due time, so a reload never
-    /// skips a run that was about to happen.
-    fn load_jobs(&mut self, client: &mut SpiClient, now: Timestamp) {
+    /// (Re)load enabled jobs and their next due times: all of them, or just
+    /// `only` (jobs added, changed or removed since the last load). A job
+    /// whose schedule and time zone did not change keeps its due time, so a
+    /// reload never skips a run that was about to happen.
+    fn load_jobs(&mut self, client: &mut SpiClient, now: Timestamp, only: Option<&[i64]>) {
+        let started = Instant::now();
         let default_tz = gucs::default_timezone();
-        let rows = client
-            .select(
-                "SELECT j.id, j.schedule, j.timezone, j.catch_up,
-                        (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
-                        (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
-                        (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
-                           FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id)
-                   FROM jobs.job j WHERE j.enabled",
-                None,
-                &[],
-            )
-            .expect("loading jobs");
+        // The last due time matters only for one-offs and catch_up jobs:
+        // don't look up the history of the others.
+        let sql = format!(
+            "SELECT j.id, j.schedule, j.timezone, j.catch_up,
+                    (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
+                    (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
+                    CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
+                      (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
+                         FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END
+               FROM jobs.job j WHERE j.enabled {}",
+            if only.is_some() {
+                "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
+            } else {
+                ""
+            }
+        );
+        let args = match only {
+            Some(ids) => vec![ids.to_vec().into()],
+            None => vec![],
+        };
+        let rows = client.select(&sql, None, &args).expect("loading jobs");
         let mut fresh = HashMap::new();
         for row in rows {
             let id: i64 = row.get(1).ok().flatten().unwrap_or_default();
@@ -676,14 +690,47 @@ impl Scheduler {
                 },
             );
         }
-        self.jobs = fresh;
-        self.reboot = false;
+        match only {
+            Some(ids) => {
+                for id in ids {
+                    let old_due = self.jobs.remove(id).and_then(|j| j.next_due);
+                    if let Some(job) = fresh.remove(id) {
+                        // An unchanged due time is in the heap already.
+                        if let Some(t) = job.next_due.filter(|t| Some(*t) != old_due) {
+                            self.heap.push(Reverse((t, *id)));
+                        }
+                        self.jobs.insert(*id, job);
+                    }
+                }
+                // Replaced due times stay in the heap as stale entries
+                // (skipped when popped); rebuild before they pile up.
+                if self.heap.len() > 2 * self.jobs.len() + 1024 {
+                    self.rebuild_heap();
+                }
+            }
+            None => {
+                self.jobs = fresh;
+                self.reboot = false;
+                self.rebuild_heap();
+                self.loaded = true;
+                let took = started.elapsed();
+                if took > Duration::from_millis(100) || self.jobs.len() >= 10_000 {
+                    log!(
+                        "pg_jobs: loaded {} jobs in {} ms",
+                        self.jobs.len(),
+                        took.as_millis()
+                    );
+                }
+            }
+        }
+    }
+
+    fn rebuild_heap(&mut self) {
         self.heap = self
             .jobs
             .iter()
             .filter_map(|(id, j)| j.next_due.map(|t| Reverse((t, *id))))
             .collect();
-        self.loaded = true;
     }
 
     /// Queue (or skip) a run for every job due by `now`, then schedule its
