@@ -1,5 +1,5 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
-.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale soak
+.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale soak chaos reliability-report
 
 # Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -38,3 +38,12 @@ bench-scale: setup
 # Memory over 10 minutes of steady load (scheduler and executor RSS at start and end).
 soak: setup
 	SOAK_ONLY=1 SOAK_SECONDS=600 bash scripts/bench scale
+
+# Faults under load (200 of them): nothing lost, nothing stuck, nothing run twice.
+chaos: setup
+	bash -c 'source scripts/lib.sh && install_extension ""'
+	CHAOS_FAULTS=$${CHAOS_FAULTS:-200} cargo test -p pg_jobs_itest --test chaos -- --nocapture
+
+# Chaos, the bad-input catalogue and the privilege red team, as one table.
+reliability-report: setup
+	bash scripts/reliability-report

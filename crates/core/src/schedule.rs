@@ -34,51 +34,54 @@ pub enum ScheduleError {
 /// Longest interval we accept: a year. Longer ones belong in cron.
 const MAX_INTERVAL_SECS: i64 = 366 * 24 * 3600;
 
-fn unit_seconds(unit: &str) -> Option<i64> {
+fn unit_millis(unit: &str) -> Option<f64> {
     Some(match unit {
-        "s" | "sec" | "secs" | "second" | "seconds" => 1,
-        "m" | "min" | "mins" | "minute" | "minutes" => 60,
-        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-        "d" | "day" | "days" => 86_400,
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => 1.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1e3,
+        "m" | "min" | "mins" | "minute" | "minutes" => 6e4,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3.6e6,
+        "d" | "day" | "days" => 8.64e7,
         _ => return None,
     })
 }
 
-/// `Some` if `text` is shaped like an interval (`[every] N unit`).
+/// `Some` if `text` is shaped like an interval (`[every] N unit`), with
+/// the period in whole seconds or why it is not one.
 fn parse_interval(text: &str) -> Option<Result<i64, ScheduleError>> {
     let lower = text.trim().to_ascii_lowercase();
     let body = lower
         .strip_prefix("every ")
         .map(str::trim_start)
         .unwrap_or(&lower);
-    let digits_end = body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len());
-    if digits_end == 0 {
+    let number_end = body
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || c == '.' || (i == 0 && c == '-')))
+        .map_or(body.len(), |(i, _)| i);
+    let number = &body[..number_end];
+    if !number.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
-    let unit = body[digits_end..].trim();
-    let per = unit_seconds(unit)?;
-    let n: i64 = match body[..digits_end].parse() {
-        Ok(n) => n,
-        Err(_) => {
-            return Some(Err(ScheduleError::Interval(format!(
-                "interval \"{text}\" is too long"
-            ))))
-        }
+    let per = unit_millis(body[number_end..].trim())?;
+    let err = |why: &str| {
+        Some(Err(ScheduleError::Interval(format!(
+            "interval \"{}\" {why}",
+            text.trim()
+        ))))
     };
-    let secs = n.saturating_mul(per);
-    Some(if secs < 1 {
-        Err(ScheduleError::Interval(format!(
-            "interval \"{}\" is shorter than 1 second",
-            text.trim()
-        )))
-    } else if secs > MAX_INTERVAL_SECS {
-        Err(ScheduleError::Interval(format!(
-            "interval \"{}\" is longer than 366 days; use a cron expression",
-            text.trim()
-        )))
+    let Ok(n) = number.parse::<f64>() else {
+        return err("is not a number of units");
+    };
+    // Rounded to a microsecond: 0.1 minutes is 6000 ms, not 6000.000000000001.
+    let ms = (n * per * 1000.0).round() / 1000.0;
+    if ms < 1000.0 {
+        err("is shorter than 1 second")
+    } else if ms > MAX_INTERVAL_SECS as f64 * 1000.0 {
+        err("is longer than 366 days; use a cron expression")
+    } else if ms % 1000.0 != 0.0 {
+        err("is not a whole number of seconds")
     } else {
-        Ok(secs)
-    })
+        Some(Ok((ms / 1000.0) as i64))
+    }
 }
 
 impl Schedule {
@@ -86,6 +89,9 @@ impl Schedule {
     /// which PostgreSQL parses).
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
         let t = text.trim();
+        if t.is_empty() {
+            return Err(ScheduleError::Interval("the schedule is empty".into()));
+        }
         if t.eq_ignore_ascii_case("@reboot") {
             return Ok(Schedule::Reboot);
         }
@@ -131,6 +137,45 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn bad_intervals_say_what_is_wrong() {
+        let msg = |t: &str| Schedule::parse(t).unwrap_err().to_string();
+        assert_eq!(msg(""), "the schedule is empty");
+        assert_eq!(msg("  "), "the schedule is empty");
+        assert_eq!(
+            msg("-5 seconds"),
+            "interval \"-5 seconds\" is shorter than 1 second"
+        );
+        assert_eq!(
+            msg("500 milliseconds"),
+            "interval \"500 milliseconds\" is shorter than 1 second"
+        );
+        assert_eq!(
+            msg("1.5 seconds"),
+            "interval \"1.5 seconds\" is not a whole number of seconds"
+        );
+        assert_eq!(
+            msg("1.2.3 minutes"),
+            "interval \"1.2.3 minutes\" is not a number of units"
+        );
+        assert_eq!(
+            msg("400 days"),
+            "interval \"400 days\" is longer than 366 days; use a cron expression"
+        );
+        assert!(matches!(
+            Schedule::parse("2000 ms"),
+            Ok(Schedule::Interval { period_secs: 2 })
+        ));
+        assert!(matches!(
+            Schedule::parse("every 1.5 minutes"),
+            Ok(Schedule::Interval { period_secs: 90 })
+        ));
+        assert!(matches!(
+            Schedule::parse("0.1 minutes"),
+            Ok(Schedule::Interval { period_secs: 6 })
+        ));
     }
 
     #[test]

@@ -120,3 +120,96 @@ fn upgrade_from_0_1_0_matches_a_fresh_install_and_keeps_jobs_running() {
         a.len()
     );
 }
+
+fn long_runs(s: &mut Client, n: usize) -> Vec<i64> {
+    let ids: Vec<i64> = (0..n)
+        .map(|_| {
+            one(
+                s,
+                "SELECT jobs.submit('SELECT pg_sleep(3600)', max_attempts => 2)",
+            )
+        }) // long runs under test
+        .collect();
+    wait_for("the long runs running", DEADLINE, || {
+        let n_running: i64 = s
+            .query_one(
+                "SELECT count(*) FROM jobs.run WHERE id = ANY($1) AND status = 'running'",
+                &[&ids],
+            )
+            .unwrap()
+            .get(0);
+        (n_running == n as i64).then_some(())
+    });
+    ids
+}
+
+fn wait_crashed_and_retried(s: &mut Client, ids: &[i64]) {
+    wait_for("the interrupted runs recorded", DEADLINE, || {
+        let n: i64 = s
+            .query_one(
+                "SELECT count(*) FROM jobs.run WHERE id = ANY($1) AND status = 'crashed'
+                    AND message LIKE 'the executor ended without recording an outcome%'",
+                &[&ids],
+            )
+            .unwrap()
+            .get(0);
+        (n == ids.len() as i64).then_some(())
+    });
+    // Each had an attempt left: it was queued again and is running.
+    let retried: i64 = s
+        .query_one(
+            "SELECT count(*) FROM jobs.run WHERE attempt = 2 AND command = 'SELECT pg_sleep(3600)'
+                AND id > (SELECT max(i) FROM unnest($1::int8[]) i)",
+            &[&ids],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(retried, ids.len() as i64, "each interrupted run was retried once");
+}
+
+#[test]
+fn fast_and_smart_shutdown_with_long_jobs_are_prompt_and_the_runs_are_recorded() {
+    let (mut c, mut s) = Cluster::with_app_db("shutdown", "");
+    let ids = long_runs(&mut s, 3);
+    drop(s);
+    let t0 = std::time::Instant::now();
+    c.stop_server("fast");
+    let fast = t0.elapsed();
+    c.start_server();
+    let mut s = c.connect("app");
+    wait_crashed_and_retried(&mut s, &ids);
+
+    // Smart shutdown waits for client sessions only; pg_jobs' workers do not hold it up.
+    s.batch_execute("SELECT jobs.cancel(id) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')")
+        .unwrap();
+    let ids = long_runs(&mut s, 2);
+    drop(s);
+    let t0 = std::time::Instant::now();
+    c.stop_server("smart");
+    let smart = t0.elapsed();
+    c.start_server();
+    let mut s = c.connect("app");
+    wait_crashed_and_retried(&mut s, &ids);
+    println!("RELIABILITY| shutdown with long jobs running: fast / smart | {fast:.2?} / {smart:.2?} (runs recorded crashed, retried after start)");
+    assert!(fast < std::time::Duration::from_secs(10) && smart < std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn with_restart_after_crash_off_a_killed_worker_stops_the_server_and_a_start_recovers() {
+    let (mut c, mut s) = Cluster::with_app_db("no-restart", "restart_after_crash = off");
+    let ids = long_runs(&mut s, 1);
+    let pid: i32 = one(&mut s, "SELECT pid FROM jobs.workers WHERE kind = 'executor'");
+    drop(s);
+    // SAFETY: kill(2) of a server process of our own test cluster.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_for("the server down", DEADLINE, || {
+        c.pg_try(&["pg_ctl", "-D", "data", "status"])
+            .is_err()
+            .then_some(())
+    });
+    c.start_server();
+    let mut s = c.connect("app");
+    wait_crashed_and_retried(&mut s, &ids);
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+}

@@ -2,8 +2,9 @@
 --
 -- Adds jobs.daemon (definitions), the functions jobs.daemon, stop_daemon,
 -- start_daemon, drop_daemon and _daemons, the view jobs.daemon_status, and a
--- daemon_id column at the end of jobs.workers. Nothing of 0.1.0 is dropped
--- or rewritten; jobs and runs are untouched. The integration test
+-- daemon_id column at the end of jobs.workers; makes cancel, result, pause,
+-- resume, run_now and unschedule reject NULL arguments instead of returning
+-- NULL. Nothing of 0.1.0 is dropped; jobs and runs are untouched. The integration test
 -- `upgrade_from_0_1_0_matches_a_fresh_install` checks that an upgraded
 -- database's catalog equals a fresh 0.2.0 install's.
 
@@ -89,6 +90,53 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'stop_daemon_wrapper';
 
+-- No longer STRICT: a NULL argument is an error naming it (22004), not a silent NULL.
+CREATE OR REPLACE FUNCTION jobs."cancel"(
+	"run_id" bigint
+) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_wrapper';
+
+CREATE OR REPLACE FUNCTION jobs."pause"(
+	"name" TEXT
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'pause_wrapper';
+
+CREATE OR REPLACE FUNCTION jobs."result"(
+	"run_id" bigint
+) RETURNS SETOF jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'result_wrapper';
+
+CREATE OR REPLACE FUNCTION jobs."resume"(
+	"name" TEXT
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'resume_wrapper';
+
+CREATE OR REPLACE FUNCTION jobs."run_now"(
+	"name" TEXT
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'run_now_wrapper';
+
+CREATE OR REPLACE FUNCTION jobs."unschedule"(
+	"name" TEXT
+) RETURNS bool
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'unschedule_wrapper';
+
+-- Functions in a view run with the caller's rights: 0.1.0's REVOKE kept
+-- non-superusers out of jobs.workers. Like pg_stat_activity, it is for all.
+GRANT EXECUTE ON FUNCTION jobs._workers() TO PUBLIC;
+
 CREATE OR REPLACE VIEW jobs.workers AS
 SELECT w.kind,
        w.pid,
@@ -125,9 +173,9 @@ COMMENT ON FUNCTION jobs.stop_daemon(text) IS
 COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
 COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
 
--- Runs with the view owner's rights (the status of every database's
--- daemons is in shared memory); shows only the daemons of roles the caller
--- is a member of, as row-level security does on jobs.daemon.
+-- Reads jobs.daemon with the view owner's rights, so it filters as
+-- row-level security does there: the daemons of roles the caller is a
+-- member of. jobs._daemons() filters the shared-memory status the same way.
 CREATE VIEW jobs.daemon_status AS
 SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
        COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
@@ -149,4 +197,3 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
 COMMENT ON VIEW jobs.daemon_status IS
   'Each daemon you can see: running, starting, waiting_restart, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;
-REVOKE ALL ON FUNCTION jobs._daemons() FROM PUBLIC;

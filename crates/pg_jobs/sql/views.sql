@@ -15,8 +15,11 @@ SELECT w.kind,
 COMMENT ON VIEW jobs.workers IS
   'Every live pg_jobs worker (launcher, schedulers, executors, daemons) from the shared-memory registry.';
 GRANT SELECT ON jobs.workers TO PUBLIC;
--- The view runs the function with its owner's rights; nobody needs it directly.
+-- Functions in a view run with the caller's rights: like pg_stat_activity,
+-- the registry is for everyone to see (0.1.0 revoked this by mistake, which
+-- kept non-superusers out of the view).
 REVOKE ALL ON FUNCTION jobs._workers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobs._workers() TO PUBLIC;
 
 -- Async jobs: typed wrappers around jobs._submit and jobs._wait.
 
@@ -129,9 +132,9 @@ COMMENT ON FUNCTION jobs.stop_daemon(text) IS
 COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
 COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
 
--- Runs with the view owner's rights (the status of every database's
--- daemons is in shared memory); shows only the daemons of roles the caller
--- is a member of, as row-level security does on jobs.daemon.
+-- Reads jobs.daemon with the view owner's rights, so it filters as
+-- row-level security does there: the daemons of roles the caller is a
+-- member of. jobs._daemons() filters the shared-memory status the same way.
 CREATE VIEW jobs.daemon_status AS
 SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
        COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
@@ -153,4 +156,3 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
 COMMENT ON VIEW jobs.daemon_status IS
   'Each daemon you can see: running, starting, waiting_restart, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;
-REVOKE ALL ON FUNCTION jobs._daemons() FROM PUBLIC;

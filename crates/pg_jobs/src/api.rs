@@ -16,6 +16,9 @@ pub(crate) fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str
     unreachable!("ERROR does not return")
 }
 
+/// Longest command text: each run keeps a copy in `jobs.run`.
+pub(crate) const MAX_COMMAND_BYTES: usize = 1 << 20;
+
 /// A required argument (the SQL functions are not STRICT, so that a NULL
 /// gets an error naming the argument instead of a silent NULL result).
 pub(crate) fn required<T>(value: Option<T>, what: &str) -> T {
@@ -31,6 +34,16 @@ pub(crate) fn required<T>(value: Option<T>, what: &str) -> T {
 /// Parse `command` as the executor will, so a typo fails the submit (with
 /// SQLSTATE 42601) instead of a run later. Returns the number of statements.
 pub(crate) fn check_command(command: &str) -> usize {
+    if command.len() > MAX_COMMAND_BYTES {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "command is too long ({} bytes; at most {MAX_COMMAND_BYTES})",
+                command.len()
+            ),
+            "Put the work in a function or procedure and call that.",
+        );
+    }
     let Ok(c) = std::ffi::CString::new(command) else {
         raise(
             PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
@@ -86,7 +99,7 @@ fn _submit(
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
     check_command(command);
-    crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0);
+    crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0, false);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     crate::jobs_api::check_run_as(owner, database);
     let id = bgw::as_superuser(|| {

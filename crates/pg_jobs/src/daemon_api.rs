@@ -39,13 +39,7 @@ fn _daemon(
     let run_on = required(run_on, "run_on");
     let restart_delay_ms = required(restart_delay_ms, "restart_delay");
     let max_restart_delay_ms = required(max_restart_delay_ms, "max_restart_delay");
-    if name.trim().is_empty() {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "daemon name must not be empty",
-            "",
-        );
-    }
+    crate::jobs_api::check_name(name, "daemon");
     check_command(command);
     if let Err(e) = run_on.parse::<RunOn>() {
         raise(
@@ -178,7 +172,9 @@ fn drop_daemon(name: Option<&str>) -> bool {
     true
 }
 
-/// The daemons' status as their schedulers published it (`jobs.daemon_status`).
+/// The daemons' status as their schedulers published it (`jobs.daemon_status`):
+/// those of roles the caller is a member of, all for superusers (the last
+/// exit message may say things only the owner should read).
 #[pg_extern(volatile, parallel_safe)]
 #[allow(clippy::type_complexity)]
 fn _daemons() -> TableIterator<
@@ -197,8 +193,10 @@ fn _daemons() -> TableIterator<
         name!(next_restart, Option<TimestampWithTimeZone>),
     ),
 > {
+    let me = unsafe { pg_sys::GetUserId() };
     let rows: Vec<_> = registry::all_daemon_entries()
         .into_iter()
+        .filter(|e| unsafe { pg_sys::is_member_of_role(me, pg_sys::Oid::from(e.owner)) })
         .map(|e| {
             let ts = |t: i64| {
                 (t != 0)

@@ -556,6 +556,7 @@ impl Supervisor {
             .map(|(id, d)| {
                 let mut e = DaemonEntry::default();
                 e.daemon_id = *id;
+                e.owner = d.def.owner.to_u32();
                 e.state = d.state as u8;
                 e.pid = d
                     .worker

@@ -81,12 +81,66 @@ fn validate_overlap(overlap: &str) {
     }
 }
 
-pub(crate) fn validate_numbers(timeout_ms: Option<i64>, max_attempts: i32, retry_backoff_ms: i64) {
-    if timeout_ms.is_some_and(|t| t < 0) {
+/// A one-off more than this far in the past is a mistake, not "now".
+const ONE_OFF_PAST_TOLERANCE_US: i64 = 1_000_000;
+
+/// A one-off's time must not be in the past (beyond a second of slack for
+/// `now()`-style "run once, right away").
+fn check_not_past(once_at: Option<i64>, text: &str) {
+    if let Some(at) = once_at {
+        if at < unsafe { pg_sys::GetCurrentTimestamp() } - ONE_OFF_PAST_TOLERANCE_US {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("one-off time \"{}\" is in the past", text.trim()),
+                "Give a time in the future, or use jobs.submit to run a command now.",
+            );
+        }
+    }
+}
+
+/// A name of a job or daemon: not blank, not absurdly long.
+pub(crate) fn check_name(name: &str, what: &str) {
+    if name.trim().is_empty() {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "timeout must not be negative",
-            "Pass NULL (or 0) for no timeout.",
+            format!("{what} name must not be empty"),
+            "",
+        );
+    }
+    let n = name.chars().count();
+    if n > MAX_NAME_CHARS {
+        raise(
+            Code::ERRCODE_NAME_TOO_LONG,
+            format!("{what} name is too long ({n} characters; at most {MAX_NAME_CHARS})"),
+            "",
+        );
+    }
+}
+
+/// Longest job or daemon name.
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+
+/// `timeout_ms`: `None` is no timeout; 0 means "none" only where
+/// `zero_removes` (alter_job), and is refused elsewhere as a likely mistake.
+pub(crate) fn validate_numbers(
+    timeout_ms: Option<i64>,
+    max_attempts: i32,
+    retry_backoff_ms: i64,
+    zero_removes: bool,
+) {
+    if timeout_ms.is_some_and(|t| t < 0 || (t == 0 && !zero_removes)) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            if zero_removes {
+                "timeout must not be negative"
+            } else {
+                "timeout must be positive"
+            },
+            if zero_removes {
+                "timeout => '0' removes the timeout."
+            } else {
+                "Pass NULL for no timeout."
+            },
         );
     }
     if max_attempts < 1 {
@@ -208,19 +262,14 @@ fn _schedule(
     let retry_backoff_ms = required(retry_backoff_ms, "retry_backoff");
     let overlap = required(overlap, "overlap");
     let catch_up = required(catch_up, "catch_up");
-    if name.trim().is_empty() {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "job name must not be empty",
-            "",
-        );
-    }
+    check_name(name, "job");
     check_command(command);
     let once_at = validate_schedule(schedule);
+    check_not_past(once_at, schedule);
     let tz = timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone);
     validate_timezone(&tz);
     validate_overlap(overlap);
-    validate_numbers(timeout_ms, max_attempts, retry_backoff_ms);
+    validate_numbers(timeout_ms, max_attempts, retry_backoff_ms, false);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     check_run_as(owner, database);
     let id = bgw::as_superuser(|| {
@@ -314,6 +363,9 @@ fn _alter_job(
         check_command(c);
     }
     let once_at = schedule.map(validate_schedule);
+    if let Some(text) = schedule {
+        check_not_past(once_at.flatten(), text);
+    }
     if let Some(tz) = timezone {
         validate_timezone(tz);
     }
@@ -324,6 +376,7 @@ fn _alter_job(
         timeout_ms,
         max_attempts.unwrap_or(cur.2),
         retry_backoff_ms.unwrap_or(cur.3),
+        true,
     );
     if run_as.is_some() || database.is_some() {
         check_run_as(run_as.unwrap_or(cur.0), database.unwrap_or(&cur.1));

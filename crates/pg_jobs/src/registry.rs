@@ -962,6 +962,8 @@ pub struct DaemonEntry {
     /// The database of the scheduler that supervises it (where it is defined).
     pub home_db: u32,
     pub daemon_id: i64,
+    /// The daemon's owner: only its members (and superusers) see the entry.
+    pub owner: u32,
     /// A `pg_jobs_core::daemon::DaemonState`.
     pub state: u8,
     pub pid: i32,
@@ -983,6 +985,7 @@ impl Default for DaemonEntry {
             in_use: false,
             home_db: 0,
             daemon_id: 0,
+            owner: 0,
             state: 0,
             pid: 0,
             since: 0,

@@ -870,7 +870,7 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
             "SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
                          THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
-                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database
+                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text
                FROM jobs.run r
                LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
                LEFT JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) r.database

@@ -37,7 +37,7 @@ fn lags(s: &mut Client, who: &str, scheduled: &str, since: f64) -> Vec<f64> {
         .query(
             &format!(
                 "SELECT (extract(epoch FROM at - ({scheduled})) * 1000)::float8 FROM lag l
-                  WHERE sys = $1 AND extract(epoch FROM at) >= $2"
+                  WHERE sys = $1 AND extract(epoch FROM at) >= $2::float8"
             ),
             &[&who, &since],
         )
@@ -107,7 +107,10 @@ struct Row {
 }
 
 fn main() {
-    let soak_s: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let soak_s: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
     if std::env::var("SOAK_ONLY").is_ok() {
         let mut rows = Vec::new();
         soak(&mut rows, soak_s);
@@ -115,7 +118,9 @@ fn main() {
         return;
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("pg_jobs scale benchmark — {cpus} CPUs, PostgreSQL 15, pg_jobs and pg_cron 1.4 preloaded together");
+    println!(
+        "pg_jobs scale benchmark — {cpus} CPUs, PostgreSQL 15, pg_jobs and pg_cron 1.4 preloaded together"
+    );
     let conf = "shared_preload_libraries = 'pg_jobs,pg_cron'\ncron.database_name = 'bench'\n\
                 cron.use_background_workers = on\nmax_worker_processes = 128\n\
                 pg_jobs.max_executors = 8\ncron.max_running_jobs = 64\npg_jobs.log_runs = off\n\
@@ -146,7 +151,12 @@ fn main() {
     let start = (t / 60.0).ceil() * 60.0 + 0.001; // from the next whole minute
     sleep_until_epoch(&mut s, start + 180.0 + 5.0);
     let cron = lags(&mut s, "cron", "date_trunc('minute', at)", start);
-    let jmin = lags(&mut s, "jobs-min", "date_trunc('minute', at) + interval '30 seconds'", start);
+    let jmin = lags(
+        &mut s,
+        "jobs-min",
+        "date_trunc('minute', at) + interval '30 seconds'",
+        start,
+    );
     s.batch_execute(
         "SELECT cron.unschedule(jobid) FROM cron.job; SELECT jobs.unschedule(name) FROM jobs.job",
     )
@@ -202,7 +212,8 @@ fn main() {
     s.batch_execute("SELECT jobs.unschedule(name) FROM jobs.job")
         .unwrap();
     rows.push(Row {
-        measure: "lag, 50 one-second jobs × 60 s (phases spread): median / p99 / max (missed); mean gap".into(),
+        measure: "lag, 50 one-second jobs × 60 s (phases spread): median / p99 / max (missed); mean gap"
+            .into(),
         pg_jobs: format!(
             "{:.1} / {:.1} / {:.1} ms ({}); {gaps:.1} ms",
             pct(&spread, 0.5),
@@ -248,12 +259,24 @@ fn main() {
     )
     .unwrap();
     std::thread::sleep(Duration::from_secs(12)); // let idle executors time out and everyone settle
-    let jobs_pids: Vec<i32> = [pids(&mut s, "pg_jobs launcher"), pids(&mut s, "pg_jobs scheduler")].concat();
+    let jobs_pids: Vec<i32> = [
+        pids(&mut s, "pg_jobs launcher"),
+        pids(&mut s, "pg_jobs scheduler"),
+    ]
+    .concat();
     let cron_pids = pids(&mut s, "pg_cron launcher");
     drop(s); // our own session must not wake anyone
-    let before: Vec<(u64, f64)> = jobs_pids.iter().chain(&cron_pids).map(|p| proc_cost(*p)).collect();
+    let before: Vec<(u64, f64)> = jobs_pids
+        .iter()
+        .chain(&cron_pids)
+        .map(|p| proc_cost(*p))
+        .collect();
     std::thread::sleep(Duration::from_secs(60)); // the idle window being measured
-    let after: Vec<(u64, f64)> = jobs_pids.iter().chain(&cron_pids).map(|p| proc_cost(*p)).collect();
+    let after: Vec<(u64, f64)> = jobs_pids
+        .iter()
+        .chain(&cron_pids)
+        .map(|p| proc_cost(*p))
+        .collect();
     let sum = |range: std::ops::Range<usize>| {
         range.fold((0u64, 0f64), |(c, t), i| {
             (c + after[i].0 - before[i].0, t + after[i].1 - before[i].1)
@@ -313,7 +336,9 @@ fn main() {
         let (ran, _) = wait_for("the probe run", Duration::from_secs(30), || {
             one::<Option<f64>>(
                 &mut s,
-                &format!("SELECT extract(epoch FROM max(at))::float8 FROM lag WHERE sys = 'probe' AND j = {i}"),
+                &format!(
+                    "SELECT extract(epoch FROM max(at))::float8 FROM lag WHERE sys = 'probe' AND j = {i}"
+                ),
             )
         });
         effect.push((ran - at) * 1000.0);
@@ -335,7 +360,9 @@ fn main() {
         let (ran, _) = wait_for("the altered job's run", Duration::from_secs(30), || {
             one::<Option<f64>>(
                 &mut s,
-                &format!("SELECT extract(epoch FROM max(at))::float8 FROM lag WHERE sys = 'alter' AND j = {i}"),
+                &format!(
+                    "SELECT extract(epoch FROM max(at))::float8 FROM lag WHERE sys = 'alter' AND j = {i}"
+                ),
             )
         });
         alter.push((ran - at) * 1000.0);
@@ -357,7 +384,9 @@ fn main() {
         target: "load ≤ 1 s; RSS ≤ 64 MB".into(),
     });
     rows.push(Row {
-        measure: "100,000 jobs: add a one-off due now → it runs; alter a job to now → it runs (median / max of 10)".into(),
+        measure:
+            "100,000 jobs: add a one-off due now → it runs; alter a job to now → it runs (median / max of 10)"
+                .into(),
         pg_jobs: format!(
             "{:.1} / {:.1} ms; {:.1} / {:.1} ms",
             pct(&effect, 0.5),
@@ -370,7 +399,12 @@ fn main() {
     });
     rows.push(Row {
         measure: "100,000 jobs: a 1-second job among them, 30 s: median / p99 lag".into(),
-        pg_jobs: format!("{:.1} / {:.1} ms ({} runs)", pct(&among, 0.5), pct(&among, 0.99), among.len()),
+        pg_jobs: format!(
+            "{:.1} / {:.1} ms ({} runs)",
+            pct(&among, 0.5),
+            pct(&among, 0.99),
+            among.len()
+        ),
         pg_cron: "—".into(),
         target: "p99 ≤ 5 ms".into(),
     });
@@ -415,7 +449,8 @@ fn main() {
         .unwrap();
     let (ok, bad, inversions, waited): (i64, i64, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
     rows.push(Row {
-        measure: "max_worker_processes = 8, 50 one-offs 10 ms apart: succeeded / failed / out of due order".into(),
+        measure: "max_worker_processes = 8, 50 one-offs 10 ms apart: succeeded / failed / out of due order"
+            .into(),
         pg_jobs: format!("{ok} / {bad} / {inversions} ({waited} waited > 100 ms for a slot)"),
         pg_cron: "—".into(),
         target: "50 / 0 / 0".into(),
@@ -426,10 +461,7 @@ fn main() {
 
 fn soak(rows: &mut Vec<Row>, seconds: u64) {
     println!("4. memory: a 1-second job and 100 submitted runs a second for {seconds} s …");
-    let (_c, mut s) = Cluster::with_app_db(
-        "bench-soak",
-        "pg_jobs.max_executors = 4\npg_jobs.log_runs = off",
-    );
+    let (_c, mut s) = Cluster::with_app_db("bench-soak", "pg_jobs.max_executors = 4\npg_jobs.log_runs = off");
     s.batch_execute(
         "CREATE TABLE sink (n int8, at timestamptz DEFAULT clock_timestamp());
          SELECT jobs.schedule('tick', '1 second', 'INSERT INTO sink (n) VALUES (0)');",

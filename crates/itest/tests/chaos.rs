@@ -1,0 +1,253 @@
+//! Chaos: under a steady load of submitted single-transaction jobs, a
+//! 1-second schedule and a daemon, fault after fault — terminate random
+//! executors, the scheduler, the daemon, the launcher; kill -9 a pg_jobs
+//! worker (the whole cluster restarts); stop the server `immediate` and start
+//! it again. Then check that no run was lost, none is stuck, and every
+//! single-transaction run is either succeeded-with-its-row or
+//! not-succeeded-without-it.
+//!
+//! `CHAOS_FAULTS` sets the number of faults (20 in `make test`, 200 in
+//! `make chaos`).
+
+use pg_jobs_itest::{one, wait_for, Cluster};
+use postgres::{Client, NoTls};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A small deterministic generator: the fault sequence is reproducible from its seed.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn pg_jobs_pids(c: &mut Client, backend_type: &str) -> Vec<i32> {
+    c.query(
+        "SELECT pid FROM pg_stat_activity WHERE backend_type = $1",
+        &[&backend_type],
+    )
+    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+    .unwrap_or_default()
+}
+
+/// Submit and wait for a probe run until one succeeds: the time the system
+/// took to work again after a fault.
+fn recover(c: &Cluster) -> Duration {
+    let t0 = Instant::now();
+    wait_for("pg_jobs working again", Duration::from_secs(120), || {
+        let mut s = Client::connect(&c.connstr("app"), NoTls).ok()?;
+        let id: i64 = s.query_one("SELECT jobs.submit('SELECT 1')", &[]).ok()?.get(0);
+        let st: String = s
+            .query_one("SELECT status FROM jobs.wait($1, '5 seconds')", &[&id])
+            .ok()?
+            .get(0);
+        (st == "succeeded").then_some(())
+    });
+    t0.elapsed()
+}
+
+#[test]
+fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
+    let faults: usize = std::env::var("CHAOS_FAULTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261125);
+    let (mut c, mut s) = Cluster::with_app_db(
+        "chaos",
+        "pg_jobs.max_executors = 4\nmax_worker_processes = 32\npg_jobs.log_runs = off",
+    );
+    s.batch_execute(
+        "CREATE TABLE ledger (tag int8 NOT NULL, at timestamptz DEFAULT clock_timestamp());
+         CREATE TABLE beat (at timestamptz DEFAULT clock_timestamp(), who text);
+         CREATE PROCEDURE looper() LANGUAGE plpgsql AS $$
+         BEGIN LOOP INSERT INTO beat (who) VALUES ('daemon'); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$;
+         SELECT jobs.schedule('beat', '1 second', $$INSERT INTO beat (who) VALUES ('job')$$);
+         SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '200 ms', max_restart_delay => '1 s');",
+    )
+    .unwrap();
+    drop(s);
+
+    // The load: batches of single-transaction jobs, each inserting its tag.
+    let stop = Arc::new(AtomicBool::new(false));
+    let committed: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let load = {
+        let (stop, committed, cs) = (stop.clone(), committed.clone(), c.connstr("app"));
+        std::thread::spawn(move || {
+            let mut next_tag: i64 = 1;
+            let mut conn: Option<Client> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if conn.as_ref().is_none_or(|c| c.is_closed()) {
+                    conn = Client::connect(&cs, NoTls).ok();
+                    if conn.is_none() {
+                        std::thread::sleep(Duration::from_millis(50)); // the server is restarting
+                        continue;
+                    }
+                }
+                let tags: Vec<i64> = (next_tag..next_tag + 5).collect();
+                next_tag += 5;
+                let ok = conn
+                    .as_mut()
+                    .unwrap()
+                    .execute(
+                        "SELECT jobs.submit(format('INSERT INTO ledger (tag) VALUES (%s)', t), max_attempts => 3)
+                           FROM unnest($1::int8[]) t",
+                        &[&tags],
+                    )
+                    .is_ok();
+                if ok {
+                    committed.lock().unwrap().extend(tags); // the commit was acknowledged
+                } else {
+                    conn = None; // outcome unknown: these tags are not counted as submitted
+                }
+                std::thread::sleep(Duration::from_millis(20)); // pacing of the load
+            }
+        })
+    };
+
+    let mut rng = Lcg(seed);
+    let mut recoveries: Vec<(String, Duration)> = Vec::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for _ in 0..faults {
+        std::thread::sleep(Duration::from_millis(200 + rng.next(600))); // load between faults
+        let mut a = c.connect("app");
+        let kind = match rng.next(10) {
+            0..=2 => "terminate executor",
+            3 => "terminate scheduler",
+            4 => "terminate daemon",
+            5 => "terminate launcher",
+            6..=7 => "kill -9 worker",
+            _ => "immediate stop",
+        };
+        let victim = |a: &mut Client, rng: &mut Lcg, t: &str| {
+            let p = pg_jobs_pids(a, t);
+            (!p.is_empty()).then(|| p[rng.next(p.len() as u64) as usize])
+        };
+        match kind {
+            "immediate stop" => {
+                drop(a);
+                c.stop_server("immediate");
+                c.start_server();
+            }
+            "kill -9 worker" => {
+                let types = [
+                    "pg_jobs executor",
+                    "pg_jobs scheduler",
+                    "pg_jobs daemon",
+                    "pg_jobs launcher",
+                ];
+                let t = types[rng.next(types.len() as u64) as usize];
+                if let Some(pid) =
+                    victim(&mut a, &mut rng, t).or_else(|| victim(&mut a, &mut rng, "pg_jobs launcher"))
+                {
+                    // SAFETY: kill(2) of a server process of our own test cluster.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            _ => {
+                let t = match kind {
+                    "terminate executor" => "pg_jobs executor",
+                    "terminate scheduler" => "pg_jobs scheduler",
+                    "terminate daemon" => "pg_jobs daemon",
+                    _ => "pg_jobs launcher",
+                };
+                if let Some(pid) = victim(&mut a, &mut rng, t) {
+                    let _ = a.execute("SELECT pg_terminate_backend($1)", &[&pid]);
+                }
+            }
+        }
+        *counts.entry(kind).or_default() += 1;
+        recoveries.push((kind.to_owned(), recover(&c)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+
+    // Let everything in flight finish (retries wait out their backoff).
+    let mut s = c.connect("app");
+    let (_, drained) = wait_for("every run terminal", Duration::from_secs(300), || {
+        let n: i64 = one(
+            &mut s,
+            "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')",
+        );
+        (n == 0).then_some(())
+    });
+    let committed = committed.lock().unwrap().clone();
+    // Per tag: was any attempt recorded succeeded, how many attempts, how many ledger rows.
+    let rows = s
+        .query(
+            "WITH r AS (
+               SELECT substring(command FROM 'VALUES \\((\\d+)\\)')::int8 AS tag, bool_or(status = 'succeeded') AS ok,
+                      count(*) AS attempts
+                 FROM jobs.run WHERE command LIKE 'INSERT INTO ledger%' GROUP BY 1),
+             l AS (SELECT tag, count(*) AS n FROM ledger GROUP BY tag)
+             SELECT coalesce(r.tag, l.tag), coalesce(r.ok, false), coalesce(r.attempts, 0), coalesce(l.n, 0)
+               FROM r FULL JOIN l ON l.tag = r.tag",
+            &[],
+        )
+        .unwrap();
+    let mut seen = HashSet::new();
+    let mut violations = Vec::new();
+    for r in &rows {
+        let (tag, ok, attempts, n): (i64, bool, i64, i64) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        seen.insert(tag);
+        if (ok && n != 1) || (!ok && n != 0) {
+            violations.push(format!(
+                "tag {tag}: succeeded={ok}, {attempts} attempts, {n} ledger rows"
+            ));
+        }
+    }
+    let lost: Vec<&i64> = committed.iter().filter(|t| !seen.contains(t)).collect();
+    let states: Vec<(String, i64)> = s
+        .query("SELECT status, count(*) FROM jobs.run GROUP BY 1 ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let stuck: i64 = one(
+        &mut s,
+        "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')",
+    );
+    let max_recovery = recoveries.iter().map(|r| r.1).max().unwrap_or_default();
+    let worst = recoveries
+        .iter()
+        .max_by_key(|r| r.1)
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let daemon_state: String = one(
+        &mut s,
+        "SELECT state FROM jobs.daemon_status WHERE name = 'looper'",
+    );
+
+    println!("RELIABILITY| chaos faults (seed {seed}) | {faults}: {counts:?}");
+    println!(
+        "RELIABILITY| submitted runs (commit acknowledged) | {}",
+        committed.len()
+    );
+    println!("RELIABILITY| runs by final state (all attempts, probes included) | {states:?}");
+    println!("RELIABILITY| runs stuck non-terminal (drained in {drained:.1?}) | {stuck}");
+    println!("RELIABILITY| runs lost (submitted, no row) | {}", lost.len());
+    println!(
+        "RELIABILITY| exactly-once violations (single-transaction jobs) | {}",
+        violations.len()
+    );
+    println!("RELIABILITY| max time to recover after a fault | {max_recovery:.2?} (after {worst})");
+    assert_eq!(stuck, 0);
+    assert!(lost.is_empty(), "lost runs: {lost:?}");
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    assert!(
+        committed.len() > 50,
+        "the load did not run: {} submits",
+        committed.len()
+    );
+    assert_eq!(daemon_state, "running", "the daemon came back");
+}
