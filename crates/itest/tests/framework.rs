@@ -416,7 +416,16 @@ fn drop_database_with_a_live_scheduler_succeeds_quickly() {
     // ALTER DATABASE RENAME needs no other sessions either.
     admin.batch_execute("CREATE DATABASE moving").unwrap();
     c.connect("moving")
-        .batch_execute("CREATE EXTENSION pg_jobs")
+        .batch_execute(
+            "CREATE EXTENSION pg_jobs; CREATE TABLE ticks (at timestamptz DEFAULT clock_timestamp());
+             SELECT jobs.schedule('tick', '1 second', 'INSERT INTO ticks DEFAULT VALUES')",
+        )
+        .unwrap();
+    // A job in another database that targets this one.
+    other
+        .batch_execute(
+            "SELECT jobs.schedule('remote', '1 second', 'INSERT INTO ticks DEFAULT VALUES', database => 'moving')",
+        )
         .unwrap();
     wait_for("scheduler of moving", DEADLINE, || {
         (!worker_pids(&mut other, "scheduler", Some("moving")).is_empty()).then_some(())
@@ -427,6 +436,53 @@ fn drop_database_with_a_live_scheduler_succeeds_quickly() {
     wait_for("scheduler of the renamed database", DEADLINE, || {
         (!worker_pids(&mut other, "scheduler", Some("moved")).is_empty()).then_some(())
     });
+    // Jobs follow the database (kept by OID), not its old name: both the
+    // database's own job and the other database's job keep running there.
+    let mut m = c.connect("moved");
+    let base: i64 = one(&mut m, "SELECT count(*) FROM ticks");
+    wait_for("ticks after the rename", DEADLINE, || {
+        (one::<i64>(&mut m, "SELECT count(*) FROM ticks") >= base + 4).then_some(())
+    });
+    let failed: i64 = one(
+        &mut m,
+        "SELECT count(*) FROM jobs.run WHERE status <> 'succeeded' AND started_at IS NOT NULL",
+    );
+    assert_eq!(failed, 0, "the renamed database's own runs all succeed");
+    wait_for("the remote job's runs after the rename succeed", DEADLINE, || {
+        one::<Option<String>>(
+            &mut other,
+            "SELECT database::text FROM jobs.run WHERE job_id IS NOT NULL AND status = 'succeeded'
+              ORDER BY id DESC LIMIT 1",
+        )
+        .filter(|d| d == "moved")
+    });
+    let bad: i64 = one(
+        &mut other,
+        "SELECT count(*) FROM jobs.run WHERE status = 'failed'",
+    );
+    assert_eq!(bad, 0, "no run of the remote job failed for the rename");
+    // The definition shows the new name once its scheduler reloads it.
+    assert_eq!(
+        one::<String>(&mut m, "SELECT database::text FROM jobs.job WHERE name = 'tick'"),
+        "moved"
+    );
+    let id: i64 = one(&mut m, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut m, id).0, "succeeded");
+    // A new database that takes the old name does not inherit the jobs.
+    admin.batch_execute("CREATE DATABASE moving").unwrap();
+    let mark: i64 = one(&mut other, "SELECT max(id) FROM jobs.run");
+    wait_for("two more runs of the remote job", DEADLINE, || {
+        (one::<i64>(
+            &mut other,
+            &format!("SELECT count(*) FROM jobs.run WHERE id > {mark} AND status = 'succeeded'"),
+        ) >= 2)
+            .then_some(())
+    });
+    let stray: i64 = one(
+        &mut other,
+        &format!("SELECT count(*) FROM jobs.run WHERE id > {mark} AND database <> 'moved'"),
+    );
+    assert_eq!(stray, 0, "runs went to the new database with the old name");
 }
 
 #[test]

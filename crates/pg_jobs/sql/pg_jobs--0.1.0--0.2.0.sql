@@ -4,11 +4,26 @@
 -- start_daemon, drop_daemon and _daemons, the view jobs.daemon_status, and a
 -- daemon_id column at the end of jobs.workers; makes cancel, result, pause,
 -- resume, run_now and unschedule reject NULL arguments instead of returning
--- NULL. Nothing of 0.1.0 is dropped; jobs and runs are untouched. The integration test
+-- NULL; adds datid (the target database's OID, which runs are now dispatched
+-- by, so a renamed database keeps its jobs) to jobs.job and jobs.run, filled
+-- in for jobs and unfinished runs. Nothing of 0.1.0 is dropped. The integration test
 -- `upgrade_from_0_1_0_matches_a_fresh_install` checks that an upgraded
 -- database's catalog equals a fresh 0.2.0 install's.
 
 \echo Use "ALTER EXTENSION pg_jobs UPDATE TO '0.2.0'" to load this file. \quit
+
+-- Target databases by OID. Finished runs keep only the name: they will not
+-- run again (a retry of one falls back to the name, as 0.1.0 did).
+ALTER TABLE jobs.job ADD COLUMN datid oid;
+ALTER TABLE jobs.run ADD COLUMN datid oid;
+UPDATE jobs.job j SET datid = d.oid FROM pg_catalog.pg_database d
+ WHERE d.datname OPERATOR(pg_catalog.=) j.database;
+UPDATE jobs.run r SET datid = d.oid FROM pg_catalog.pg_database d
+ WHERE d.datname OPERATOR(pg_catalog.=) r.database
+   AND r.status OPERATOR(pg_catalog.=) ANY ('{queued,starting,running}');
+COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in (its name when the run was queued).';
+COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a renamed database keeps its runs.';
+COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 
 -- Daemons (0.2.0): long-running commands their database's scheduler keeps running.
 CREATE TABLE jobs.daemon (
@@ -29,6 +44,8 @@ CREATE TABLE jobs.daemon (
     last_exit_at      timestamptz,
     last_sqlstate     text,
     last_message      text,
+    -- The target database's OID: what the daemon is started by.
+    datid             oid,
     UNIQUE (owner, name)
 );
 COMMENT ON TABLE jobs.daemon IS

@@ -22,6 +22,8 @@ CREATE TABLE jobs.job (
     catch_up       boolean NOT NULL DEFAULT false,
     enabled        boolean NOT NULL DEFAULT true,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The target database's OID (0.2.0): what runs are dispatched by.
+    datid          oid,
     UNIQUE (owner, name)
 );
 COMMENT ON TABLE jobs.job IS
@@ -53,14 +55,18 @@ CREATE TABLE jobs.run (
     sqlstate       text,
     message        text,
     -- The last statement returned more than pg_jobs.max_result_bytes: jobs.result has the first rows.
-    result_truncated boolean NOT NULL DEFAULT false
+    result_truncated boolean NOT NULL DEFAULT false,
+    -- The target database's OID (0.2.0): what the run is dispatched by.
+    datid          oid
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
   'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
-COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in.';
+COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in (its name when the run was queued).';
+COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a renamed database keeps its runs.';
+COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
 
@@ -111,6 +117,8 @@ CREATE TABLE jobs.daemon (
     last_exit_at      timestamptz,
     last_sqlstate     text,
     last_message      text,
+    -- The target database's OID: what the daemon is started by.
+    datid             oid,
     UNIQUE (owner, name)
 );
 COMMENT ON TABLE jobs.daemon IS

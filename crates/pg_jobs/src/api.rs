@@ -101,12 +101,20 @@ fn _submit(
     check_command(command);
     crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0, false);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
-    crate::jobs_api::check_run_as(owner, database);
+    let datid = crate::jobs_api::database_oid(database);
+    crate::jobs_api::check_run_as(owner, datid);
     let id = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
-             VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
-             RETURNING id",
+            if crate::schema_version::databases_by_oid() {
+                "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
+                 RETURNING id"
+            } else {
+                // A database still at 0.1.0: runs are kept by database name.
+                "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
+                 RETURNING id"
+            },
             &[
                 owner.into(),
                 command.into(),
@@ -115,6 +123,7 @@ fn _submit(
                 timeout_ms.into(),
                 max_attempts.into(),
                 priority.into(),
+                datid.into(),
             ],
         )
     });

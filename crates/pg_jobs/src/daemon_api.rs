@@ -65,14 +65,16 @@ fn _daemon(
         );
     }
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
-    crate::jobs_api::check_run_as(owner, database);
+    let datid = crate::jobs_api::database_oid(database);
+    crate::jobs_api::check_run_as(owner, datid);
     let id = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.daemon AS d (name, owner, command, database, run_on, restart_delay, max_restart_delay)
+            "INSERT INTO jobs.daemon AS d (name, owner, command, database, run_on, restart_delay, max_restart_delay, datid)
              VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5,
-                     $6 * INTERVAL '1 millisecond', $7 * INTERVAL '1 millisecond')
+                     $6 * INTERVAL '1 millisecond', $7 * INTERVAL '1 millisecond', $8)
              ON CONFLICT (owner, name) DO UPDATE
-                SET command = EXCLUDED.command, database = EXCLUDED.database, run_on = EXCLUDED.run_on,
+                SET command = EXCLUDED.command, database = EXCLUDED.database, datid = EXCLUDED.datid,
+                    run_on = EXCLUDED.run_on,
                     restart_delay = EXCLUDED.restart_delay, max_restart_delay = EXCLUDED.max_restart_delay
              RETURNING d.id",
             &[
@@ -83,6 +85,7 @@ fn _daemon(
                 run_on.into(),
                 restart_delay_ms.into(),
                 max_restart_delay_ms.into(),
+                datid.into(),
             ],
         )
     });

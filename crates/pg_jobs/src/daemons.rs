@@ -140,7 +140,8 @@ impl Supervisor {
     fn load(&mut self, client: &mut SpiClient) {
         let rows = client
             .select(
-                "SELECT d.id, d.name, d.owner::pg_catalog.oid, d.database::text, db.oid, d.command, d.run_on,
+                "SELECT d.id, d.name, d.owner::pg_catalog.oid, COALESCE(db.datname, d.database)::text, db.oid,
+                        d.command, d.run_on,
                         (EXTRACT(EPOCH FROM d.restart_delay) * 1000)::int8,
                         (EXTRACT(EPOCH FROM d.max_restart_delay) * 1000)::int8,
                         d.enabled, ro.oid IS NOT NULL, ro.rolcanlogin,
@@ -149,7 +150,7 @@ impl Supervisor {
                         db.datallowconn, d.restarts
                    FROM jobs.daemon d
                    LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) d.owner::pg_catalog.oid
-                   LEFT JOIN pg_catalog.pg_database db ON db.datname OPERATOR(pg_catalog.=) d.database",
+                   LEFT JOIN pg_catalog.pg_database db ON db.oid OPERATOR(pg_catalog.=) d.datid",
                 None,
                 &[],
             )
@@ -165,7 +166,7 @@ impl Supervisor {
             let target: Option<pg_sys::Oid> = r.get(5).ok().flatten();
             let role_exists: bool = r.get(11).ok().flatten().unwrap_or(false);
             let refusal = if target.is_none() {
-                Some(("3D000", format!("database \"{database}\" does not exist")))
+                Some(("3D000", format!("database \"{database}\" no longer exists")))
             } else if !role_exists {
                 Some(("42704", "the daemon's owner role no longer exists".to_owned()))
             } else if r.get::<bool>(12).ok().flatten() == Some(false) {

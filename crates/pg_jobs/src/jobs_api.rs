@@ -159,9 +159,17 @@ pub(crate) fn validate_numbers(
     }
 }
 
+/// The OID of database `name` (3D000 if there is none). Runs are
+/// dispatched by OID: a renamed database keeps its jobs, and a new database
+/// that takes an old name does not inherit them.
+pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
+    let c = std::ffi::CString::new(name).unwrap_or_default();
+    unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
+}
+
 /// The caller may act as `role` (SET ROLE semantics); superuser roles only
-/// by superusers; `role` may connect to `database`.
-pub(crate) fn check_run_as(role: pg_sys::Oid, database: &str) {
+/// by superusers; `role` may connect to database `db`.
+pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
     unsafe {
         let me = pg_sys::GetUserId();
         let role_name = role_name(role);
@@ -172,13 +180,14 @@ pub(crate) fn check_run_as(role: pg_sys::Oid, database: &str) {
                 "You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser.",
             );
         }
-        let db_c = std::ffi::CString::new(database).unwrap_or_default();
-        let db = pg_sys::get_database_oid(db_c.as_ptr(), false); // 3D000 if missing
         if pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) != pg_sys::AclResult::ACLCHECK_OK
         {
             raise(
                 Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("role \"{role_name}\" may not connect to database \"{database}\""),
+                format!(
+                    "role \"{role_name}\" may not connect to database \"{}\"",
+                    bgw::database_name(db)
+                ),
                 "GRANT CONNECT ON DATABASE to the role first.",
             );
         }
@@ -271,21 +280,31 @@ fn _schedule(
     validate_overlap(overlap);
     validate_numbers(timeout_ms, max_attempts, retry_backoff_ms, false);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
-    check_run_as(owner, database);
+    let datid = database_oid(database);
+    check_run_as(owner, datid);
+    // A database still at 0.1.0 keeps the target database by name only.
+    let (datid_col, datid_val, datid_set) = if crate::schema_version::databases_by_oid() {
+        (", datid", ", $13", ", datid = EXCLUDED.datid")
+    } else {
+        ("", "", "")
+    };
+    let sql = format!(
+        "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
+                                    max_attempts, retry_backoff, overlap, catch_up{datid_col})
+         VALUES ($1, $2::pg_catalog.regrole, $3,
+                 TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
+                 $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
+                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val})
+         ON CONFLICT (owner, name) DO UPDATE
+            SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
+                database = EXCLUDED.database{datid_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
+                overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
+         RETURNING j.id"
+    );
     let id = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
-                                        max_attempts, retry_backoff, overlap, catch_up)
-             VALUES ($1, $2::pg_catalog.regrole, $3,
-                     TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
-                     $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
-                     $9, $10 * INTERVAL '1 millisecond', $11, $12)
-             ON CONFLICT (owner, name) DO UPDATE
-                SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
-                    database = EXCLUDED.database, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
-                    max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
-                    overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
-             RETURNING j.id",
+            &sql,
             &[
                 name.into(),
                 owner.into(),
@@ -299,6 +318,7 @@ fn _schedule(
                 retry_backoff_ms.into(),
                 overlap.into(),
                 catch_up.into(),
+                datid.into(),
             ],
         )
     });
@@ -329,11 +349,17 @@ fn _alter_job(
 ) -> i64 {
     let name = required(name, "name");
     let id = find_job(name);
+    let by_oid = crate::schema_version::databases_by_oid();
     let cur = Spi::connect(|c| {
         c.select(
-            "SELECT owner::pg_catalog.oid, database::text, max_attempts,
-                    (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
-               FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+            &format!(
+                "SELECT owner::pg_catalog.oid, {by_oid}
+                        (SELECT d.oid FROM pg_catalog.pg_database d
+                          WHERE d.datname OPERATOR(pg_catalog.=) database)), max_attempts,
+                        (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+                by_oid = if by_oid { "COALESCE(datid," } else { "(" }
+            ),
             None,
             &[id.into()],
         )
@@ -345,7 +371,10 @@ fn _alter_job(
                         .ok()
                         .flatten()
                         .unwrap_or(pg_sys::InvalidOid),
-                    r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(pg_sys::InvalidOid),
                     r.get::<i32>(3).ok().flatten().unwrap_or(1),
                     r.get::<i64>(4).ok().flatten().unwrap_or(0),
                 )
@@ -378,13 +407,15 @@ fn _alter_job(
         retry_backoff_ms.unwrap_or(cur.3),
         true,
     );
+    let datid = database.map(database_oid);
     if run_as.is_some() || database.is_some() {
-        check_run_as(run_as.unwrap_or(cur.0), database.unwrap_or(&cur.1));
+        check_run_as(run_as.unwrap_or(cur.0), datid.unwrap_or(cur.1));
     }
     write_job(
         id,
         "change the job",
-        "UPDATE jobs.job SET
+        &format!(
+            "UPDATE jobs.job SET
                 schedule = COALESCE($2, schedule),
                 once_at = CASE WHEN $2 IS NULL THEN once_at
                                ELSE TIMESTAMPTZ '2000-01-01 00:00:00+00' + $3 * INTERVAL '1 microsecond' END,
@@ -397,8 +428,14 @@ fn _alter_job(
                 retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
                 overlap = COALESCE($11, overlap),
                 catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled)
+                enabled = COALESCE($13, enabled){}
               WHERE id OPERATOR(pg_catalog.=) $1",
+            if by_oid {
+                ", datid = COALESCE($14, datid)"
+            } else {
+                ""
+            }
+        ),
         &[
             id.into(),
             schedule.map(str::trim).into(),
@@ -413,6 +450,7 @@ fn _alter_job(
             overlap.into(),
             catch_up.into(),
             enabled.into(),
+            datid.into(),
         ],
     );
     id
@@ -459,10 +497,17 @@ fn run_now(name: Option<&str>) -> i64 {
     let id = find_job(required(name, "name"));
     let run = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
-             SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
-               FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
-             RETURNING id",
+            if crate::schema_version::databases_by_oid() {
+                "INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
+                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 RETURNING id"
+            } else {
+                "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
+                 SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 RETURNING id"
+            },
             &[id.into()],
         )
     });

@@ -32,6 +32,7 @@ mod launcher;
 mod registry;
 mod result_capture;
 mod scheduler;
+mod schema_version;
 mod sql_runner;
 mod time;
 

@@ -30,6 +30,7 @@ use crate::bgw::{self, DynamicWorker, WorkerHandle};
 use crate::command_segment::Segment;
 use crate::gucs;
 use crate::registry::{self, Kind, Outcome, Reservation, SlotRef, State};
+use crate::schema_version;
 use crate::time;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -215,6 +216,7 @@ impl Scheduler {
                 let now = Timestamp::now();
                 let mut wake_at = self.kill_overdue(now);
                 if reload_all {
+                    refresh_database_names(client);
                     self.load_jobs(client, now, None);
                 } else if !changes.jobs.is_empty() {
                     self.load_jobs(client, now, Some(&changes.jobs));
@@ -765,6 +767,28 @@ fn extension_exists() -> bool {
     unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
+/// Show the current names of renamed databases in job and daemon
+/// definitions (they are kept and dispatched by OID; the name is for people).
+/// Only on a full reload: a rename restarts the scheduler of the renamed
+/// database, and the others catch up at their next full reload.
+fn refresh_database_names(client: &mut SpiClient) {
+    if !schema_version::databases_by_oid() {
+        return;
+    }
+    for table in ["jobs.job", "jobs.daemon"] {
+        client
+            .update(
+                &format!(
+                    "UPDATE {table} t SET database = d.datname FROM pg_catalog.pg_database d
+                      WHERE d.oid OPERATOR(pg_catalog.=) t.datid AND t.database OPERATOR(pg_catalog.<>) d.datname"
+                ),
+                None,
+                &[],
+            )
+            .expect("refreshing database names");
+    }
+}
+
 /// A job came due at `due`: apply its overlap policy.
 fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
     let row = client
@@ -796,14 +820,26 @@ fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
             Some("skipped: the previous run was still going (overlap skip)"),
         ),
     };
+    // The run records the database's current name (it may have been renamed).
+    let (datid_col, database) = if schema_version::databases_by_oid() {
+        (
+            ", datid",
+            "COALESCE((SELECT d.datname FROM pg_catalog.pg_database d
+                        WHERE d.oid OPERATOR(pg_catalog.=) j.datid), j.database), j.datid",
+        )
+    } else {
+        ("", "j.database")
+    };
     client
         .update(
-            "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff,
-                                   scheduled_for, status, message, finished_at)
-             SELECT j.id, j.owner, j.command, j.database, j.max_attempts, j.timeout, j.retry_backoff,
+            &format!(
+                "INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
+                                   retry_backoff, scheduled_for, status, message, finished_at)
+             SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
                     TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 microsecond',
                     $3, $4, CASE WHEN $3 OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
-               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1",
+               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1"
+            ),
             None,
             &[
                 job_id.into(),
@@ -830,11 +866,12 @@ fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
     client
         .update(
-            "INSERT INTO jobs.run (job_id, owner, command, database, attempt, max_attempts, timeout, retry_backoff,
-                                   scheduled_for, not_before)
-             SELECT job_id, owner, command, database, $2, max_attempts, timeout, retry_backoff, scheduled_for,
+            &format!("INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
+                                   retry_backoff, scheduled_for, not_before)
+             SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
                     pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
                FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+                datid = if schema_version::databases_by_oid() { ", datid" } else { "" }),
             None,
             &[failed.into(), (attempt as i32).into(), (delay.as_millis() as i64).into()],
         )
@@ -865,23 +902,31 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
     if free == 0 {
         return Vec::new(); // an executor's exit wakes us
     }
+    // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
+    // none), else by name (a database not yet updated from 0.1.0).
+    let database_match = if schema_version::databases_by_oid() {
+        "d.oid OPERATOR(pg_catalog.=) r.datid
+                         OR (r.datid IS NULL AND d.datname OPERATOR(pg_catalog.=) r.database)"
+    } else {
+        "d.datname OPERATOR(pg_catalog.=) r.database"
+    };
     let queued = client
         .select(
-            "SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
+            &format!("SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
                          THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
                     (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text
                FROM jobs.run r
                LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
-               LEFT JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) r.database
+               LEFT JOIN pg_catalog.pg_database d ON {database_match}
                LEFT JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) r.job_id
               WHERE r.status OPERATOR(pg_catalog.=) 'queued'
                 AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
                 AND (j.overlap IS NULL OR j.overlap OPERATOR(pg_catalog.=) 'allow' OR NOT EXISTS (
                        SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
-                          AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')))
+                          AND o.status OPERATOR(pg_catalog.=) ANY ('{{starting,running}}')))
               ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
-              LIMIT $1",
+              LIMIT $1"),
             None,
             &[(free as i64).into()],
         )
@@ -915,7 +960,7 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
     let mut out = Vec::new();
     for (run_id, role, target, command, can_login, can_connect, timeout_ms, job_id, db_name) in rows {
         let refusal = match (target, can_login, can_connect) {
-            (None, _, _) => Some(("3D000", format!("database \"{db_name}\" does not exist"))),
+            (None, _, _) => Some(("3D000", format!("database \"{db_name}\" no longer exists"))),
             (_, None, _) => Some(("42704", "the run's owner role no longer exists".to_owned())),
             (_, Some(false), _) => Some((
                 "28000",

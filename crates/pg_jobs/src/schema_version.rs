@@ -1,0 +1,27 @@
+//! What the installed SQL schema of this database has, for code that must
+//! work with every version the library serves: a database stays at 0.1.0
+//! until `ALTER EXTENSION pg_jobs UPDATE`, while the new library is already
+//! loaded (one library per cluster, one schema version per database).
+
+use pgrx::pg_sys;
+
+/// Whether `jobs.<table>` has column `column` (syscache look-ups; needs a
+/// transaction). Asked each time rather than cached: the schema can change
+/// under a running worker or session with `ALTER EXTENSION ... UPDATE`.
+fn has_column(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"jobs".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            return false;
+        }
+        let rel = pg_sys::get_relname_relid(table.as_ptr(), ns);
+        rel != pg_sys::InvalidOid
+            && pg_sys::get_attnum(rel, column.as_ptr()) != pg_sys::InvalidAttrNumber as pg_sys::AttrNumber
+    }
+}
+
+/// 0.2.0 and later keep target databases by OID (`datid`) in jobs.job and
+/// jobs.run; 0.1.0 only by name.
+pub fn databases_by_oid() -> bool {
+    has_column(c"run", c"datid")
+}
