@@ -453,3 +453,47 @@ fn result_returns_the_last_statements_rows_to_their_owner_within_the_cap() {
         .unwrap_err();
     assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
 }
+
+/// The last line of exactly-once: a single-transaction run whose record was
+/// already finished by someone else (here, by hand, as the scheduler does
+/// when it believes the executor is gone) must roll its effects back rather
+/// than commit them beside a record that says they never happened.
+#[test]
+fn a_run_already_recorded_finished_rolls_its_effects_back() {
+    let (_c, mut s) = cluster("exactly-once-guard", "");
+    s.batch_execute("CREATE TABLE effects (n int)").unwrap();
+    // The INSERT waits 1 s before writing: the run under test.
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO effects SELECT 1 FROM pg_sleep(1)')",
+    );
+    wait_for("the run running", DEADLINE, || {
+        (one::<String>(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {id}")) == "running")
+            .then_some(())
+    });
+    s.batch_execute(&format!(
+        "UPDATE jobs.run SET status = 'crashed', finished_at = clock_timestamp() WHERE id = {id}"
+    ))
+    .unwrap();
+    // The executor finishes the command, fails to record it, and rolls back;
+    // its pooled slot is harvested (nothing to write: the row is terminal).
+    wait_for("the executor done with it", DEADLINE, || {
+        (one::<i64>(
+            &mut s,
+            &format!("SELECT count(*) FROM jobs.workers WHERE run_id = {id} AND state = 'running'"),
+        ) == 0)
+            .then_some(())
+    });
+    // A later run of the same executor shows it is past the guarded one.
+    let next: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut s, next).0, "succeeded");
+    assert_eq!(
+        one::<i64>(&mut s, "SELECT count(*) FROM effects"),
+        0,
+        "effects of a run recorded crashed committed"
+    );
+    assert_eq!(
+        one::<String>(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {id}")),
+        "crashed"
+    );
+}

@@ -49,8 +49,14 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     // scheduler to hand over another run of the same database and role, up
     // to pg_jobs.executor_idle_timeout; then exit.
     loop {
-        run_one(me, &command);
-        registry::finish_run(me);
+        let recorded = run_one(me, &command);
+        if recorded {
+            // Its record committed with it: nothing for the scheduler to
+            // write. Waiters can look now.
+            registry::broadcast_runs_finished();
+        } else {
+            registry::finish_run(me);
+        }
         // DISCARD ALL: nothing of this run's session state (settings, SET
         // ROLE, temp tables, prepared statements, advisory locks, LISTEN)
         // reaches the next one.
@@ -59,6 +65,15 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             return;
         }
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+        if recorded {
+            // A burst of submitted runs: take the next one of ours from the
+            // queue without a round trip through the scheduler.
+            if let Some(next) = claim_next(me, db, role) {
+                command = next;
+                continue;
+            }
+            registry::finish_run(me); // now idle: the scheduler pools us
+        }
         match wait_for_next_run(me) {
             Some(dsm) => match read_command(dsm) {
                 Some(c) => command = c,
@@ -75,6 +90,83 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             None => return,
         }
     }
+}
+
+/// Take the run at the head of the queue if it is a submitted run of our
+/// database and role, still allowed to log in and connect (re-checked per
+/// run, as the scheduler does). The head only: priority and due order stay
+/// global; when the head is another role's or a scheduled job's, the
+/// scheduler dispatches it. The claim is its own short transaction with
+/// `synchronous_commit = off`: if the server crashes before it is flushed,
+/// the run is simply still queued. Returns the command.
+fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
+    if registry::retire_requested(me) {
+        return None;
+    }
+    crate::bgw::in_transaction("pg_jobs executor: taking the next run", || {
+        if !crate::schema_version::databases_by_oid() {
+            return None;
+        }
+        crate::bgw::as_superuser(|| {
+            // SET LOCAL: for this claim's commit only, never the command's.
+            unsafe {
+                pg_sys::set_config_option(
+                    c"synchronous_commit".as_ptr(),
+                    c"off".as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_LOCAL,
+                    true,
+                    0,
+                    false,
+                )
+            };
+            let claimed = Spi::connect_mut(|c| {
+                let rows = c.update(
+                    "WITH head AS (
+                       SELECT r.id, r.owner, r.datid, r.job_id
+                         FROM jobs.run r
+                        WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                          AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+                        ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+                        LIMIT 1
+                        FOR UPDATE SKIP LOCKED)
+                     UPDATE jobs.run u
+                        SET status = 'running', pid = pg_catalog.pg_backend_pid(),
+                            started_at = pg_catalog.clock_timestamp(), message = NULL
+                       FROM head
+                      WHERE u.id OPERATOR(pg_catalog.=) head.id AND head.job_id IS NULL
+                        AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                        AND head.datid OPERATOR(pg_catalog.=) $2
+                        AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles ro
+                                     WHERE ro.oid OPERATOR(pg_catalog.=) $1 AND ro.rolcanlogin)
+                        AND pg_catalog.has_database_privilege($1, $2, 'CONNECT')
+                  RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8",
+                    None,
+                    &[role.into(), db.into()],
+                )?;
+                Ok::<_, pgrx::spi::SpiError>(rows.into_iter().next().map(|r| {
+                    (
+                        r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+                        r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                        r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                    )
+                }))
+            })
+            .unwrap_or_else(|e| error!("pg_jobs executor: cannot take the next run: {e}"));
+            let (run_id, command, timeout_ms) = claimed?;
+            // Held in the registry before the claim commits (see self_claim);
+            // if we were told to retire meanwhile, the claim rolls back.
+            if !registry::self_claim(me, run_id, timeout_ms) {
+                ereport!(
+                    ERROR,
+                    PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,
+                    "pg_jobs executor: asked to exit while taking a run"
+                );
+            }
+            Some(command)
+        })
+    })
 }
 
 /// Sleep until a new run is handed over (its command's segment), or the
@@ -97,8 +189,12 @@ fn wait_for_next_run(me: SlotRef) -> Option<u32> {
 }
 
 /// Run one command and record its outcome in our slot.
-fn run_one(me: SlotRef, command: &str) {
-    let Some(slot) = registry::slot(me) else { return };
+/// Returns whether the run was recorded `succeeded` inside its own
+/// transaction (then there is nothing left for the scheduler to write).
+fn run_one(me: SlotRef, command: &str) -> bool {
+    let Some(slot) = registry::slot(me) else {
+        return false;
+    };
     registry::set_running(me);
     if registry::cancel_requested(me) {
         registry::record_outcome(
@@ -107,7 +203,7 @@ fn run_one(me: SlotRef, command: &str) {
             "57014",
             "cancelled by jobs.cancel before it started",
         );
-        return;
+        return false;
     }
     if slot.timeout_ms > 0 {
         unsafe {
@@ -123,13 +219,17 @@ fn run_one(me: SlotRef, command: &str) {
     // transaction, so its effects and its record commit together.
     let run_id = slot.run_id;
     crate::result_capture::reset();
+    let mut recorded_in_transaction = false;
     let outcome = if slot.db == slot.home_db {
         let cap = crate::gucs::max_result_bytes();
         let (outcome, recorded) =
             sql_runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
+        recorded_in_transaction = recorded;
         if !recorded && outcome == sql_runner::Outcome::Succeeded {
             // A command that committed on its own: keep its rows afterwards.
-            crate::bgw::in_transaction("pg_jobs executor: keeping the result", || store_result(run_id));
+            crate::bgw::in_transaction("pg_jobs executor: keeping the result", || {
+                store_result(run_id, true)
+            });
         }
         outcome
     } else {
@@ -142,6 +242,16 @@ fn run_one(me: SlotRef, command: &str) {
     // so tell our timeout from any other cancel by the time that passed.
     let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
 
+    if recorded_in_transaction {
+        registry::record_outcome(me, Outcome::Succeeded, "00000", "");
+        crate::scheduler::log_run(
+            run_id,
+            (slot.job_id != 0).then_some(slot.job_id),
+            "succeeded",
+            None,
+        );
+        return true;
+    }
     match outcome {
         sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),
         sql_runner::Outcome::Failed { sqlstate, message } => {
@@ -155,27 +265,47 @@ fn run_one(me: SlotRef, command: &str) {
             registry::record_outcome(me, kind, &sqlstate, &message)
         }
     }
+    false
 }
 
 /// Inside the command's own transaction, just before it commits: mark the
 /// run succeeded and keep its rows (as pg_jobs, with a pinned search_path).
 fn record_success_in_transaction(run_id: i64) {
     let truncated = crate::result_capture::current().truncated;
-    crate::bgw::as_superuser(|| {
-        Spi::run_with_args(
-            "UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
-                    pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
-                    started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
-              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
-            &[run_id.into(), truncated.into()],
-        )
+    let recorded = crate::bgw::as_superuser(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+                        pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
+                        started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
+                  WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING id",
+                None,
+                &[run_id.into(), truncated.into()],
+            )
+            .map(|t| t.len())
+        })
     })
     .unwrap_or_else(|e| error!("pg_jobs: cannot record run {run_id}: {e}"));
-    store_result(run_id);
+    // The row was no longer ours to finish (already recorded as crashed,
+    // cancelled or timed out, and perhaps retried): committing the
+    // command's effects now would make it run twice. Roll them back.
+    if recorded == 0 {
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("run {run_id} was already recorded as finished; its effects are rolled back"),
+            "The scheduler gave up on this run (its executor looked gone); a retry, if any, does the work."
+        );
+    }
+    store_result(run_id, false);
 }
 
-/// Write the captured rows of run `run_id` (if any) to `jobs.run_result`.
-fn store_result(run_id: i64) {
+/// Write the captured rows of run `run_id` (if any) to `jobs.run_result`,
+/// and, where the run's record was not written with them
+/// (`flag_truncation`), that they were cut at the cap. The flag is written
+/// only when set: every extra row version of a run costs throughput.
+fn store_result(run_id: i64, flag_truncation: bool) {
     let captured = crate::result_capture::take();
     if captured.rows.is_empty() && !captured.truncated {
         return;
@@ -186,10 +316,13 @@ fn store_result(run_id: i64) {
                ON CONFLICT (run_id) DO UPDATE SET rows = EXCLUDED.rows",
             &[run_id.into(), captured.rows.into()],
         )?;
-        Spi::run_with_args(
-            "UPDATE jobs.run SET result_truncated = $2 WHERE id OPERATOR(pg_catalog.=) $1",
-            &[run_id.into(), captured.truncated.into()],
-        )
+        if flag_truncation && captured.truncated {
+            Spi::run_with_args(
+                "UPDATE jobs.run SET result_truncated = true WHERE id OPERATOR(pg_catalog.=) $1",
+                &[run_id.into()],
+            )?;
+        }
+        Ok::<(), pgrx::spi::SpiError>(())
     })
     .unwrap_or_else(|e| error!("pg_jobs: cannot keep the result of run {run_id}: {e}"));
 }

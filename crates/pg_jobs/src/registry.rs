@@ -151,6 +151,11 @@ pub struct Slot {
     pub reusable: bool,
     /// Executors: the scheduler handed over a new run (`run_id`, `dsm`).
     pub assigned: bool,
+    /// Executors (warm pool): claimed for `run_id` by a scheduler pass that
+    /// has not handed it over yet. If that scheduler dies first, the run
+    /// was never this executor's: its exit says nothing about the run, and
+    /// it must not keep the run looking alive.
+    pub pending_handover: bool,
     /// Executors: asked to exit (its capacity is needed for another role or database).
     pub retire: bool,
     pub started_at: i64,
@@ -188,6 +193,7 @@ impl Default for Slot {
             outcome_ready: false,
             reusable: false,
             assigned: false,
+            pending_handover: false,
             retire: false,
             started_at: 0,
             finished_at: 0,
@@ -864,6 +870,7 @@ pub fn take_idle(
             && s.role == role
     })?;
     slot.reusable = false;
+    slot.pending_handover = true;
     slot.run_id = run_id;
     slot.job_id = job_id;
     slot.timeout_ms = timeout_ms;
@@ -891,6 +898,7 @@ pub fn hand_over(r: SlotRef, dsm: u32) -> bool {
         }
         slot.dsm = dsm;
         slot.assigned = true;
+        slot.pending_handover = false;
         slot.latch
     };
     set_latch(latch);
@@ -915,6 +923,61 @@ pub fn take_assignment(r: SlotRef, retiring: bool) -> Option<u32> {
         slot.retire = true;
     }
     None
+}
+
+/// Scheduler side, at start: idle executors of `home_db` that an earlier
+/// life of this scheduler claimed for a run and died before handing over
+/// are told to exit now (instead of waiting out their idle timeout while
+/// the run looks taken). Their runs are marked crashed or dispatched anew.
+pub fn retire_abandoned(home_db: pg_sys::Oid) {
+    let latches: Vec<usize> = {
+        let mut reg = REGISTRY.exclusive();
+        reg.slots
+            .iter_mut()
+            .filter(|s| {
+                s.in_use
+                    && s.kind == Kind::Executor
+                    && s.home_db == home_db.to_u32()
+                    && s.pending_handover
+                    && !s.exited
+            })
+            .map(|s| {
+                s.retire = true;
+                s.reusable = false;
+                s.latch
+            })
+            .collect()
+    };
+    for l in latches {
+        set_latch(l);
+    }
+}
+
+/// Executor side (warm pool): it took run `run_id` from the queue itself.
+/// Called inside the claiming transaction, before it commits, so that a
+/// crash sweep that sees the run `running` also sees it held here. `false`
+/// (claim nothing) when the executor was asked to retire.
+pub fn self_claim(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) || slot.retire {
+        return false;
+    }
+    slot.run_id = run_id;
+    slot.job_id = 0;
+    slot.timeout_ms = timeout_ms;
+    slot.outcome = Outcome::None;
+    slot.outcome_ready = false;
+    slot.reusable = false;
+    slot.pending_handover = false;
+    slot.cancel_requested = false;
+    slot.killed_for_timeout = false;
+    slot.started_at = 0;
+    slot.finished_at = 0;
+    slot.message_len = 0;
+    slot.state = State::Starting;
+    slot.since = now();
+    true
 }
 
 /// Executor side: whether it was asked to exit.

@@ -86,6 +86,7 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
     };
     registry::set_ext(db, ExtPresence::Present);
     log!("pg_jobs scheduler started for database \"{db_name}\"");
+    registry::retire_abandoned(db);
 
     let cx = bgw::IterationContext::new(c"pg_jobs scheduler iteration");
     let mut s = Scheduler {
@@ -201,6 +202,7 @@ impl Scheduler {
         let promoted = std::mem::take(&mut self.was_in_recovery);
         registry::set_state(self.me, State::Busy, None);
         self.forget_stopped_executors();
+        self.forget_runs_no_executor_holds();
         let changes = registry::take_reload(self.me);
         let reload_all = changes.all_jobs || promoted || !self.loaded;
         let reload_daemons = changes.daemons || changes.all_jobs || promoted;
@@ -395,6 +397,18 @@ impl Scheduler {
         }
     }
 
+    /// A pooled executor that records its run inside the run's own
+    /// transaction and takes the next one from the queue never reports the
+    /// first to us: drop what we kept for runs no slot holds any more.
+    fn forget_runs_no_executor_holds(&mut self) {
+        let held: std::collections::HashSet<i64> = registry::executors_of(self.db)
+            .iter()
+            .map(|(_, s)| s.run_id)
+            .collect();
+        self.segments.retain(|id, _| held.contains(id));
+        self.shown_running.retain(|id| held.contains(id));
+    }
+
     /// Write the outcomes of exited executors, in one statement, and queue
     /// retries. Returns the slots to free once this transaction commits.
     fn harvest(&mut self, client: &mut SpiClient) -> Vec<Harvested> {
@@ -415,7 +429,10 @@ impl Scheduler {
         let mut finished = Vec::new();
         let mut codes: Vec<Option<String>> = Vec::new();
         let mut messages: Vec<Option<String>> = Vec::new();
-        for (_, s) in &exited {
+        // An executor claimed for a run that was never handed to it (an
+        // earlier life of this scheduler died in between) says nothing
+        // about that run: free its slot, write nothing.
+        for (_, s) in exited.iter().filter(|(_, s)| !s.pending_handover) {
             let (status, code, message) = match s.outcome {
                 Outcome::Succeeded => (RunStatus::Succeeded, None, None),
                 Outcome::Failed => (RunStatus::Failed, Some(s.sqlstate()), Some(s.message())),
@@ -545,16 +562,37 @@ impl Scheduler {
                     }
                 });
         }
-        let live: Vec<i64> = slots.iter().map(|(_, s)| s.run_id).collect();
+        // Runs in flight first, then who holds them: a pooled executor that
+        // takes a run from the queue itself registers it before its claim
+        // commits, so any claim this snapshot sees is in the registry below.
+        let in_flight: Vec<i64> = client
+            .select(
+                "SELECT id FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+                None,
+                &[],
+            )
+            .expect("reading runs in flight")
+            .filter_map(|r| r.get::<i64>(1).ok().flatten())
+            .collect();
+        // A slot still waiting for a handover from a dead scheduler holds no run.
+        let live: std::collections::HashSet<i64> = registry::executors_of(self.db)
+            .iter()
+            .filter(|(_, s)| !s.pending_handover)
+            .map(|(_, s)| s.run_id)
+            .collect();
+        let gone: Vec<i64> = in_flight.into_iter().filter(|id| !live.contains(id)).collect();
+        if gone.is_empty() {
+            return;
+        }
         let crashed = client
             .update(
                 "UPDATE jobs.run SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
                         message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
-                  WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
-                    AND NOT (id OPERATOR(pg_catalog.=) ANY ($1))
+                  WHERE id OPERATOR(pg_catalog.=) ANY ($1)
+                    AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
               RETURNING id, attempt, max_attempts, job_id",
                 None,
-                &[live.into()],
+                &[gone.into()],
             )
             .expect("marking crashed runs");
         let crashed: Vec<(i64, i32, i32, Option<i64>)> = crashed
@@ -878,7 +916,7 @@ fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
         .expect("queueing a retry");
 }
 
-fn log_run(id: i64, job_id: Option<i64>, status: &str, message: Option<&str>) {
+pub(crate) fn log_run(id: i64, job_id: Option<i64>, status: &str, message: Option<&str>) {
     let what = match job_id {
         Some(j) => format!("run {id} of job {j}"),
         None => format!("run {id}"),
@@ -910,8 +948,9 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
     } else {
         "d.datname OPERATOR(pg_catalog.=) r.database"
     };
+    // `update`: a locking read (FOR UPDATE) needs a read-write SPI call.
     let queued = client
-        .select(
+        .update(
             &format!("SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
                          THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
@@ -926,7 +965,8 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
                        SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
                           AND o.status OPERATOR(pg_catalog.=) ANY ('{{starting,running}}')))
               ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
-              LIMIT $1"),
+              LIMIT $1
+                FOR UPDATE OF r SKIP LOCKED"),
             None,
             &[(free as i64).into()],
         )

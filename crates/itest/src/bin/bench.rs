@@ -119,6 +119,9 @@ fn main() {
     println!("  pg_jobs: {N} × SELECT 1 ................ {select1:>8.0} runs/s");
     let insert = drain(&mut s, "INSERT INTO sink VALUES (%s)");
     println!("  pg_jobs: {N} × one-row INSERT .......... {insert:>8.0} runs/s");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("throughput") {
+        return; // a quick look while working on the executor path
+    }
     let (w50, w99) = latency(&mut s, 300);
     println!("  pg_jobs: submit→start, warm pool ........ p50 {w50:.2} ms, p99 {w99:.2} ms");
     s.batch_execute("ALTER SYSTEM SET pg_jobs.executor_idle_timeout = 0")
