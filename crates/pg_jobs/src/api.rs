@@ -103,29 +103,35 @@ fn _submit(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::jobs_api::database_oid(database);
     crate::jobs_api::check_run_as(owner, datid);
-    let id = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            if crate::schema_version::databases_by_oid() {
-                "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
+    let sql = if crate::schema_version::databases_by_oid() {
+        "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
                  RETURNING id"
-            } else {
-                // A database still at 0.1.0: runs are kept by database name.
-                "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
+    } else {
+        // A database still at 0.1.0: runs are kept by database name.
+        "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
                  RETURNING id"
-            },
-            &[
-                owner.into(),
-                command.into(),
-                database.into(),
-                start_at.into(),
-                timeout_ms.into(),
-                max_attempts.into(),
-                priority.into(),
-                datid.into(),
-            ],
-        )
+    };
+    // A kept plan: a burst of submits plans this INSERT once per session.
+    let id = bgw::as_superuser(|| {
+        Spi::connect_mut(|c| {
+            crate::saved_plans::run(
+                c,
+                sql,
+                &[
+                    owner.into(),
+                    command.into(),
+                    database.into(),
+                    start_at.into(),
+                    timeout_ms.into(),
+                    max_attempts.into(),
+                    priority.into(),
+                    datid.into(),
+                ],
+            )
+            .map(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+        })
     });
     let id = match id {
         Ok(Some(id)) => id,

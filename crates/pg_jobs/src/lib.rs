@@ -31,6 +31,7 @@ mod jobs_api;
 mod launcher;
 mod registry;
 mod result_capture;
+mod saved_plans;
 mod scheduler;
 mod schema_version;
 mod sql_runner;

@@ -233,6 +233,9 @@ pub struct DbEntry {
     pub evicting: bool,
     /// `@reboot` jobs of this database ran since the server started.
     pub rebooted: bool,
+    /// Runs its pooled executors took from the queue themselves (the
+    /// scheduler vacuums the queue after a burst of them).
+    pub claims: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -711,6 +714,7 @@ fn db_entry<'a>(dbs: &'a mut [DbEntry; MAX_DATABASES], db: u32) -> Option<&'a mu
         ext: ext_to_u8(ExtPresence::Unknown),
         evicting: false,
         rebooted: false,
+        claims: 0,
     };
     Some(e)
 }
@@ -963,7 +967,12 @@ pub fn self_claim(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
     if !(slot.in_use && slot.generation == r.generation) || slot.retire {
         return false;
     }
-    slot.run_id = run_id;
+    let home = slot.home_db;
+    reg.slots[r.index as usize].run_id = run_id;
+    if let Some(e) = db_entry(&mut reg.dbs, home) {
+        e.claims += 1;
+    }
+    let slot = &mut reg.slots[r.index as usize];
     slot.job_id = 0;
     slot.timeout_ms = timeout_ms;
     slot.outcome = Outcome::None;
@@ -978,6 +987,16 @@ pub fn self_claim(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
     slot.state = State::Starting;
     slot.since = now();
     true
+}
+
+/// How many runs the pooled executors of `db` have taken from its queue
+/// themselves since the server started.
+pub fn claims(db: pg_sys::Oid) -> u64 {
+    let reg = REGISTRY.share();
+    reg.dbs
+        .iter()
+        .find(|e| e.in_use && e.db == db.to_u32())
+        .map_or(0, |e| e.claims)
 }
 
 /// Executor side: whether it was asked to exit.
