@@ -172,11 +172,10 @@ pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
 pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
     unsafe {
         let me = pg_sys::GetUserId();
-        let role_name = role_name(role);
         if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
             raise(
                 Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied to run jobs as role \"{role_name}\""),
+                format!("permission denied to run jobs as role \"{}\"", role_name(role)),
                 "You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser.",
             );
         }
@@ -185,7 +184,8 @@ pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
             raise(
                 Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
-                    "role \"{role_name}\" may not connect to database \"{}\"",
+                    "role \"{}\" may not connect to database \"{}\"",
+                    role_name(role),
                     bgw::database_name(db)
                 ),
                 "GRANT CONNECT ON DATABASE to the role first.",
