@@ -213,3 +213,40 @@ fn with_restart_after_crash_off_a_killed_worker_stops_the_server_and_a_start_rec
     let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
     assert_eq!(wait_run(&mut s, id).0, "succeeded");
 }
+
+#[test]
+fn drop_extension_with_a_running_job_and_daemon_is_prompt_and_stops_them() {
+    let (c, mut s) = Cluster::with_app_db("drop-ext", "");
+    s.batch_execute("SELECT jobs.daemon('sleeper', 'SELECT pg_sleep(3600)')")
+        .unwrap();
+    // A long run: the run under test.
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')");
+    wait_for("the run and the daemon running", DEADLINE, || {
+        let n: i64 = one(
+            &mut s,
+            &format!(
+                "SELECT (SELECT count(*) FROM jobs.run WHERE id = {id} AND status = 'running')
+                      + (SELECT count(*) FROM jobs.daemon_status WHERE name = 'sleeper' AND state = 'running')"
+            ),
+        );
+        (n == 2).then_some(())
+    });
+    let pg_jobs_backends = "SELECT count(*) FROM pg_stat_activity
+                             WHERE backend_type IN ('pg_jobs executor', 'pg_jobs daemon', 'pg_jobs scheduler')";
+    let t0 = std::time::Instant::now();
+    s.batch_execute("DROP EXTENSION pg_jobs").unwrap();
+    let took = t0.elapsed();
+    let (_, gone) = wait_for("the database's pg_jobs workers gone", DEADLINE, || {
+        (one::<i64>(&mut s, pg_jobs_backends) == 0).then_some(())
+    });
+    println!("DROP EXTENSION with a running job and daemon: {took:?}; their workers gone {gone:?} later");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "DROP EXTENSION took {took:?}"
+    );
+    // And it comes back clean.
+    s.batch_execute("CREATE EXTENSION pg_jobs").unwrap();
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+    drop(c);
+}

@@ -101,11 +101,11 @@ const SESSION_RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET
                              UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
                              DISCARD TEMP; DISCARD SEQUENCES";
 
-/// Take the run at the head of the queue if it is a submitted run of our
-/// database and role, still allowed to log in and connect (re-checked per
-/// run, as the scheduler does). The head only: priority and due order stay
-/// global; when the head is another role's or a scheduled job's, the
-/// scheduler dispatches it. The claim is its own short transaction with
+/// Take the run at the head of the queue if it is a run of our database and
+/// role (submitted, or a scheduled job's that its overlap policy lets start
+/// now), still allowed to log in and connect (re-checked per run, as the
+/// scheduler does). The head only: priority and due order stay global; when
+/// the head is another role's, the scheduler dispatches it. The claim is its own short transaction with
 /// `synchronous_commit = off`: if the server crashes before it is flushed,
 /// the run is simply still queued. Returns the command.
 fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
@@ -145,10 +145,21 @@ fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid) -> Option<String>
                         SET status = 'running', pid = pg_catalog.pg_backend_pid(),
                             started_at = pg_catalog.clock_timestamp(), message = NULL
                        FROM head
-                      WHERE u.id OPERATOR(pg_catalog.=) head.id AND head.job_id IS NULL
+                      WHERE u.id OPERATOR(pg_catalog.=) head.id
                         AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
                         AND head.datid OPERATOR(pg_catalog.=) $2
-                  RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8",
+                        -- A scheduled job's run waits, as the scheduler makes it
+                        -- wait, while another run of that job is going (unless
+                        -- the job allows overlap).
+                        AND (head.job_id IS NULL OR NOT EXISTS (
+                              SELECT 1 FROM jobs.job j
+                               WHERE j.id OPERATOR(pg_catalog.=) head.job_id
+                                 AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
+                                 AND EXISTS (SELECT 1 FROM jobs.run o
+                                              WHERE o.job_id OPERATOR(pg_catalog.=) head.job_id
+                                                AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))))
+                  RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
+                            COALESCE(u.job_id, 0)",
                     &[role.into(), db.into()],
                 )?;
                 Ok::<_, pgrx::spi::SpiError>(rows.into_iter().next().map(|r| {
@@ -156,14 +167,15 @@ fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid) -> Option<String>
                         r.get::<i64>(1).ok().flatten().unwrap_or_default(),
                         r.get::<String>(2).ok().flatten().unwrap_or_default(),
                         r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                        r.get::<i64>(4).ok().flatten().unwrap_or(0),
                     )
                 }))
             })
             .unwrap_or_else(|e| error!("pg_jobs executor: cannot take the next run: {e}"));
-            let (run_id, command, timeout_ms) = claimed?;
+            let (run_id, command, timeout_ms, job_id) = claimed?;
             // Held in the registry before the claim commits (see self_claim);
             // if we were told to retire meanwhile, the claim rolls back.
-            if !registry::self_claim(me, run_id, timeout_ms) {
+            if !registry::self_claim(me, run_id, job_id, timeout_ms) {
                 ereport!(
                     ERROR,
                     PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,

@@ -669,6 +669,34 @@ pub fn wake_scheduler(db: pg_sys::Oid) {
     set_latch(latch);
 }
 
+/// Send SIGTERM to the executors running runs whose history is in `db`
+/// (wherever they run) and forget those already exited: the extension was
+/// dropped there, so nobody will record them.
+pub fn terminate_runs_of(db: pg_sys::Oid) {
+    let targets: Vec<i32> = {
+        let mut reg = REGISTRY.exclusive();
+        let mut pids = Vec::new();
+        for s in reg
+            .slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.kind == Kind::Executor && s.home_db == db.to_u32())
+        {
+            if s.exited {
+                free(s);
+            } else if s.pid != 0 {
+                s.retire = true;
+                s.reusable = false;
+                pids.push(s.pid);
+            }
+        }
+        pids
+    };
+    for pid in targets {
+        // SAFETY: plain kill(2) of a pid the registry holds for a live executor.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
 /// Send SIGTERM to every worker connected to `db` except ourselves, and
 /// forget exited executors whose history lives in `db` (nobody is left to
 /// harvest them). Returns how many processes of `db` (claimed or merely
@@ -687,8 +715,10 @@ pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
         reg.slots
             .iter()
             .filter(|s| {
-                // A daemon defined in `db` goes with it wherever it runs: nobody would supervise it.
-                let of_db = s.db == db.to_u32() || (s.kind == Kind::Daemon && s.home_db == db.to_u32());
+                // A daemon or run defined in `db` goes with it wherever it
+                // runs: nobody would supervise it or record its outcome.
+                let of_db = s.db == db.to_u32()
+                    || (matches!(s.kind, Kind::Daemon | Kind::Executor) && s.home_db == db.to_u32());
                 s.in_use && !s.exited && of_db && kinds.contains(&s.kind) && s.pid != me
             })
             .map(|s| s.pid)
@@ -961,7 +991,7 @@ pub fn retire_abandoned(home_db: pg_sys::Oid) {
 /// Called inside the claiming transaction, before it commits, so that a
 /// crash sweep that sees the run `running` also sees it held here. `false`
 /// (claim nothing) when the executor was asked to retire.
-pub fn self_claim(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
+pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if !(slot.in_use && slot.generation == r.generation) || slot.retire {
@@ -973,7 +1003,7 @@ pub fn self_claim(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
         e.claims += 1;
     }
     let slot = &mut reg.slots[r.index as usize];
-    slot.job_id = 0;
+    slot.job_id = job_id;
     slot.timeout_ms = timeout_ms;
     slot.outcome = Outcome::None;
     slot.outcome_ready = false;

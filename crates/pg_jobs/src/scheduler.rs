@@ -104,6 +104,8 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         daemons: crate::daemons::Supervisor::new(db),
         was_in_recovery: false,
         vacuumed_at_claims: registry::claims(db),
+        parsed: HashMap::new(),
+        zones: HashMap::new(),
     };
     loop {
         pg_sys::check_for_interrupts!();
@@ -119,6 +121,9 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
             Next::Exit => {
                 log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
                 s.daemons.terminate_all();
+                // Their runs' history is gone with the extension: nothing
+                // would record them. Stop them rather than let them run on.
+                registry::terminate_runs_of(db);
                 registry::set_ext(db, ExtPresence::Absent);
                 return;
             }
@@ -171,6 +176,10 @@ struct Scheduler {
     was_in_recovery: bool,
     /// `registry::claims` when we last vacuumed the run queue.
     vacuumed_at_claims: u64,
+    /// Parsed schedules and time zones by text, shared by the jobs that
+    /// use them (rebuilt at each full load).
+    parsed: HashMap<String, Schedule>,
+    zones: HashMap<String, TimeZone>,
 }
 
 /// Runs taken by executors from the queue between two vacuums of it.
@@ -672,6 +681,11 @@ impl Scheduler {
     /// reload never skips a run that was about to happen.
     fn load_jobs(&mut self, client: &mut SpiClient, now: Timestamp, only: Option<&[i64]>) {
         let started = Instant::now();
+        if only.is_none() {
+            // Parses shared by this load's jobs only: no growth across reloads.
+            self.parsed.clear();
+            self.zones.clear();
+        }
         let default_tz = gucs::default_timezone();
         // The last due time matters only for one-offs and catch_up jobs:
         // don't look up the history of the others.
@@ -705,17 +719,32 @@ impl Scheduler {
             let last_due: Option<i64> = row.get(7).ok().flatten();
             let schedule = match once_at {
                 Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
-                None => match Schedule::parse(&text) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
+                None => match self.parsed.get(&text) {
+                    Some(s) => s.clone(),
+                    None => match Schedule::parse(&text) {
+                        Ok(s) => {
+                            self.parsed.insert(text.clone(), s.clone());
+                            s
+                        }
+                        Err(e) => {
+                            warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
+                            continue;
+                        }
+                    },
+                },
+            };
+            let tz = match self.zones.get(&tz_name) {
+                Some(tz) => tz.clone(),
+                None => match TimeZone::get(&tz_name) {
+                    Ok(tz) => {
+                        self.zones.insert(tz_name.clone(), tz.clone());
+                        tz
+                    }
+                    Err(_) => {
+                        warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
                         continue;
                     }
                 },
-            };
-            let Ok(tz) = TimeZone::get(&tz_name) else {
-                warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
-                continue;
             };
             let anchor = Timestamp::from_microsecond(created).unwrap_or(now);
             let key = (text, tz_name);
