@@ -234,6 +234,17 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         committed.len()
     );
     println!("RELIABILITY| runs by final state (all attempts, probes included) | {states:?}");
+    let failures: Vec<(String, i64)> = s
+        .query(
+            "SELECT coalesce(sqlstate, '-') || ' ' || left(coalesce(message, ''), 80), count(*)
+               FROM jobs.run WHERE status IN ('failed', 'timed_out', 'cancelled') GROUP BY 1 ORDER BY 2 DESC",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    println!("RELIABILITY| why runs failed (SQLSTATE message: count) | {failures:?}");
     println!("RELIABILITY| runs stuck non-terminal (drained in {drained:.1?}) | {stuck}");
     println!("RELIABILITY| runs lost (submitted, no row) | {}", lost.len());
     println!(

@@ -32,7 +32,7 @@ CREATE TABLE jobs.daemon (
     owner             pg_catalog.regrole NOT NULL,
     command           text NOT NULL,
     database          name NOT NULL,
-    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on IN ('primary', 'standby', 'any')),
+    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on OPERATOR(pg_catalog.=) ANY (ARRAY['primary', 'standby', 'any'])),
     restart_delay     interval NOT NULL DEFAULT '5 seconds',
     max_restart_delay interval NOT NULL DEFAULT '5 minutes',
     -- false after jobs.stop_daemon.
@@ -40,7 +40,7 @@ CREATE TABLE jobs.daemon (
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- Written by the scheduler on a primary: restarts so far and how the last process ended.
     restarts          bigint NOT NULL DEFAULT 0,
-    last_exit         text CHECK (last_exit IN ('clean', 'error', 'crash')),
+    last_exit         text CHECK (last_exit OPERATOR(pg_catalog.=) ANY (ARRAY['clean', 'error', 'crash'])),
     last_exit_at      timestamptz,
     last_sqlstate     text,
     last_message      text,

@@ -16,9 +16,9 @@ CREATE TABLE jobs.job (
     database       name NOT NULL,
     timezone       text NOT NULL,
     timeout        interval,
-    max_attempts   int NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
+    max_attempts   int NOT NULL DEFAULT 1 CHECK (max_attempts OPERATOR(pg_catalog.>=) 1),
     retry_backoff  interval NOT NULL DEFAULT '10 seconds',
-    overlap        text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue', 'allow')),
+    overlap        text NOT NULL DEFAULT 'skip' CHECK (overlap OPERATOR(pg_catalog.=) ANY (ARRAY['skip', 'queue', 'allow'])),
     catch_up       boolean NOT NULL DEFAULT false,
     enabled        boolean NOT NULL DEFAULT true,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -36,8 +36,8 @@ CREATE TABLE jobs.run (
     command        text NOT NULL,
     database       name NOT NULL DEFAULT pg_catalog.current_database(),
     status         text NOT NULL DEFAULT 'queued'
-                   CHECK (status IN ('queued', 'starting', 'running', 'succeeded', 'failed',
-                                     'timed_out', 'cancelled', 'skipped', 'crashed')),
+                   CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running', 'succeeded', 'failed',
+                                     'timed_out', 'cancelled', 'skipped', 'crashed'])),
     -- Higher starts first among runs that are due.
     priority       int NOT NULL DEFAULT 0,
     attempt        int NOT NULL DEFAULT 1,
@@ -80,12 +80,12 @@ COMMENT ON TABLE jobs.run_result IS 'Rows returned by the last statement of a ru
 -- What the scheduler reads on every wake-up, each in its own small index so
 -- a long queue costs it a top-N index scan, not a sort:
 -- runs in flight (crash detection),
-CREATE INDEX run_active ON jobs.run (id) WHERE status IN ('starting', 'running');
+CREATE INDEX run_active ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running']);
 -- the queue in dispatch order,
 CREATE INDEX run_queue ON jobs.run (priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
-  WHERE status = 'queued';
+  WHERE status OPERATOR(pg_catalog.=) 'queued';
 -- and the next retry or start_at due.
-CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status = 'queued' AND not_before IS NOT NULL;
+CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL;
 CREATE INDEX run_job_started ON jobs.run (job_id, started_at);
 CREATE INDEX run_finished_at ON jobs.run (finished_at);
 
@@ -105,7 +105,7 @@ CREATE TABLE jobs.daemon (
     owner             pg_catalog.regrole NOT NULL,
     command           text NOT NULL,
     database          name NOT NULL,
-    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on IN ('primary', 'standby', 'any')),
+    run_on            text NOT NULL DEFAULT 'primary' CHECK (run_on OPERATOR(pg_catalog.=) ANY (ARRAY['primary', 'standby', 'any'])),
     restart_delay     interval NOT NULL DEFAULT '5 seconds',
     max_restart_delay interval NOT NULL DEFAULT '5 minutes',
     -- false after jobs.stop_daemon.
@@ -113,7 +113,7 @@ CREATE TABLE jobs.daemon (
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- Written by the scheduler on a primary: restarts so far and how the last process ended.
     restarts          bigint NOT NULL DEFAULT 0,
-    last_exit         text CHECK (last_exit IN ('clean', 'error', 'crash')),
+    last_exit         text CHECK (last_exit OPERATOR(pg_catalog.=) ANY (ARRAY['clean', 'error', 'crash'])),
     last_exit_at      timestamptz,
     last_sqlstate     text,
     last_message      text,
