@@ -98,40 +98,7 @@ fn _daemon(
 /// The daemon called `name` that the caller may change: one owned by a role
 /// the caller is a member of, preferring the caller's own.
 fn find_daemon(name: Option<&str>) -> i64 {
-    let name = required(name, "name");
-    let me = unsafe { pg_sys::GetUserId() };
-    let rows: Vec<(i64, bool)> = Spi::connect(|c| {
-        c.select(
-            "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.daemon
-              WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
-              ORDER BY 2 DESC, id",
-            None,
-            &[name.into(), me.into()],
-        )
-        .map(|t| {
-            t.map(|r| {
-                (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or(false),
-                )
-            })
-            .collect()
-        })
-        .unwrap_or_default()
-    });
-    match rows.as_slice() {
-        [] => raise(
-            Code::ERRCODE_UNDEFINED_OBJECT,
-            format!("daemon \"{name}\" does not exist"),
-            "SELECT name FROM jobs.daemon_status lists the daemons you can change.",
-        ),
-        [(id, _)] | [(id, true), ..] => *id,
-        _ => raise(
-            Code::ERRCODE_AMBIGUOUS_PARAMETER,
-            format!("several roles you belong to have a daemon called \"{name}\""),
-            "SET ROLE to the daemon's owner first.",
-        ),
-    }
+    crate::jobs_api::find_owned("daemon", required(name, "name"))
 }
 
 fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {

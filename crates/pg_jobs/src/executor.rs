@@ -1,12 +1,15 @@
-//! The executor: a dynamic worker that runs one run.
+//! The executor: a dynamic worker that runs runs, one at a time.
 //!
 //! Its scheduler reserves a registry slot for it and puts the command in a
 //! dynamic shared memory segment. The executor reads the command, connects
 //! to the run's database **as the run's owner, by role OID** (so the command
 //! has exactly the owner's privileges and per-role settings), runs it like
-//! psql would, and writes the outcome into its slot. It never writes run
-//! history itself: the run may be in another database than the history
-//! (`database =>` jobs), and the scheduler writes outcomes in batches.
+//! psql would, and writes the outcome into its slot; the scheduler writes
+//! those outcomes to the history in batches (the run may be in another
+//! database than the history: `database =>` jobs). Two exceptions, both in
+//! the history's own database: a single-transaction command's success is
+//! recorded inside that transaction (exactly once), and a pooled executor
+//! that just did so takes the next run of its role from the queue itself.
 //!
 //! A timeout is armed as PostgreSQL's statement timeout over the whole
 //! command; the scheduler terminates an executor that ignores the cancel.

@@ -204,12 +204,21 @@ fn role_name(role: pg_sys::Oid) -> String {
 /// The job called `name` that the caller may change: one owned by a role
 /// the caller is a member of, preferring the caller's own.
 fn find_job(name: &str) -> i64 {
+    find_owned("job", name)
+}
+
+/// The `kind` (`job` or `daemon`, stored in `jobs.<kind>`) called `name`
+/// that the caller may change: one owned by a role the caller is a member
+/// of, preferring the caller's own.
+pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
     let me = unsafe { pg_sys::GetUserId() };
     let rows: Vec<(i64, bool)> = Spi::connect(|c| {
         c.select(
-            "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.job
-              WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
-              ORDER BY 2 DESC, id",
+            &format!(
+                "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
+                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
+                  ORDER BY 2 DESC, id"
+            ),
             None,
             &[name.into(), me.into()],
         )
@@ -227,14 +236,14 @@ fn find_job(name: &str) -> i64 {
     match rows.as_slice() {
         [] => raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
-            format!("job \"{name}\" does not exist"),
-            "SELECT name FROM jobs.job_status lists the jobs you can change.",
+            format!("{kind} \"{name}\" does not exist"),
+            &format!("SELECT name FROM jobs.{kind}_status lists the {kind}s you can change."),
         ),
         [(id, _)] | [(id, true), ..] => *id,
         _ => raise(
             Code::ERRCODE_AMBIGUOUS_PARAMETER,
-            format!("several roles you belong to have a job called \"{name}\""),
-            "SET ROLE to the job's owner first.",
+            format!("several roles you belong to have a {kind} called \"{name}\""),
+            &format!("SET ROLE to the {kind}'s owner first."),
         ),
     }
 }

@@ -6,7 +6,8 @@
 //!   database that has the extension;
 //! * `scheduler` — one per such database; hands runs to executors, marks
 //!   runs whose worker vanished `crashed`;
-//! * `executor` — one per run, connected as the run's owner;
+//! * `executor` — runs one run at a time as the run's owner, and stays
+//!   (pooled) for the next run of the same database and role;
 //! * `daemon` — one per running daemon (a user's long-running command),
 //!   supervised by its database's scheduler;
 //! * `promotion watcher` — a hot standby's only: wakes the schedulers the

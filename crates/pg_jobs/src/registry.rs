@@ -903,19 +903,8 @@ pub fn take_idle(
             && s.db == db
             && s.role == role
     })?;
-    slot.reusable = false;
+    assign_run(slot, run_id, job_id, timeout_ms);
     slot.pending_handover = true;
-    slot.run_id = run_id;
-    slot.job_id = job_id;
-    slot.timeout_ms = timeout_ms;
-    slot.outcome = Outcome::None;
-    slot.cancel_requested = false;
-    slot.killed_for_timeout = false;
-    slot.started_at = 0;
-    slot.finished_at = 0;
-    slot.message_len = 0;
-    slot.state = State::Starting;
-    slot.since = now();
     Some(SlotRef {
         index: i as u32,
         generation: slot.generation,
@@ -997,12 +986,18 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool
     if !(slot.in_use && slot.generation == r.generation) || slot.retire {
         return false;
     }
+    assign_run(slot, run_id, job_id, timeout_ms);
     let home = slot.home_db;
-    reg.slots[r.index as usize].run_id = run_id;
     if let Some(e) = db_entry(&mut reg.dbs, home) {
         e.claims += 1;
     }
-    let slot = &mut reg.slots[r.index as usize];
+    true
+}
+
+/// A pooled executor's slot takes on run `run_id`: everything about the
+/// previous run (its outcome, flags, times, message) is cleared.
+fn assign_run(slot: &mut Slot, run_id: i64, job_id: i64, timeout_ms: i64) {
+    slot.run_id = run_id;
     slot.job_id = job_id;
     slot.timeout_ms = timeout_ms;
     slot.outcome = Outcome::None;
@@ -1016,7 +1011,6 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool
     slot.message_len = 0;
     slot.state = State::Starting;
     slot.since = now();
-    true
 }
 
 /// How many runs the pooled executors of `db` have taken from its queue
