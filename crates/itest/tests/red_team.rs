@@ -5,16 +5,30 @@ use pg_jobs_itest::{one, wait_for, wait_run, Cluster, DEADLINE};
 use postgres::Client;
 
 /// What an attack could have done: the canary is written by any command
-/// that an attack managed to run (as anyone), and the definitions.
+/// that an attack managed to run (as anyone), and the definitions. The
+/// superuser's `probe` job (see `scheduler_has_ticked`) is left out.
 fn state(s: &mut Client) -> String {
     one(
         s,
         "SELECT concat_ws(' | ',
             (SELECT count(*) FROM public.canary),
-            (SELECT string_agg(concat_ws(',', id, name, owner, schedule, command, enabled), ';' ORDER BY id) FROM jobs.job),
-            (SELECT string_agg(concat_ws(',', id, owner, status, command), ';' ORDER BY id) FROM jobs.run),
+            (SELECT string_agg(concat_ws(',', id, name, owner, schedule, command, enabled), ';' ORDER BY id)
+               FROM jobs.job WHERE name <> 'probe'),
+            (SELECT string_agg(concat_ws(',', id, owner, status, command), ';' ORDER BY id) FROM jobs.run
+              WHERE job_id IS DISTINCT FROM (SELECT id FROM jobs.job WHERE name = 'probe')),
             (SELECT string_agg(concat_ws(',', id, name, owner, command, enabled), ';' ORDER BY id) FROM jobs.daemon))",
     )
+}
+
+/// Wait until the superuser's one-second `probe` job has run twice more:
+/// by then anything an attack had scheduled every second would have run.
+fn scheduler_has_ticked(s: &mut Client) {
+    let sql = "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
+                WHERE j.name = 'probe' AND r.status = 'succeeded'";
+    let base: i64 = one(s, sql);
+    wait_for("two more ticks of the probe job", DEADLINE, || {
+        (one::<i64>(s, sql) >= base + 2).then_some(())
+    });
 }
 
 fn denied(c: &mut Client, sql: &str) -> Result<String, String> {
@@ -92,6 +106,8 @@ fn unprivileged_roles_cannot_act_as_others_or_reach_around_the_api() {
         ("terminate bob's daemon", format!("SELECT pg_terminate_backend({bob_daemon_pid})"), "42501"),
         ("cancel bob's daemon's statement", format!("SELECT pg_cancel_backend({bob_daemon_pid})"), "42501"),
     ];
+    s.batch_execute("SELECT jobs.schedule('probe', '1 second', 'SELECT 1')")
+        .unwrap();
     let before = state(&mut s);
     let mut failures = Vec::new();
     for (what, sql, code) in &attacks {
@@ -127,7 +143,7 @@ fn unprivileged_roles_cannot_act_as_others_or_reach_around_the_api() {
         "SELECT count(*) FROM jobs.workers WHERE kind IN ('launcher', 'scheduler')",
     );
     assert_eq!(visible, 2, "jobs.workers as an ordinary role");
-    std::thread::sleep(std::time::Duration::from_secs(2)); // anything an attack had scheduled every second would have run by now
+    scheduler_has_ticked(&mut s);
     assert_eq!(state(&mut s), before, "an attack changed something or ran");
     let hijack_checks = search_path_hijacks(&c, &mut s, &mut alice);
     failures.extend(hijack_checks.1);

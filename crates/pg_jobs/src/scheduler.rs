@@ -719,32 +719,17 @@ impl Scheduler {
             let last_due: Option<i64> = row.get(7).ok().flatten();
             let schedule = match once_at {
                 Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
-                None => match self.parsed.get(&text) {
-                    Some(s) => s.clone(),
-                    None => match Schedule::parse(&text) {
-                        Ok(s) => {
-                            self.parsed.insert(text.clone(), s.clone());
-                            s
-                        }
-                        Err(e) => {
-                            warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
-                            continue;
-                        }
-                    },
-                },
-            };
-            let tz = match self.zones.get(&tz_name) {
-                Some(tz) => tz.clone(),
-                None => match TimeZone::get(&tz_name) {
-                    Ok(tz) => {
-                        self.zones.insert(tz_name.clone(), tz.clone());
-                        tz
-                    }
-                    Err(_) => {
-                        warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
+                None => match shared(&mut self.parsed, &text, Schedule::parse) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
                         continue;
                     }
                 },
+            };
+            let Ok(tz) = shared(&mut self.zones, &tz_name, TimeZone::get) else {
+                warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
+                continue;
             };
             let anchor = Timestamp::from_microsecond(created).unwrap_or(now);
             let key = (text, tz_name);
@@ -855,6 +840,21 @@ impl Scheduler {
 
 fn extension_exists() -> bool {
     unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// The value `make` gives for `key`, made once and shared by every job
+/// that names it (a clone is a reference count).
+fn shared<T: Clone, E>(
+    cache: &mut HashMap<String, T>,
+    key: &str,
+    make: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, E> {
+    if let Some(v) = cache.get(key) {
+        return Ok(v.clone());
+    }
+    let v = make(key)?;
+    cache.insert(key.to_owned(), v.clone());
+    Ok(v)
 }
 
 /// Show the current names of renamed databases in job and daemon
@@ -996,7 +996,8 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
     } else {
         "d.datname OPERATOR(pg_catalog.=) r.database"
     };
-    // `update`: a locking read (FOR UPDATE) needs a read-write SPI call.
+    // FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
+    // queue itself (see executor::claim_next) never gets the same one.
     let queued = saved_plans::run(
             client,
             &format!("SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
