@@ -253,6 +253,115 @@ fn a_burst_of_submits_all_finish_and_none_is_lost() {
     assert_eq!(one::<i64>(&mut s, "SELECT count(DISTINCT run) FROM sink"), n);
 }
 
+/// A burst with a slow run in the middle: a pooled executor takes runs from
+/// the queue in batches, and those it reserved behind the slow one must
+/// not wait for it: the scheduler takes them back and another executor
+/// runs them. The slow run shows `running` meanwhile.
+#[test]
+fn runs_reserved_behind_a_slow_run_do_not_wait_for_it() {
+    let (_c, mut s) = cluster("reserved", "pg_jobs.max_executors = 2");
+    s.batch_execute("CREATE TABLE hits (n int)").unwrap();
+    // 400 quick runs (executors warm up and claim in batches), the slow
+    // one, then 40 quick ones queued right behind it.
+    let slow: i64 = one(
+        &mut s,
+        "WITH ids AS (
+           SELECT g, jobs.submit(CASE WHEN g = 400 THEN 'SELECT pg_sleep(600)' -- the slow run under test
+                                      ELSE format('INSERT INTO hits VALUES (%s)', g) END) AS id
+             FROM generate_series(0, 440) g ORDER BY g)
+         SELECT id FROM ids WHERE g = 400",
+    );
+    let (_, waited) = wait_for("the 440 quick runs done while the slow one runs", DEADLINE, || {
+        (one::<i64>(&mut s, "SELECT count(*) FROM hits") == 440).then_some(())
+    });
+    println!("440 quick runs around a slow one finished in {waited:?}");
+    let status: String = one(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {slow}"));
+    assert_eq!(status, "running", "the slow run is shown running while it runs");
+    assert_eq!(
+        one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status = 'succeeded'"),
+        440
+    );
+    assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({slow})")));
+    assert_eq!(wait_run(&mut s, slow).0, "cancelled");
+}
+
+/// A role whose transactions default to REPEATABLE READ or SERIALIZABLE:
+/// its single-transaction run is recorded inside its transaction even
+/// though the scheduler showed it `running` after the run's snapshot was
+/// taken (that update of the run's row must not turn into a serialization
+/// failure of the user's command).
+#[test]
+fn runs_of_repeatable_read_and_serializable_roles_are_recorded() {
+    let (_c, mut s) = cluster("isolation", "");
+    s.batch_execute(
+        "CREATE TABLE public.iso_hits (level text);
+         CREATE ROLE rr LOGIN; ALTER ROLE rr SET default_transaction_isolation = 'repeatable read';
+         CREATE ROLE ser LOGIN; ALTER ROLE ser SET default_transaction_isolation = 'serializable';
+         GRANT INSERT ON public.iso_hits TO rr, ser;",
+    )
+    .unwrap();
+    for role in ["rr", "ser"] {
+        // Long enough for the scheduler to show it running (50 ms in).
+        let id: i64 = one(
+            &mut s,
+            &format!(
+                "SELECT jobs.submit('SELECT pg_sleep(1); INSERT INTO public.iso_hits SELECT current_setting(''transaction_isolation'')', run_as => '{role}')"
+            ),
+        );
+        let (status, code, message) = wait_run(&mut s, id);
+        assert_eq!(status, "succeeded", "{role}: {code:?} {message:?}");
+    }
+    let levels: Vec<String> = s
+        .query("SELECT level FROM public.iso_hits ORDER BY 1", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(levels, ["repeatable read", "serializable"]);
+}
+
+/// Runs queued behind a slow run on the only executor (reserved by it, or
+/// already taken back into the queue) can be cancelled, and never run.
+#[test]
+fn runs_behind_a_slow_run_can_be_cancelled_and_never_run() {
+    let (_c, mut s) = cluster("reserved-cancel", "pg_jobs.max_executors = 1");
+    s.batch_execute("CREATE TABLE hits (n int)").unwrap();
+    let ids: Vec<i64> = s
+        .query(
+            "SELECT jobs.submit(CASE WHEN g = 100 THEN 'SELECT pg_sleep(600)' -- the slow run under test
+                                     WHEN g < 100 THEN 'SELECT 1'
+                                     ELSE format('INSERT INTO hits VALUES (%s)', g) END)
+               FROM generate_series(0, 110) g ORDER BY g",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let (slow, behind) = (ids[100], &ids[101..]);
+    wait_for("the slow run started", DEADLINE, || {
+        (one::<String>(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {slow}")) == "running")
+            .then_some(())
+    });
+    for id in behind {
+        assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({id})")), "run {id} cancelled");
+    }
+    assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({slow})")));
+    for id in behind {
+        assert_eq!(wait_run(&mut s, *id).0, "cancelled", "run {id}");
+    }
+    assert_eq!(wait_run(&mut s, slow).0, "cancelled");
+    // The executor is free again: a new run goes through, and nothing
+    // cancelled ran.
+    let after: i64 = one(&mut s, "SELECT jobs.submit('INSERT INTO hits VALUES (-1)')");
+    assert_eq!(wait_run(&mut s, after).0, "succeeded");
+    assert_eq!(one::<i64>(&mut s, "SELECT count(*) FROM hits WHERE n >= 0"), 0);
+    assert_eq!(
+        one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status = 'succeeded'"),
+        101
+    );
+}
+
 /// Kill -9 the executor (or its scheduler) at a random moment of a
 /// one-transaction INSERT job,
 /// let the cluster crash-restart, and check that the run is either
@@ -340,9 +449,10 @@ fn pooled_executors_are_reused_and_reset_between_runs() {
     let (_c, mut s) = cluster("pool", "pg_jobs.max_executors = 1");
     s.batch_execute("CREATE ROLE pooler LOGIN; CREATE ROLE other_role; GRANT other_role TO pooler; CREATE TABLE obs (k text, v text); GRANT INSERT ON obs TO pooler")
         .unwrap();
-    let dirty = "SET work_mem = '77MB'; SET ROLE other_role; RESET ROLE; SET search_path = nowhere;
+    let dirty = "SET work_mem = '77MB'; SET search_path = nowhere;
                  CREATE TEMP TABLE leftover (x int); PREPARE leak AS SELECT 1; SELECT pg_advisory_lock(4242);
-                 SET SESSION application_name = 'leaky'";
+                 SET SESSION application_name = 'leaky';
+                 DECLARE held CURSOR WITH HOLD FOR SELECT 1; SET ROLE other_role";
     let check = "INSERT INTO public.obs
                  SELECT 'work_mem', current_setting('work_mem') UNION ALL
                  SELECT 'user', current_user::text UNION ALL
@@ -350,7 +460,8 @@ fn pooled_executors_are_reused_and_reset_between_runs() {
                  SELECT 'temp', (SELECT count(*)::text FROM pg_class WHERE relname = 'leftover' AND relpersistence = 't') UNION ALL
                  SELECT 'prepared', (SELECT count(*)::text FROM pg_prepared_statements) UNION ALL
                  SELECT 'advisory', (SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) UNION ALL
-                 SELECT 'app', current_setting('application_name')";
+                 SELECT 'app', current_setting('application_name') UNION ALL
+                 SELECT 'cursors', (SELECT count(*)::text FROM pg_cursors)";
     let a: i64 = s
         .query_one("SELECT jobs.submit($1, run_as => 'pooler')", &[&dirty])
         .unwrap()
@@ -394,6 +505,7 @@ fn pooled_executors_are_reused_and_reset_between_runs() {
     assert_eq!(seen["prepared"], "0");
     assert_eq!(seen["advisory"], "0");
     assert_ne!(seen["app"], "leaky");
+    assert_eq!(seen["cursors"], "0");
 }
 
 #[test]

@@ -23,6 +23,9 @@ GRANT EXECUTE ON FUNCTION jobs._workers() TO PUBLIC;
 
 -- Async jobs: typed wrappers around jobs._submit and jobs._wait.
 
+-- Inlined into the calling query (0.3.0: no SET clause, so PostgreSQL can;
+-- a SET made every submit save and restore the search_path). Everything in
+-- the body is schema-qualified, so the caller's search_path picks nothing.
 CREATE FUNCTION jobs.submit(
     command text,
     database name DEFAULT pg_catalog.current_database(),
@@ -31,9 +34,10 @@ CREATE FUNCTION jobs.submit(
     timeout interval DEFAULT NULL,
     max_attempts int DEFAULT 1,
     priority int DEFAULT 0)
-RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT jobs._submit(command, database::text, run_as::oid, start_at,
-                         (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts, priority) $$;
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
+                         (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
+                         max_attempts, priority) $$;
 COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int) IS
   'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id.';
 

@@ -253,7 +253,26 @@ fn cancel(run_id: Option<i64>) -> bool {
         hooks::runs_finished_at_commit();
         return true;
     }
-    registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id)
+    match registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
+        registry::Cancel::NotHeld => false,
+        registry::Cancel::Interrupted => true,
+        // Reserved by a pooled executor, not started: it will not start
+        // now. (Should this transaction roll back, the run stays `starting`
+        // with no executor holding it, and the scheduler marks it crashed.)
+        registry::Cancel::Withdrawn => {
+            bgw::as_superuser(|| {
+                Spi::run_with_args(
+                    "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                            sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
+                      WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
+                    &[run_id.into()],
+                )
+            })
+            .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
+            hooks::runs_finished_at_commit();
+            true
+        }
+    }
 }
 
 /// `jobs.result(run_id)`: the rows the run's last statement returned, one

@@ -20,18 +20,60 @@ use crate::command_segment::read_command;
 use crate::registry::{self, Outcome, SlotRef};
 use crate::sql_runner;
 use pgrx::prelude::*;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-/// `utils/timeout.h`, which pgrx does not bind. The executor arms
-/// PostgreSQL's own statement timeout over the whole command: its handler
-/// cancels the running statement exactly as `statement_timeout` does.
-mod timeout {
+/// What pgrx does not bind: `utils/timeout.h`, and two of the resets
+/// `DISCARD ALL` makes (`commands/async.h`, `commands/sequence.h`).
+mod ffi {
     /// `TimeoutId.STATEMENT_TIMEOUT` in PostgreSQL 15.
     pub const STATEMENT_TIMEOUT: i32 = 3;
+    /// `TimeoutId.USER_TIMEOUT`: the first one an extension may register.
+    pub const USER_TIMEOUT: i32 = 12;
     unsafe extern "C-unwind" {
+        pub fn RegisterTimeout(id: i32, handler: extern "C" fn()) -> i32;
         pub fn enable_timeout_after(id: i32, delay_ms: i32);
         pub fn disable_timeout(id: i32, keep_indicator: bool);
+        pub fn Async_UnlistenAll();
+        pub fn ResetSequenceCaches();
+    }
+    unsafe extern "C" {
+        /// Called from a signal handler, so not through pgrx's guarded
+        /// binding (SetLatch is async-signal-safe).
+        #[link_name = "SetLatch"]
+        pub fn set_latch_from_signal_handler(latch: *mut std::ffi::c_void);
     }
 }
+
+/// The registered "this run is not short" timeout, and the latch of the
+/// scheduler to wake when it fires (see [`wake_scheduler_for_slow_run`]).
+static SLOW_RUN_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
+static SCHEDULER_LATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Timeout handler (in SIGALRM context: no allocation, no locks): the run
+/// has gone on for `RUNNING_VISIBLE_WITHIN_MS`. Runs an executor took from
+/// the queue itself say `starting` until the scheduler shows them
+/// `running`, and the runs it reserved behind this one would wait for it:
+/// wake the scheduler, which does both. A short run never gets here, so a
+/// burst of them costs the scheduler no passes.
+extern "C" fn wake_scheduler_for_slow_run() {
+    let latch = SCHEDULER_LATCH.load(Ordering::Relaxed);
+    if latch != 0 {
+        // SAFETY: a latch in PGPROC (shared memory, valid for the server's
+        // life); SetLatch is safe in a signal handler.
+        unsafe { ffi::set_latch_from_signal_handler(latch as *mut std::ffi::c_void) };
+    }
+}
+
+/// A run taken from the queue by this executor, not started yet.
+struct Claimed {
+    run_id: i64,
+    command: String,
+    timeout_ms: i64,
+}
+
+/// A run this quick (wall time) lets the next claim take a batch.
+const QUICK_RUN_MS: u128 = 10;
 
 #[pg_guard]
 #[unsafe(no_mangle)]
@@ -47,12 +89,18 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
+    let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
+    SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
 
-    // The warm pool: after each run, reset the session and wait for the
-    // scheduler to hand over another run of the same database and role, up
-    // to pg_jobs.executor_idle_timeout; then exit.
+    // The warm pool: after each run, reset the session and take the next
+    // run: one this executor reserved, or a batch from the queue, or one
+    // the scheduler hands over within pg_jobs.executor_idle_timeout; then
+    // exit.
+    let mut reserved: VecDeque<Claimed> = VecDeque::new();
     loop {
+        let started = std::time::Instant::now();
         let recorded = run_one(me, &command);
+        let quick = started.elapsed().as_millis() < QUICK_RUN_MS;
         if recorded {
             // Its record committed with it: nothing for the scheduler to
             // write. Waiters can look now.
@@ -60,24 +108,15 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         } else {
             registry::finish_run(me);
         }
-        // Everything DISCARD ALL resets: nothing of this run's session
-        // state (settings, SET ROLE, temp tables, prepared statements,
-        // cursors, advisory locks, LISTEN, sequence caches) reaches the next
-        // one.
-        if let sql_runner::Outcome::Failed { message, .. } = sql_runner::run(SESSION_RESET) {
-            warning!("pg_jobs executor: could not reset the session ({message}); exiting");
-            return;
-        }
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+        if let Some(next) = between_runs(me, db, role, recorded, quick, &mut reserved) {
+            command = next;
+            continue;
+        }
         if recorded {
-            // A burst of submitted runs: take the next one of ours from the
-            // queue without a round trip through the scheduler.
-            if let Some(next) = claim_next(me, db, role) {
-                command = next;
-                continue;
-            }
             registry::finish_run(me); // now idle: the scheduler pools us
         }
+        unsafe { pg_sys::pgstat_report_stat(true) };
         match wait_for_next_run(me) {
             Some(dsm) => match read_command(dsm) {
                 Some(c) => command = c,
@@ -96,98 +135,235 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     }
 }
 
-/// `DISCARD ALL` spelled out, less `DISCARD PLANS`: cached plans are not
+/// Between two runs, in one short transaction: reset the session as
+/// `DISCARD ALL` does, then take the next run — the next one reserved, or
+/// (after a run recorded in its own transaction) the head of the queue.
+/// After a run the scheduler must record (it failed, or committed on its
+/// own), reserved runs go back to the queue and `None` lets the scheduler
+/// harvest first.
+fn between_runs(
+    me: SlotRef,
+    db: pg_sys::Oid,
+    role: pg_sys::Oid,
+    recorded: bool,
+    quick: bool,
+    reserved: &mut VecDeque<Claimed>,
+) -> Option<String> {
+    crate::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
+        unsafe { reset_session() };
+        if !recorded || registry::retire_requested(me) {
+            give_back(me, reserved);
+            return None;
+        }
+        while let Some(next) = reserved.pop_front() {
+            if registry::start_reserved(me, next.run_id, next.timeout_ms) {
+                return Some(next.command);
+            }
+            // Taken back by the scheduler or jobs.cancel.
+        }
+        let batch = if quick { registry::RESERVE_MAX } else { 1 };
+        let mut claimed = claim_next(me, db, role, batch)?;
+        let first = claimed.remove(0);
+        reserved.extend(claimed);
+        Some(first.command)
+    })
+}
+
+/// Everything `DISCARD ALL` resets, by the same calls (`DiscardAll()` in
+/// `commands/discard.c`), less `ResetPlanCache()`: cached plans are not
 /// session state a run can see (they are re-planned whenever what they
 /// depend on changes), and dropping them made every run re-plan pg_jobs'
 /// own statements too (measured with perf: a fifth of all CPU in a burst).
-const SESSION_RESET: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; \
-                             UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); \
-                             DISCARD TEMP; DISCARD SEQUENCES";
-
-/// Take the run at the head of the queue if it is a run of our database and
-/// role (submitted, or a scheduled job's that its overlap policy lets start
-/// now), still allowed to log in and connect (re-checked per run, as the
-/// scheduler does). The head only: priority and due order stay global; when
-/// the head is another role's, the scheduler dispatches it. The claim is its own short transaction with
-/// `synchronous_commit = off`: if the server crashes before it is flushed,
-/// the run is simply still queued. Returns the command.
-fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid) -> Option<String> {
-    if registry::retire_requested(me) {
-        return None;
+/// Nothing of one run's session — settings, SET ROLE/SESSION
+/// AUTHORIZATION, cursors, prepared statements, LISTEN, advisory locks,
+/// temp tables, sequence caches — reaches the next. In a transaction.
+unsafe fn reset_session() {
+    unsafe {
+        pg_sys::PortalHashTableDeleteAll();
+        pg_sys::SetPGVariable(c"session_authorization".as_ptr(), std::ptr::null_mut(), false);
+        pg_sys::ResetAllOptions();
+        pg_sys::DropAllPreparedStatements();
+        ffi::Async_UnlistenAll();
+        pg_sys::LockReleaseAll(pg_sys::USER_LOCKMETHOD as _, true);
+        pg_sys::ResetTempTableNamespace();
+        ffi::ResetSequenceCaches();
     }
-    crate::bgw::in_transaction("pg_jobs executor: taking the next run", || {
-        if !crate::schema_version::databases_by_oid() || !may_still_connect(role, db) {
-            return None; // the scheduler fails its runs with the reason
-        }
-        crate::bgw::as_superuser(|| {
-            // SET LOCAL: for this claim's commit only, never the command's.
-            unsafe {
-                pg_sys::set_config_option(
-                    c"synchronous_commit".as_ptr(),
-                    c"off".as_ptr(),
-                    pg_sys::GucContext::PGC_USERSET,
-                    pg_sys::GucSource::PGC_S_SESSION,
-                    pg_sys::GucAction::GUC_ACTION_LOCAL,
-                    true,
-                    0,
-                    false,
-                )
-            };
-            let claimed = Spi::connect_mut(|c| {
-                let rows = crate::saved_plans::run(
-                    c,
-                    "WITH head AS (
-                       SELECT r.id, r.owner, r.datid, r.job_id
-                         FROM jobs.run r
-                        WHERE r.status OPERATOR(pg_catalog.=) 'queued'
-                          AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-                        ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
-                        LIMIT 1
-                        FOR UPDATE SKIP LOCKED)
-                     UPDATE jobs.run u
-                        SET status = 'running', pid = pg_catalog.pg_backend_pid(),
-                            started_at = pg_catalog.clock_timestamp(), message = NULL
-                       FROM head
-                      WHERE u.id OPERATOR(pg_catalog.=) head.id
-                        AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                        AND head.datid OPERATOR(pg_catalog.=) $2
-                        -- A scheduled job's run waits, as the scheduler makes it
-                        -- wait, while another run of that job is going (unless
-                        -- the job allows overlap).
-                        AND (head.job_id IS NULL OR NOT EXISTS (
-                              SELECT 1 FROM jobs.job j
-                               WHERE j.id OPERATOR(pg_catalog.=) head.job_id
-                                 AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
-                                 AND EXISTS (SELECT 1 FROM jobs.run o
-                                              WHERE o.job_id OPERATOR(pg_catalog.=) head.job_id
-                                                AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))))
-                  RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
-                            COALESCE(u.job_id, 0)",
-                    &[role.into(), db.into()],
-                )?;
-                Ok::<_, pgrx::spi::SpiError>(rows.into_iter().next().map(|r| {
-                    (
-                        r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-                        r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                        r.get::<i64>(3).ok().flatten().unwrap_or(0),
-                        r.get::<i64>(4).ok().flatten().unwrap_or(0),
-                    )
-                }))
-            })
-            .unwrap_or_else(|e| error!("pg_jobs executor: cannot take the next run: {e}"));
-            let (run_id, command, timeout_ms, job_id) = claimed?;
-            // Held in the registry before the claim commits (see self_claim);
-            // if we were told to retire meanwhile, the claim rolls back.
-            if !registry::self_claim(me, run_id, job_id, timeout_ms) {
-                ereport!(
-                    ERROR,
-                    PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,
-                    "pg_jobs executor: asked to exit while taking a run"
-                );
+}
+
+/// Put the runs this executor reserved back in the queue (in a transaction).
+fn give_back(me: SlotRef, reserved: &mut VecDeque<Claimed>) {
+    reserved.clear();
+    let ids = registry::take_reserved(me);
+    if !ids.is_empty() {
+        crate::bgw::as_superuser(|| crate::scheduler::requeue_reserved(&ids));
+    }
+}
+
+/// Take runs from the head of the queue: up to `batch` consecutive runs of
+/// our database and role that were submitted (not a scheduled job's), or
+/// else the head alone if it is ours (a scheduled job's run only when its
+/// overlap policy lets it start now). The head only: priority and due
+/// order stay global; when the head is another role's, the scheduler
+/// dispatches it. Re-checks that the role may still log in and connect, as
+/// the scheduler does. The first run is this executor's current run, the
+/// rest are reserved for it in the registry (`jobs.run` says `starting`).
+/// The claim commits with `synchronous_commit = off`: if the server
+/// crashes before it is flushed, the runs are simply still queued.
+fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, batch: usize) -> Option<Vec<Claimed>> {
+    if !crate::schema_version::databases_by_oid() || !may_still_connect(role, db) {
+        return None; // the scheduler fails its runs with the reason
+    }
+    crate::bgw::as_superuser(|| {
+        // SET LOCAL: for this claim's commit only, never the command's.
+        unsafe {
+            pg_sys::set_config_option(
+                c"synchronous_commit".as_ptr(),
+                c"off".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_LOCAL,
+                true,
+                0,
+                false,
+            )
+        };
+        let claimed = Spi::connect_mut(|c| {
+            if batch > 1 {
+                let runs = claim_batch(c, role, db, batch)?;
+                if !runs.is_empty() {
+                    return Ok(runs);
+                }
             }
-            Some(command)
+            claim_head(c, role, db)
         })
+        .unwrap_or_else(|e| error!("pg_jobs executor: cannot take the next run: {e}"));
+        let (first, job_id) = claimed.first()?;
+        let (run_id, timeout_ms, job_id) = (first.run_id, first.timeout_ms, *job_id);
+        let more: Vec<i64> = claimed[1..].iter().map(|(c, _)| c.run_id).collect();
+        // Held in the registry before the claim commits (see self_claim);
+        // if we were told to retire meanwhile, the claim rolls back.
+        if !registry::self_claim(me, run_id, job_id, timeout_ms, &more) {
+            ereport!(
+                ERROR,
+                PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,
+                "pg_jobs executor: asked to exit while taking a run"
+            );
+        }
+        Some(claimed.into_iter().map(|(c, _)| c).collect())
     })
+}
+
+/// Up to `batch` submitted runs of ours from the head of the queue, in
+/// queue order, marked `starting`; none if the head is not one of them.
+fn claim_batch(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    role: pg_sys::Oid,
+    db: pg_sys::Oid,
+    batch: usize,
+) -> Result<Vec<(Claimed, i64)>, pgrx::spi::SpiError> {
+    // Lock the head rows (others skip them), then keep the leading ones
+    // that are ours: the first run of another role or a job ends the batch.
+    let head = crate::saved_plans::run(
+        c,
+        "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                       AND r.datid OPERATOR(pg_catalog.=) $2 AND r.job_id IS NULL)
+           FROM jobs.run r
+          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+            AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+          ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+          LIMIT $3
+            FOR UPDATE SKIP LOCKED",
+        &[role.into(), db.into(), (batch as i64).into()],
+    )?;
+    let ids: Vec<i64> = head
+        .into_iter()
+        .map(|r| {
+            (
+                r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+            )
+        })
+        .take_while(|&(_, mine)| mine)
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = crate::saved_plans::run(
+        c,
+        "UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
+          WHERE id OPERATOR(pg_catalog.=) ANY ($1)
+      RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8",
+        &[ids.clone().into()],
+    )?;
+    let mut runs: Vec<(Claimed, i64)> = rows
+        .into_iter()
+        .map(|r| {
+            (
+                Claimed {
+                    run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+                    command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                },
+                0,
+            )
+        })
+        .collect();
+    runs.sort_by_key(|(c, _)| ids.iter().position(|&id| id == c.run_id));
+    Ok(runs)
+}
+
+/// The head of the queue alone, if it is ours, marked `running`; returns
+/// it with its job id (0 for a submitted run).
+fn claim_head(
+    c: &mut pgrx::spi::SpiClient<'_>,
+    role: pg_sys::Oid,
+    db: pg_sys::Oid,
+) -> Result<Vec<(Claimed, i64)>, pgrx::spi::SpiError> {
+    let rows = crate::saved_plans::run(
+        c,
+        "WITH head AS (
+           SELECT r.id, r.owner, r.datid, r.job_id
+             FROM jobs.run r
+            WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+              AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+            ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+         UPDATE jobs.run u
+            SET status = 'running', pid = pg_catalog.pg_backend_pid(),
+                started_at = pg_catalog.clock_timestamp(), message = NULL
+           FROM head
+          WHERE u.id OPERATOR(pg_catalog.=) head.id
+            AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+            AND head.datid OPERATOR(pg_catalog.=) $2
+            -- A scheduled job's run waits, as the scheduler makes it
+            -- wait, while another run of that job is going (unless
+            -- the job allows overlap).
+            AND (head.job_id IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM jobs.job j
+                   WHERE j.id OPERATOR(pg_catalog.=) head.job_id
+                     AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
+                     AND EXISTS (SELECT 1 FROM jobs.run o
+                                  WHERE o.job_id OPERATOR(pg_catalog.=) head.job_id
+                                    AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))))
+      RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
+                COALESCE(u.job_id, 0)",
+        &[role.into(), db.into()],
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                Claimed {
+                    run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+                    command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+                },
+                r.get::<i64>(4).ok().flatten().unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// The role may still log in, and connect to the database (syscache
@@ -235,7 +411,7 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     let Some(slot) = registry::slot(me) else {
         return false;
     };
-    registry::set_running(me);
+    SCHEDULER_LATCH.store(registry::set_running(me), Ordering::Relaxed);
     if registry::cancel_requested(me) {
         registry::record_outcome(
             me,
@@ -247,11 +423,15 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     }
     if slot.timeout_ms > 0 {
         unsafe {
-            timeout::enable_timeout_after(
-                timeout::STATEMENT_TIMEOUT,
+            ffi::enable_timeout_after(
+                ffi::STATEMENT_TIMEOUT,
                 slot.timeout_ms.min(i32::MAX as i64) as i32,
             )
         };
+    }
+    let slow_run = SLOW_RUN_TIMEOUT.load(Ordering::Relaxed);
+    if slow_run >= 0 {
+        unsafe { ffi::enable_timeout_after(slow_run, registry::RUNNING_VISIBLE_WITHIN_MS as i32) };
     }
     let started = std::time::Instant::now();
     // Exactly once: when the command is one transaction in the database
@@ -277,7 +457,12 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         // there, so results of runs in other databases are not kept.
         sql_runner::run(command)
     };
-    unsafe { timeout::disable_timeout(timeout::STATEMENT_TIMEOUT, false) };
+    unsafe {
+        ffi::disable_timeout(ffi::STATEMENT_TIMEOUT, false);
+        if slow_run >= 0 {
+            ffi::disable_timeout(slow_run, false);
+        }
+    }
     // PostgreSQL resets the timeout's indicator when it reports the cancel,
     // so tell our timeout from any other cancel by the time that passed.
     let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
@@ -312,21 +497,7 @@ fn run_one(me: SlotRef, command: &str) -> bool {
 /// run succeeded and keep its rows (as pg_jobs, with a pinned search_path).
 fn record_success_in_transaction(run_id: i64) {
     let truncated = crate::result_capture::current().truncated;
-    let recorded = crate::bgw::as_superuser(|| {
-        Spi::connect_mut(|c| {
-            crate::saved_plans::run(
-                c,
-                "UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
-                        pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
-                        started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
-                  WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
-              RETURNING id",
-                &[run_id.into(), truncated.into()],
-            )
-            .map(|t| t.len())
-        })
-    })
-    .unwrap_or_else(|e| error!("pg_jobs: cannot record run {run_id}: {e}"));
+    let recorded = crate::bgw::as_superuser(|| mark_succeeded(run_id, truncated));
     // The row was no longer ours to finish (already recorded as crashed,
     // cancelled or timed out, and perhaps retried): committing the
     // command's effects now would make it run twice. Roll them back.
@@ -339,6 +510,56 @@ fn record_success_in_transaction(run_id: i64) {
         );
     }
     store_result(run_id, false);
+}
+
+/// The in-transaction record itself: `succeeded`, if the run is still
+/// ours to finish. Returns how many rows it updated (0 or 1).
+///
+/// Read with the latest snapshot, not the command's: a command running at
+/// REPEATABLE READ or SERIALIZABLE (its role's default) would otherwise
+/// fail with a serialization error whenever the scheduler showed the run
+/// `running` after the command's snapshot was taken. Raw SPI, because
+/// choosing the snapshot takes `SPI_execute_snapshot`; the plan is kept.
+fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
+    thread_local! {
+        static PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    const SQL: &std::ffi::CStr = c"UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+                 pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
+                 started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')";
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("pg_jobs: cannot record run {run_id}: SPI_connect failed");
+        }
+        let mut plan = PLAN.with(|p| p.get()) as pg_sys::SPIPlanPtr;
+        if plan.is_null() {
+            let mut types = [pg_sys::INT8OID, pg_sys::BOOLOID];
+            plan = pg_sys::SPI_prepare(SQL.as_ptr(), 2, types.as_mut_ptr());
+            if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+                error!("pg_jobs: cannot record run {run_id}: cannot prepare the record");
+            }
+            PLAN.with(|p| p.set(plan as usize));
+        }
+        let mut values = [pg_sys::Datum::from(run_id), pg_sys::Datum::from(truncated)];
+        let nulls = [b' ' as std::ffi::c_char; 2];
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            false,
+            true,
+            0,
+        );
+        if rc != pg_sys::SPI_OK_UPDATE as i32 {
+            error!("pg_jobs: cannot record run {run_id}: SPI returned {rc}");
+        }
+        let n = pg_sys::SPI_processed;
+        pg_sys::SPI_finish();
+        n
+    }
 }
 
 /// Write the captured rows of run `run_id` (if any) to `jobs.run_result`,

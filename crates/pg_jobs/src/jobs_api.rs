@@ -163,6 +163,17 @@ pub(crate) fn validate_numbers(
 /// dispatched by OID: a renamed database keeps its jobs, and a new database
 /// that takes an old name does not inherit them.
 pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
+    // Usually the current database (jobs.submit's default): known without
+    // a catalog scan. Its name cannot change while we are connected.
+    thread_local! {
+        static CURRENT: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+    }
+    let me = unsafe { pg_sys::MyDatabaseId };
+    if me != pg_sys::InvalidOid
+        && CURRENT.with(|c| c.get_or_init(|| crate::bgw::database_name(me)).as_str() == name)
+    {
+        return me;
+    }
     let c = std::ffi::CString::new(name).unwrap_or_default();
     unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
 }

@@ -88,6 +88,9 @@ pub const CHANGED_JOBS: usize = 32;
 
 /// Longest error message an executor can hand back; longer ones are cut.
 pub const MESSAGE_BYTES: usize = 1000;
+/// How many runs a pooled executor may take from the queue at once (the
+/// one it starts, and the rest reserved to run next).
+pub const RESERVE_MAX: usize = 16;
 
 /// What an executor reports about its run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,6 +161,12 @@ pub struct Slot {
     pub pending_handover: bool,
     /// Executors: asked to exit (its capacity is needed for another role or database).
     pub retire: bool,
+    /// Executors (warm pool): runs taken from the queue with the current
+    /// one, to run next in this order (`reserved_len` of them); `jobs.run`
+    /// says `starting` for them. The scheduler takes them back when the
+    /// current run is slow, and requeues them when the executor is gone.
+    reserved: [i64; RESERVE_MAX],
+    reserved_len: u8,
     pub started_at: i64,
     pub finished_at: i64,
     pub sqlstate: [u8; 5],
@@ -195,6 +204,8 @@ impl Default for Slot {
             assigned: false,
             pending_handover: false,
             retire: false,
+            reserved: [0; RESERVE_MAX],
+            reserved_len: 0,
             started_at: 0,
             finished_at: 0,
             sqlstate: [b'0'; 5],
@@ -210,6 +221,10 @@ impl Slot {
     }
     pub fn sqlstate(&self) -> String {
         String::from_utf8_lossy(&self.sqlstate).into_owned()
+    }
+    /// Executors: the runs reserved to run after the current one.
+    pub fn reserved(&self) -> &[i64] {
+        &self.reserved[..self.reserved_len as usize]
     }
 }
 
@@ -475,15 +490,22 @@ fn free(slot: &mut Slot) {
 /// Executor side: the command started. The scheduler is not woken for
 /// this: it says `running` in `jobs.run` on its next pass, at most
 /// `RUNNING_VISIBLE_WITHIN_MS` later, so a short run costs it no extra pass.
-pub fn set_running(r: SlotRef) {
+/// Returns the latch of the scheduler of the run's history database (0 if
+/// none), for an executor to wake it when the run turns out not to be short.
+pub fn set_running(r: SlotRef) -> usize {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if !(slot.in_use && slot.generation == r.generation) {
-        return;
+        return 0;
     }
     slot.state = State::Running;
     slot.since = now();
     slot.started_at = slot.since;
+    let home = slot.home_db;
+    reg.slots
+        .iter()
+        .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == home)
+        .map_or(0, |s| s.latch)
 }
 
 /// How soon after an executor starts its run `jobs.run` says `running`.
@@ -822,27 +844,57 @@ pub fn broadcast_runs_finished() {
     unsafe { pg_sys::ConditionVariableBroadcast(runs_finished_cv()) };
 }
 
+/// What [`cancel_run`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// No executor holds the run.
+    NotHeld,
+    /// Its executor is running it: flagged and interrupted.
+    Interrupted,
+    /// It was reserved by an executor and had not started: taken back (the
+    /// caller marks it cancelled).
+    Withdrawn,
+}
+
 /// `jobs.cancel` of a run an executor holds: flag it and interrupt its
-/// statement (SIGINT, as pg_cancel_backend). Returns whether it was found.
-pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> bool {
+/// statement (SIGINT, as pg_cancel_backend), or take it back from the
+/// runs an executor reserved.
+pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
     let pid = {
         let mut reg = REGISTRY.exclusive();
-        let Some(slot) = reg.slots.iter_mut().find(|s| {
-            s.in_use
-                && s.kind == Kind::Executor
-                && s.home_db == home_db.to_u32()
-                && s.run_id == run_id
-                && !s.exited
-        }) else {
-            return false;
-        };
-        slot.cancel_requested = true;
-        slot.pid
+        let mut found = None;
+        for slot in reg.slots.iter_mut().filter(|s| {
+            s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32() && !s.exited
+        }) {
+            if slot.run_id == run_id {
+                slot.cancel_requested = true;
+                found = Some(slot.pid);
+                break;
+            }
+            if remove_reserved(slot, run_id) {
+                return Cancel::Withdrawn;
+            }
+        }
+        match found {
+            Some(pid) => pid,
+            None => return Cancel::NotHeld,
+        }
     };
     if pid != 0 {
         // SAFETY: kill(2) of the pid the registry holds for this run's executor.
         unsafe { libc::kill(pid, libc::SIGINT) };
     }
+    Cancel::Interrupted
+}
+
+/// Take `run_id` out of the slot's reserved runs; whether it was there.
+fn remove_reserved(slot: &mut Slot, run_id: i64) -> bool {
+    let n = slot.reserved_len as usize;
+    let Some(i) = slot.reserved[..n].iter().position(|&id| id == run_id) else {
+        return false;
+    };
+    slot.reserved.copy_within(i + 1..n, i);
+    slot.reserved_len -= 1;
     true
 }
 
@@ -976,22 +1028,71 @@ pub fn retire_abandoned(home_db: pg_sys::Oid) {
     }
 }
 
-/// Executor side (warm pool): it took run `run_id` from the queue itself.
-/// Called inside the claiming transaction, before it commits, so that a
-/// crash sweep that sees the run `running` also sees it held here. `false`
+/// Executor side (warm pool): it took run `run_id` from the queue itself,
+/// and reserved `more` (at most [`RESERVE_MAX`] − 1) to run next. Called
+/// inside the claiming transaction, before it commits, so that a crash
+/// sweep that sees the runs `starting` also sees them held here. `false`
 /// (claim nothing) when the executor was asked to retire.
-pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool {
+pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &[i64]) -> bool {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation) || slot.retire {
+    if !(slot.in_use && slot.generation == r.generation) || slot.retire || more.len() >= RESERVE_MAX {
         return false;
     }
     assign_run(slot, run_id, job_id, timeout_ms);
+    slot.reserved[..more.len()].copy_from_slice(more);
+    slot.reserved_len = more.len() as u8;
     let home = slot.home_db;
     if let Some(e) = db_entry(&mut reg.dbs, home) {
-        e.claims += 1;
+        e.claims += 1 + more.len() as u64;
     }
     true
+}
+
+/// Executor side: start the next reserved run, `run_id`, unless the
+/// scheduler (or `jobs.cancel`) took it back meanwhile (`false`: skip it).
+/// Decided under the lock, so a run is either started here or requeued
+/// there, never both.
+pub fn start_reserved(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) || !remove_reserved(slot, run_id) {
+        return false;
+    }
+    assign_run(slot, run_id, 0, timeout_ms);
+    true
+}
+
+/// Executor side: give back every reserved run (its caller requeues them).
+pub fn take_reserved(r: SlotRef) -> Vec<i64> {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return Vec::new();
+    }
+    let ids = slot.reserved().to_vec();
+    slot.reserved_len = 0;
+    ids
+}
+
+/// Scheduler side: take back the runs reserved by executors whose current
+/// run has been going for over `running_us` (they would wait behind it),
+/// and by executors that exited; the caller requeues them.
+pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
+    let mut reg = REGISTRY.exclusive();
+    let now = now();
+    let mut ids = Vec::new();
+    for slot in reg.slots.iter_mut().filter(|s| {
+        s.in_use
+            && s.kind == Kind::Executor
+            && s.home_db == home_db.to_u32()
+            && s.reserved_len > 0
+            && (s.exited || (s.state == State::Running && now - s.since > running_us))
+    }) {
+        ids.extend_from_slice(slot.reserved());
+        slot.reserved_len = 0;
+    }
+    ids
 }
 
 /// A pooled executor's slot takes on run `run_id`: everything about the

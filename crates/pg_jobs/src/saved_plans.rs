@@ -15,8 +15,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 thread_local! {
-    /// By SQL text: a handful of fixed statements per process.
-    static PLANS: RefCell<HashMap<String, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// By the address of the SQL text, a string literal (so a look-up
+    /// hashes a number, not the statement): a handful per process.
+    static PLANS: RefCell<HashMap<usize, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// Statements put together at run time (they depend on the schema
+    /// version), by their text.
+    static BUILT_PLANS: RefCell<HashMap<String, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
 }
 
 /// Run `sql` (it may write) with `args`, planning it only the first time
@@ -24,12 +28,38 @@ thread_local! {
 /// statement must always be called with the same types.
 pub fn run<'conn>(
     client: &mut SpiClient<'conn>,
+    sql: &'static str,
+    args: &[DatumWithOid],
+) -> SpiResult<SpiTupleTable<'conn>> {
+    let key = sql.as_ptr() as usize;
+    // Taken out while it runs: a statement that (through a trigger, say)
+    // ends up here again plans its own copy instead of finding it borrowed.
+    let kept = PLANS.with(|p| p.borrow_mut().remove(&key));
+    let (plan, result) = execute(client, kept, sql, args)?;
+    PLANS.with(|p| p.borrow_mut().insert(key, plan));
+    result
+}
+
+/// [`run`] for a statement built at run time.
+pub fn run_built<'conn>(
+    client: &mut SpiClient<'conn>,
     sql: &str,
     args: &[DatumWithOid],
 ) -> SpiResult<SpiTupleTable<'conn>> {
-    // Taken out while it runs: a statement that (through a trigger, say)
-    // ends up here again plans its own copy instead of finding it borrowed.
-    let kept = PLANS.with(|p| p.borrow_mut().remove(sql));
+    let kept = BUILT_PLANS.with(|p| p.borrow_mut().remove(sql));
+    let (plan, result) = execute(client, kept, sql, args)?;
+    BUILT_PLANS.with(|p| p.borrow_mut().insert(sql.to_owned(), plan));
+    result
+}
+
+type Executed<'conn> = (OwnedPreparedStatement, SpiResult<SpiTupleTable<'conn>>);
+
+fn execute<'conn>(
+    client: &mut SpiClient<'conn>,
+    kept: Option<OwnedPreparedStatement>,
+    sql: &str,
+    args: &[DatumWithOid],
+) -> SpiResult<Executed<'conn>> {
     let plan = match kept {
         Some(p) => p,
         None => {
@@ -38,6 +68,5 @@ pub fn run<'conn>(
         }
     };
     let result = client.update(&plan, None, args);
-    PLANS.with(|p| p.borrow_mut().insert(sql.to_owned(), plan));
-    result
+    Ok((plan, result))
 }

@@ -227,6 +227,12 @@ impl Scheduler {
             if !extension_exists() {
                 return None;
             }
+            // Runs reserved behind a slow run, or by an executor that is
+            // gone, go back to the queue (and out to others, below).
+            let taken_back = registry::take_back_reserved(self.db, registry::RUNNING_VISIBLE_WITHIN_MS * 1000);
+            if !taken_back.is_empty() {
+                requeue_reserved(&taken_back);
+            }
             Some(Spi::connect_mut(|client| {
                 self.daemons.observe(client, reload_daemons, true);
                 let harvested = self.harvest(client);
@@ -607,11 +613,14 @@ impl Scheduler {
         .expect("reading runs in flight")
         .filter_map(|r| r.get::<i64>(1).ok().flatten())
         .collect();
-        // A slot still waiting for a handover from a dead scheduler holds no run.
+        // A slot still waiting for a handover from a dead scheduler holds no
+        // run; an executor's reserved runs are held until it starts them.
         let live: std::collections::HashSet<i64> = registry::executors_of(self.db)
             .iter()
-            .filter(|(_, s)| !s.pending_handover)
-            .map(|(_, s)| s.run_id)
+            .flat_map(|(_, s)| {
+                let current = (!s.pending_handover).then_some(s.run_id);
+                current.into_iter().chain(s.reserved().iter().copied())
+            })
             .collect();
         let gone: Vec<i64> = in_flight.into_iter().filter(|id| !live.contains(id)).collect();
         if gone.is_empty() {
@@ -919,7 +928,7 @@ fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
     } else {
         ("", "j.database")
     };
-    saved_plans::run(
+    saved_plans::run_built(
         client,
         &format!(
             "INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
@@ -951,7 +960,7 @@ fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
         .unwrap_or(10_000);
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
-    saved_plans::run(
+    saved_plans::run_built(
             client,
             &format!("INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
                                    retry_backoff, scheduled_for, not_before)
@@ -998,7 +1007,7 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
     };
     // FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
     // queue itself (see executor::claim_next) never gets the same one.
-    let queued = saved_plans::run(
+    let queued = saved_plans::run_built(
             client,
             &format!("SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
@@ -1126,36 +1135,67 @@ fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
 }
 
 /// Delete finished runs older than `pg_jobs.history_retention`, and beyond
-/// `pg_jobs.history_max_runs_per_job` per job, in bounded batches.
+/// `pg_jobs.history_max_runs_per_job` per job, in bounded batches, with
+/// their kept rows (no foreign key does that since 0.3.0).
 fn purge_history(client: &mut SpiClient) {
     let retention_s = gucs::history_retention_s();
     let per_job = gucs::history_max_runs_per_job();
     client
         .update(
-            "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
-               SELECT id FROM jobs.run
-                WHERE finished_at < pg_catalog.now() - $1 * INTERVAL '1 second'
-                  AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
-                LIMIT 10000))",
+            "WITH gone AS (
+               DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                 SELECT id FROM jobs.run
+                  WHERE finished_at < pg_catalog.now() - $1 * INTERVAL '1 second'
+                    AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+                  LIMIT 10000))
+               RETURNING id)
+             DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM gone))",
             None,
             &[(retention_s as i64).into()],
         )
         .expect("purging old runs");
+    // Rows of runs deleted by hand (a superuser clearing old history with
+    // DELETE FROM jobs.run): those below the oldest run left.
+    saved_plans::run(
+        client,
+        "DELETE FROM jobs.run_result
+          WHERE run_id OPERATOR(pg_catalog.<) COALESCE((SELECT pg_catalog.min(id) FROM jobs.run), 9223372036854775807)",
+        &[],
+    )
+    .expect("purging rows of deleted runs");
     if per_job > 0 {
         client
             .update(
-                "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT id FROM (
-                     SELECT id, pg_catalog.row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
-                       FROM jobs.run
-                      WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')) k
-                    WHERE k.n OPERATOR(pg_catalog.>) $1
-                    LIMIT 10000))",
+                "WITH gone AS (
+                   DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                     SELECT id FROM (
+                       SELECT id, pg_catalog.row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
+                         FROM jobs.run
+                        WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')) k
+                      WHERE k.n OPERATOR(pg_catalog.>) $1
+                      LIMIT 10000))
+                   RETURNING id)
+                 DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM gone))",
                 None,
                 &[(per_job as i64).into()],
             )
             .expect("purging runs beyond the per-job bound");
     }
+}
+
+/// Runs an executor reserved and did not start go back to the queue, as if
+/// never taken (same attempt, no message).
+pub(crate) fn requeue_reserved(ids: &[i64]) {
+    Spi::connect_mut(|client| {
+        saved_plans::run(
+            client,
+            "UPDATE jobs.run SET status = 'queued', pid = NULL
+              WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'starting'",
+            &[ids.to_vec().into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| error!("pg_jobs: cannot requeue reserved runs: {e}"));
 }
 
 fn requeue(run_id: i64, why: Option<&str>) {
