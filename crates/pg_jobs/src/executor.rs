@@ -9,7 +9,10 @@
 //! database than the history: `database =>` jobs). Two exceptions, both in
 //! the history's own database: a single-transaction command's success is
 //! recorded inside that transaction (exactly once), and a pooled executor
-//! that just did so takes the next run of its role from the queue itself.
+//! that just did so takes the next runs of its role from the queue itself:
+//! after a quick run, up to `RESERVE_MAX` at once, the rest reserved in its
+//! registry slot to run next (the scheduler takes them back if the run in
+//! front turns out slow).
 //!
 //! A timeout is armed as PostgreSQL's statement timeout over the whole
 //! command; the scheduler terminates an executor that ignores the cancel.

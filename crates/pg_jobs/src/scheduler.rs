@@ -603,26 +603,39 @@ impl Scheduler {
                 });
         }
         // Runs in flight first, then who holds them: a pooled executor that
-        // takes a run from the queue itself registers it before its claim
+        // takes runs from the queue itself registers them before its claim
         // commits, so any claim this snapshot sees is in the registry below.
-        let in_flight: Vec<i64> = saved_plans::run(
+        let in_flight: Vec<(i64, Option<i32>)> = saved_plans::run(
             client,
-            "SELECT id FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+            "SELECT id, pid FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
             &[],
         )
         .expect("reading runs in flight")
-        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+        .filter_map(|r| Some((r.get::<i64>(1).ok().flatten()?, r.get::<i32>(2).ok().flatten())))
         .collect();
         // A slot still waiting for a handover from a dead scheduler holds no
         // run; an executor's reserved runs are held until it starts them.
-        let live: std::collections::HashSet<i64> = registry::executors_of(self.db)
+        let executors = registry::executors_of(self.db);
+        let live: std::collections::HashSet<i64> = executors
             .iter()
             .flat_map(|(_, s)| {
                 let current = (!s.pending_handover).then_some(s.run_id);
                 current.into_iter().chain(s.reserved().iter().copied())
             })
             .collect();
-        let gone: Vec<i64> = in_flight.into_iter().filter(|id| !live.contains(id)).collect();
+        // A live executor may also be putting runs it reserved back in the
+        // queue (out of the registry, its UPDATE not committed yet): runs
+        // that carry its pid are its to settle.
+        let live_pids: std::collections::HashSet<i32> = executors
+            .iter()
+            .filter(|(_, s)| !s.exited && s.pid != 0)
+            .map(|(_, s)| s.pid)
+            .collect();
+        let gone: Vec<i64> = in_flight
+            .into_iter()
+            .filter(|(id, pid)| !live.contains(id) && !pid.is_some_and(|p| live_pids.contains(&p)))
+            .map(|(id, _)| id)
+            .collect();
         if gone.is_empty() {
             return;
         }
