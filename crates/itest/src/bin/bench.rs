@@ -109,8 +109,8 @@ fn main() {
     let conf = "shared_preload_libraries = 'pg_jobs,pg_cron'\ncron.database_name = 'bench'\n\
                 max_worker_processes = 64\ncron.max_running_jobs = 32\n\
                 pg_jobs.log_runs = off\nmax_connections = 200";
-    // 4 executors (2 per core measured best here: 8 gave ~10% fewer runs/s)
-    // unless BENCH_EXECUTORS says otherwise.
+    // 4 executors unless BENCH_EXECUTORS says otherwise (2 and 8 measured
+    // within a few per cent of it on two cores; see the README).
     let executors: u32 = std::env::var("BENCH_EXECUTORS")
         .ok()
         .and_then(|v| v.parse().ok())
