@@ -271,9 +271,11 @@ fn runs_reserved_behind_a_slow_run_do_not_wait_for_it() {
              FROM generate_series(0, 440) g ORDER BY g)
          SELECT id FROM ids WHERE g = 400",
     );
-    let (_, waited) = wait_for("the 440 quick runs done while the slow one runs", DEADLINE, || {
-        (one::<i64>(&mut s, "SELECT count(*) FROM hits") == 440).then_some(())
-    });
+    let (_, waited) = wait_for(
+        "the 440 quick runs done while the slow one runs",
+        DEADLINE,
+        || (one::<i64>(&mut s, "SELECT count(*) FROM hits") == 440).then_some(()),
+    );
     println!("440 quick runs around a slow one finished in {waited:?}");
     let status: String = one(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {slow}"));
     assert_eq!(status, "running", "the slow run is shown running while it runs");
@@ -344,7 +346,10 @@ fn runs_behind_a_slow_run_can_be_cancelled_and_never_run() {
             .then_some(())
     });
     for id in behind {
-        assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({id})")), "run {id} cancelled");
+        assert!(
+            one::<bool>(&mut s, &format!("SELECT jobs.cancel({id})")),
+            "run {id} cancelled"
+        );
     }
     assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({slow})")));
     for id in behind {

@@ -83,7 +83,11 @@ fn upgrade_from_0_1_0_matches_a_fresh_install_and_keeps_jobs_running() {
         &mut old,
         "SELECT extversion FROM pg_extension WHERE extname = 'pg_jobs'",
     );
-    assert_eq!(version, env!("CARGO_PKG_VERSION"), "updated to the current version");
+    assert_eq!(
+        version,
+        env!("CARGO_PKG_VERSION"),
+        "updated to the current version"
+    );
     let kept: i64 = one(&mut old, "SELECT count(*) FROM jobs.run");
     assert!(
         kept >= runs_before,

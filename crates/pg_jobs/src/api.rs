@@ -233,33 +233,48 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
 #[pg_extern(volatile, parallel_unsafe)]
 fn cancel(run_id: Option<i64>) -> bool {
     let run_id = required(run_id, "run_id");
-    let status = visible_status(run_id); // also the ownership check
-    if is_terminal(&status) {
-        return false;
-    }
-    let was_queued = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                    sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'
-          RETURNING id",
+    visible_status(run_id); // the ownership check
+                            // Lock the run's row first: a run between the queue and an executor
+                            // (being claimed, or reserved runs being put back in the queue) is
+                            // settled by whoever holds its row, so wait for them and read where it
+                            // ended up. Claimers skip locked rows: while we hold it, a queued run
+                            // stays queued.
+    let status = bgw::as_superuser(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
             &[run_id.into()],
         )
     })
     .ok()
     .flatten()
-    .is_some();
-    if was_queued {
+    .unwrap_or_default();
+    if status.is_empty() || is_terminal(&status) {
+        return false;
+    }
+    if status == "queued" {
+        bgw::as_superuser(|| {
+            Spi::run_with_args(
+                "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                        sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
+                  WHERE id OPERATOR(pg_catalog.=) $1",
+                &[run_id.into()],
+            )
+        })
+        .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
         hooks::runs_finished_at_commit();
         return true;
     }
     match registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
-        registry::Cancel::NotHeld => false,
+        registry::Cancel::Exited => false,
+        registry::Cancel::NotHeld if status == "running" => false,
         registry::Cancel::Interrupted => true,
         // Reserved by a pooled executor, not started: it will not start
         // now. (Should this transaction roll back, the run stays `starting`
         // with no executor holding it, and the scheduler marks it crashed.)
-        registry::Cancel::Withdrawn => {
+        // Or `starting` and held by nobody: on its way back to the queue
+        // (its requeue waits for our lock, then finds it cancelled), or
+        // orphaned: it never started either way.
+        registry::Cancel::Withdrawn | registry::Cancel::NotHeld => {
             bgw::as_superuser(|| {
                 Spi::run_with_args(
                     "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),

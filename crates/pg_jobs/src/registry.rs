@@ -849,6 +849,8 @@ pub fn broadcast_runs_finished() {
 pub enum Cancel {
     /// No executor holds the run.
     NotHeld,
+    /// Its executor has exited; its outcome is for the scheduler to write.
+    Exited,
     /// Its executor is running it: flagged and interrupted.
     Interrupted,
     /// It was reserved by an executor and had not started: taken back (the
@@ -863,9 +865,17 @@ pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
     let pid = {
         let mut reg = REGISTRY.exclusive();
         let mut found = None;
-        for slot in reg.slots.iter_mut().filter(|s| {
-            s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32() && !s.exited
-        }) {
+        for slot in reg
+            .slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32())
+        {
+            if slot.exited {
+                if slot.run_id == run_id && !slot.pending_handover {
+                    return Cancel::Exited;
+                }
+                continue;
+            }
             if slot.run_id == run_id {
                 slot.cancel_requested = true;
                 found = Some(slot.pid);

@@ -229,7 +229,8 @@ impl Scheduler {
             }
             // Runs reserved behind a slow run, or by an executor that is
             // gone, go back to the queue (and out to others, below).
-            let taken_back = registry::take_back_reserved(self.db, registry::RUNNING_VISIBLE_WITHIN_MS * 1000);
+            let taken_back =
+                registry::take_back_reserved(self.db, registry::RUNNING_VISIBLE_WITHIN_MS * 1000);
             if !taken_back.is_empty() {
                 requeue_reserved(&taken_back);
             }
