@@ -313,6 +313,21 @@ fn runs_of_repeatable_read_and_serializable_roles_are_recorded() {
         let (status, code, message) = wait_run(&mut s, id);
         assert_eq!(status, "succeeded", "{role}: {code:?} {message:?}");
     }
+    // A burst of such runs: executors claim runs from the queue side by
+    // side, in transactions of their own (never at the role's level).
+    s.batch_execute(
+        "SELECT jobs.submit('SELECT 1', run_as => 'ser') FROM generate_series(1, 300)",
+    )
+    .unwrap();
+    wait_for("the serializable burst done", DEADLINE, || {
+        (one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')") == 0)
+            .then_some(())
+    });
+    assert_eq!(
+        one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status <> 'succeeded'"),
+        0,
+        "every run of the serializable role succeeded"
+    );
     let levels: Vec<String> = s
         .query("SELECT level FROM public.iso_hits ORDER BY 1", &[])
         .unwrap()
@@ -320,6 +335,63 @@ fn runs_of_repeatable_read_and_serializable_roles_are_recorded() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(levels, ["repeatable read", "serializable"]);
+}
+
+/// A cancel inside a transaction that goes on: the run's row is not kept
+/// locked, so the scheduler records the cancelled run at once (a `wait` in
+/// the same transaction sees it) and goes on dispatching others.
+#[test]
+fn cancel_in_an_open_transaction_does_not_hold_up_the_scheduler() {
+    let (c, mut s) = cluster("cancel-open", "");
+    let long: i64 = one(&mut s, "SELECT jobs.submit('SELECT pg_sleep(600)')"); // the run under test
+    wait_for("running", DEADLINE, || {
+        (one::<String>(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {long}")) == "running")
+            .then_some(())
+    });
+    s.batch_execute("BEGIN").unwrap();
+    assert!(one::<bool>(&mut s, &format!("SELECT jobs.cancel({long})")));
+    let mut other = c.connect("app");
+    let quick: i64 = one(&mut other, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(&mut other, quick).0, "succeeded");
+    let status: String = one(&mut s, &format!("SELECT status FROM jobs.wait({long}, '20 s')"));
+    assert_eq!(status, "cancelled");
+    s.batch_execute("COMMIT").unwrap();
+}
+
+/// A command may change its session's transaction defaults (read-only,
+/// an isolation level) and fail or commit on its own: pg_jobs' own
+/// transactions around it are not affected — its result is kept, the runs
+/// reserved behind it still run, nothing ends `crashed`.
+#[test]
+fn a_command_that_changes_session_transaction_defaults_does_not_break_the_executor() {
+    let (_c, mut s) = cluster("characteristics", "pg_jobs.max_executors = 1");
+    let ids: Vec<i64> = s
+        .query(
+            "SELECT jobs.submit(CASE
+                 WHEN g = 20 THEN 'SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; COMMIT; SELECT 1/0'
+                 WHEN g = 21 THEN 'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE, READ ONLY; COMMIT; SELECT 42 AS answer'
+                 ELSE format('SELECT %s', g) END)
+               FROM generate_series(0, 30) g ORDER BY g",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let (status, code, message) = wait_run(&mut s, *id);
+        let expected = if i == 20 { "failed" } else { "succeeded" };
+        assert_eq!(status, expected, "run {i}: {code:?} {message:?}");
+    }
+    let answer: String = one(&mut s, &format!("SELECT r::text FROM jobs.result({}) r", ids[21]));
+    assert_eq!(answer, r#"{"answer": 42}"#);
+    // Those defaults did not leak into the runs after them.
+    let after: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('CREATE TABLE public.written (level text); INSERT INTO public.written SELECT current_setting(''transaction_isolation'')')",
+    );
+    assert_eq!(wait_run(&mut s, after).0, "succeeded");
+    assert_eq!(one::<String>(&mut s, "SELECT level FROM public.written"), "read committed");
 }
 
 /// Runs queued behind a slow run on the only executor (reserved by it, or

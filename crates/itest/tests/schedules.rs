@@ -344,6 +344,17 @@ fn history_is_purged_to_the_per_job_bound() {
         let max: i64 = one(&mut s, "SELECT max(id) FROM jobs.run");
         (kept <= 3 && max > seen_ids + 3).then_some(())
     });
+    // Their kept rows (each run's `SELECT 1` row) go with them.
+    let orphans = "SELECT count(*) FROM jobs.run_result r WHERE NOT EXISTS (SELECT 1 FROM jobs.run WHERE id = r.run_id)";
+    assert_eq!(one::<i64>(&mut s, orphans), 0);
+    assert!(one::<i64>(&mut s, "SELECT count(*) FROM jobs.run_result") > 0);
+    // History cleared by hand: a later purge takes the rows left behind.
+    s.batch_execute("DELETE FROM jobs.run WHERE status = 'succeeded'")
+        .unwrap();
+    assert!(one::<i64>(&mut s, orphans) > 0);
+    wait_for("the result rows of hand-deleted runs purged", DEADLINE, || {
+        (one::<i64>(&mut s, orphans) == 0).then_some(())
+    });
 }
 
 #[test]

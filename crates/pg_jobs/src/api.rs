@@ -234,11 +234,41 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
 fn cancel(run_id: Option<i64>) -> bool {
     let run_id = required(run_id, "run_id");
     visible_status(run_id); // the ownership check
-                            // Lock the run's row first: a run between the queue and an executor
-                            // (being claimed, or reserved runs being put back in the queue) is
-                            // settled by whoever holds its row, so wait for them and read where it
-                            // ended up. Claimers skip locked rows: while we hold it, a queued run
-                            // stays queued.
+                            // Decide with the run's row locked: a run between the queue and an
+                            // executor (being claimed, or reserved runs on their way back to the
+                            // queue) is settled by whoever holds the row, so wait for them and read
+                            // where it ended up; claimers skip locked rows, so a queued run stays
+                            // queued meanwhile. The lock is taken in a subtransaction and kept only
+                            // if the run is cancelled here: held to the end of the caller's
+                            // transaction, it would stall the scheduler's updates of a run that goes
+                            // on (showing it running, recording it).
+    let (saved_cx, saved_owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
+    let cancelled_here = cancel_locked(run_id);
+    unsafe {
+        if cancelled_here == Some(true) {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(saved_cx);
+        pg_sys::CurrentResourceOwner = saved_owner;
+    }
+    match cancelled_here {
+        Some(true) => {
+            hooks::runs_finished_at_commit();
+            true
+        }
+        // Its executor was asked to stop it.
+        None => true,
+        Some(false) => false,
+    }
+}
+
+/// [`cancel`]'s decision, with the run's row locked: `Some(true)` if the
+/// run was marked cancelled here (it had not started), `None` if its
+/// executor was interrupted, `Some(false)` if there was nothing to cancel.
+fn cancel_locked(run_id: i64) -> Option<bool> {
     let status = bgw::as_superuser(|| {
         Spi::get_one_with_args::<String>(
             "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
@@ -249,45 +279,32 @@ fn cancel(run_id: Option<i64>) -> bool {
     .flatten()
     .unwrap_or_default();
     if status.is_empty() || is_terminal(&status) {
-        return false;
+        return Some(false);
     }
-    if status == "queued" {
-        bgw::as_superuser(|| {
-            Spi::run_with_args(
-                "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                        sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-                  WHERE id OPERATOR(pg_catalog.=) $1",
-                &[run_id.into()],
-            )
-        })
-        .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
-        hooks::runs_finished_at_commit();
-        return true;
-    }
-    match registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
-        registry::Cancel::Exited => false,
-        registry::Cancel::NotHeld if status == "running" => false,
-        registry::Cancel::Interrupted => true,
-        // Reserved by a pooled executor, not started: it will not start
-        // now. (Should this transaction roll back, the run stays `starting`
-        // with no executor holding it, and the scheduler marks it crashed.)
-        // Or `starting` and held by nobody: on its way back to the queue
-        // (its requeue waits for our lock, then finds it cancelled), or
-        // orphaned: it never started either way.
-        registry::Cancel::Withdrawn | registry::Cancel::NotHeld => {
-            bgw::as_superuser(|| {
-                Spi::run_with_args(
-                    "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                            sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-                      WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
-                    &[run_id.into()],
-                )
-            })
-            .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
-            hooks::runs_finished_at_commit();
-            true
+    if status != "queued" {
+        match registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
+            registry::Cancel::Interrupted => return None,
+            registry::Cancel::Exited => return Some(false),
+            registry::Cancel::NotHeld if status == "running" => return Some(false),
+            // Reserved by a pooled executor and not started: it will not
+            // start now. (Should the caller roll back, the run stays
+            // `starting` with no executor holding it, and the scheduler
+            // marks it crashed: it never ran.) Or `starting` and held by
+            // nobody: on its way back to the queue (that requeue finds it
+            // cancelled), or orphaned; it never started either way.
+            registry::Cancel::Withdrawn | registry::Cancel::NotHeld => {}
         }
     }
+    bgw::as_superuser(|| {
+        Spi::run_with_args(
+            "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
+              WHERE id OPERATOR(pg_catalog.=) $1",
+            &[run_id.into()],
+        )
+    })
+    .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
+    Some(true)
 }
 
 /// `jobs.result(run_id)`: the rows the run's last statement returned, one

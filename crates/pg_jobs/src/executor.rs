@@ -108,17 +108,16 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             // Its record committed with it: nothing for the scheduler to
             // write. Waiters can look now.
             registry::broadcast_runs_finished();
-        } else {
-            registry::finish_run(me);
         }
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
         if let Some(next) = between_runs(me, db, role, recorded, quick, &mut reserved) {
             command = next;
             continue;
         }
-        if recorded {
-            registry::finish_run(me); // now idle: the scheduler pools us
-        }
+        // Now idle, any reserved runs back in the queue (committed): the
+        // scheduler records our run if it was not recorded in its own
+        // transaction, dispatches what we gave back, and pools us.
+        registry::finish_run(me);
         unsafe { pg_sys::pgstat_report_stat(true) };
         match wait_for_next_run(me) {
             Some(dsm) => match read_command(dsm) {
@@ -152,6 +151,16 @@ fn between_runs(
     quick: bool,
     reserved: &mut VecDeque<Claimed>,
 ) -> Option<String> {
+    unsafe {
+        // A jobs.cancel that reached us after the command ended is moot;
+        // left pending it would fail our own transaction below.
+        pg_sys::QueryCancelPending = 0;
+        // Our own transaction is READ COMMITTED and read-write whatever the
+        // last command made of the session's defaults (SET SESSION
+        // CHARACTERISTICS, its role's default_transaction_isolation); the
+        // reset inside then restores the session's defaults for the next.
+        own_transaction_characteristics();
+    }
     crate::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
         unsafe { reset_session() };
         if !recorded || registry::retire_requested(me) {
@@ -170,6 +179,16 @@ fn between_runs(
         reserved.extend(claimed);
         Some(first.command)
     })
+}
+
+/// The next transaction pg_jobs itself starts in this session is READ
+/// COMMITTED, read-write and not deferrable.
+unsafe fn own_transaction_characteristics() {
+    unsafe {
+        pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
+        pg_sys::DefaultXactReadOnly = false;
+        pg_sys::DefaultXactDeferrable = false;
+    }
 }
 
 /// Everything `DISCARD ALL` resets, by the same calls (`DiscardAll()` in
@@ -193,12 +212,18 @@ unsafe fn reset_session() {
     }
 }
 
-/// Put the runs this executor reserved back in the queue (in a transaction).
+/// Put the runs this executor reserved back in the queue (in a
+/// transaction). Their rows are requeued (and so locked) before they leave
+/// the registry: a crash sweep that no longer finds them held waits for
+/// this transaction and then sees them queued. Only rows still ours (our
+/// pid, `starting`): the scheduler may have taken some back meanwhile, and
+/// another executor claimed them since.
 fn give_back(me: SlotRef, reserved: &mut VecDeque<Claimed>) {
     reserved.clear();
-    let ids = registry::take_reserved(me);
+    let ids = registry::reserved(me);
     if !ids.is_empty() {
-        crate::bgw::as_superuser(|| crate::scheduler::requeue_reserved(&ids));
+        crate::bgw::as_superuser(|| crate::scheduler::requeue_reserved(&ids, true));
+        registry::take_reserved(me);
     }
 }
 
@@ -450,9 +475,27 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         recorded_in_transaction = recorded;
         if !recorded && outcome == sql_runner::Outcome::Succeeded {
             // A command that committed on its own: keep its rows afterwards.
+            // In a transaction of our own characteristics (the command may
+            // have set the session's default to read-only); the session's
+            // are restored after it, for the reset to see.
+            let saved = unsafe {
+                (
+                    pg_sys::DefaultXactIsoLevel,
+                    pg_sys::DefaultXactReadOnly,
+                    pg_sys::DefaultXactDeferrable,
+                )
+            };
+            unsafe { own_transaction_characteristics() };
             crate::bgw::in_transaction("pg_jobs executor: keeping the result", || {
                 store_result(run_id, true)
             });
+            unsafe {
+                (
+                    pg_sys::DefaultXactIsoLevel,
+                    pg_sys::DefaultXactReadOnly,
+                    pg_sys::DefaultXactDeferrable,
+                ) = saved;
+            }
         }
         outcome
     } else {
@@ -547,6 +590,13 @@ fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
         }
         let mut values = [pg_sys::Datum::from(run_id), pg_sys::Datum::from(truncated)];
         let nulls = [b' ' as std::ffi::c_char; 2];
+        // And as READ COMMITTED would, should the scheduler's update of the
+        // row be in progress (not in the latest snapshot yet): wait for it
+        // and re-check the row, instead of a serialization failure. Only
+        // for this statement; the command's own level is restored at once
+        // (after an ERROR, the next transaction starts afresh anyway).
+        let level = pg_sys::XactIsoLevel;
+        pg_sys::XactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
         let rc = pg_sys::SPI_execute_snapshot(
             plan,
             values.as_mut_ptr(),
@@ -557,6 +607,7 @@ fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
             true,
             0,
         );
+        pg_sys::XactIsoLevel = level;
         if rc != pg_sys::SPI_OK_UPDATE as i32 {
             error!("pg_jobs: cannot record run {run_id}: SPI returned {rc}");
         }

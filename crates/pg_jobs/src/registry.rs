@@ -511,7 +511,8 @@ pub fn set_running(r: SlotRef) -> usize {
 /// How soon after an executor starts its run `jobs.run` says `running`.
 pub const RUNNING_VISIBLE_WITHIN_MS: i64 = 50;
 
-/// Executor side: what happened to the run.
+/// Executor side: what happened to the run. The command is over: the slot
+/// is idle (no longer `running`: nothing to show, time out or interrupt).
 pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
@@ -520,6 +521,8 @@ pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &st
     }
     slot.outcome = outcome;
     slot.finished_at = now();
+    slot.state = State::Idle;
+    slot.since = slot.finished_at;
     let code = sqlstate.as_bytes();
     if code.len() == 5 {
         slot.sqlstate.copy_from_slice(code);
@@ -878,7 +881,9 @@ pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
             }
             if slot.run_id == run_id {
                 slot.cancel_requested = true;
-                found = Some(slot.pid);
+                // Interrupt only a command in progress: one not started yet
+                // sees the flag when it starts; one that has ended is done.
+                found = Some(if slot.state == State::Running { slot.pid } else { 0 });
                 break;
             }
             if remove_reserved(slot, run_id) {
@@ -1073,7 +1078,17 @@ pub fn start_reserved(r: SlotRef, run_id: i64, timeout_ms: i64) -> bool {
     true
 }
 
-/// Executor side: give back every reserved run (its caller requeues them).
+/// The runs reserved in slot `r` (none if the slot is not that worker's).
+pub fn reserved(r: SlotRef) -> Vec<i64> {
+    let reg = REGISTRY.share();
+    let slot = &reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return Vec::new();
+    }
+    slot.reserved().to_vec()
+}
+
+/// Give back every reserved run of slot `r` (its caller requeues them).
 pub fn take_reserved(r: SlotRef) -> Vec<i64> {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];

@@ -232,7 +232,7 @@ impl Scheduler {
             let taken_back =
                 registry::take_back_reserved(self.db, registry::RUNNING_VISIBLE_WITHIN_MS * 1000);
             if !taken_back.is_empty() {
-                requeue_reserved(&taken_back);
+                requeue_reserved(&taken_back, false);
             }
             Some(Spi::connect_mut(|client| {
                 self.daemons.observe(client, reload_daemons, true);
@@ -301,10 +301,21 @@ impl Scheduler {
 
         // Runs handed out or still starting: look again shortly to show
         // them `running` (executors do not wake us when they start).
-        let busy = registry::executors_of(self.db).iter().any(|(_, s)| {
+        let executors = registry::executors_of(self.db);
+        let busy = executors.iter().any(|(_, s)| {
             !s.exited && !s.reusable && !s.outcome_ready && !self.shown_running.contains(&s.run_id)
         });
         let mut wake_at = result.wake_at;
+        // Runs reserved behind a run in progress: look when that run turns
+        // slow, to take them back (the executor's timer wakes us then too;
+        // this does not depend on that one wake-up arriving).
+        for (_, s) in executors
+            .iter()
+            .filter(|(_, s)| !s.exited && s.state == State::Running && !s.reserved().is_empty())
+        {
+            let t = time::from_pg(s.since + registry::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
+            wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
+        }
         if let Some(t) = daemon_wake {
             let t = time::from_pg(t);
             wake_at = Some(wake_at.map_or(t, |w| w.min(t)));
@@ -465,6 +476,17 @@ impl Scheduler {
         if exited.is_empty() {
             return Vec::new();
         }
+        // An executor that exited since this pass began may still hold
+        // reserved runs; its slot is freed below, so they go back now.
+        for (slot, _) in exited
+            .iter()
+            .filter(|(_, s)| s.exited && !s.reserved().is_empty())
+        {
+            let ids = registry::take_reserved(*slot);
+            if !ids.is_empty() {
+                requeue_reserved(&ids, false);
+            }
+        }
         let mut ids = Vec::new();
         let mut statuses = Vec::new();
         let mut pids = Vec::new();
@@ -605,49 +627,44 @@ impl Scheduler {
         }
         // Runs in flight first, then who holds them: a pooled executor that
         // takes runs from the queue itself registers them before its claim
-        // commits, so any claim this snapshot sees is in the registry below.
-        let in_flight: Vec<(i64, Option<i32>)> = saved_plans::run(
+        // commits, and puts reserved runs back in the queue (locking their
+        // rows) before it unregisters them, so any run this snapshot sees
+        // in flight is either in the registry below or locked by its
+        // executor. Each row's version (xmin) is kept: the run is marked
+        // crashed only if it is still that version — not if, say, it went
+        // back to the queue and another executor claimed it since.
+        let in_flight: Vec<(i64, String)> = saved_plans::run(
             client,
-            "SELECT id, pid FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+            "SELECT id, xmin::pg_catalog.text FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
             &[],
         )
         .expect("reading runs in flight")
-        .filter_map(|r| Some((r.get::<i64>(1).ok().flatten()?, r.get::<i32>(2).ok().flatten())))
+        .filter_map(|r| Some((r.get::<i64>(1).ok().flatten()?, r.get::<String>(2).ok().flatten()?)))
         .collect();
         // A slot still waiting for a handover from a dead scheduler holds no
         // run; an executor's reserved runs are held until it starts them.
-        let executors = registry::executors_of(self.db);
-        let live: std::collections::HashSet<i64> = executors
+        let live: std::collections::HashSet<i64> = registry::executors_of(self.db)
             .iter()
             .flat_map(|(_, s)| {
                 let current = (!s.pending_handover).then_some(s.run_id);
                 current.into_iter().chain(s.reserved().iter().copied())
             })
             .collect();
-        // A live executor may also be putting runs it reserved back in the
-        // queue (out of the registry, its UPDATE not committed yet): runs
-        // that carry its pid are its to settle.
-        let live_pids: std::collections::HashSet<i32> = executors
-            .iter()
-            .filter(|(_, s)| !s.exited && s.pid != 0)
-            .map(|(_, s)| s.pid)
-            .collect();
-        let gone: Vec<i64> = in_flight
-            .into_iter()
-            .filter(|(id, pid)| !live.contains(id) && !pid.is_some_and(|p| live_pids.contains(&p)))
-            .map(|(id, _)| id)
-            .collect();
+        let (gone, versions): (Vec<i64>, Vec<String>) =
+            in_flight.into_iter().filter(|(id, _)| !live.contains(id)).unzip();
         if gone.is_empty() {
             return;
         }
         let crashed = saved_plans::run(
                 client,
-                "UPDATE jobs.run SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
+                "UPDATE jobs.run r SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
                         message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
-                  WHERE id OPERATOR(pg_catalog.=) ANY ($1)
-                    AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
-              RETURNING id, attempt, max_attempts, job_id",
-                &[gone.into()],
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[])) AS g(id, version)
+                  WHERE r.id OPERATOR(pg_catalog.=) g.id
+                    AND r.xmin OPERATOR(pg_catalog.=) g.version::pg_catalog.xid
+                    AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING r.id, r.attempt, r.max_attempts, r.job_id",
+                &[gone.into(), versions.into()],
             )
             .expect("marking crashed runs");
         let crashed: Vec<(i64, i32, i32, Option<i64>)> = crashed
@@ -1198,14 +1215,16 @@ fn purge_history(client: &mut SpiClient) {
 }
 
 /// Runs an executor reserved and did not start go back to the queue, as if
-/// never taken (same attempt, no message).
-pub(crate) fn requeue_reserved(ids: &[i64]) {
+/// never taken (same attempt, no message). `only_mine`: only rows the
+/// calling executor claimed (its pid).
+pub(crate) fn requeue_reserved(ids: &[i64], only_mine: bool) {
     Spi::connect_mut(|client| {
         saved_plans::run(
             client,
             "UPDATE jobs.run SET status = 'queued', pid = NULL
-              WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'starting'",
-            &[ids.to_vec().into()],
+              WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'starting'
+                AND (NOT $2 OR pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())",
+            &[ids.to_vec().into(), only_mine.into()],
         )
         .map(|_| ())
     })
