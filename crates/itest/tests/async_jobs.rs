@@ -315,16 +315,20 @@ fn runs_of_repeatable_read_and_serializable_roles_are_recorded() {
     }
     // A burst of such runs: executors claim runs from the queue side by
     // side, in transactions of their own (never at the role's level).
-    s.batch_execute(
-        "SELECT jobs.submit('SELECT 1', run_as => 'ser') FROM generate_series(1, 300)",
-    )
-    .unwrap();
+    s.batch_execute("SELECT jobs.submit('SELECT 1', run_as => 'ser') FROM generate_series(1, 300)")
+        .unwrap();
     wait_for("the serializable burst done", DEADLINE, || {
-        (one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')") == 0)
+        (one::<i64>(
+            &mut s,
+            "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')",
+        ) == 0)
             .then_some(())
     });
     assert_eq!(
-        one::<i64>(&mut s, "SELECT count(*) FROM jobs.run WHERE status <> 'succeeded'"),
+        one::<i64>(
+            &mut s,
+            "SELECT count(*) FROM jobs.run WHERE status <> 'succeeded'"
+        ),
         0,
         "every run of the serializable role succeeded"
     );
@@ -391,7 +395,10 @@ fn a_command_that_changes_session_transaction_defaults_does_not_break_the_execut
         "SELECT jobs.submit('CREATE TABLE public.written (level text); INSERT INTO public.written SELECT current_setting(''transaction_isolation'')')",
     );
     assert_eq!(wait_run(&mut s, after).0, "succeeded");
-    assert_eq!(one::<String>(&mut s, "SELECT level FROM public.written"), "read committed");
+    assert_eq!(
+        one::<String>(&mut s, "SELECT level FROM public.written"),
+        "read committed"
+    );
 }
 
 /// Runs queued behind a slow run on the only executor (reserved by it, or

@@ -71,6 +71,8 @@ extern "C" fn wake_scheduler_for_slow_run() {
 /// A run taken from the queue by this executor, not started yet.
 struct Claimed {
     run_id: i64,
+    /// The scheduled job it is a run of (0: submitted).
+    job_id: i64,
     command: String,
     timeout_ms: i64,
 }
@@ -168,7 +170,7 @@ fn between_runs(
             return None;
         }
         while let Some(next) = reserved.pop_front() {
-            if registry::start_reserved(me, next.run_id, next.timeout_ms) {
+            if registry::start_reserved(me, next.run_id, next.job_id, next.timeout_ms) {
                 return Some(next.command);
             }
             // Taken back by the scheduler or jobs.cancel.
@@ -228,9 +230,8 @@ fn give_back(me: SlotRef, reserved: &mut VecDeque<Claimed>) {
 }
 
 /// Take runs from the head of the queue: up to `batch` consecutive runs of
-/// our database and role that were submitted (not a scheduled job's), or
-/// else the head alone if it is ours (a scheduled job's run only when its
-/// overlap policy lets it start now). The head only: priority and due
+/// our database and role (a scheduled job's run only when its overlap
+/// policy lets it start now), or else the head alone if it is ours. The head only: priority and due
 /// order stay global; when the head is another role's, the scheduler
 /// dispatches it. Re-checks that the role may still log in and connect, as
 /// the scheduler does. The first run is this executor's current run, the
@@ -265,9 +266,9 @@ fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, batch: usize) -> 
             claim_head(c, role, db)
         })
         .unwrap_or_else(|e| error!("pg_jobs executor: cannot take the next run: {e}"));
-        let (first, job_id) = claimed.first()?;
-        let (run_id, timeout_ms, job_id) = (first.run_id, first.timeout_ms, *job_id);
-        let more: Vec<i64> = claimed[1..].iter().map(|(c, _)| c.run_id).collect();
+        let first = claimed.first()?;
+        let (run_id, timeout_ms, job_id) = (first.run_id, first.timeout_ms, first.job_id);
+        let more: Vec<i64> = claimed[1..].iter().map(|c| c.run_id).collect();
         // Held in the registry before the claim commits (see self_claim);
         // if we were told to retire meanwhile, the claim rolls back.
         if !registry::self_claim(me, run_id, job_id, timeout_ms, &more) {
@@ -277,24 +278,35 @@ fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, batch: usize) -> 
                 "pg_jobs executor: asked to exit while taking a run"
             );
         }
-        Some(claimed.into_iter().map(|(c, _)| c).collect())
+        Some(claimed)
     })
 }
 
-/// Up to `batch` submitted runs of ours from the head of the queue, in
-/// queue order, marked `starting`; none if the head is not one of them.
+/// Up to `batch` runs of ours from the head of the queue, in queue order,
+/// marked `starting`; none if the head is not one of them. A scheduled
+/// job's run counts as ours only while no other run of that job is going
+/// (unless the job allows overlap); two of one job taken together run one
+/// after the other, so they do not overlap either.
 fn claim_batch(
     c: &mut pgrx::spi::SpiClient<'_>,
     role: pg_sys::Oid,
     db: pg_sys::Oid,
     batch: usize,
-) -> Result<Vec<(Claimed, i64)>, pgrx::spi::SpiError> {
+) -> Result<Vec<Claimed>, pgrx::spi::SpiError> {
     // Lock the head rows (others skip them), then keep the leading ones
-    // that are ours: the first run of another role or a job ends the batch.
+    // that are ours: the first run of another role, or of a job that must
+    // wait, ends the batch.
     let head = crate::saved_plans::run(
         c,
         "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                       AND r.datid OPERATOR(pg_catalog.=) $2 AND r.job_id IS NULL)
+                       AND r.datid OPERATOR(pg_catalog.=) $2
+                       AND (r.job_id IS NULL OR NOT EXISTS (
+                             SELECT 1 FROM jobs.job j
+                              WHERE j.id OPERATOR(pg_catalog.=) r.job_id
+                                AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
+                                AND EXISTS (SELECT 1 FROM jobs.run o
+                                             WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
+                                               AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')))))
            FROM jobs.run r
           WHERE r.status OPERATOR(pg_catalog.=) 'queued'
             AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
@@ -321,23 +333,19 @@ fn claim_batch(
         c,
         "UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
           WHERE id OPERATOR(pg_catalog.=) ANY ($1)
-      RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8",
+      RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
         &[ids.clone().into()],
     )?;
-    let mut runs: Vec<(Claimed, i64)> = rows
+    let mut runs: Vec<Claimed> = rows
         .into_iter()
-        .map(|r| {
-            (
-                Claimed {
-                    run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-                    command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                    timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
-                },
-                0,
-            )
+        .map(|r| Claimed {
+            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
         })
         .collect();
-    runs.sort_by_key(|(c, _)| ids.iter().position(|&id| id == c.run_id));
+    runs.sort_by_key(|c| ids.iter().position(|&id| id == c.run_id));
     Ok(runs)
 }
 
@@ -347,7 +355,7 @@ fn claim_head(
     c: &mut pgrx::spi::SpiClient<'_>,
     role: pg_sys::Oid,
     db: pg_sys::Oid,
-) -> Result<Vec<(Claimed, i64)>, pgrx::spi::SpiError> {
+) -> Result<Vec<Claimed>, pgrx::spi::SpiError> {
     let rows = crate::saved_plans::run(
         c,
         "WITH head AS (
@@ -381,15 +389,11 @@ fn claim_head(
     )?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            (
-                Claimed {
-                    run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-                    command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
-                    timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
-                },
-                r.get::<i64>(4).ok().flatten().unwrap_or(0),
-            )
+        .map(|r| Claimed {
+            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
         })
         .collect())
 }

@@ -854,6 +854,7 @@ impl Scheduler {
     /// next due time. A job that fell behind moves to its next due time after
     /// now: missed runs are not replayed.
     fn fire_due_jobs(&mut self, client: &mut SpiClient, now: Timestamp) {
+        let mut due_now = Vec::new();
         while let Some(Reverse((due, id))) = self.heap.peek().copied() {
             if due > now {
                 break;
@@ -865,7 +866,7 @@ impl Scheduler {
             if job.next_due != Some(due) {
                 continue; // stale entry
             }
-            fire(client, id, due);
+            due_now.push((id, due));
             let mut next = job.schedule.next_after(due, &job.tz, job.anchor);
             if next.is_some_and(|t| t <= now) {
                 next = job.schedule.next_after(now, &job.tz, job.anchor);
@@ -875,6 +876,7 @@ impl Scheduler {
                 self.heap.push(Reverse((t, id)));
             }
         }
+        fire(client, &due_now);
     }
 }
 
@@ -920,35 +922,60 @@ fn refresh_database_names(client: &mut SpiClient) {
 }
 
 /// A job came due at `due`: apply its overlap policy.
-fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
-    let row = saved_plans::run(
+/// Queue a run of each job in `due` (job id, due instant), in that order,
+/// or record it skipped (overlap `skip`), or nothing if one is already
+/// queued (overlap `queue`): two statements for all of them, however many
+/// fall due at once.
+fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
+    if due.is_empty() {
+        return;
+    }
+    let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
+    let state: std::collections::HashMap<i64, (Overlap, u32, u32)> = saved_plans::run(
         client,
-        "SELECT j.overlap,
-                    (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
-                        AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))::int4,
-                    (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
-                        AND r.status OPERATOR(pg_catalog.=) 'queued')::int4
-               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1",
-        &[job_id.into()],
+        "SELECT j.id, j.overlap,
+                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                    AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))::int4,
+                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                    AND r.status OPERATOR(pg_catalog.=) 'queued')::int4
+           FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)",
+        &[ids.into()],
     )
-    .expect("reading a due job");
-    let Some(row) = row.into_iter().next() else { return };
-    let overlap: Overlap = row
-        .get::<String>(1)
-        .ok()
-        .flatten()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(Overlap::Skip);
-    let active: i32 = row.get(2).ok().flatten().unwrap_or(0);
-    let pending: i32 = row.get(3).ok().flatten().unwrap_or(0);
-    let (status, message) = match overlap.on_due(active as u32, pending as u32) {
-        OnDue::AlreadyPending => return,
-        OnDue::Enqueue => ("queued", None),
-        OnDue::Skip => (
-            "skipped",
-            Some("skipped: the previous run was still going (overlap skip)"),
-        ),
-    };
+    .expect("reading due jobs")
+    .filter_map(|row| {
+        let id = row.get::<i64>(1).ok().flatten()?;
+        let overlap = row
+            .get::<String>(2)
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Overlap::Skip);
+        let active = row.get::<i32>(3).ok().flatten().unwrap_or(0) as u32;
+        let pending = row.get::<i32>(4).ok().flatten().unwrap_or(0) as u32;
+        Some((id, (overlap, active, pending)))
+    })
+    .collect();
+    let (mut ids, mut dues, mut statuses, mut messages) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, at) in due {
+        let Some((overlap, active, pending)) = state.get(id) else {
+            continue; // dropped meanwhile
+        };
+        let (status, message) = match overlap.on_due(*active, *pending) {
+            OnDue::AlreadyPending => continue,
+            OnDue::Enqueue => ("queued", None),
+            OnDue::Skip => (
+                "skipped",
+                Some("skipped: the previous run was still going (overlap skip)".to_owned()),
+            ),
+        };
+        ids.push(*id);
+        dues.push(at.as_microsecond());
+        statuses.push(status.to_owned());
+        messages.push(message);
+    }
+    if ids.is_empty() {
+        return;
+    }
     // The run records the database's current name (it may have been renamed).
     let (datid_col, database) = if schema_version::databases_by_oid() {
         (
@@ -965,18 +992,17 @@ fn fire(client: &mut SpiClient, job_id: i64, due: Timestamp) {
             "INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
                                    retry_backoff, scheduled_for, status, message, finished_at)
              SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
-                    TIMESTAMPTZ 'epoch' + $2 * INTERVAL '1 microsecond',
-                    $3, $4, CASE WHEN $3 OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
-               FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1"
+                    TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',
+                    u.status, u.message, CASE WHEN u.status OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
+               FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]),
+                               pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]))
+                      WITH ORDINALITY AS u(id, due, status, message, n)
+               JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) u.id
+              ORDER BY u.n"
         ),
-        &[
-            job_id.into(),
-            due.as_microsecond().into(),
-            status.into(),
-            message.into(),
-        ],
+        &[ids.into(), dues.into(), statuses.into(), messages.into()],
     )
-    .expect("queueing a due run");
+    .expect("queueing due runs");
 }
 
 /// Queue attempt `attempt` of run `failed`, after its backoff (with jitter).
