@@ -88,14 +88,24 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     let Some(slot) = registry::claim(me) else {
         return;
     };
-    let Some(mut command) = read_command(slot.dsm) else {
-        registry::record_outcome(me, Outcome::Failed, "55000", crate::command_segment::COMMAND_GONE);
-        return;
-    };
+    // No run: started ahead of an instant jobs fall due at, to be in the
+    // pool by then (see the scheduler's prewarm).
+    let prewarm = slot.run_id == 0;
+    let mut next_command = None;
+    if !prewarm {
+        let Some(command) = read_command(slot.dsm) else {
+            registry::record_outcome(me, Outcome::Failed, "55000", crate::command_segment::COMMAND_GONE);
+            return;
+        };
+        next_command = Some(command);
+    }
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
     let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
     SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
+    if prewarm {
+        registry::set_pooled(me);
+    }
 
     // The warm pool: after each run, reset the session and take the next
     // run: one this executor reserved, or a batch from the queue, or one
@@ -103,6 +113,25 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     // exit.
     let mut reserved: VecDeque<Claimed> = VecDeque::new();
     loop {
+        let command = match next_command.take() {
+            Some(c) => c,
+            None => {
+                unsafe { pg_sys::pgstat_report_stat(true) };
+                let Some(dsm) = wait_for_next_run(me) else {
+                    return;
+                };
+                let Some(c) = read_command(dsm) else {
+                    registry::record_outcome(
+                        me,
+                        Outcome::Failed,
+                        "55000",
+                        crate::command_segment::COMMAND_GONE,
+                    );
+                    return;
+                };
+                c
+            }
+        };
         let started = std::time::Instant::now();
         let recorded = run_one(me, &command);
         let quick = started.elapsed().as_millis() < QUICK_RUN_MS;
@@ -112,29 +141,12 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             registry::broadcast_runs_finished();
         }
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
-        if let Some(next) = between_runs(me, db, role, recorded, quick, &mut reserved) {
-            command = next;
-            continue;
-        }
-        // Now idle, any reserved runs back in the queue (committed): the
-        // scheduler records our run if it was not recorded in its own
-        // transaction, dispatches what we gave back, and pools us.
-        registry::finish_run(me);
-        unsafe { pg_sys::pgstat_report_stat(true) };
-        match wait_for_next_run(me) {
-            Some(dsm) => match read_command(dsm) {
-                Some(c) => command = c,
-                None => {
-                    registry::record_outcome(
-                        me,
-                        Outcome::Failed,
-                        "55000",
-                        crate::command_segment::COMMAND_GONE,
-                    );
-                    return;
-                }
-            },
-            None => return,
+        next_command = between_runs(me, db, role, recorded, quick, &mut reserved);
+        if next_command.is_none() {
+            // Now idle, any reserved runs back in the queue (committed):
+            // the scheduler records our run if it was not recorded in its
+            // own transaction, dispatches what we gave back, and pools us.
+            registry::finish_run(me);
         }
     }
 }
@@ -400,7 +412,7 @@ fn claim_head(
 
 /// The role may still log in, and connect to the database (syscache
 /// look-ups; needs a transaction).
-fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
     unsafe {
         let tup = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::AUTHOID as i32,

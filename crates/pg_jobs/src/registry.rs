@@ -949,6 +949,40 @@ pub fn mark_harvested(r: SlotRef) {
     }
 }
 
+/// Scheduler side: how many executors of `home_db` are connected (or
+/// connecting, started ahead of a due instant) to `db` as `role` and free
+/// to take a run.
+pub fn pooled_or_warming(home_db: pg_sys::Oid, db: u32, role: u32) -> usize {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .filter(|s| {
+            s.in_use
+                && s.kind == Kind::Executor
+                && !s.exited
+                && !s.retire
+                && s.home_db == home_db.to_u32()
+                && s.db == db
+                && s.role == role
+                && (s.reusable || (s.run_id == 0 && s.state == State::Starting))
+        })
+        .count()
+}
+
+/// Executor side: started ahead of a due instant with no run, now
+/// connected: idle in the pool, free to be handed a run.
+pub fn set_pooled(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return;
+    }
+    slot.state = State::Idle;
+    slot.since = now();
+    slot.outcome_ready = false;
+    slot.reusable = !slot.retire;
+}
+
 /// Scheduler side: claim an idle executor of `home_db` connected to `db` as
 /// `role` for run `run_id` (handed over later with [`hand_over`]).
 pub fn take_idle(

