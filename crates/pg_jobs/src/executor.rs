@@ -104,6 +104,9 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
     SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
     if prewarm {
+        if slot.db == slot.home_db {
+            get_ready(role, db);
+        }
         registry::set_pooled(me);
     }
 
@@ -149,6 +152,24 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             registry::finish_run(me);
         }
     }
+}
+
+/// An executor started ahead of a due instant plans what its first run and
+/// claim will run, and so loads the catalog entries they read, while there
+/// is time: a new backend's first statements on pg_jobs' tables cost it
+/// milliseconds, which the runs due at that instant would otherwise wait.
+/// Nothing is written (no run has id 0; a claim of 0 runs takes none).
+fn get_ready(role: pg_sys::Oid, db: pg_sys::Oid) {
+    crate::bgw::in_transaction("pg_jobs executor: getting ready", || {
+        if !crate::schema_version::databases_by_oid() {
+            return;
+        }
+        crate::bgw::as_superuser(|| {
+            Spi::connect_mut(|c| claim_batch(c, role, db, 0).map(|_| ()))
+                .unwrap_or_else(|e| error!("pg_jobs executor: cannot get ready: {e}"));
+            mark_succeeded(0, false);
+        })
+    });
 }
 
 /// Between two runs, in one short transaction: reset the session as

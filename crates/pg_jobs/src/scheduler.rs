@@ -346,9 +346,10 @@ impl Scheduler {
             wake_at = Some(wake_at.map_or(soon, |w| w.min(soon)));
         }
         let mut timeout = wake_at.map(|t| {
-            let ms = t.as_millisecond() - Timestamp::now().as_millisecond();
-            // Round up: waking a millisecond early would just cost a pass.
-            Duration::from_millis(ms.max(0) as u64 + 1)
+            let us = t.as_microsecond() - Timestamp::now().as_microsecond();
+            // Round up to the latch's whole milliseconds: waking early would
+            // just cost a pass (and a whole extra millisecond, the lag).
+            Duration::from_millis((us.max(0) as u64).div_ceil(1000))
         });
         if retry_soon {
             // No free background worker slot: nothing would wake us when one frees up.
