@@ -626,3 +626,50 @@ fn executors_are_started_ahead_of_a_due_instant_the_pool_would_miss() {
         "no executor was started ahead of its due instant (seconds ahead: {ahead:?})"
     );
 }
+
+/// A job whose target database was dropped: its runs fail with 3D000, the
+/// scheduler neither dies nor stops running the other jobs due at the same
+/// instants (including when it starts executors ahead of them).
+#[test]
+fn a_job_for_a_dropped_database_fails_clearly_and_the_others_run() {
+    let (c, mut s) = cluster("dropped-target", "pg_jobs.executor_idle_timeout = '3s'");
+    c.connect("postgres")
+        .batch_execute("CREATE DATABASE gone")
+        .unwrap();
+    s.batch_execute(
+        "CREATE ROLE worker LOGIN;
+         CREATE TABLE public.ticks (at timestamptz DEFAULT clock_timestamp());
+         GRANT INSERT ON public.ticks TO worker;
+         SELECT jobs.schedule('elsewhere', '*/5 * * * * *', 'SELECT 1', database => 'gone', run_as => 'worker');
+         SELECT jobs.schedule('here', '*/5 * * * * *', 'INSERT INTO public.ticks DEFAULT VALUES', run_as => 'worker');",
+    )
+    .unwrap();
+    let scheduler = pg_jobs_itest::worker_pids(&mut s, "scheduler", Some("app"));
+    c.connect("postgres").batch_execute("DROP DATABASE gone").unwrap();
+    let dropped_at: f64 = one(&mut s, "SELECT extract(epoch FROM clock_timestamp())::float8");
+    wait_for(
+        "two runs of the job failing for its dropped database",
+        Duration::from_secs(60),
+        || {
+            let failed: i64 = one(
+                &mut s,
+                &format!(
+                    "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
+                  WHERE j.name = 'elsewhere' AND r.status = 'failed' AND r.sqlstate = '3D000'
+                    AND extract(epoch FROM r.scheduled_for) > {dropped_at}"
+                ),
+            );
+            (failed >= 2).then_some(())
+        },
+    );
+    let ticks: i64 = one(
+        &mut s,
+        &format!("SELECT count(*) FROM public.ticks WHERE extract(epoch FROM at) > {dropped_at}"),
+    );
+    assert!(ticks >= 2, "the other job ran at those instants too: {ticks}");
+    assert_eq!(
+        pg_jobs_itest::worker_pids(&mut s, "scheduler", Some("app")),
+        scheduler,
+        "the scheduler never restarted"
+    );
+}

@@ -317,9 +317,9 @@ fn claim_next(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, batch: usize) -> 
 
 /// Up to `batch` runs of ours from the head of the queue, in queue order,
 /// marked `starting`; none if the head is not one of them. A scheduled
-/// job's run counts as ours only while no other run of that job is going
-/// (unless the job allows overlap); two of one job taken together run one
-/// after the other, so they do not overlap either.
+/// job's run counts as ours only if no other run of that job is queued or
+/// going (unless the job allows overlap): then no other claimer, which
+/// cannot see our uncommitted claim, can take a second run of that job.
 fn claim_batch(
     c: &mut pgrx::spi::SpiClient<'_>,
     role: pg_sys::Oid,
@@ -339,7 +339,8 @@ fn claim_batch(
                                 AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
                                 AND EXISTS (SELECT 1 FROM jobs.run o
                                              WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
-                                               AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')))))
+                                               AND o.id OPERATOR(pg_catalog.<>) r.id
+                                               AND o.status OPERATOR(pg_catalog.=) ANY ('{queued,starting,running}')))))
            FROM jobs.run r
           WHERE r.status OPERATOR(pg_catalog.=) 'queued'
             AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
@@ -435,6 +436,15 @@ fn claim_head(
 /// look-ups; needs a transaction).
 pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
     unsafe {
+        // A dropped database: pg_database_aclcheck would raise an ERROR.
+        let dbtup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::DATABASEOID as i32,
+            pg_sys::Datum::from(db.to_u32()),
+        );
+        if dbtup.is_null() {
+            return false;
+        }
+        pg_sys::ReleaseSysCache(dbtup);
         let tup = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::AUTHOID as i32,
             pg_sys::Datum::from(role.to_u32()),

@@ -964,7 +964,7 @@ pub fn pooled_or_warming(home_db: pg_sys::Oid, db: u32, role: u32) -> usize {
                 && s.home_db == home_db.to_u32()
                 && s.db == db
                 && s.role == role
-                && (s.reusable || (s.run_id == 0 && s.state == State::Starting))
+                && (s.reusable || s.run_id == 0)
         })
         .count()
 }
@@ -972,15 +972,20 @@ pub fn pooled_or_warming(home_db: pg_sys::Oid, db: u32, role: u32) -> usize {
 /// Executor side: started ahead of a due instant with no run, now
 /// connected: idle in the pool, free to be handed a run.
 pub fn set_pooled(r: SlotRef) {
-    let mut reg = REGISTRY.exclusive();
-    let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation) {
-        return;
+    {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
+        slot.state = State::Idle;
+        slot.since = now();
+        slot.outcome_ready = false;
+        slot.reusable = !slot.retire;
     }
-    slot.state = State::Idle;
-    slot.since = now();
-    slot.outcome_ready = false;
-    slot.reusable = !slot.retire;
+    // It no longer counts against pg_jobs.max_executors: a scheduler that
+    // found no capacity while it connected may dispatch now.
+    wake_all_schedulers();
 }
 
 /// Scheduler side: claim an idle executor of `home_db` connected to `db` as

@@ -218,6 +218,9 @@ struct PassResult {
     harvested: Vec<Harvested>,
     dispatch: Vec<Dispatch>,
     wake_at: Option<Timestamp>,
+    /// Start executors ahead of this due instant (after the dispatch: runs
+    /// due now get background worker slots first).
+    prewarm_for: Option<Timestamp>,
 }
 
 impl Scheduler {
@@ -267,9 +270,10 @@ impl Scheduler {
                 let next_job = self.heap.peek().map(|Reverse((t, _))| *t);
                 // Executors started ahead of the next instant jobs fall due
                 // at, when the pool would be cold by then.
+                let mut prewarm_for = None;
                 if let Some(t) = next_job {
                     match self.prewarm_at(t, now) {
-                        Some(at) if at <= now => self.prewarm(t),
+                        Some(at) if at <= now => prewarm_for = Some(t),
                         Some(at) => wake_at = Some(wake_at.map_or(at, |w: Timestamp| w.min(at))),
                         None => {}
                     }
@@ -281,6 +285,7 @@ impl Scheduler {
                     harvested,
                     dispatch,
                     wake_at,
+                    prewarm_for,
                 }
             }))
         });
@@ -314,6 +319,11 @@ impl Scheduler {
             } else {
                 retry_soon = !self.launch(d);
             }
+        }
+        if let Some(t) = result.prewarm_for {
+            bgw::in_transaction("pg_jobs scheduler: starting executors ahead of due jobs", || {
+                self.prewarm(t)
+            });
         }
         self.vacuum_queue_after_a_burst();
         let daemon_wake = self.daemons.act(false);
@@ -349,7 +359,9 @@ impl Scheduler {
             let us = t.as_microsecond() - Timestamp::now().as_microsecond();
             // Round up to the latch's whole milliseconds: waking early would
             // just cost a pass (and a whole extra millisecond, the lag).
-            Duration::from_millis((us.max(0) as u64).div_ceil(1000))
+            // At least 1 ms: a wake time that is already past never makes
+            // this a busy loop.
+            Duration::from_millis((us.max(0) as u64).div_ceil(1000).max(1))
         });
         if retry_soon {
             // No free background worker slot: nothing would wake us when one frees up.
@@ -479,6 +491,11 @@ impl Scheduler {
     /// owner's LOGIN and CONNECT are checked, as for a run).
     fn prewarm(&mut self, t: Timestamp) {
         self.prewarmed_for = Some(t);
+        let max = gucs::max_executors();
+        let mut free = max.saturating_sub(registry::executor_count());
+        if free == 0 {
+            return;
+        }
         let mut want: HashMap<(u32, u32), usize> = HashMap::new();
         for Reverse((due, id)) in self.heap.iter() {
             if *due != t {
@@ -492,8 +509,6 @@ impl Scheduler {
                 *want.entry((job.datid, job.owner)).or_default() += 1;
             }
         }
-        let max = gucs::max_executors();
-        let mut free = max.saturating_sub(registry::executor_count());
         for ((db, role), n) in want {
             let (db_oid, role_oid) = (pg_sys::Oid::from(db), pg_sys::Oid::from(role));
             if free == 0 || !crate::executor::may_still_connect(role_oid, db_oid) {
@@ -1289,8 +1304,12 @@ fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
 fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
     saved_plans::run(
         client,
+        // Future ones only: a run already due waits for an executor (whose
+        // exit or return to the pool wakes us), not for the clock; a past
+        // time here would make the scheduler spin.
         "SELECT (EXTRACT(EPOCH FROM min(not_before)) * 1000000)::int8 FROM jobs.run
-              WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL",
+              WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL
+                AND not_before OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
         &[],
     )
     .ok()
