@@ -487,8 +487,9 @@ impl Scheduler {
 
     /// Start idle executors for the jobs due at `t` (as many as run as each
     /// role in each database, up to the free executor capacity), so they are
-    /// connected and pooled when `t` comes. In the pass's transaction (the
-    /// owner's LOGIN and CONNECT are checked, as for a run).
+    /// connected and pooled when `t` comes. In a transaction of its own,
+    /// after the pass's dispatch (the owner's LOGIN and CONNECT, and that
+    /// the database still exists, are checked as for a run).
     fn prewarm(&mut self, t: Timestamp) {
         self.prewarmed_for = Some(t);
         let max = gucs::max_executors();
