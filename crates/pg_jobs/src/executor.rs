@@ -77,6 +77,18 @@ struct Claimed {
     timeout_ms: i64,
 }
 
+impl Claimed {
+    /// From a claim's `RETURNING id, command, timeout in ms, job id (0)`.
+    fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> Claimed {
+        Claimed {
+            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
+            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
+            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
+        }
+    }
+}
+
 /// A run this quick (wall time) lets the next claim take a batch.
 const QUICK_RUN_MS: u128 = 10;
 
@@ -370,15 +382,7 @@ fn claim_batch(
       RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
         &[ids.clone().into()],
     )?;
-    let mut runs: Vec<Claimed> = rows
-        .into_iter()
-        .map(|r| Claimed {
-            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
-            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
-            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
-        })
-        .collect();
+    let mut runs: Vec<Claimed> = rows.into_iter().map(|r| Claimed::from_row(&r)).collect();
     runs.sort_by_key(|c| ids.iter().position(|&id| id == c.run_id));
     Ok(runs)
 }
@@ -421,15 +425,7 @@ fn claim_head(
                 COALESCE(u.job_id, 0)",
         &[role.into(), db.into()],
     )?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Claimed {
-            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
-            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
-            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| Claimed::from_row(&r)).collect())
 }
 
 /// The role may still log in, and connect to the database (syscache

@@ -502,10 +502,7 @@ pub fn set_running(r: SlotRef) -> usize {
     slot.since = now();
     slot.started_at = slot.since;
     let home = slot.home_db;
-    reg.slots
-        .iter()
-        .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == home)
-        .map_or(0, |s| s.latch)
+    scheduler_latch(&reg, home)
 }
 
 /// How soon after an executor starts its run `jobs.run` says `running`.
@@ -684,14 +681,16 @@ pub fn wake_launcher() {
 
 /// Wake the scheduler of `db`, if it has one (a submitted run committed).
 pub fn wake_scheduler(db: pg_sys::Oid) {
-    let latch = {
-        let reg = REGISTRY.share();
-        reg.slots
-            .iter()
-            .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db.to_u32())
-            .map_or(0, |s| s.latch)
-    };
+    let latch = scheduler_latch(&REGISTRY.share(), db.to_u32());
     set_latch(latch);
+}
+
+/// The latch of the scheduler of `db` (0 if it has none).
+fn scheduler_latch(reg: &Registry, db: u32) -> usize {
+    reg.slots
+        .iter()
+        .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db)
+        .map_or(0, |s| s.latch)
 }
 
 /// Send SIGTERM to the executors running runs whose history is in `db`
@@ -1140,8 +1139,9 @@ pub fn take_reserved(r: SlotRef) -> Vec<i64> {
 }
 
 /// Scheduler side: take back the runs reserved by executors whose current
-/// run has been going for over `running_us` (they would wait behind it),
-/// and by executors that exited; the caller requeues them.
+/// run has been going for over `running_us` (they would wait behind it);
+/// the caller requeues them. (Those of executors that exited are requeued
+/// by the harvest that frees their slots.)
 pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
     let mut reg = REGISTRY.exclusive();
     let now = now();
@@ -1151,7 +1151,9 @@ pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
             && s.kind == Kind::Executor
             && s.home_db == home_db.to_u32()
             && s.reserved_len > 0
-            && (s.exited || (s.state == State::Running && now - s.since > running_us))
+            && !s.exited
+            && s.state == State::Running
+            && now - s.since > running_us
     }) {
         ids.extend_from_slice(slot.reserved());
         slot.reserved_len = 0;

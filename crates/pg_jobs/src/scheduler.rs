@@ -241,8 +241,8 @@ impl Scheduler {
             if !extension_exists() {
                 return None;
             }
-            // Runs reserved behind a slow run, or by an executor that is
-            // gone, go back to the queue (and out to others, below).
+            // Runs reserved behind a slow run go back to the queue (and
+            // out to others, below).
             let taken_back =
                 registry::take_back_reserved(self.db, registry::RUNNING_VISIBLE_WITHIN_MS * 1000);
             if !taken_back.is_empty() {
@@ -589,8 +589,8 @@ impl Scheduler {
         if exited.is_empty() {
             return Vec::new();
         }
-        // An executor that exited since this pass began may still hold
-        // reserved runs; its slot is freed below, so they go back now.
+        // An executor that exited may still hold reserved runs; its slot
+        // is freed below, so they go back now.
         for (slot, _) in exited
             .iter()
             .filter(|(_, s)| s.exited && !s.reserved().is_empty())
