@@ -73,7 +73,7 @@ pub fn init() {
         c"Each executor is a background worker and also needs a free max_worker_processes slot.",
         &MAX_EXECUTORS,
         1,
-        (crate::registry::MAX_WORKERS as i32) - 64,
+        (crate::shmem::MAX_WORKERS as i32) - 64,
         GucContext::Sighup,
         GucFlags::default(),
     );

@@ -19,24 +19,14 @@
 
 use pgrx::prelude::*;
 
-mod api;
-mod bgw;
-mod command_segment;
-mod daemon_api;
-mod daemon_worker;
-mod daemons;
-mod executor;
+mod catalog;
+mod exec;
 mod gucs;
 mod hooks;
-mod jobs_api;
-mod launcher;
-mod registry;
-mod result_capture;
-mod saved_plans;
-mod scheduler;
-mod schema_version;
-mod sql_runner;
-mod time;
+mod pg;
+mod shmem;
+mod sql_api;
+mod workers;
 
 ::pgrx::pg_module_magic!();
 
@@ -54,9 +44,9 @@ pub extern "C-unwind" fn _PG_init() {
         .report(PgLogLevel::ERROR);
     }
     gucs::init();
-    registry::init();
+    shmem::init();
     hooks::init();
-    launcher::register();
+    workers::launcher::register();
 }
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);

@@ -16,21 +16,21 @@
 //! to a main loop where a backend would reload its configuration, so this
 //! process reloads it after each commit when SIGHUP asked for it.
 
-use crate::command_segment::{read_command, COMMAND_GONE};
-use crate::registry::{self, Outcome, SlotRef};
-use crate::sql_runner;
+use crate::exec::command_segment::{read_command, COMMAND_GONE};
+use crate::exec::runner;
+use crate::shmem::{self, Outcome, SlotRef};
 use pgrx::prelude::*;
 
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
-    crate::bgw::install_signal_handlers();
+    crate::pg::bgw::install_signal_handlers();
     let me = SlotRef::from_datum(arg);
-    let Some(slot) = registry::claim(me) else {
+    let Some(slot) = shmem::claim(me) else {
         return;
     };
     let Some(command) = read_command(slot.dsm) else {
-        registry::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
+        shmem::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
         return;
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
@@ -38,11 +38,11 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
         pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0);
         pg_sys::RegisterXactCallback(Some(reload_after_commit), std::ptr::null_mut());
     }
-    registry::set_running(me);
-    match sql_runner::run(&command) {
-        sql_runner::Outcome::Succeeded => registry::record_outcome(me, Outcome::Succeeded, "00000", ""),
-        sql_runner::Outcome::Failed { sqlstate, message } => {
-            registry::record_outcome(me, Outcome::Failed, &sqlstate, &message)
+    shmem::set_running(me);
+    match runner::run(&command) {
+        runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        runner::Outcome::Failed { sqlstate, message } => {
+            shmem::record_outcome(me, Outcome::Failed, &sqlstate, &message)
         }
     }
 }
@@ -53,6 +53,6 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
 #[pg_guard]
 unsafe extern "C-unwind" fn reload_after_commit(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     if event == pg_sys::XactEvent::XACT_EVENT_COMMIT {
-        crate::bgw::reload_config_if_asked();
+        crate::pg::bgw::reload_config_if_asked();
     }
 }

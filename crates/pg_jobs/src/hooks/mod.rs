@@ -13,7 +13,7 @@
 //!   telling the launcher about a new or dropped extension. A rolled-back
 //!   transaction wakes nobody, so a rolled-back submit is never seen.
 
-use crate::registry::{self, Kind};
+use crate::shmem::{self, Kind};
 use pg_jobs_core::launcher::ExtPresence;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -87,7 +87,7 @@ pub fn job_changed_at_commit(id: i64) {
         if !c.contains(&id) {
             c.push(id);
         }
-        c.len() > registry::CHANGED_JOBS
+        c.len() > shmem::CHANGED_JOBS
     });
     if too_many {
         // A bulk change: the scheduler reloads everything anyway.
@@ -222,10 +222,10 @@ unsafe fn evict_database(name: *const std::ffi::c_char) {
     if db == pg_sys::InvalidOid {
         return; // let PostgreSQL report the missing database
     }
-    registry::set_evicting(db, true);
+    shmem::set_evicting(db, true);
     note(|p| p.evicted_db = Some(db));
     let deadline = Instant::now() + EVICT_TIMEOUT;
-    while registry::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]) > 0 {
+    while shmem::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]) > 0 {
         if Instant::now() >= deadline {
             warning!(
                 "pg_jobs workers of database \"{}\" did not exit in time",
@@ -260,30 +260,30 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     if let Some(db) = p.evicted_db {
         // DROP DATABASE committed (the launcher's rescan forgets it) or
         // failed (the launcher starts its scheduler again).
-        registry::set_evicting(db, false);
+        shmem::set_evicting(db, false);
         wake_launcher = true;
     }
     if committed {
         let me = pg_sys::MyDatabaseId;
         if p.ext_created {
-            registry::set_ext(me, ExtPresence::Present);
+            shmem::set_ext(me, ExtPresence::Present);
             wake_launcher = true;
         }
         if p.ext_dropped {
-            registry::set_ext(me, ExtPresence::Absent);
-            registry::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]);
+            shmem::set_ext(me, ExtPresence::Absent);
+            shmem::terminate_db_workers(me, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]);
             wake_launcher = true;
         }
         if p.runs_finished {
-            registry::broadcast_runs_finished();
+            shmem::broadcast_runs_finished();
         }
         if p.reload_jobs || p.reload_daemons || !changed.is_empty() {
-            registry::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);
+            shmem::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);
         } else if p.wake_scheduler {
-            registry::wake_scheduler(me);
+            shmem::wake_scheduler(me);
         }
     }
     if wake_launcher {
-        registry::wake_launcher();
+        shmem::wake_launcher();
     }
 }

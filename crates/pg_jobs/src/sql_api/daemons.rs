@@ -7,10 +7,11 @@
 //! superusers. The definitions are written as the bootstrap superuser, only
 //! here; the scheduler reloads them when the writing transaction commits.
 
-use crate::api::{check_command, raise, required};
-use crate::bgw;
 use crate::hooks;
-use crate::registry;
+use crate::pg::bgw;
+use crate::pg::error::raise;
+use crate::shmem;
+use crate::sql_api::validate::{check_command, required};
 use pg_jobs_core::daemon::{DaemonState, RunOn};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -39,20 +40,22 @@ fn _daemon(
     let run_on = required(run_on, "run_on");
     let restart_delay_ms = required(restart_delay_ms, "restart_delay");
     let max_restart_delay_ms = required(max_restart_delay_ms, "max_restart_delay");
-    crate::jobs_api::check_name(name, "daemon");
+    crate::sql_api::validate::check_name(name, "daemon");
     check_command(command);
     if let Err(e) = run_on.parse::<RunOn>() {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             e,
-            "primary: where recovery has finished; standby: on hot standbys only (read-only); any: both.",
+            Some(
+                "primary: where recovery has finished; standby: on hot standbys only (read-only); any: both.",
+            ),
         );
     }
     if !(MIN_RESTART_DELAY_MS..=MAX_RESTART_DELAY_MS).contains(&restart_delay_ms) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("restart_delay must be between 100 milliseconds and 1 day, not {restart_delay_ms} ms"),
-            "",
+            None,
         );
     }
     if !(restart_delay_ms..=MAX_RESTART_DELAY_MS).contains(&max_restart_delay_ms) {
@@ -61,12 +64,12 @@ fn _daemon(
             format!(
                 "max_restart_delay must be between restart_delay ({restart_delay_ms} ms) and 1 day, not {max_restart_delay_ms} ms"
             ),
-            "",
+            None,
         );
     }
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
-    let datid = crate::jobs_api::database_oid(database);
-    crate::jobs_api::check_run_as(owner, datid);
+    let datid = crate::catalog::acl::database_oid(database);
+    crate::catalog::acl::check_run_as(owner, datid);
     let id = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
             "INSERT INTO jobs.daemon AS d (name, owner, command, database, run_on, restart_delay, max_restart_delay, datid)
@@ -92,18 +95,23 @@ fn _daemon(
     hooks::daemons_changed_at_commit();
     id.ok()
         .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", ""))
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", None))
 }
 
 /// The daemon called `name` that the caller may change: one owned by a role
 /// the caller is a member of, preferring the caller's own.
 fn find_daemon(name: Option<&str>) -> i64 {
-    crate::jobs_api::find_owned("daemon", required(name, "name"))
+    crate::catalog::acl::find_owned("daemon", required(name, "name"))
 }
 
 fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
-    bgw::as_superuser(|| Spi::run_with_args(sql, args))
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
+    bgw::as_superuser(|| Spi::run_with_args(sql, args)).unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not {what}: {e}"),
+            None,
+        )
+    });
     hooks::daemons_changed_at_commit();
 }
 
@@ -164,7 +172,7 @@ fn _daemons() -> TableIterator<
     ),
 > {
     let me = unsafe { pg_sys::GetUserId() };
-    let rows: Vec<_> = registry::all_daemon_entries()
+    let rows: Vec<_> = shmem::all_daemon_entries()
         .into_iter()
         .filter(|e| unsafe { pg_sys::is_member_of_role(me, pg_sys::Oid::from(e.owner)) })
         .map(|e| {
@@ -185,7 +193,7 @@ fn _daemons() -> TableIterator<
             let mut state = DaemonState::from_u8(e.state);
             let (mut pid, mut since) = (e.pid, e.since);
             if state.has_worker() {
-                if let Some((p, started)) = registry::daemon_process(e.home_db, e.daemon_id) {
+                if let Some((p, started)) = shmem::daemon_process(e.home_db, e.daemon_id) {
                     pid = p;
                     if state == DaemonState::Starting && started != 0 {
                         state = DaemonState::Running;

@@ -14,9 +14,9 @@
 //! processes still running and adopts them; their restart counts are kept
 //! in the registry (and, on a primary, in `jobs.daemon`).
 
-use crate::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
-use crate::command_segment::Segment;
-use crate::registry::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
+use crate::exec::command_segment::Segment;
+use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
+use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
 use pg_jobs_core::daemon::{idle_state, DaemonBackoff, DaemonState, Exit, RestartDelays, RunOn};
 use pgrx::bgworkers::BgWorkerStartTime;
 use pgrx::prelude::*;
@@ -156,7 +156,7 @@ impl Supervisor {
             )
             .expect("reading daemon definitions");
         let mut seen = Vec::new();
-        let published: HashMap<i64, DaemonEntry> = registry::daemon_entries(self.home_db)
+        let published: HashMap<i64, DaemonEntry> = shmem::daemon_entries(self.home_db)
             .into_iter()
             .map(|e| (e.daemon_id, e))
             .collect();
@@ -275,7 +275,7 @@ impl Supervisor {
     /// Attach the live daemon processes an earlier life of this scheduler
     /// started; terminate those whose daemon is gone.
     fn adopt(&mut self) {
-        for (r, s) in registry::daemons_of(self.home_db) {
+        for (r, s) in shmem::daemons_of(self.home_db) {
             if s.exited || s.pid == 0 {
                 continue; // harvested below, or reaped once unclaimed for long
             }
@@ -292,7 +292,7 @@ impl Supervisor {
                     });
                 }
                 _ => {
-                    registry::signal(r, libc::SIGTERM);
+                    shmem::signal(r, libc::SIGTERM);
                 }
             }
         }
@@ -308,9 +308,9 @@ impl Supervisor {
                 if w.handle
                     .as_ref()
                     .is_some_and(|h| h.status() == HandleStatus::Stopped)
-                    && registry::slot(w.slot).is_some_and(|s| s.pid == 0 && !s.exited)
+                    && shmem::slot(w.slot).is_some_and(|s| s.pid == 0 && !s.exited)
                 {
-                    registry::release_unclaimed(w.slot);
+                    shmem::release_unclaimed(w.slot);
                     never_started.push(*id);
                 }
             }
@@ -331,13 +331,13 @@ impl Supervisor {
             .values()
             .any(|d| d.worker.as_ref().is_some_and(|w| w.handle.is_some()))
         {
-            registry::reap_unclaimed(Kind::Daemon, self.home_db, UNCLAIMED_SLOT_TIMEOUT_US);
+            shmem::reap_unclaimed(Kind::Daemon, self.home_db, UNCLAIMED_SLOT_TIMEOUT_US);
         }
-        for (r, s) in registry::daemons_of(self.home_db) {
+        for (r, s) in shmem::daemons_of(self.home_db) {
             if !s.exited {
                 continue;
             }
-            registry::release(r);
+            shmem::release(r);
             let ours = self
                 .daemons
                 .get(&s.job_id)
@@ -458,7 +458,7 @@ impl Supervisor {
                     // Stop it: cancel first, terminate after the grace period.
                     match w.stop_sent {
                         None => {
-                            registry::signal(w.slot, libc::SIGINT);
+                            shmem::signal(w.slot, libc::SIGINT);
                             w.stop_sent = Some(t);
                             d.state = DaemonState::Stopping;
                             d.since = t;
@@ -470,7 +470,7 @@ impl Supervisor {
                                     "pg_jobs: daemon \"{}\" ignored the cancel for {STOP_GRACE_MS} ms; terminating it",
                                     d.def.name
                                 );
-                                registry::signal(w.slot, libc::SIGTERM);
+                                shmem::signal(w.slot, libc::SIGTERM);
                                 w.terminated = true;
                             } else {
                                 wake_at(sent + STOP_GRACE_MS * 1000);
@@ -479,10 +479,10 @@ impl Supervisor {
                         Some(_) => {}
                     }
                 } else if d.state != DaemonState::Running
-                    && registry::slot(w.slot).is_some_and(|s| s.pid != 0 && s.started_at != 0)
+                    && shmem::slot(w.slot).is_some_and(|s| s.pid != 0 && s.started_at != 0)
                 {
                     d.state = DaemonState::Running;
-                    d.since = registry::slot(w.slot).map_or(t, |s| s.started_at);
+                    d.since = shmem::slot(w.slot).map_or(t, |s| s.started_at);
                 }
                 continue;
             }
@@ -528,7 +528,7 @@ impl Supervisor {
                     // No background worker slot. Idle pooled executors hold
                     // some: ask one to go (its exit wakes us), else look
                     // again in a second.
-                    let retry_us = if registry::retire_one_idle() {
+                    let retry_us = if shmem::retire_one_idle() {
                         50_000
                     } else {
                         1_000_000
@@ -562,7 +562,7 @@ impl Supervisor {
                 e.pid = d
                     .worker
                     .as_ref()
-                    .and_then(|w| registry::slot(w.slot))
+                    .and_then(|w| shmem::slot(w.slot))
                     .map_or(0, |s| s.pid);
                 e.since = d.since;
                 e.restarts = d.restarts;
@@ -582,10 +582,10 @@ impl Supervisor {
                 e
             })
             .collect();
-        if !registry::publish_daemons(self.home_db, &entries) {
+        if !shmem::publish_daemons(self.home_db, &entries) {
             warning!(
                 "pg_jobs: more than {} daemons: jobs.daemon_status does not show them all",
-                registry::MAX_DAEMONS
+                shmem::MAX_DAEMONS
             );
         }
     }
@@ -595,11 +595,11 @@ impl Supervisor {
     pub fn terminate_all(&mut self) {
         for d in self.daemons.values() {
             if let Some(w) = &d.worker {
-                registry::signal(w.slot, libc::SIGTERM);
+                shmem::signal(w.slot, libc::SIGTERM);
             }
         }
         self.daemons.clear();
-        registry::publish_daemons(self.home_db, &[]);
+        shmem::publish_daemons(self.home_db, &[]);
     }
 }
 
@@ -613,9 +613,9 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
         run_id: 0,
         timeout_ms: 0,
     };
-    let slot = registry::reserve(Kind::Daemon, reservation)?;
+    let slot = shmem::reserve(Kind::Daemon, reservation)?;
     let segment = Segment::new(&def.command);
-    registry::set_dsm(slot, segment.handle());
+    shmem::set_dsm(slot, segment.handle());
     let name = format!("pg_jobs daemon \"{}\"", def.name);
     let w = DynamicWorker {
         bgw_type: "pg_jobs daemon",
@@ -641,7 +641,7 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
             })
         }
         None => {
-            registry::release(slot);
+            shmem::release(slot);
             None
         }
     }

@@ -8,7 +8,7 @@
 //! worker reloads at the top of its loop, never inside the handler; sleeping
 //! is `WaitLatch` with `WL_EXIT_ON_PM_DEATH`.
 
-use crate::registry::SlotRef;
+use crate::shmem::SlotRef;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::prelude::*;
 use std::ffi::CString;

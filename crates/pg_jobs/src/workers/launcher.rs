@@ -11,9 +11,9 @@
 //! DATABASE, as they commit), any scheduler exiting (its exit callback), and
 //! the postmaster when a scheduler it asked for starts or fails to start.
 
-use crate::bgw::{self, DynamicWorker, WorkerHandle};
 use crate::gucs;
-use crate::registry::{self, Kind, SlotRef, State};
+use crate::pg::bgw::{self, DynamicWorker, WorkerHandle};
+use crate::shmem::{self, Kind, SlotRef, State};
 use pg_jobs_core::backoff::{Backoff, RestartPolicy};
 use pg_jobs_core::launcher::{plan, sleep_for, DbAction, DbObservation, ExtPresence, SchedulerPresence};
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BgWorkerStartTime};
@@ -53,7 +53,7 @@ pub fn register() {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_jobs_promotion_watcher_main(_arg: pg_sys::Datum) {
-    registry::wake_all_schedulers();
+    shmem::wake_all_schedulers();
 }
 
 /// One database as the launcher tracks it between passes.
@@ -80,7 +80,7 @@ pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
     bgw::install_signal_handlers();
     // No database: only shared catalogs (pg_database) are readable.
     unsafe { pg_sys::BackgroundWorkerInitializeConnection(std::ptr::null(), std::ptr::null(), 0) };
-    let Some(me) = registry::register_launcher() else {
+    let Some(me) = shmem::register_launcher() else {
         error!("pg_jobs launcher: the worker registry is full");
     };
     log!("pg_jobs launcher started");
@@ -92,13 +92,13 @@ pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
         pg_sys::check_for_interrupts!();
         bgw::reload_config_if_asked();
         let sleep = cx.run(|| {
-            registry::set_state(me, State::Busy, None);
+            shmem::set_state(me, State::Busy, None);
             let now = bgw::monotonic_ms();
             if now >= next_rescan {
                 next_rescan = now + gucs::launcher_naptime_ms();
             }
             let actions = pass(&mut tracked);
-            registry::set_state(me, State::Idle, None);
+            shmem::set_state(me, State::Idle, None);
             sleep_for(&actions, next_rescan, bgw::monotonic_ms())
         });
         bgw::wait(Some(Duration::from_millis(sleep.max(1))));
@@ -109,10 +109,10 @@ pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
 fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
     let dbs = bgw::in_transaction("pg_jobs launcher: listing databases", list_databases);
     let alive: Vec<pg_sys::Oid> = dbs.iter().map(|d| d.oid).collect();
-    registry::retain_dbs(&alive);
+    shmem::retain_dbs(&alive);
     tracked.retain(|oid, _| alive.iter().any(|a| a.to_u32() == *oid));
 
-    let slots = registry::snapshot();
+    let slots = shmem::snapshot();
     let now = bgw::monotonic_ms();
     let enabled = gucs::enabled();
     let mut actions = Vec::with_capacity(dbs.len());
@@ -132,21 +132,21 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
         if presence == SchedulerPresence::Starting {
             let dead = match t.handle.take() {
                 Some((r, h)) if h.status() == bgw::HandleStatus::Stopped => {
-                    registry::release(r);
+                    shmem::release(r);
                     true
                 }
                 Some(held) => {
                     t.handle = Some(held);
                     false
                 }
-                None => registry::reap_unclaimed(Kind::Scheduler, db.oid, UNCLAIMED_SLOT_TIMEOUT_US),
+                None => shmem::reap_unclaimed(Kind::Scheduler, db.oid, UNCLAIMED_SLOT_TIMEOUT_US),
             };
             if dead {
                 presence = SchedulerPresence::None;
             }
         }
 
-        let (ext, evicting) = registry::db_state(db.oid);
+        let (ext, evicting) = shmem::db_state(db.oid);
         if presence == SchedulerPresence::None {
             t.handle = None;
             if let Some(started) = t.started_at.take() {
@@ -180,7 +180,7 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
             DbAction::Start => start_scheduler(db, t, now),
             DbAction::Stop => {
                 t.stopping = true;
-                registry::terminate_db_workers(db.oid, &[Kind::Scheduler]);
+                shmem::terminate_db_workers(db.oid, &[Kind::Scheduler]);
             }
             DbAction::Nothing | DbAction::WakeAt(_) => {}
         }
@@ -190,12 +190,12 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
 }
 
 fn start_scheduler(db: &Database, t: &mut Tracked, now: u64) {
-    let reservation = registry::Reservation {
+    let reservation = shmem::Reservation {
         db: db.oid.to_u32(),
         home_db: db.oid.to_u32(),
         ..Default::default()
     };
-    let Some(r) = registry::reserve(Kind::Scheduler, reservation) else {
+    let Some(r) = shmem::reserve(Kind::Scheduler, reservation) else {
         warning!(
             "pg_jobs: worker registry full; cannot start a scheduler for database \"{}\"",
             db.name
@@ -218,7 +218,7 @@ fn start_scheduler(db: &Database, t: &mut Tracked, now: u64) {
         }
         None => {
             // No free max_worker_processes slot: try again in a second.
-            registry::release(r);
+            shmem::release(r);
             t.start_not_before = now + 1000;
             log!(
                 "pg_jobs: no free background worker slot for the scheduler of database \"{}\" (max_worker_processes); retrying",

@@ -2,82 +2,13 @@
 //! pg_jobs' tables: owners may read their rows (row-level security) but
 //! never write them directly, so run history cannot be forged.
 
-use crate::bgw;
 use crate::hooks;
-use crate::registry;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use crate::pg::bgw;
+use crate::pg::error::raise;
+use crate::shmem;
+use crate::sql_api::validate::*;
 use pgrx::prelude::*;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
-
-pub(crate) fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: &str) -> ! {
-    ErrorReport::new(code, message.into(), "pg_jobs")
-        .set_hint(hint)
-        .report(PgLogLevel::ERROR);
-    unreachable!("ERROR does not return")
-}
-
-/// Longest command text: each run keeps a copy in `jobs.run`.
-pub(crate) const MAX_COMMAND_BYTES: usize = 1 << 20;
-
-/// A required argument (the SQL functions are not STRICT, so that a NULL
-/// gets an error naming the argument instead of a silent NULL result).
-pub(crate) fn required<T>(value: Option<T>, what: &str) -> T {
-    value.unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{what} must not be NULL"),
-            "",
-        )
-    })
-}
-
-/// Parse `command` as the executor will, so a typo fails the submit (with
-/// SQLSTATE 42601) instead of a run later. Returns the number of statements.
-pub(crate) fn check_command(command: &str) -> usize {
-    if command.len() > MAX_COMMAND_BYTES {
-        raise(
-            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            format!(
-                "command is too long ({} bytes; at most {MAX_COMMAND_BYTES})",
-                command.len()
-            ),
-            "Put the work in a function or procedure and call that.",
-        );
-    }
-    let Ok(c) = std::ffi::CString::new(command) else {
-        raise(
-            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
-            "command contains a zero byte",
-            "",
-        )
-    };
-    let parsed = PgTryBuilder::new(|| unsafe {
-        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        Ok(if list.is_null() {
-            0
-        } else {
-            (*list).length as usize
-        })
-    })
-    .catch_others(|e| match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_owned()),
-        CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_owned()),
-    })
-    .execute();
-    match parsed {
-        Ok(0) => raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "command is empty",
-            "Pass one or more SQL statements, e.g. jobs.submit('VACUUM my_table').",
-        ),
-        Ok(n) => n,
-        Err(msg) => raise(
-            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
-            format!("command is not valid SQL: {msg}"),
-            "The command is parsed when submitted; fix it and submit again.",
-        ),
-    }
-}
+use pgrx::PgSqlErrorCode;
 
 /// `jobs.submit(...)`: queue `command` to run in the background, as
 /// `run_as` (default: the caller) in `database`. It runs only after the
@@ -99,11 +30,11 @@ fn _submit(
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
     check_command(command);
-    crate::jobs_api::validate_numbers(timeout_ms, max_attempts, 0, false);
+    crate::sql_api::validate::validate_numbers(timeout_ms, max_attempts, 0, false);
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
-    let datid = crate::jobs_api::database_oid(database);
-    crate::jobs_api::check_run_as(owner, datid);
-    let sql = if crate::schema_version::databases_by_oid() {
+    let datid = crate::catalog::acl::database_oid(database);
+    crate::catalog::acl::check_run_as(owner, datid);
+    let sql = if crate::catalog::schema_version::databases_by_oid() {
         "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
                  RETURNING id"
@@ -116,7 +47,7 @@ fn _submit(
     // A kept plan: a burst of submits plans this INSERT once per session.
     let id = bgw::as_superuser(|| {
         Spi::connect_mut(|c| {
-            crate::saved_plans::run(
+            crate::catalog::plans::run(
                 c,
                 sql,
                 &[
@@ -138,7 +69,7 @@ fn _submit(
         other => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("could not queue the run: {other:?}"),
-            "",
+            None,
         ),
     };
     hooks::submitted_at_commit(id);
@@ -158,7 +89,7 @@ fn visible_status(run_id: i64) -> String {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("run {run_id} does not exist"),
-            "You can see only the runs of roles you are a member of.",
+            Some("You can see only the runs of roles you are a member of."),
         )
     })
 }
@@ -179,26 +110,26 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "timeout must not be negative",
-            "Pass NULL to wait without a timeout.",
+            Some("Pass NULL to wait without a timeout."),
         );
     }
     if hooks::submitted_in_this_transaction(run_id) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("run {run_id} was submitted in this transaction, which must commit before it can start"),
-            "Commit first, then call jobs.wait.",
+            Some("Commit first, then call jobs.wait."),
         );
     }
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "jobs.wait needs READ COMMITTED isolation",
-            "In REPEATABLE READ or SERIALIZABLE the transaction's snapshot never shows the run finishing.",
+            Some("In REPEATABLE READ or SERIALIZABLE the transaction's snapshot never shows the run finishing."),
         );
     }
     let deadline =
         timeout_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms.max(0) as u64));
-    let cv = registry::runs_finished_cv();
+    let cv = shmem::runs_finished_cv();
     // Each statement of a volatile function takes a fresh snapshot, so every
     // look sees runs that finished since the last one.
     let mut done = is_terminal(&visible_status(run_id));
@@ -282,17 +213,17 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
         return Some(false);
     }
     if status != "queued" {
-        match registry::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
-            registry::Cancel::Interrupted => return None,
-            registry::Cancel::Exited => return Some(false),
-            registry::Cancel::NotHeld if status == "running" => return Some(false),
+        match shmem::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
+            shmem::Cancel::Interrupted => return None,
+            shmem::Cancel::Exited => return Some(false),
+            shmem::Cancel::NotHeld if status == "running" => return Some(false),
             // Reserved by a pooled executor and not started: it will not
             // start now. (Should the caller roll back, the run stays
             // `starting` with no executor holding it, and the scheduler
             // marks it crashed: it never ran.) Or `starting` and held by
             // nobody: on its way back to the queue (that requeue finds it
             // cancelled), or orphaned; it never started either way.
-            registry::Cancel::Withdrawn | registry::Cancel::NotHeld => {}
+            shmem::Cancel::Withdrawn | shmem::Cancel::NotHeld => {}
         }
     }
     bgw::as_superuser(|| {
@@ -349,7 +280,7 @@ fn _workers() -> TableIterator<
         name!(since, Option<TimestampWithTimeZone>),
     ),
 > {
-    let rows: Vec<_> = registry::snapshot()
+    let rows: Vec<_> = shmem::snapshot()
         .into_iter()
         .map(|s| {
             (

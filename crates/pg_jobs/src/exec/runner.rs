@@ -210,7 +210,7 @@ unsafe fn run_statements(
         pg_sys::PortalSetResultFormat(portal, 1, &mut format);
         // The last statement's rows are what jobs.result returns.
         let receiver = match capture {
-            Some(cap) if is_last => crate::result_capture::receiver(cap),
+            Some(cap) if is_last => crate::exec::result_capture::receiver(cap),
             _ => pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone),
         };
         let mut qc = pg_sys::QueryCompletion::default();

@@ -10,260 +10,30 @@
 //! jobs only by superusers. Bad input fails with SQLSTATE 22023 and a
 //! message naming what is wrong; nothing is written.
 
-use crate::api::{check_command, raise, required};
-use crate::bgw;
+use crate::catalog::acl::*;
 use crate::gucs;
 use crate::hooks;
-use crate::time;
+use crate::pg::bgw;
+use crate::pg::error::raise;
+use crate::pg::time;
+use crate::sql_api::validate::*;
+use crate::sql_api::validate::{check_command, required};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use pg_jobs_core::overlap::Overlap;
 use pg_jobs_core::schedule::Schedule;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
-const SCHEDULE_HINT: &str =
-    "A schedule is a cron expression with 5 fields or 6 (seconds first), a macro such as \
-@hourly or @reboot, an interval such as '30 seconds' or 'every 2 hours', or a timestamptz for a one-off.";
-
-/// A one-off is a timestamp: it starts with a date.
-fn looks_like_timestamp(text: &str) -> bool {
-    let b = text.trim().as_bytes();
-    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
-}
-
-/// Validate a schedule; returns the one-off instant (PostgreSQL µs) if it is one.
-fn validate_schedule(text: &str) -> Option<i64> {
-    if looks_like_timestamp(text) {
-        // PostgreSQL parses it (and explains a bad one, SQLSTATE 22007).
-        let ts = Spi::get_one_with_args::<TimestampWithTimeZone>(
-            "SELECT $1::pg_catalog.timestamptz",
-            &[text.into()],
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                "invalid one-off time",
-                SCHEDULE_HINT,
-            )
-        });
-        return Some(pg_sys::TimestampTz::from(ts));
-    }
-    if let Err(e) = Schedule::parse(text) {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("invalid schedule \"{}\": {e}", text.trim()),
-            SCHEDULE_HINT,
-        );
-    }
-    None
-}
-
-fn validate_timezone(tz: &str) -> TimeZone {
-    TimeZone::get(tz).unwrap_or_else(|_| {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown time zone \"{tz}\""),
-            "Use an IANA time zone name such as Europe/Berlin or UTC (see pg_timezone_names).",
-        )
-    })
-}
-
-fn validate_overlap(overlap: &str) {
-    if let Err(e) = overlap.parse::<Overlap>() {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            e,
-            "skip records a skipped run while one is going; queue keeps one pending; allow runs in parallel.",
-        );
-    }
-}
-
-/// A one-off more than this far in the past is a mistake, not "now".
-const ONE_OFF_PAST_TOLERANCE_US: i64 = 1_000_000;
-
-/// A one-off's time must not be in the past (beyond a second of slack for
-/// `now()`-style "run once, right away").
-fn check_not_past(once_at: Option<i64>, text: &str) {
-    if let Some(at) = once_at {
-        if at < unsafe { pg_sys::GetCurrentTimestamp() } - ONE_OFF_PAST_TOLERANCE_US {
-            raise(
-                Code::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("one-off time \"{}\" is in the past", text.trim()),
-                "Give a time in the future, or use jobs.submit to run a command now.",
-            );
-        }
-    }
-}
-
-/// A name of a job or daemon: not blank, not absurdly long.
-pub(crate) fn check_name(name: &str, what: &str) {
-    if name.trim().is_empty() {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{what} name must not be empty"),
-            "",
-        );
-    }
-    let n = name.chars().count();
-    if n > MAX_NAME_CHARS {
-        raise(
-            Code::ERRCODE_NAME_TOO_LONG,
-            format!("{what} name is too long ({n} characters; at most {MAX_NAME_CHARS})"),
-            "",
-        );
-    }
-}
-
-/// Longest job or daemon name.
-pub(crate) const MAX_NAME_CHARS: usize = 200;
-
-/// `timeout_ms`: `None` is no timeout; 0 means "none" only where
-/// `zero_removes` (alter_job), and is refused elsewhere as a likely mistake.
-pub(crate) fn validate_numbers(
-    timeout_ms: Option<i64>,
-    max_attempts: i32,
-    retry_backoff_ms: i64,
-    zero_removes: bool,
-) {
-    if timeout_ms.is_some_and(|t| t < 0 || (t == 0 && !zero_removes)) {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            if zero_removes {
-                "timeout must not be negative"
-            } else {
-                "timeout must be positive"
-            },
-            if zero_removes {
-                "timeout => '0' removes the timeout."
-            } else {
-                "Pass NULL for no timeout."
-            },
-        );
-    }
-    if max_attempts < 1 {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("max_attempts must be at least 1, not {max_attempts}"),
-            "1 means no retries.",
-        );
-    }
-    if retry_backoff_ms < 0 {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "retry_backoff must not be negative",
-            "",
-        );
-    }
-}
-
-/// The OID of database `name` (3D000 if there is none). Runs are
-/// dispatched by OID: a renamed database keeps its jobs, and a new database
-/// that takes an old name does not inherit them.
-pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
-    // Usually the current database (jobs.submit's default): known without
-    // a catalog scan. Its name cannot change while we are connected.
-    thread_local! {
-        static CURRENT: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
-    }
-    let me = unsafe { pg_sys::MyDatabaseId };
-    if me != pg_sys::InvalidOid
-        && CURRENT.with(|c| c.get_or_init(|| crate::bgw::database_name(me)).as_str() == name)
-    {
-        return me;
-    }
-    let c = std::ffi::CString::new(name).unwrap_or_default();
-    unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
-}
-
-/// The caller may act as `role` (SET ROLE semantics); superuser roles only
-/// by superusers; `role` may connect to database `db`.
-pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
-    unsafe {
-        let me = pg_sys::GetUserId();
-        if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied to run jobs as role \"{}\"", role_name(role)),
-                "You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser.",
-            );
-        }
-        if pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) != pg_sys::AclResult::ACLCHECK_OK
-        {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "role \"{}\" may not connect to database \"{}\"",
-                    role_name(role),
-                    bgw::database_name(db)
-                ),
-                "GRANT CONNECT ON DATABASE to the role first.",
-            );
-        }
-    }
-}
-
-fn role_name(role: pg_sys::Oid) -> String {
-    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regrole::text", &[role.into()])
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| format!("oid {}", role.to_u32()))
-}
-
-/// The job called `name` that the caller may change: one owned by a role
-/// the caller is a member of, preferring the caller's own.
-fn find_job(name: &str) -> i64 {
-    find_owned("job", name)
-}
-
-/// The `kind` (`job` or `daemon`, stored in `jobs.<kind>`) called `name`
-/// that the caller may change: one owned by a role the caller is a member
-/// of, preferring the caller's own.
-pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
-    let me = unsafe { pg_sys::GetUserId() };
-    let rows: Vec<(i64, bool)> = Spi::connect(|c| {
-        c.select(
-            &format!(
-                "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
-                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
-                  ORDER BY 2 DESC, id"
-            ),
-            None,
-            &[name.into(), me.into()],
-        )
-        .map(|t| {
-            t.map(|r| {
-                (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or(false),
-                )
-            })
-            .collect()
-        })
-        .unwrap_or_default()
-    });
-    match rows.as_slice() {
-        [] => raise(
-            Code::ERRCODE_UNDEFINED_OBJECT,
-            format!("{kind} \"{name}\" does not exist"),
-            &format!("SELECT name FROM jobs.{kind}_status lists the {kind}s you can change."),
-        ),
-        [(id, _)] | [(id, true), ..] => *id,
-        _ => raise(
-            Code::ERRCODE_AMBIGUOUS_PARAMETER,
-            format!("several roles you belong to have a {kind} called \"{name}\""),
-            &format!("SET ROLE to the {kind}'s owner first."),
-        ),
-    }
-}
-
 /// Write job `id` in `jobs.job` as pg_jobs (its only writer); the scheduler
 /// reloads it when (and only if) the calling transaction commits.
 fn write_job(id: i64, what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
-    bgw::as_superuser(|| Spi::run_with_args(sql, args))
-        .unwrap_or_else(|e| raise(Code::ERRCODE_INTERNAL_ERROR, format!("could not {what}: {e}"), ""));
+    bgw::as_superuser(|| Spi::run_with_args(sql, args)).unwrap_or_else(|e| {
+        raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not {what}: {e}"),
+            None,
+        )
+    });
     hooks::job_changed_at_commit(id);
 }
 
@@ -303,7 +73,7 @@ fn _schedule(
     let datid = database_oid(database);
     check_run_as(owner, datid);
     // A database still at 0.1.0 keeps the target database by name only.
-    let (datid_col, datid_val, datid_set) = if crate::schema_version::databases_by_oid() {
+    let (datid_col, datid_val, datid_set) = if crate::catalog::schema_version::databases_by_oid() {
         (", datid", ", $13", ", datid = EXCLUDED.datid")
     } else {
         ("", "", "")
@@ -345,7 +115,7 @@ fn _schedule(
     let id = id
         .ok()
         .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", ""));
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", None));
     hooks::job_changed_at_commit(id);
     id
 }
@@ -369,7 +139,7 @@ fn _alter_job(
 ) -> i64 {
     let name = required(name, "name");
     let id = find_job(name);
-    let by_oid = crate::schema_version::databases_by_oid();
+    let by_oid = crate::catalog::schema_version::databases_by_oid();
     let cur = Spi::connect(|c| {
         c.select(
             &format!(
@@ -405,7 +175,7 @@ fn _alter_job(
         raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("job \"{name}\" does not exist"),
-            "",
+            None,
         )
     });
     if let Some(c) = command {
@@ -517,7 +287,7 @@ fn run_now(name: Option<&str>) -> i64 {
     let id = find_job(required(name, "name"));
     let run = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
-            if crate::schema_version::databases_by_oid() {
+            if crate::catalog::schema_version::databases_by_oid() {
                 "INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
                  SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
@@ -534,7 +304,7 @@ fn run_now(name: Option<&str>) -> i64 {
     hooks::wake_scheduler_at_commit();
     run.ok()
         .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", ""))
+        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", None))
 }
 
 /// The next `count` times `schedule` fires after `after`, in `timezone`
@@ -553,7 +323,7 @@ fn next_runs(
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("count must be between 1 and 10000, not {count}"),
-            "",
+            None,
         );
     }
     let once_at = validate_schedule(schedule);
@@ -575,7 +345,7 @@ fn next_runs(
                 raise(
                     Code::ERRCODE_DATETIME_FIELD_OVERFLOW,
                     "next run is out of range",
-                    "",
+                    None,
                 )
             }),
         );

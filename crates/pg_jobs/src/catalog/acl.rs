@@ -1,0 +1,138 @@
+//! Access checks: which database a run targets, whether the caller may
+//! run as a role, whether a role may still connect, and which job or
+//! daemon of a given name the caller owns.
+
+use crate::pg::bgw;
+use crate::pg::error::raise;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+
+/// The OID of database `name` (3D000 if there is none). Runs are
+/// dispatched by OID: a renamed database keeps its jobs, and a new database
+/// that takes an old name does not inherit them.
+pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
+    // Usually the current database (jobs.submit's default): known without
+    // a catalog scan. Its name cannot change while we are connected.
+    thread_local! {
+        static CURRENT: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
+    }
+    let me = unsafe { pg_sys::MyDatabaseId };
+    if me != pg_sys::InvalidOid
+        && CURRENT.with(|c| c.get_or_init(|| crate::pg::bgw::database_name(me)).as_str() == name)
+    {
+        return me;
+    }
+    let c = std::ffi::CString::new(name).unwrap_or_default();
+    unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
+}
+
+/// The caller may act as `role` (SET ROLE semantics); superuser roles only
+/// by superusers; `role` may connect to database `db`.
+pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
+    unsafe {
+        let me = pg_sys::GetUserId();
+        if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to run jobs as role \"{}\"", role_name(role)),
+                Some("You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser."),
+            );
+        }
+        if pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) != pg_sys::AclResult::ACLCHECK_OK
+        {
+            raise(
+                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "role \"{}\" may not connect to database \"{}\"",
+                    role_name(role),
+                    bgw::database_name(db)
+                ),
+                Some("GRANT CONNECT ON DATABASE to the role first."),
+            );
+        }
+    }
+}
+
+pub(crate) fn role_name(role: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regrole::text", &[role.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("oid {}", role.to_u32()))
+}
+
+/// The job called `name` that the caller may change: one owned by a role
+/// the caller is a member of, preferring the caller's own.
+pub(crate) fn find_job(name: &str) -> i64 {
+    find_owned("job", name)
+}
+
+/// The `kind` (`job` or `daemon`, stored in `jobs.<kind>`) called `name`
+/// that the caller may change: one owned by a role the caller is a member
+/// of, preferring the caller's own.
+pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
+    let me = unsafe { pg_sys::GetUserId() };
+    let rows: Vec<(i64, bool)> = Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
+                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
+                  ORDER BY 2 DESC, id"
+            ),
+            None,
+            &[name.into(), me.into()],
+        )
+        .map(|t| {
+            t.map(|r| {
+                (
+                    r.get(1).ok().flatten().unwrap_or_default(),
+                    r.get(2).ok().flatten().unwrap_or(false),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+    });
+    match rows.as_slice() {
+        [] => raise(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("{kind} \"{name}\" does not exist"),
+            Some(&format!(
+                "SELECT name FROM jobs.{kind}_status lists the {kind}s you can change."
+            )),
+        ),
+        [(id, _)] | [(id, true), ..] => *id,
+        _ => raise(
+            Code::ERRCODE_AMBIGUOUS_PARAMETER,
+            format!("several roles you belong to have a {kind} called \"{name}\""),
+            Some(&format!("SET ROLE to the {kind}'s owner first.")),
+        ),
+    }
+}
+
+/// The role may still log in, and connect to the database (syscache
+/// look-ups; needs a transaction).
+pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+    unsafe {
+        // A dropped database: pg_database_aclcheck would raise an ERROR.
+        let dbtup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::DATABASEOID as i32,
+            pg_sys::Datum::from(db.to_u32()),
+        );
+        if dbtup.is_null() {
+            return false;
+        }
+        pg_sys::ReleaseSysCache(dbtup);
+        let tup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            pg_sys::Datum::from(role.to_u32()),
+        );
+        if tup.is_null() {
+            return false;
+        }
+        let can_login = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tup)).rolcanlogin;
+        pg_sys::ReleaseSysCache(tup);
+        can_login
+            && pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _)
+                == pg_sys::AclResult::ACLCHECK_OK
+    }
+}

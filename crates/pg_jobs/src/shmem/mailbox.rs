@@ -1,0 +1,229 @@
+//! What a scheduler and its executors tell each other through a slot: the
+//! run's command segment, that it started, its outcome, a timeout kill, a
+//! cancel request, and the reload requests the SQL API leaves for a
+//! scheduler.
+
+use super::*;
+
+/// Executor side: the command started. The scheduler is not woken for
+/// this: it says `running` in `jobs.run` on its next pass, at most
+/// `RUNNING_VISIBLE_WITHIN_MS` later, so a short run costs it no extra pass.
+/// Returns the latch of the scheduler of the run's history database (0 if
+/// none), for an executor to wake it when the run turns out not to be short.
+pub fn set_running(r: SlotRef) -> usize {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return 0;
+    }
+    slot.state = State::Running;
+    slot.since = now();
+    slot.started_at = slot.since;
+    let home = slot.home_db;
+    scheduler_latch(&reg, home)
+}
+
+/// How soon after an executor starts its run `jobs.run` says `running`.
+pub const RUNNING_VISIBLE_WITHIN_MS: i64 = 50;
+
+/// Executor side: what happened to the run. The command is over: the slot
+/// is idle (no longer `running`: nothing to show, time out or interrupt).
+pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return;
+    }
+    slot.outcome = outcome;
+    slot.finished_at = now();
+    slot.state = State::Idle;
+    slot.since = slot.finished_at;
+    let code = sqlstate.as_bytes();
+    if code.len() == 5 {
+        slot.sqlstate.copy_from_slice(code);
+    }
+    let mut end = message.len().min(MESSAGE_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    slot.message[..end].copy_from_slice(&message.as_bytes()[..end]);
+    slot.message_len = end as u16;
+}
+
+/// Scheduler side: hand the executor its command before starting it.
+pub fn set_dsm(r: SlotRef, handle: u32) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation {
+        slot.dsm = handle;
+    }
+}
+
+/// Scheduler side: terminate an executor that overran its timeout.
+pub fn kill_for_timeout(r: SlotRef) {
+    let pid = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) || slot.exited || slot.pid == 0 {
+            return;
+        }
+        slot.killed_for_timeout = true;
+        slot.pid
+    };
+    // SAFETY: kill(2) of a live executor's pid, as pg_terminate_backend would.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+}
+
+/// What a scheduler must read again.
+#[derive(Debug, Default)]
+pub struct Reload {
+    /// Every job (too many changed one by one, or the extension was updated).
+    pub all_jobs: bool,
+    /// Just these jobs (added, changed or removed).
+    pub jobs: Vec<i64>,
+    pub daemons: bool,
+}
+
+/// Committed changes to `db`'s definitions: tell its scheduler what to
+/// reload, and wake it. A change made while no scheduler runs needs no
+/// note: a starting scheduler loads everything.
+pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bool) {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        match reg
+            .slots
+            .iter_mut()
+            .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db.to_u32())
+        {
+            Some(s) => {
+                let len = s.changed_len as usize;
+                if all_jobs || len + jobs.len() > CHANGED_JOBS {
+                    s.reload_jobs = true;
+                    s.changed_len = 0;
+                } else if !s.reload_jobs {
+                    s.changed_jobs[len..len + jobs.len()].copy_from_slice(jobs);
+                    s.changed_len = (len + jobs.len()) as u8;
+                }
+                s.reload_daemons |= daemons;
+                s.latch
+            }
+            None => 0,
+        }
+    };
+    set_latch(latch);
+}
+
+/// Scheduler side: take (and clear) what changed.
+pub fn take_reload(r: SlotRef) -> Reload {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    let jobs = slot.changed_jobs[..slot.changed_len as usize].to_vec();
+    slot.changed_len = 0;
+    Reload {
+        all_jobs: std::mem::take(&mut slot.reload_jobs),
+        jobs,
+        daemons: std::mem::take(&mut slot.reload_daemons),
+    }
+}
+
+/// What [`cancel_run`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// No executor holds the run.
+    NotHeld,
+    /// Its executor has exited; its outcome is for the scheduler to write.
+    Exited,
+    /// Its executor is running it: flagged and interrupted.
+    Interrupted,
+    /// It was reserved by an executor and had not started: taken back (the
+    /// caller marks it cancelled).
+    Withdrawn,
+}
+
+/// `jobs.cancel` of a run an executor holds: flag it and interrupt its
+/// statement (SIGINT, as pg_cancel_backend), or take it back from the
+/// runs an executor reserved.
+pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
+    let pid = {
+        let mut reg = REGISTRY.exclusive();
+        let mut found = None;
+        for slot in reg
+            .slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32())
+        {
+            if slot.exited {
+                if slot.run_id == run_id && !slot.pending_handover {
+                    return Cancel::Exited;
+                }
+                continue;
+            }
+            if slot.run_id == run_id {
+                slot.cancel_requested = true;
+                // Interrupt only a command in progress: one not started yet
+                // sees the flag when it starts; one that has ended is done.
+                found = Some(if slot.state == State::Running { slot.pid } else { 0 });
+                break;
+            }
+            if remove_reserved(slot, run_id) {
+                return Cancel::Withdrawn;
+            }
+        }
+        match found {
+            Some(pid) => pid,
+            None => return Cancel::NotHeld,
+        }
+    };
+    if pid != 0 {
+        // SAFETY: kill(2) of the pid the registry holds for this run's executor.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+    }
+    Cancel::Interrupted
+}
+
+/// Take `run_id` out of the slot's reserved runs; whether it was there.
+pub(super) fn remove_reserved(slot: &mut Slot, run_id: i64) -> bool {
+    let n = slot.reserved_len as usize;
+    let Some(i) = slot.reserved[..n].iter().position(|&id| id == run_id) else {
+        return false;
+    };
+    slot.reserved.copy_within(i + 1..n, i);
+    slot.reserved_len -= 1;
+    true
+}
+
+/// Executor side: was this run cancelled?
+pub fn cancel_requested(r: SlotRef) -> bool {
+    let reg = REGISTRY.share();
+    let s = &reg.slots[r.index as usize];
+    s.in_use && s.generation == r.generation && s.cancel_requested
+}
+
+/// Executor side: the run is finished and its outcome recorded; wake the
+/// scheduler to harvest it. The process stays for the next run.
+pub fn finish_run(r: SlotRef) {
+    let home = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
+        slot.outcome_ready = true;
+        slot.state = State::Idle;
+        slot.since = now();
+        slot.home_db
+    };
+    wake_scheduler(pg_sys::Oid::from(home));
+}
+
+/// Scheduler side, after the outcome is committed to the history: the
+/// executor may take another run.
+pub fn mark_harvested(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation && !slot.exited {
+        slot.outcome_ready = false;
+        slot.outcome = Outcome::None;
+        slot.reusable = !slot.retire;
+    }
+}

@@ -1,0 +1,143 @@
+//! The shared-memory registry of every pg_jobs worker, and what the launcher
+//! knows about each database.
+//!
+//! One named LWLock (`pg_jobs registry`) guards one fixed-size struct:
+//!
+//! * `slots` — one entry per pg_jobs process (launcher, schedulers,
+//!   executors): kind, pid, database, role, run, state, since. The view
+//!   `jobs.workers` reads it.
+//! * `dbs` — per database: whether it has the extension (as far as anyone
+//!   has told the launcher) and whether a DROP/RENAME DATABASE is evicting
+//!   its workers.
+//!
+//! Slot life cycle. A supervisor (launcher for schedulers, scheduler for
+//! executors) *reserves* a slot (pid 0, state `starting`) and passes its
+//! index and generation to the new worker, which *claims* it (sets its pid
+//! and latch). On exit — normal, ERROR-to-FATAL, or SIGTERM — an
+//! `on_shmem_exit` callback frees the slot and sets the supervisor's latch,
+//! so supervisors learn of deaths without polling. The generation counter
+//! (bumped on every free) stops a late worker from claiming a slot that was
+//! reclaimed and handed to someone else. A kill -9 restarts the whole
+//! cluster, which re-creates this memory from scratch.
+//!
+//! Everything read out of shared memory is copied before the lock is
+//! released; nothing here allocates.
+
+mod daemons;
+mod databases;
+mod mailbox;
+mod pool;
+mod slot;
+mod slots;
+
+pub use daemons::*;
+pub use databases::*;
+pub use mailbox::*;
+pub use pool::*;
+pub use slot::*;
+pub use slots::*;
+
+use pg_jobs_core::launcher::ExtPresence;
+
+use pgrx::prelude::*;
+
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+
+/// Registry capacity. `pg_jobs.max_executors` is capped well below it.
+pub const MAX_WORKERS: usize = 256;
+
+/// Databases the launcher can track at once.
+pub const MAX_DATABASES: usize = 256;
+
+/// Daemons whose status the registry can show at once (cluster-wide).
+pub const MAX_DAEMONS: usize = 256;
+
+/// Longest last-exit message kept for a daemon.
+pub const DAEMON_MESSAGE_BYTES: usize = 256;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Registry {
+    /// Broadcast whenever runs reach a terminal state (`jobs.wait` sleeps on it).
+    runs_finished: pg_sys::ConditionVariable,
+    launcher_latch: usize,
+    slots: [Slot; MAX_WORKERS],
+    dbs: [DbEntry; MAX_DATABASES],
+    daemons: [DaemonEntry; MAX_DAEMONS],
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        // What ConditionVariableInit does: an unlocked spinlock and an empty
+        // wait list (INVALID_PGPROCNO at both ends).
+        let empty = pg_sys::proclist_head {
+            head: i32::MAX,
+            tail: i32::MAX,
+        };
+        Registry {
+            runs_finished: pg_sys::ConditionVariable {
+                mutex: 0,
+                wakeup: empty,
+            },
+            launcher_latch: 0,
+            slots: [Slot::default(); MAX_WORKERS],
+            dbs: [DbEntry::default(); MAX_DATABASES],
+            daemons: [DaemonEntry::default(); MAX_DAEMONS],
+        }
+    }
+}
+
+// SAFETY: plain old data, no pointers into process-local memory (latch
+// pointers point into shared memory).
+unsafe impl PGRXSharedMemory for Registry {}
+
+static REGISTRY: PgLwLock<Registry> = unsafe { PgLwLock::new(c"pg_jobs registry") };
+
+/// Called from `_PG_init` while preloading.
+pub fn init() {
+    pg_shmem_init!(REGISTRY);
+}
+
+fn now() -> i64 {
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+fn my_latch() -> usize {
+    unsafe { pg_sys::MyLatch as usize }
+}
+
+fn set_latch(latch: usize) {
+    if latch != 0 {
+        // SAFETY: latch points at a PGPROC latch in shared memory; setting
+        // the latch of a process that has exited is harmless.
+        unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) }
+    }
+}
+
+/// What a supervisor passes to a worker so it can find its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotRef {
+    pub index: u32,
+    pub generation: u32,
+}
+
+impl SlotRef {
+    pub fn to_datum(self) -> pg_sys::Datum {
+        pg_sys::Datum::from(((self.index as u64) << 32) | self.generation as u64)
+    }
+    pub fn from_datum(d: pg_sys::Datum) -> SlotRef {
+        let v = d.value() as u64;
+        SlotRef {
+            index: (v >> 32) as u32,
+            generation: v as u32,
+        }
+    }
+}
+
+/// The latch of the scheduler of `db` (0 if it has none).
+fn scheduler_latch(reg: &Registry, db: u32) -> usize {
+    reg.slots
+        .iter()
+        .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db)
+        .map_or(0, |s| s.latch)
+}

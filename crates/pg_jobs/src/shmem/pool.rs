@@ -1,0 +1,274 @@
+//! The warm executor pool: executors that stay after a run for the next
+//! run of the same database and role, the runs they reserve from the
+//! queue, and the hand-over of a run from a scheduler to a pooled executor.
+
+use super::*;
+
+/// Scheduler side: how many executors of `home_db` are connected (or
+/// connecting, started ahead of a due instant) to `db` as `role` and free
+/// to take a run.
+pub fn pooled_or_warming(home_db: pg_sys::Oid, db: u32, role: u32) -> usize {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .filter(|s| {
+            s.in_use
+                && s.kind == Kind::Executor
+                && !s.exited
+                && !s.retire
+                && s.home_db == home_db.to_u32()
+                && s.db == db
+                && s.role == role
+                && (s.reusable || s.run_id == 0)
+        })
+        .count()
+}
+
+/// Executor side: started ahead of a due instant with no run, now
+/// connected: idle in the pool, free to be handed a run.
+pub fn set_pooled(r: SlotRef) {
+    {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
+        slot.state = State::Idle;
+        slot.since = now();
+        slot.outcome_ready = false;
+        slot.reusable = !slot.retire;
+    }
+    // It no longer counts against pg_jobs.max_executors: a scheduler that
+    // found no capacity while it connected may dispatch now.
+    wake_all_schedulers();
+}
+
+/// Scheduler side: claim an idle executor of `home_db` connected to `db` as
+/// `role` for run `run_id` (handed over later with [`hand_over`]).
+pub fn take_idle(
+    home_db: pg_sys::Oid,
+    db: u32,
+    role: u32,
+    run_id: i64,
+    job_id: i64,
+    timeout_ms: i64,
+) -> Option<SlotRef> {
+    let mut reg = REGISTRY.exclusive();
+    let (i, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| {
+        s.in_use
+            && s.kind == Kind::Executor
+            && s.reusable
+            && !s.exited
+            && !s.retire
+            && s.home_db == home_db.to_u32()
+            && s.db == db
+            && s.role == role
+    })?;
+    assign_run(slot, run_id, job_id, timeout_ms);
+    slot.pending_handover = true;
+    Some(SlotRef {
+        index: i as u32,
+        generation: slot.generation,
+    })
+}
+
+/// Scheduler side: give a claimed idle executor its command and wake it.
+pub fn hand_over(r: SlotRef, dsm: u32) -> bool {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) || slot.exited {
+            return false;
+        }
+        slot.dsm = dsm;
+        slot.assigned = true;
+        slot.pending_handover = false;
+        slot.latch
+    };
+    set_latch(latch);
+    true
+}
+
+/// Executor side: `Some(dsm)` if a new run was handed over; if `retiring`
+/// and none was, the slot stops being offered (atomically, so no run is
+/// handed to an executor on its way out).
+pub fn take_assignment(r: SlotRef, retiring: bool) -> Option<u32> {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return None;
+    }
+    if slot.assigned {
+        slot.assigned = false;
+        return Some(slot.dsm);
+    }
+    if retiring || slot.retire {
+        slot.reusable = false;
+        slot.retire = true;
+    }
+    None
+}
+
+/// Scheduler side, at start: idle executors of `home_db` that an earlier
+/// life of this scheduler claimed for a run and died before handing over
+/// are told to exit now (instead of waiting out their idle timeout while
+/// the run looks taken). Their runs are marked crashed or dispatched anew.
+pub fn retire_abandoned(home_db: pg_sys::Oid) {
+    let latches: Vec<usize> = {
+        let mut reg = REGISTRY.exclusive();
+        reg.slots
+            .iter_mut()
+            .filter(|s| {
+                s.in_use
+                    && s.kind == Kind::Executor
+                    && s.home_db == home_db.to_u32()
+                    && s.pending_handover
+                    && !s.exited
+            })
+            .map(|s| {
+                s.retire = true;
+                s.reusable = false;
+                s.latch
+            })
+            .collect()
+    };
+    for l in latches {
+        set_latch(l);
+    }
+}
+
+/// Executor side (warm pool): it took run `run_id` from the queue itself,
+/// and reserved `more` (at most [`RESERVE_MAX`] − 1) to run next. Called
+/// inside the claiming transaction, before it commits, so that a crash
+/// sweep that sees the runs `starting` also sees them held here. `false`
+/// (claim nothing) when the executor was asked to retire.
+pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &[i64]) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) || slot.retire || more.len() >= RESERVE_MAX {
+        return false;
+    }
+    assign_run(slot, run_id, job_id, timeout_ms);
+    slot.reserved[..more.len()].copy_from_slice(more);
+    slot.reserved_len = more.len() as u8;
+    let home = slot.home_db;
+    if let Some(e) = db_entry(&mut reg.dbs, home) {
+        e.claims += 1 + more.len() as u64;
+    }
+    true
+}
+
+/// Executor side: start the next reserved run, `run_id`, unless the
+/// scheduler (or `jobs.cancel`) took it back meanwhile (`false`: skip it).
+/// Decided under the lock, so a run is either started here or requeued
+/// there, never both.
+pub fn start_reserved(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) || !remove_reserved(slot, run_id) {
+        return false;
+    }
+    assign_run(slot, run_id, job_id, timeout_ms);
+    true
+}
+
+/// The runs reserved in slot `r` (none if the slot is not that worker's).
+pub fn reserved(r: SlotRef) -> Vec<i64> {
+    let reg = REGISTRY.share();
+    let slot = &reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return Vec::new();
+    }
+    slot.reserved().to_vec()
+}
+
+/// Give back every reserved run of slot `r` (its caller requeues them).
+pub fn take_reserved(r: SlotRef) -> Vec<i64> {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return Vec::new();
+    }
+    let ids = slot.reserved().to_vec();
+    slot.reserved_len = 0;
+    ids
+}
+
+/// Scheduler side: take back the runs reserved by executors whose current
+/// run has been going for over `running_us` (they would wait behind it);
+/// the caller requeues them. (Those of executors that exited are requeued
+/// by the harvest that frees their slots.)
+pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
+    let mut reg = REGISTRY.exclusive();
+    let now = now();
+    let mut ids = Vec::new();
+    for slot in reg.slots.iter_mut().filter(|s| {
+        s.in_use
+            && s.kind == Kind::Executor
+            && s.home_db == home_db.to_u32()
+            && s.reserved_len > 0
+            && !s.exited
+            && s.state == State::Running
+            && now - s.since > running_us
+    }) {
+        ids.extend_from_slice(slot.reserved());
+        slot.reserved_len = 0;
+    }
+    ids
+}
+
+/// A pooled executor's slot takes on run `run_id`: everything about the
+/// previous run (its outcome, flags, times, message) is cleared.
+pub(super) fn assign_run(slot: &mut Slot, run_id: i64, job_id: i64, timeout_ms: i64) {
+    slot.run_id = run_id;
+    slot.job_id = job_id;
+    slot.timeout_ms = timeout_ms;
+    slot.outcome = Outcome::None;
+    slot.outcome_ready = false;
+    slot.reusable = false;
+    slot.pending_handover = false;
+    slot.cancel_requested = false;
+    slot.killed_for_timeout = false;
+    slot.started_at = 0;
+    slot.finished_at = 0;
+    slot.message_len = 0;
+    slot.state = State::Starting;
+    slot.since = now();
+}
+
+/// How many runs the pooled executors of `db` have taken from its queue
+/// themselves since the server started.
+pub fn claims(db: pg_sys::Oid) -> u64 {
+    let reg = REGISTRY.share();
+    reg.dbs
+        .iter()
+        .find(|e| e.in_use && e.db == db.to_u32())
+        .map_or(0, |e| e.claims)
+}
+
+/// Executor side: whether it was asked to exit.
+pub fn retire_requested(r: SlotRef) -> bool {
+    let reg = REGISTRY.share();
+    let s = &reg.slots[r.index as usize];
+    s.in_use && s.generation == r.generation && s.retire
+}
+
+/// Ask one idle pooled executor to exit, to free its worker slot. Returns
+/// whether there was one.
+pub fn retire_one_idle() -> bool {
+    let latch = {
+        let mut reg = REGISTRY.exclusive();
+        let Some(slot) = reg
+            .slots
+            .iter_mut()
+            .find(|s| s.in_use && s.kind == Kind::Executor && s.reusable && !s.exited)
+        else {
+            return false;
+        };
+        slot.reusable = false;
+        slot.retire = true;
+        slot.latch
+    };
+    set_latch(latch);
+    true
+}

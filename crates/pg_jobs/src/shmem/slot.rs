@@ -1,0 +1,206 @@
+//! What one registry slot holds: the kind and state of a pg_jobs process,
+//! the run it is on, and what it hands back to its supervisor.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Kind {
+    #[default]
+    Launcher = 1,
+    Scheduler = 2,
+    Executor = 3,
+    Daemon = 4,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Launcher => "launcher",
+            Kind::Scheduler => "scheduler",
+            Kind::Executor => "executor",
+            Kind::Daemon => "daemon",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum State {
+    /// Reserved by a supervisor; the process has not claimed it yet.
+    #[default]
+    Starting = 1,
+    /// Sleeping on its latch.
+    Idle = 2,
+    /// Doing bookkeeping (scanning, dispatching, recording).
+    Busy = 3,
+    /// An executor running its command.
+    Running = 4,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Idle => "idle",
+            State::Busy => "busy",
+            State::Running => "running",
+        }
+    }
+}
+
+/// Changed jobs a scheduler is told about one by one; more (before it
+/// looks) make it reload them all.
+pub const CHANGED_JOBS: usize = 32;
+
+/// Longest error message an executor can hand back; longer ones are cut.
+pub const MESSAGE_BYTES: usize = 1000;
+
+/// How many runs a pooled executor may take from the queue at once (the
+/// one it starts, and the rest reserved to run next).
+pub const RESERVE_MAX: usize = 16;
+
+/// What an executor reports about its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum Outcome {
+    /// Nothing recorded (yet): if the executor is gone, it crashed or was killed.
+    #[default]
+    None = 0,
+    Succeeded = 1,
+    Failed = 2,
+    TimedOut = 3,
+    Cancelled = 4,
+}
+
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct Slot {
+    pub in_use: bool,
+    pub kind: Kind,
+    pub state: State,
+    pub pid: i32,
+    pub generation: u32,
+    /// The database the process is connected to.
+    pub db: u32,
+    /// Executors: the database whose scheduler supervises it and holds the
+    /// run's history (differs from `db` for `database =>` jobs).
+    pub home_db: u32,
+    pub role: u32,
+    pub job_id: i64,
+    pub run_id: i64,
+    /// When the slot entered `state` (TimestampTz, µs since 2000-01-01).
+    pub since: i64,
+    /// `MyLatch` of the process holding the slot (0 while `starting`).
+    /// Latches live in PGPROC, in shared memory, so the pointer is valid in
+    /// every process.
+    pub(super) latch: usize,
+    /// Schedulers: job definitions changed; reload them all.
+    pub reload_jobs: bool,
+    /// Schedulers: these jobs changed (`changed_len` of them); reload just those.
+    pub(super) changed_jobs: [i64; CHANGED_JOBS],
+    pub(super) changed_len: u8,
+    /// Schedulers: daemon definitions changed.
+    pub(super) reload_daemons: bool,
+    /// Executors: the dynamic shared memory segment holding the command.
+    pub dsm: u32,
+    /// Executors: cancel the command after this long (0: never).
+    pub timeout_ms: i64,
+    /// Executors: the scheduler terminated it for overrunning its timeout.
+    pub killed_for_timeout: bool,
+    /// Executors: the process has exited; the slot waits for its scheduler
+    /// to write the outcome to the run history and free it.
+    pub exited: bool,
+    pub outcome: Outcome,
+    /// Executors: `jobs.cancel` asked for this run to stop.
+    pub cancel_requested: bool,
+    /// Executors (warm pool): the run is done and its outcome waits in this
+    /// slot for the scheduler; the process lives on.
+    pub outcome_ready: bool,
+    /// Executors: idle, outcome harvested: may be handed another run of the
+    /// same database and role.
+    pub reusable: bool,
+    /// Executors: the scheduler handed over a new run (`run_id`, `dsm`).
+    pub assigned: bool,
+    /// Executors (warm pool): claimed for `run_id` by a scheduler pass that
+    /// has not handed it over yet. If that scheduler dies first, the run
+    /// was never this executor's: its exit says nothing about the run, and
+    /// it must not keep the run looking alive.
+    pub pending_handover: bool,
+    /// Executors: asked to exit (its capacity is needed for another role or database).
+    pub retire: bool,
+    /// Executors (warm pool): runs taken from the queue with the current
+    /// one, to run next in this order (`reserved_len` of them); `jobs.run`
+    /// says `starting` for them. The scheduler takes them back when the
+    /// current run is slow, and requeues them when the executor is gone.
+    pub(super) reserved: [i64; RESERVE_MAX],
+    pub(super) reserved_len: u8,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub sqlstate: [u8; 5],
+    pub(super) message_len: u16,
+    pub(super) message: [u8; MESSAGE_BYTES],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            in_use: false,
+            kind: Kind::default(),
+            state: State::default(),
+            pid: 0,
+            generation: 0,
+            db: 0,
+            home_db: 0,
+            role: 0,
+            job_id: 0,
+            run_id: 0,
+            since: 0,
+            latch: 0,
+            reload_jobs: false,
+            changed_jobs: [0; CHANGED_JOBS],
+            changed_len: 0,
+            reload_daemons: false,
+            dsm: 0,
+            timeout_ms: 0,
+            killed_for_timeout: false,
+            exited: false,
+            outcome: Outcome::None,
+            cancel_requested: false,
+            outcome_ready: false,
+            reusable: false,
+            assigned: false,
+            pending_handover: false,
+            retire: false,
+            reserved: [0; RESERVE_MAX],
+            reserved_len: 0,
+            started_at: 0,
+            finished_at: 0,
+            sqlstate: [b'0'; 5],
+            message_len: 0,
+            message: [0; MESSAGE_BYTES],
+        }
+    }
+}
+
+impl Slot {
+    pub fn message(&self) -> String {
+        String::from_utf8_lossy(&self.message[..self.message_len as usize]).into_owned()
+    }
+    pub fn sqlstate(&self) -> String {
+        String::from_utf8_lossy(&self.sqlstate).into_owned()
+    }
+    /// Executors: the runs reserved to run after the current one.
+    pub fn reserved(&self) -> &[i64] {
+        &self.reserved[..self.reserved_len as usize]
+    }
+}
+
+/// What a supervisor fills in when it reserves a slot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reservation {
+    pub db: u32,
+    pub home_db: u32,
+    pub role: u32,
+    pub job_id: i64,
+    pub run_id: i64,
+    pub timeout_ms: i64,
+}

@@ -1,0 +1,246 @@
+//! A slot's life: a supervisor reserves it, the worker claims it, the exit
+//! callback frees it (or keeps it, marked exited, for the supervisor to
+//! harvest). Written by supervisors and by the worker holding the slot.
+
+use super::*;
+
+/// Reserve a slot for a worker about to be started. `None` when the
+/// registry is full.
+pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
+    let mut reg = REGISTRY.exclusive();
+    let (index, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| !s.in_use)?;
+    let generation = slot.generation;
+    *slot = Slot {
+        in_use: true,
+        kind,
+        state: State::Starting,
+        generation,
+        db: r.db,
+        home_db: r.home_db,
+        role: r.role,
+        job_id: r.job_id,
+        run_id: r.run_id,
+        timeout_ms: r.timeout_ms,
+        since: now(),
+        ..Slot::default()
+    };
+    Some(SlotRef {
+        index: index as u32,
+        generation,
+    })
+}
+
+/// Free a slot if it still belongs to `r` (supervisor side: a reserved
+/// worker that never started).
+pub fn release(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation {
+        free(slot);
+    }
+}
+
+/// Free reserved-but-unclaimed slots of `kind` in `db` older than
+/// `older_than_us` that no supervisor holds a handle for (its supervisor
+/// died between reserving and starting). Returns whether any was freed.
+pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
+    let cutoff = now() - older_than_us;
+    let mut reg = REGISTRY.exclusive();
+    let mut freed = false;
+    for s in reg.slots.iter_mut() {
+        let owner_db = if matches!(kind, Kind::Executor | Kind::Daemon) {
+            s.home_db
+        } else {
+            s.db
+        };
+        if s.in_use && s.kind == kind && owner_db == db.to_u32() && s.pid == 0 && s.since < cutoff {
+            free(s);
+            freed = true;
+        }
+    }
+    freed
+}
+
+/// Free a reserved slot whose process never claimed it (its worker is known
+/// to be gone); a claimed slot is left alone: it carries an outcome.
+pub fn release_unclaimed(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation && slot.pid == 0 {
+        free(slot);
+    }
+}
+
+/// Worker side: take the slot reserved for us. Registers the exit callback
+/// that frees it. `None` if it was reclaimed in the meantime (then the
+/// worker must exit quietly).
+pub fn claim(r: SlotRef) -> Option<Slot> {
+    let copy = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = reg.slots.get_mut(r.index as usize)?;
+        if !slot.in_use || slot.generation != r.generation || slot.pid != 0 {
+            return None;
+        }
+        slot.pid = unsafe { pg_sys::MyProcPid };
+        slot.latch = my_latch();
+        slot.state = State::Idle;
+        slot.since = now();
+        *slot
+    };
+    unsafe { pg_sys::on_shmem_exit(Some(on_exit), r.to_datum()) };
+    Some(copy)
+}
+
+/// The launcher is a static worker: it takes a slot for itself.
+pub fn register_launcher() -> Option<SlotRef> {
+    let r = reserve(Kind::Launcher, Reservation::default())?;
+    claim(r)?;
+    REGISTRY.exclusive().launcher_latch = my_latch();
+    Some(r)
+}
+
+/// Exit callback of every pg_jobs worker. Launcher and scheduler slots are
+/// freed and the supervisor woken. An executor's slot is kept, marked
+/// `exited`, for its scheduler to harvest: the outcome it recorded (or its
+/// absence, which means it crashed or was killed) must reach the run history
+/// that lives in the scheduler's database.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
+    let r = SlotRef::from_datum(arg);
+    let wake = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = reg.slots[r.index as usize];
+        if !slot.in_use || slot.generation != r.generation {
+            return;
+        }
+        match slot.kind {
+            Kind::Launcher => {
+                free(&mut reg.slots[r.index as usize]);
+                reg.launcher_latch = 0;
+                0
+            }
+            Kind::Scheduler => {
+                free(&mut reg.slots[r.index as usize]);
+                reg.launcher_latch
+            }
+            Kind::Executor => {
+                let s = &mut reg.slots[r.index as usize];
+                s.exited = true;
+                s.latch = 0;
+                if s.finished_at == 0 {
+                    s.finished_at = now();
+                }
+                // Executors are limited cluster-wide (pg_jobs.max_executors),
+                // so a freed one may be what any scheduler is waiting for.
+                for s in reg.slots.iter().filter(|s| s.in_use && s.kind == Kind::Scheduler) {
+                    set_latch(s.latch);
+                }
+                0
+            }
+            Kind::Daemon => {
+                // Kept, like an executor's, for its scheduler to see how it ended.
+                let s = &mut reg.slots[r.index as usize];
+                s.exited = true;
+                s.latch = 0;
+                s.finished_at = now();
+                let home = s.home_db;
+                reg.slots
+                    .iter()
+                    .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == home)
+                    .map_or(0, |s| s.latch)
+            }
+        }
+    };
+    set_latch(wake);
+}
+
+pub(super) fn free(slot: &mut Slot) {
+    slot.in_use = false;
+    slot.generation = slot.generation.wrapping_add(1);
+}
+
+/// Scheduler side: the executors it supervises (live or exited), with their slot refs.
+pub fn executors_of(home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    workers_of(Kind::Executor, home_db)
+}
+
+/// Scheduler side: the daemon processes it supervises (live or exited).
+pub fn daemons_of(home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    workers_of(Kind::Daemon, home_db)
+}
+
+pub(super) fn workers_of(kind: Kind, home_db: pg_sys::Oid) -> Vec<(SlotRef, Slot)> {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.in_use && s.kind == kind && s.home_db == home_db.to_u32())
+        .map(|(i, s)| {
+            (
+                SlotRef {
+                    index: i as u32,
+                    generation: s.generation,
+                },
+                *s,
+            )
+        })
+        .collect()
+}
+
+/// Update our own slot's state (and the run it works on).
+pub fn set_state(r: SlotRef, state: State, run_id: Option<i64>) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if slot.in_use && slot.generation == r.generation && slot.state != state {
+        slot.state = state;
+        slot.since = now();
+    }
+    if let Some(run) = run_id {
+        slot.run_id = run;
+    }
+}
+
+/// A copy of every slot held by a live (or starting) process.
+pub fn snapshot() -> Vec<Slot> {
+    REGISTRY
+        .share()
+        .slots
+        .iter()
+        .filter(|s| s.in_use && !s.exited)
+        .copied()
+        .collect()
+}
+
+/// How many executors are busy (starting, running, or reporting),
+/// cluster-wide. Idle pooled executors do not count: they hold no work and
+/// are asked to exit when their worker slot is needed. Exited ones awaiting
+/// harvest hold no process either.
+pub fn executor_count() -> usize {
+    REGISTRY
+        .share()
+        .slots
+        .iter()
+        .filter(|s| s.in_use && s.kind == Kind::Executor && !s.exited && !s.reusable)
+        .count()
+}
+
+/// A copy of our own slot.
+pub fn slot(r: SlotRef) -> Option<Slot> {
+    let reg = REGISTRY.share();
+    let s = reg.slots[r.index as usize];
+    (s.in_use && s.generation == r.generation).then_some(s)
+}
+
+/// Send `signal` to the live process holding `r` (a daemon being stopped).
+pub fn signal(r: SlotRef, signal: i32) -> bool {
+    let pid = {
+        let reg = REGISTRY.share();
+        let s = &reg.slots[r.index as usize];
+        if !(s.in_use && s.generation == r.generation) || s.exited || s.pid == 0 {
+            return false;
+        }
+        s.pid
+    };
+    // SAFETY: kill(2) of the pid the registry holds for a live pg_jobs worker.
+    unsafe { libc::kill(pid, signal) == 0 }
+}

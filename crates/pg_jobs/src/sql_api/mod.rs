@@ -1,0 +1,8 @@
+//! The SQL API (schema `jobs`): the functions users call. They validate
+//! everything, check privileges, and are the only write path to pg_jobs'
+//! tables; workers learn of changes when the writing transaction commits.
+
+mod daemons;
+mod jobs;
+mod runs;
+pub mod validate;

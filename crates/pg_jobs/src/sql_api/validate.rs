@@ -1,0 +1,213 @@
+//! Validation shared by every SQL API function: required arguments, the
+//! command, names, schedules, time zones, overlap policies and numeric
+//! settings. Each failure is an ERROR with its SQLSTATE, a message, and a
+//! hint only when there is one.
+
+use crate::pg::error::raise;
+use jiff::tz::TimeZone;
+use pg_jobs_core::overlap::Overlap;
+use pg_jobs_core::schedule::Schedule;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode as Code;
+use pgrx::PgSqlErrorCode;
+
+/// Longest command text: each run keeps a copy in `jobs.run`.
+pub(crate) const MAX_COMMAND_BYTES: usize = 1 << 20;
+
+/// A required argument (the SQL functions are not STRICT, so that a NULL
+/// gets an error naming the argument instead of a silent NULL result).
+pub(crate) fn required<T>(value: Option<T>, what: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+            None,
+        )
+    })
+}
+
+/// Parse `command` as the executor will, so a typo fails the submit (with
+/// SQLSTATE 42601) instead of a run later. Returns the number of statements.
+pub(crate) fn check_command(command: &str) -> usize {
+    if command.len() > MAX_COMMAND_BYTES {
+        raise(
+            PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "command is too long ({} bytes; at most {MAX_COMMAND_BYTES})",
+                command.len()
+            ),
+            Some("Put the work in a function or procedure and call that."),
+        );
+    }
+    let Ok(c) = std::ffi::CString::new(command) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+            "command contains a zero byte",
+            None,
+        )
+    };
+    let parsed = PgTryBuilder::new(|| unsafe {
+        let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
+        Ok(if list.is_null() {
+            0
+        } else {
+            (*list).length as usize
+        })
+    })
+    .catch_others(|e| match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_owned()),
+        CaughtError::RustPanic { ereport, .. } => Err(ereport.message().to_owned()),
+    })
+    .execute();
+    match parsed {
+        Ok(0) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "command is empty",
+            Some("Pass one or more SQL statements, e.g. jobs.submit('VACUUM my_table')."),
+        ),
+        Ok(n) => n,
+        Err(msg) => raise(
+            PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
+            format!("command is not valid SQL: {msg}"),
+            Some("The command is parsed when submitted; fix it and submit again."),
+        ),
+    }
+}
+
+pub(crate) const SCHEDULE_HINT: &str =
+    "A schedule is a cron expression with 5 fields or 6 (seconds first), a macro such as \
+@hourly or @reboot, an interval such as '30 seconds' or 'every 2 hours', or a timestamptz for a one-off.";
+
+/// A one-off is a timestamp: it starts with a date.
+pub(crate) fn looks_like_timestamp(text: &str) -> bool {
+    let b = text.trim().as_bytes();
+    b.len() >= 8 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-'
+}
+
+/// Validate a schedule; returns the one-off instant (PostgreSQL µs) if it is one.
+pub(crate) fn validate_schedule(text: &str) -> Option<i64> {
+    if looks_like_timestamp(text) {
+        // PostgreSQL parses it (and explains a bad one, SQLSTATE 22007).
+        let ts = Spi::get_one_with_args::<TimestampWithTimeZone>(
+            "SELECT $1::pg_catalog.timestamptz",
+            &[text.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                "invalid one-off time",
+                Some(SCHEDULE_HINT),
+            )
+        });
+        return Some(pg_sys::TimestampTz::from(ts));
+    }
+    if let Err(e) = Schedule::parse(text) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid schedule \"{}\": {e}", text.trim()),
+            Some(SCHEDULE_HINT),
+        );
+    }
+    None
+}
+
+pub(crate) fn validate_timezone(tz: &str) -> TimeZone {
+    TimeZone::get(tz).unwrap_or_else(|_| {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown time zone \"{tz}\""),
+            Some("Use an IANA time zone name such as Europe/Berlin or UTC (see pg_timezone_names)."),
+        )
+    })
+}
+
+pub(crate) fn validate_overlap(overlap: &str) {
+    if let Err(e) = overlap.parse::<Overlap>() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            e,
+            Some("skip records a skipped run while one is going; queue keeps one pending; allow runs in parallel."),
+        );
+    }
+}
+
+/// A one-off more than this far in the past is a mistake, not "now".
+pub(crate) const ONE_OFF_PAST_TOLERANCE_US: i64 = 1_000_000;
+
+/// A one-off's time must not be in the past (beyond a second of slack for
+/// `now()`-style "run once, right away").
+pub(crate) fn check_not_past(once_at: Option<i64>, text: &str) {
+    if let Some(at) = once_at {
+        if at < unsafe { pg_sys::GetCurrentTimestamp() } - ONE_OFF_PAST_TOLERANCE_US {
+            raise(
+                Code::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("one-off time \"{}\" is in the past", text.trim()),
+                Some("Give a time in the future, or use jobs.submit to run a command now."),
+            );
+        }
+    }
+}
+
+/// A name of a job or daemon: not blank, not absurdly long.
+pub(crate) fn check_name(name: &str, what: &str) {
+    if name.trim().is_empty() {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{what} name must not be empty"),
+            None,
+        );
+    }
+    let n = name.chars().count();
+    if n > MAX_NAME_CHARS {
+        raise(
+            Code::ERRCODE_NAME_TOO_LONG,
+            format!("{what} name is too long ({n} characters; at most {MAX_NAME_CHARS})"),
+            None,
+        );
+    }
+}
+
+/// Longest job or daemon name.
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+
+/// `timeout_ms`: `None` is no timeout; 0 means "none" only where
+/// `zero_removes` (alter_job), and is refused elsewhere as a likely mistake.
+pub(crate) fn validate_numbers(
+    timeout_ms: Option<i64>,
+    max_attempts: i32,
+    retry_backoff_ms: i64,
+    zero_removes: bool,
+) {
+    if timeout_ms.is_some_and(|t| t < 0 || (t == 0 && !zero_removes)) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            if zero_removes {
+                "timeout must not be negative"
+            } else {
+                "timeout must be positive"
+            },
+            Some(if zero_removes {
+                "timeout => '0' removes the timeout."
+            } else {
+                "Pass NULL for no timeout."
+            }),
+        );
+    }
+    if max_attempts < 1 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("max_attempts must be at least 1, not {max_attempts}"),
+            Some("1 means no retries."),
+        );
+    }
+    if retry_backoff_ms < 0 {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "retry_backoff must not be negative",
+            None,
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The executor: a dynamic worker that runs runs, one at a time.
+//!
+//! Its scheduler reserves a registry slot for it and puts the command in a
+//! dynamic shared memory segment. The executor reads the command, connects
+//! to the run's database **as the run's owner, by role OID** (so the command
+//! has exactly the owner's privileges and per-role settings), runs it like
+//! psql would, and writes the outcome into its slot; the scheduler writes
+//! those outcomes to the history in batches (the run may be in another
+//! database than the history: `database =>` jobs). Two exceptions, both in
+//! the history's own database: a single-transaction command's success is
+//! recorded inside that transaction (exactly once), and a pooled executor
+//! that just did so takes the next runs of its role from the queue itself:
+//! after a quick run, up to `RESERVE_MAX` at once, the rest reserved in its
+//! registry slot to run next (the scheduler takes them back if the run in
+//! front turns out slow).
+//!
+//! A timeout is armed as PostgreSQL's statement timeout over the whole
+//! command; the scheduler terminates an executor that ignores the cancel.
+//! Never restarted by the postmaster: if it dies, the scheduler records
+//! the run as crashed (or timed out, if it killed it for that).
+
+mod claim;
+mod record;
+mod session;
+
+use claim::*;
+use record::*;
+use session::*;
+
+use crate::exec::command_segment::read_command;
+
+use crate::shmem::{self, Outcome, SlotRef};
+
+use crate::exec::runner;
+
+use pgrx::prelude::*;
+
+use std::collections::VecDeque;
+
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+/// What pgrx does not bind: `utils/timeout.h`, and two of the resets
+/// `DISCARD ALL` makes (`commands/async.h`, `commands/sequence.h`).
+mod ffi {
+    /// `TimeoutId.STATEMENT_TIMEOUT` in PostgreSQL 15.
+    pub const STATEMENT_TIMEOUT: i32 = 3;
+    /// `TimeoutId.USER_TIMEOUT`: the first one an extension may register.
+    pub const USER_TIMEOUT: i32 = 12;
+    unsafe extern "C-unwind" {
+        pub fn RegisterTimeout(id: i32, handler: extern "C" fn()) -> i32;
+        pub fn enable_timeout_after(id: i32, delay_ms: i32);
+        pub fn disable_timeout(id: i32, keep_indicator: bool);
+        pub fn Async_UnlistenAll();
+        pub fn ResetSequenceCaches();
+    }
+    unsafe extern "C" {
+        /// Called from a signal handler, so not through pgrx's guarded
+        /// binding (SetLatch is async-signal-safe).
+        #[link_name = "SetLatch"]
+        pub fn set_latch_from_signal_handler(latch: *mut std::ffi::c_void);
+    }
+}
+
+/// The registered "this run is not short" timeout, and the latch of the
+/// scheduler to wake when it fires (see [`wake_scheduler_for_slow_run`]).
+static SLOW_RUN_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
+
+static SCHEDULER_LATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Timeout handler (in SIGALRM context: no allocation, no locks): the run
+/// has gone on for `RUNNING_VISIBLE_WITHIN_MS`. Runs an executor took from
+/// the queue itself say `starting` until the scheduler shows them
+/// `running`, and the runs it reserved behind this one would wait for it:
+/// wake the scheduler, which does both. A short run never gets here, so a
+/// burst of them costs the scheduler no passes.
+extern "C" fn wake_scheduler_for_slow_run() {
+    let latch = SCHEDULER_LATCH.load(Ordering::Relaxed);
+    if latch != 0 {
+        // SAFETY: a latch in PGPROC (shared memory, valid for the server's
+        // life); SetLatch is safe in a signal handler.
+        unsafe { ffi::set_latch_from_signal_handler(latch as *mut std::ffi::c_void) };
+    }
+}
+
+/// A run this quick (wall time) lets the next claim take a batch.
+const QUICK_RUN_MS: u128 = 10;
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
+    crate::pg::bgw::install_signal_handlers();
+    let me = SlotRef::from_datum(arg);
+    let Some(slot) = shmem::claim(me) else {
+        return;
+    };
+    // No run: started ahead of an instant jobs fall due at, to be in the
+    // pool by then (see the scheduler's prewarm).
+    let prewarm = slot.run_id == 0;
+    let mut next_command = None;
+    if !prewarm {
+        let Some(command) = read_command(slot.dsm) else {
+            shmem::record_outcome(
+                me,
+                Outcome::Failed,
+                "55000",
+                crate::exec::command_segment::COMMAND_GONE,
+            );
+            return;
+        };
+        next_command = Some(command);
+    }
+    let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
+    unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
+    let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
+    SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
+    if prewarm {
+        if slot.db == slot.home_db {
+            get_ready(role, db);
+        }
+        shmem::set_pooled(me);
+    }
+
+    // The warm pool: after each run, reset the session and take the next
+    // run: one this executor reserved, or a batch from the queue, or one
+    // the scheduler hands over within pg_jobs.executor_idle_timeout; then
+    // exit.
+    let mut reserved: VecDeque<Claimed> = VecDeque::new();
+    loop {
+        let command = match next_command.take() {
+            Some(c) => c,
+            None => {
+                unsafe { pg_sys::pgstat_report_stat(true) };
+                let Some(dsm) = wait_for_next_run(me) else {
+                    return;
+                };
+                let Some(c) = read_command(dsm) else {
+                    shmem::record_outcome(
+                        me,
+                        Outcome::Failed,
+                        "55000",
+                        crate::exec::command_segment::COMMAND_GONE,
+                    );
+                    return;
+                };
+                c
+            }
+        };
+        let started = std::time::Instant::now();
+        let recorded = run_one(me, &command);
+        let quick = started.elapsed().as_millis() < QUICK_RUN_MS;
+        if recorded {
+            // Its record committed with it: nothing for the scheduler to
+            // write. Waiters can look now.
+            shmem::broadcast_runs_finished();
+        }
+        unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
+        next_command = between_runs(me, db, role, recorded, quick, &mut reserved);
+        if next_command.is_none() {
+            // Now idle, any reserved runs back in the queue (committed):
+            // the scheduler records our run if it was not recorded in its
+            // own transaction, dispatches what we gave back, and pools us.
+            shmem::finish_run(me);
+        }
+    }
+}
+
+/// An executor started ahead of a due instant plans what its first run and
+/// claim will run, and so loads the catalog entries they read, while there
+/// is time: a new backend's first statements on pg_jobs' tables cost it
+/// milliseconds, which the runs due at that instant would otherwise wait.
+/// Nothing is written (no run has id 0; a claim of 0 runs takes none).
+fn get_ready(role: pg_sys::Oid, db: pg_sys::Oid) {
+    crate::pg::bgw::in_transaction("pg_jobs executor: getting ready", || {
+        if !crate::catalog::schema_version::databases_by_oid() {
+            return;
+        }
+        crate::pg::bgw::as_superuser(|| {
+            Spi::connect_mut(|c| claim_batch(c, role, db, 0).map(|_| ()))
+                .unwrap_or_else(|e| error!("pg_jobs executor: cannot get ready: {e}"));
+            mark_succeeded(0, false);
+        })
+    });
+}
+
+/// Between two runs, in one short transaction: reset the session as
+/// `DISCARD ALL` does, then take the next run — the next one reserved, or
+/// (after a run recorded in its own transaction) the head of the queue.
+/// After a run the scheduler must record (it failed, or committed on its
+/// own), reserved runs go back to the queue and `None` lets the scheduler
+/// harvest first.
+fn between_runs(
+    me: SlotRef,
+    db: pg_sys::Oid,
+    role: pg_sys::Oid,
+    recorded: bool,
+    quick: bool,
+    reserved: &mut VecDeque<Claimed>,
+) -> Option<String> {
+    unsafe {
+        // A jobs.cancel that reached us after the command ended is moot;
+        // left pending it would fail our own transaction below.
+        pg_sys::QueryCancelPending = 0;
+        // Our own transaction is READ COMMITTED and read-write whatever the
+        // last command made of the session's defaults (SET SESSION
+        // CHARACTERISTICS, its role's default_transaction_isolation); the
+        // reset inside then restores the session's defaults for the next.
+        own_transaction_characteristics();
+    }
+    crate::pg::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
+        unsafe { reset_session() };
+        if !recorded || shmem::retire_requested(me) {
+            give_back(me, reserved);
+            return None;
+        }
+        while let Some(next) = reserved.pop_front() {
+            if shmem::start_reserved(me, next.run_id, next.job_id, next.timeout_ms) {
+                return Some(next.command);
+            }
+            // Taken back by the scheduler or jobs.cancel.
+        }
+        let batch = if quick { shmem::RESERVE_MAX } else { 1 };
+        let mut claimed = claim_next(me, db, role, batch)?;
+        let first = claimed.remove(0);
+        reserved.extend(claimed);
+        Some(first.command)
+    })
+}
+
+/// Sleep until a new run is handed over (its command's segment), or the
+/// idle timeout passes or we are asked to retire (`None`: exit).
+fn wait_for_next_run(me: SlotRef) -> Option<u32> {
+    let idle = std::time::Duration::from_millis(crate::gucs::executor_idle_timeout_ms());
+    let deadline = std::time::Instant::now() + idle;
+    loop {
+        let now = std::time::Instant::now();
+        let retiring = now >= deadline || shmem::retire_requested(me);
+        if let Some(dsm) = shmem::take_assignment(me, retiring) {
+            return Some(dsm);
+        }
+        if retiring {
+            return None;
+        }
+        crate::pg::bgw::wait(Some(deadline - now));
+        crate::pg::bgw::reload_config_if_asked();
+    }
+}
+
+/// Run one command and record its outcome in our slot.
+/// Returns whether the run was recorded `succeeded` inside its own
+/// transaction (then there is nothing left for the scheduler to write).
+fn run_one(me: SlotRef, command: &str) -> bool {
+    let Some(slot) = shmem::slot(me) else {
+        return false;
+    };
+    SCHEDULER_LATCH.store(shmem::set_running(me), Ordering::Relaxed);
+    if shmem::cancel_requested(me) {
+        shmem::record_outcome(
+            me,
+            Outcome::Cancelled,
+            "57014",
+            "cancelled by jobs.cancel before it started",
+        );
+        return false;
+    }
+    if slot.timeout_ms > 0 {
+        unsafe {
+            ffi::enable_timeout_after(
+                ffi::STATEMENT_TIMEOUT,
+                slot.timeout_ms.min(i32::MAX as i64) as i32,
+            )
+        };
+    }
+    let slow_run = SLOW_RUN_TIMEOUT.load(Ordering::Relaxed);
+    if slow_run >= 0 {
+        unsafe { ffi::enable_timeout_after(slow_run, shmem::RUNNING_VISIBLE_WITHIN_MS as i32) };
+    }
+    let started = std::time::Instant::now();
+    // Exactly once: when the command is one transaction in the database
+    // that holds its history, the run is recorded `succeeded` inside that
+    // transaction, so its effects and its record commit together.
+    let run_id = slot.run_id;
+    crate::exec::result_capture::reset();
+    let mut recorded_in_transaction = false;
+    let outcome = if slot.db == slot.home_db {
+        let cap = crate::gucs::max_result_bytes();
+        let (outcome, recorded) =
+            runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
+        recorded_in_transaction = recorded;
+        if !recorded && outcome == runner::Outcome::Succeeded {
+            // A command that committed on its own: keep its rows afterwards.
+            // In a transaction of our own characteristics (the command may
+            // have set the session's default to read-only); the session's
+            // are restored after it, for the reset to see.
+            let saved = unsafe {
+                (
+                    pg_sys::DefaultXactIsoLevel,
+                    pg_sys::DefaultXactReadOnly,
+                    pg_sys::DefaultXactDeferrable,
+                )
+            };
+            unsafe { own_transaction_characteristics() };
+            crate::pg::bgw::in_transaction("pg_jobs executor: keeping the result", || {
+                store_result(run_id, true)
+            });
+            unsafe {
+                (
+                    pg_sys::DefaultXactIsoLevel,
+                    pg_sys::DefaultXactReadOnly,
+                    pg_sys::DefaultXactDeferrable,
+                ) = saved;
+            }
+        }
+        outcome
+    } else {
+        // The history is in another database: this executor cannot write
+        // there, so results of runs in other databases are not kept.
+        runner::run(command)
+    };
+    unsafe {
+        ffi::disable_timeout(ffi::STATEMENT_TIMEOUT, false);
+        if slow_run >= 0 {
+            ffi::disable_timeout(slow_run, false);
+        }
+    }
+    // PostgreSQL resets the timeout's indicator when it reports the cancel,
+    // so tell our timeout from any other cancel by the time that passed.
+    let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
+
+    if recorded_in_transaction {
+        shmem::record_outcome(me, Outcome::Succeeded, "00000", "");
+        crate::workers::log_run(
+            run_id,
+            (slot.job_id != 0).then_some(slot.job_id),
+            "succeeded",
+            None,
+        );
+        return true;
+    }
+    match outcome {
+        runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        runner::Outcome::Failed { sqlstate, message } => {
+            let kind = if sqlstate == "57014" && shmem::cancel_requested(me) {
+                Outcome::Cancelled
+            } else if timed_out && sqlstate == "57014" {
+                Outcome::TimedOut
+            } else {
+                Outcome::Failed
+            };
+            shmem::record_outcome(me, kind, &sqlstate, &message)
+        }
+    }
+    false
+}
