@@ -4,14 +4,17 @@
 //! shared memory and SPI around this crate. Everything here is plain Rust so
 //! that it can be unit- and property-tested with `cargo test`:
 //!
-//! * [`run_state`] — the life of a run (one execution of a command) and
-//!   which transitions between its states are legal;
+//! * [`run`] — the life of a run (one execution of a command): its
+//!   statuses, the events that change them (the one model every status
+//!   write obeys), how a run ended, retries, why a run may not start now;
+//! * [`executor_phase`] — the life of an executor's registry slot;
 //! * [`backoff`] — how long to wait before restarting a worker that died;
 //! * [`daemon`] — where a daemon runs and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
-//!   next due, time zones and DST included; retry delays.
+//!   next due (first due time after a load, prewarm instants), time zones
+//!   and DST included.
 //!
 //! Terms used throughout: a *job* is a definition (a command, a schedule, an
 //! owner); a *run* is one execution of a command, queued, running, then
@@ -20,8 +23,15 @@
 pub mod backoff;
 pub mod cron;
 pub mod daemon;
+pub mod executor_phase;
 pub mod launcher;
 pub mod overlap;
-pub mod run_state;
+pub mod run;
 pub mod schedule;
 pub mod sqlstate;
+
+/// The old name of [`run`] (pg_jobs 0.3), so `pg_jobs_core::run_state::RunStatus`
+/// still resolves in code not yet moved to `run`.
+pub mod run_state {
+    pub use crate::run::*;
+}

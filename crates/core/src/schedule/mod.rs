@@ -10,7 +10,10 @@
 
 use crate::cron::{CronError, CronExpr};
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
+
+mod due;
+pub use due::{first_due, next_due_after_firing, prewarm_at, FirstDue, PREWARM_LEAD_MS};
 
 /// Cheap to clone: a parsed cron expression is shared (croner keeps a
 /// 5,000-entry year table per expression, ~5 KB, so a scheduler holding
@@ -122,16 +125,9 @@ impl Schedule {
     }
 }
 
-/// Delay before retry number `attempt` (2 for the first retry) of a run
-/// that failed: `base · 2^(attempt-2)`, capped at an hour, plus up to 10 %
-/// jitter drawn from `jitter_unit` in [0, 1) so retries of many jobs spread.
-pub fn retry_delay(base: SignedDuration, attempt: u32, jitter_unit: f64) -> SignedDuration {
-    let base_ms = base.as_millis().max(0) as f64;
-    let exp = attempt.saturating_sub(2).min(30) as i32;
-    let delay_ms = (base_ms * 2f64.powi(exp)).min(3_600_000.0);
-    let jitter = delay_ms * 0.1 * jitter_unit.clamp(0.0, 1.0);
-    SignedDuration::from_millis((delay_ms + jitter).round() as i64)
-}
+/// Moved to [`crate::run::retry`] (the retry decision); kept here for
+/// the shell's `pg_jobs_core::schedule::retry_delay`.
+pub use crate::run::retry::retry_delay;
 
 #[cfg(test)]
 mod tests {
@@ -249,16 +245,6 @@ mod tests {
         assert_eq!(s.next_after(at, &TimeZone::UTC, at), None);
     }
 
-    #[test]
-    fn retry_delays_grow_and_jitter_stays_within_ten_percent() {
-        let base = SignedDuration::from_secs(10);
-        assert_eq!(retry_delay(base, 2, 0.0), SignedDuration::from_secs(10));
-        assert_eq!(retry_delay(base, 3, 0.0), SignedDuration::from_secs(20));
-        assert_eq!(retry_delay(base, 4, 0.0), SignedDuration::from_secs(40));
-        assert_eq!(retry_delay(base, 60, 0.0), SignedDuration::from_secs(3600));
-        assert_eq!(retry_delay(base, 2, 0.999_999), SignedDuration::from_secs(11));
-    }
-
     proptest! {
         #[test]
         fn interval_next_is_on_the_grid_and_strictly_later(
@@ -273,19 +259,6 @@ mod tests {
             prop_assert!(since >= 0 && since % period == 0 && next.subsec_nanosecond() == 0);
             // No grid point was skipped.
             prop_assert!(next.as_second() - period <= after.as_second() || since == 0);
-        }
-
-        #[test]
-        fn retry_delay_never_shrinks(base_ms in 1i64..600_000, jitter in 0.0f64..1.0) {
-            let base = SignedDuration::from_millis(base_ms);
-            let mut last = SignedDuration::ZERO;
-            for attempt in 2..40 {
-                let d = retry_delay(base, attempt, 0.0);
-                prop_assert!(d >= last);
-                let j = retry_delay(base, attempt, jitter);
-                prop_assert!(j >= d && j.as_millis() as f64 <= d.as_millis() as f64 * 1.1 + 1.0);
-                last = d;
-            }
         }
     }
 }
