@@ -21,6 +21,7 @@
 //! finished exactly once.
 
 pub mod backoff;
+pub mod build_id;
 pub mod cron;
 pub mod daemon;
 pub mod executor_phase;

@@ -92,7 +92,21 @@ impl Cluster {
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing).unwrap();
         c.start_server();
+        if !extra_conf.contains("shared_preload_libraries") {
+            c.check_build_id();
+        }
         c
+    }
+
+    /// Refuse to test an installed library that is not the one built from
+    /// this tree: a stale install must never pass a run.
+    fn check_build_id(&self) {
+        let installed: String = one(&mut self.connect("postgres"), "SHOW pg_jobs.build_id");
+        assert_eq!(
+            installed,
+            env!("PG_JOBS_BUILD_ID"),
+            "the installed pg_jobs library was not built from this tree (install it first: make install, or run make test)"
+        );
     }
 
     /// Run a PostgreSQL program from `PG_BIN` in the cluster directory, as
@@ -148,6 +162,34 @@ impl Cluster {
             "60",
             "start",
         ]);
+        self.running = true;
+    }
+
+    /// Restart the server with `env` in its environment (everything else
+    /// as [`Cluster::start_server`]): for what a server's environment must
+    /// not change, such as RUST_BACKTRACE.
+    pub fn restart_with_env(&mut self, env: &[(&str, &str)]) {
+        self.stop_server("fast");
+        let mut args: Vec<String> = vec!["env".into()];
+        args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        args.extend(
+            [&format!("{PG_BIN}/pg_ctl"), "-D", "data", "-l", "server.log", "-w", "-t", "60", "start"]
+                .map(str::to_owned),
+        );
+        let mut cmd = match &self.os_user {
+            Some(u) => {
+                let mut c = std::process::Command::new("runuser");
+                c.args(["-u", u, "--"]).args(&args);
+                c
+            }
+            None => {
+                let mut c = std::process::Command::new(&args[0]);
+                c.args(&args[1..]);
+                c
+            }
+        };
+        let out = cmd.current_dir(&self.dir).output().expect("spawn");
+        assert!(out.status.success(), "pg_ctl start with env failed: {}", String::from_utf8_lossy(&out.stderr));
         self.running = true;
     }
 

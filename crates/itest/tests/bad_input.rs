@@ -140,6 +140,15 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.stop_daemon('ghost')".into(), "42704", "daemon \"ghost\" does not exist".into()),
         ("SELECT jobs.start_daemon(NULL)".into(), "22004", "name must not be NULL".into()),
         ("SELECT jobs.drop_daemon('ghost')".into(), "42704", "daemon \"ghost\" does not exist".into()),
+        // Time arithmetic at the edges of PostgreSQL's ranges (issue 12, defect 2).
+        ("SELECT * FROM jobs.next_runs('@hourly', after => 'infinity')".into(), "22008", "after must be a finite time between the years -9999 and 9999".into()),
+        ("SELECT * FROM jobs.next_runs('@hourly', after => '-infinity')".into(), "22008", "after must be a finite time between the years -9999 and 9999".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', timeout => '25 days')".into(), "22023", "timeout must be at most 2147483647 ms (about 24.8 days), not 2160000000 ms".into()),
+        ("SELECT jobs.submit('SELECT 1', timeout => '25 days')".into(), "22023", "timeout must be at most 2147483647 ms (about 24.8 days), not 2160000000 ms".into()),
+        ("SELECT jobs.alter_job('j', timeout => '25 days')".into(), "22023", "timeout must be at most 2147483647 ms (about 24.8 days), not 2160000000 ms".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
+        ("SELECT jobs.alter_job('j', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
+        ("SELECT jobs.daemon('d2', 'SELECT 1', restart_delay => '2 days')".into(), "22023", "restart_delay must be between 100 milliseconds and 1 day, not 172800000 ms".into()),
     ];
     let before = state(&mut s);
     let mut mismatches = Vec::new();
@@ -147,6 +156,10 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         match s.batch_execute(sql) {
             Ok(()) => mismatches.push(format!("accepted: {}", &sql[..sql.len().min(120)])),
             Err(e) => match e.as_db_error() {
+                // Hints are optional: an empty HINT line is never right (issue 12, defect 4).
+                Some(db) if db.hint() == Some("") => {
+                    mismatches.push(format!("{}\n    carries an empty HINT", &sql[..sql.len().min(120)]))
+                }
                 Some(db) if db.code().code() == *code && db.message() == message => {}
                 Some(db) => mismatches.push(format!(
                     "{}\n    got      {} {}\n    expected {code} {message}",
@@ -175,6 +188,9 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
     // Not errors, and still nothing changed: cancel of a finished run says
     // false; names with quotes and semicolons are just names.
     let cancelled: bool = one(&mut s, &format!("SELECT jobs.cancel({finished})"));
+    // A wait whose deadline lies past what the clock can hold waits without one.
+    let waited: String = one(&mut s, &format!("SELECT status FROM jobs.wait({finished}, '178000000 years')"));
+    assert_eq!(waited, "succeeded");
     assert!(!cancelled, "cancel of a finished run");
     assert_eq!(state(&mut s), before);
     s.batch_execute("SELECT jobs.schedule($$it's; DROP TABLE x; --$$, '@yearly', 'SELECT 1')")

@@ -76,6 +76,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
          SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '200 ms', max_restart_delay => '1 s');",
     )
     .unwrap();
+    record_status_changes(&mut s);
     drop(s);
 
     // The load: batches of single-transaction jobs, each inserting its tag.
@@ -252,6 +253,12 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         violations.len()
     );
     println!("RELIABILITY| max time to recover after a fault | {max_recovery:.2?} (after {worst})");
+    let (changes, illegal) = illegal_status_changes(&mut s);
+    println!(
+        "RELIABILITY| status changes outside the run model (pg_jobs_core::run) | {} of {changes}",
+        illegal.len()
+    );
+    assert!(illegal.is_empty(), "illegal run status changes: {illegal:?}");
     assert_eq!(stuck, 0);
     assert!(lost.is_empty(), "lost runs: {lost:?}");
     assert!(violations.is_empty(), "{}", violations.join("\n"));
@@ -261,4 +268,54 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         committed.len()
     );
     assert_eq!(daemon_state, "running", "the daemon came back");
+}
+
+
+/// Test-only: a trigger that records every status a run is created with
+/// and every change of it, as the writing transaction commits them (a
+/// rolled-back write leaves no record, as it leaves no status).
+fn record_status_changes(s: &mut Client) {
+    s.batch_execute(
+        "CREATE TABLE status_change (run_id int8, old_status text, new_status text);
+         CREATE FUNCTION record_status_change() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF TG_OP = 'INSERT' THEN
+             INSERT INTO public.status_change VALUES (NEW.id, NULL, NEW.status);
+           ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+             INSERT INTO public.status_change VALUES (NEW.id, OLD.status, NEW.status);
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE TRIGGER record_status_change AFTER INSERT OR UPDATE OF status ON jobs.run
+           FOR EACH ROW EXECUTE FUNCTION record_status_change();",
+    )
+    .unwrap();
+}
+
+/// Every recorded status change checked against the run model in core:
+/// how many there were, and the ones the model forbids (with counts).
+fn illegal_status_changes(s: &mut Client) -> (i64, Vec<(String, i64)>) {
+    use pg_jobs_core::run::RunStatus;
+    let rows = s
+        .query(
+            "SELECT coalesce(old_status, ''), new_status, count(*) FROM status_change GROUP BY 1, 2",
+            &[],
+        )
+        .unwrap();
+    let mut total = 0;
+    let mut illegal = Vec::new();
+    for r in &rows {
+        let (old, new, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+        total += n;
+        let to: Option<RunStatus> = new.parse().ok();
+        let legal = match (old.as_str(), to) {
+            (_, None) => false,
+            ("", Some(to)) => to.can_be_created(),
+            (old, Some(to)) => old.parse::<RunStatus>().is_ok_and(|from| from.can_become(to)),
+        };
+        if !legal {
+            illegal.push((format!("{} -> {new}", if old.is_empty() { "(created)" } else { &old }), n));
+        }
+    }
+    (total, illegal)
 }

@@ -3,7 +3,7 @@
 
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 /// `pg_jobs.enabled`: off stops every scheduler (running executors finish
 /// their run); on starts them again.
@@ -30,6 +30,16 @@ pub static MAX_RESULT_BYTES: GucSetting<i32> = GucSetting::<i32>::new(1024 * 102
 
 /// `pg_jobs.timezone`: time zone of jobs scheduled without one. Empty
 /// (the default): the server's `TimeZone`.
+/// `pg_jobs.build_id`: the fingerprint of the sources this library was
+/// built from (read-only), for the integration tests' stale-install check.
+pub static BUILD_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(
+    // Hex digits and a NUL added here: never an interior NUL.
+    match CStr::from_bytes_with_nul(concat!(env!("PG_JOBS_BUILD_ID"), "\0").as_bytes()) {
+        Ok(c) => c,
+        Err(_) => c"unknown",
+    },
+));
+
 pub static TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `pg_jobs.history_retention`: finished runs older than this are purged.
@@ -49,6 +59,14 @@ pub enum LogRuns {
 pub static LOG_RUNS: GucSetting<LogRuns> = GucSetting::<LogRuns>::new(LogRuns::Errors);
 
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"pg_jobs.build_id",
+        c"Fingerprint of the sources this pg_jobs library was built from.",
+        c"Read-only. The integration tests compare it with the tree they were built from.",
+        &BUILD_ID,
+        GucContext::Internal,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"pg_jobs.enabled",
         c"Whether pg_jobs schedulers run.",

@@ -2,6 +2,7 @@
 //! run as a role, whether a role may still connect, and which job or
 //! daemon of a given name the caller owns.
 
+use crate::catalog::row;
 use crate::pg::bgw;
 use crate::pg::error::raise;
 use pgrx::prelude::*;
@@ -84,8 +85,8 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
         .map(|t| {
             t.map(|r| {
                 (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or(false),
+                    row::get_opt(&r, 1).unwrap_or_default(),
+                    row::get_opt(&r, 2).unwrap_or(false),
                 )
             })
             .collect()

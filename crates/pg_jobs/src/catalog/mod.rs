@@ -3,5 +3,6 @@
 
 pub mod acl;
 pub mod plans;
+pub mod row;
 pub mod runs;
 pub mod schema_version;

@@ -2,6 +2,7 @@
 //! outside the SQL API's own functions. Each statement is one transition of
 //! the run model in `pg_jobs_core::run`.
 
+use crate::pg::error::OrRaise;
 use crate::catalog::plans;
 use pgrx::prelude::*;
 
@@ -31,6 +32,6 @@ pub(crate) fn requeue(run_id: i64, why: Option<&str>) {
                 None,
                 &[run_id.into(), why.into()],
             )
-            .expect("requeueing a run");
+            .or_raise("requeueing a run");
     });
 }

@@ -30,27 +30,98 @@ pub fn run(command: &str) -> Outcome {
 
 /// Nodes whose statements commit on their own or refuse a transaction
 /// block: a command containing one is not a single transaction, so its
-/// outcome cannot be recorded inside it.
+/// outcome cannot be recorded inside it. The list is PostgreSQL's own: every
+/// caller of `PreventInTransactionBlock` in 15 and 18 (utility.c,
+/// indexcmds.c, tablecmds.c, dbcommands.c, vacuum.c, cluster.c,
+/// discard.c, subscriptioncmds.c, tablespace.c, twophase via
+/// TransactionStmt), plus the statements that commit internally (CALL and
+/// DO of a procedure that COMMITs, transaction control). Where PostgreSQL
+/// decides by catalog state at run time (CLUSTER of a partitioned table,
+/// DROP SUBSCRIPTION with a slot), the whole statement kind counts: calling
+/// a single transaction "not single" only forgoes the in-transaction
+/// record; the reverse would make a false exactly-once claim.
 fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
     use pg_sys::NodeTag::*;
-    let tag = unsafe { (*node).type_ };
-    match tag {
-        T_TransactionStmt
-        | T_VacuumStmt
-        | T_CallStmt
-        | T_DoStmt
-        | T_CreatedbStmt
-        | T_DropdbStmt
-        | T_AlterSystemStmt
-        | T_CreateTableSpaceStmt
-        | T_DropTableSpaceStmt
-        | T_ClusterStmt
-        | T_CreateSubscriptionStmt
-        | T_DropSubscriptionStmt
-        | T_AlterSubscriptionStmt => true,
-        T_IndexStmt => unsafe { (*(node as *mut pg_sys::IndexStmt)).concurrent },
-        T_ReindexStmt => true,
-        _ => false,
+    // SAFETY: `node` is a parse tree node of the statement being run,
+    // allocated in the command's memory context, which outlives this call;
+    // each cast below follows the node's own tag.
+    unsafe {
+        match (*node).type_ {
+            T_TransactionStmt
+            | T_VacuumStmt
+            | T_CallStmt
+            | T_DoStmt
+            | T_CreatedbStmt
+            | T_DropdbStmt
+            | T_AlterSystemStmt
+            | T_CreateTableSpaceStmt
+            | T_DropTableSpaceStmt
+            | T_ClusterStmt
+            | T_ReindexStmt
+            | T_CreateSubscriptionStmt
+            | T_DropSubscriptionStmt
+            | T_AlterSubscriptionStmt => true,
+            T_IndexStmt => (*(node as *mut pg_sys::IndexStmt)).concurrent,
+            // DROP INDEX CONCURRENTLY
+            T_DropStmt => (*(node as *mut pg_sys::DropStmt)).concurrent,
+            // DISCARD ALL
+            T_DiscardStmt => {
+                (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL
+            }
+            // ALTER DATABASE … SET TABLESPACE
+            T_AlterDatabaseStmt => {
+                def_names((*(node as *mut pg_sys::AlterDatabaseStmt)).options).any(|n| n == "tablespace")
+            }
+            // ALTER TABLE … DETACH PARTITION … CONCURRENTLY
+            T_AlterTableStmt => list_nodes((*(node as *mut pg_sys::AlterTableStmt)).cmds).any(|cmd| {
+                let cmd = cmd as *mut pg_sys::AlterTableCmd;
+                (*cmd).subtype == pg_sys::AlterTableType::AT_DetachPartition
+                    && !(*cmd).def.is_null()
+                    && (*(*cmd).def).type_ == T_PartitionCmd
+                    && (*((*cmd).def as *mut pg_sys::PartitionCmd)).concurrent
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// The nodes of a parse-tree `List` (empty for NIL).
+///
+/// # Safety
+/// `list` is NIL or a valid pointer `List` whose memory outlives the iterator.
+unsafe fn list_nodes(list: *mut pg_sys::List) -> impl Iterator<Item = *mut pg_sys::Node> {
+    // SAFETY: per the function's contract, `list` is NIL or a valid List of
+    // `length` pointer cells.
+    let len = if list.is_null() { 0 } else { unsafe { (*list).length as usize } };
+    // SAFETY: i < length, so the cell is within the list's elements array.
+    (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node })
+}
+
+/// The option names of a list of `DefElem`s.
+///
+/// # Safety
+/// As [`list_nodes`]; every element is a `DefElem`.
+unsafe fn def_names(list: *mut pg_sys::List) -> impl Iterator<Item = String> {
+    // SAFETY: per the contract, each node is a DefElem whose defname is
+    // NULL or a NUL-terminated string in the same memory.
+    unsafe { list_nodes(list) }.filter_map(|n| unsafe {
+        let name = (*(n as *mut pg_sys::DefElem)).defname;
+        (!name.is_null()).then(|| std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned())
+    })
+}
+
+/// Whether each statement of `sql` would be run as its own transaction
+/// (see [`manages_its_own_transactions`]); for tests of the classification.
+#[cfg(any(test, feature = "pg_test"))]
+pub fn classify(sql: &str) -> Vec<bool> {
+    let c = CString::new(sql).unwrap_or_default();
+    // SAFETY: raw parsing only (no catalog access), in the test's
+    // transaction; the parse tree lives in the current memory context.
+    unsafe {
+        raw_statements(pg_sys::pg_parse_query(c.as_ptr()))
+            .into_iter()
+            .map(|raw| manages_its_own_transactions((*raw).stmt))
+            .collect()
     }
 }
 
@@ -256,4 +327,59 @@ unsafe fn run_statements(
         pg_sys::CommitTransactionCommand();
     }
     Ok(())
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// Every statement form PostgreSQL runs through PreventInTransactionBlock
+    /// (15 and 18), and the ones that commit internally, is never taken for
+    /// a single transaction (which would make a false exactly-once claim).
+    /// Only parsed, never run: the objects need not exist.
+    #[pg_test]
+    fn statements_that_manage_their_own_transactions() {
+        for sql in [
+            "VACUUM t",
+            "CREATE INDEX CONCURRENTLY i ON t (x)",
+            "REINDEX TABLE CONCURRENTLY t",
+            "REINDEX DATABASE d",
+            "DROP INDEX CONCURRENTLY i",
+            "DROP INDEX CONCURRENTLY IF EXISTS i",
+            "ALTER TABLE p DETACH PARTITION c CONCURRENTLY",
+            "ALTER DATABASE d SET TABLESPACE ts",
+            "CREATE DATABASE d",
+            "DROP DATABASE IF EXISTS d",
+            "ALTER SYSTEM SET work_mem = '1MB'",
+            "CREATE TABLESPACE ts LOCATION '/nowhere'",
+            "DROP TABLESPACE ts",
+            "CLUSTER",
+            "DISCARD ALL",
+            "COMMIT PREPARED 'x'",
+            "ROLLBACK PREPARED 'x'",
+            "CREATE SUBSCRIPTION s CONNECTION 'dbname=x' PUBLICATION p",
+            "ALTER SUBSCRIPTION s REFRESH PUBLICATION",
+            "DROP SUBSCRIPTION s",
+            "CALL p()",
+            "DO $$BEGIN END$$",
+            "COMMIT",
+        ] {
+            assert_eq!(super::classify(sql), [true], "{sql}");
+        }
+        for sql in [
+            "SELECT 1",
+            "INSERT INTO t VALUES (1)",
+            "CREATE INDEX i ON t (x)",
+            "DROP INDEX i",
+            "DROP TABLE t",
+            "ALTER TABLE p DETACH PARTITION c",
+            "ALTER TABLE p DETACH PARTITION c FINALIZE",
+            "ALTER DATABASE d SET work_mem = '1MB'",
+            "ALTER DATABASE d CONNECTION LIMIT 5",
+            "DISCARD PLANS",
+        ] {
+            assert_eq!(super::classify(sql), [false], "{sql}");
+        }
+    }
 }

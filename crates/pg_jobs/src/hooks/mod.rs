@@ -36,6 +36,23 @@ struct Pending {
     ext_created: bool,
     ext_dropped: bool,
     evicted_db: Option<pg_sys::Oid>,
+    /// Some other object was dropped (DROP SCHEMA … CASCADE can take the
+    /// extension with it): the scheduler re-checks that it still exists.
+    recheck_extension: bool,
+}
+
+impl Pending {
+    /// Whether the transaction did pg_jobs work that only takes effect when
+    /// this backend sees its commit: two-phase commit would strand it (the
+    /// COMMIT PREPARED runs elsewhere, with none of this state).
+    fn needs_commit_here(&self) -> bool {
+        self.wake_scheduler
+            || self.reload_jobs
+            || self.reload_daemons
+            || self.runs_finished
+            || self.ext_created
+            || self.ext_dropped
+    }
 }
 
 thread_local! {
@@ -99,6 +116,26 @@ pub fn job_changed_at_commit(id: i64) {
 /// Daemon definitions changed: the scheduler re-reads them at commit.
 pub fn daemons_changed_at_commit() {
     note(|p| p.reload_daemons = true);
+}
+
+unsafe extern "C-unwind" {
+    /// PostgreSQL's own, declared here rather than called through pgrx's
+    /// binding: that binding catches an ERROR and re-raises it as a Rust
+    /// panic, which drops the error's CONTEXT and position and, whenever
+    /// RUST_BACKTRACE is set in the server's environment, adds a Rust
+    /// backtrace to its DETAIL. Called directly, an ERROR goes straight to
+    /// PostgreSQL's handler, as it does through any other hook in the chain.
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
 }
 
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
@@ -171,7 +208,7 @@ unsafe extern "C-unwind" fn process_utility(
                 note(|p| p.ext_dropped = true);
             } else {
                 // Cheap: the scheduler re-checks that the extension exists.
-                note(|p| p.wake_scheduler = true);
+                note(|p| p.recheck_extension = true);
             }
         }
         pg_sys::NodeTag::T_CreatedbStmt => note(|p| p.wake_launcher = true),
@@ -186,6 +223,9 @@ unsafe extern "C-unwind" fn process_utility(
         }
         _ => {}
     }
+    // SAFETY: the next hook or PostgreSQL's own, with the arguments we were
+    // given. Either may raise an ERROR that longjmps past this frame: no
+    // value with a destructor is alive here, so skipping it is sound.
     match PREV_PROCESS_UTILITY {
         Some(prev) => prev(
             pstmt,
@@ -197,7 +237,7 @@ unsafe extern "C-unwind" fn process_utility(
             dest,
             qc,
         ),
-        None => pg_sys::standard_ProcessUtility(
+        None => standard_process_utility(
             pstmt,
             query_string,
             read_only_tree,
@@ -251,6 +291,13 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     let committed = match event {
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => true,
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => false,
+        XACT_EVENT_PRE_PREPARE => {
+            refuse_prepare_of_pg_jobs_work();
+            return;
+        }
+        // Nothing of pg_jobs' own is pending (see above): forget the rest,
+        // as at the end of any transaction.
+        XACT_EVENT_PREPARE => false,
         _ => return,
     };
     let p = PENDING.with(|p| p.replace(Pending::default()));
@@ -279,11 +326,32 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         }
         if p.reload_jobs || p.reload_daemons || !changed.is_empty() {
             shmem::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);
-        } else if p.wake_scheduler {
+        } else if p.wake_scheduler || p.recheck_extension {
             shmem::wake_scheduler(me);
         }
+    } else if p.recheck_extension && event == XACT_EVENT_PREPARE {
+        // The drop may yet commit, elsewhere; the scheduler's re-check is
+        // harmless now and again at its next pass.
+        shmem::wake_scheduler(pg_sys::MyDatabaseId);
     }
     if wake_launcher {
         shmem::wake_launcher();
+    }
+}
+
+/// PREPARE TRANSACTION of a transaction that submitted, scheduled, changed
+/// or cancelled pg_jobs work is refused, as PostgreSQL refuses it after
+/// NOTIFY: the wake-ups it owes happen at commit in this backend, and a
+/// COMMIT PREPARED (later, from any session) could not deliver them, so
+/// the work would sit unseen until something else woke the scheduler.
+fn refuse_prepare_of_pg_jobs_work() {
+    let pending = PENDING.with(|p| p.get());
+    let changed = CHANGED_JOBS.with(|c| !c.borrow().is_empty());
+    if pending.needs_commit_here() || changed {
+        crate::pg::error::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "cannot PREPARE a transaction that has submitted, scheduled, changed or cancelled pg_jobs work",
+            None,
+        );
     }
 }

@@ -254,6 +254,13 @@ impl IterationContext {
         })
     }
 
+    /// Empty the context (after an error left it mid-iteration).
+    pub fn reset(&self) {
+        // SAFETY: our own context, created in `new` and never deleted; no
+        // Rust value points into it between iterations.
+        unsafe { pg_sys::MemoryContextReset(self.0) }
+    }
+
     /// Switch into the context, run `f`, switch back and reset it.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         let old = unsafe { pg_sys::MemoryContextSwitchTo(self.0) };
@@ -272,4 +279,44 @@ pub fn monotonic_ms() -> u64 {
     use std::time::Instant;
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// An ERROR caught by [`recover_from_error`]: what the log line says.
+pub struct CaughtReport {
+    pub sqlstate: String,
+    pub message: String,
+}
+
+/// Run `f`; if it raises an ERROR (or a Rust panic escapes it), recover as
+/// PostgreSQL's own long-lived processes do after an error: abort whatever
+/// transaction is open (which also cleans up SPI and the snapshot stack),
+/// go back to the caller's memory context, report idle, and return the
+/// error instead of ending the process. The caller decides how to retry.
+pub fn recover_from_error<R>(f: impl FnOnce() -> R) -> Result<R, CaughtReport> {
+    // SAFETY: reading a backend-global pointer; always set in a backend.
+    let caller_cx = unsafe { pg_sys::CurrentMemoryContext };
+    let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| Ok(f())))
+        .catch_others(|e| {
+            let report = match e {
+                pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+                | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => r,
+                pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => ereport,
+            };
+            Err(CaughtReport {
+                sqlstate: pg_jobs_core::sqlstate::unpack(report.sql_error_code() as i32),
+                message: report.message().to_owned(),
+            })
+        })
+        .execute();
+    if result.is_err() {
+        // SAFETY: the error was caught and its state flushed by the catch
+        // above; aborting out of any transaction is what PostgreSQL's own
+        // error recovery does next, and is a no-op with none open.
+        unsafe {
+            pg_sys::AbortOutOfAnyTransaction();
+            pg_sys::MemoryContextSwitchTo(caller_cx);
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
+        }
+    }
+    result
 }

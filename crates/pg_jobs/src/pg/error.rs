@@ -14,3 +14,17 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str
     report.report(PgLogLevel::ERROR);
     unreachable!("ERROR does not return")
 }
+
+/// `.or_raise("doing what")` on a result a worker cannot go on without: an
+/// ERROR saying what failed, instead of a panic. A worker's error recovery
+/// (see `bgw::recover_from_error`) then rolls back and retries the unit of
+/// work; nothing is half-done.
+pub trait OrRaise<T> {
+    fn or_raise(self, what: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> OrRaise<T> for Result<T, E> {
+    fn or_raise(self, what: &str) -> T {
+        self.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_jobs: {what}: {e}"), None))
+    }
+}

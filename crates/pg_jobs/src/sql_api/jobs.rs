@@ -10,6 +10,7 @@
 //! jobs only by superusers. Bad input fails with SQLSTATE 22023 and a
 //! message naming what is wrong; nothing is written.
 
+use crate::catalog::row;
 use crate::catalog::acl::*;
 use crate::gucs;
 use crate::hooks;
@@ -19,7 +20,6 @@ use crate::pg::time;
 use crate::sql_api::validate::*;
 use crate::sql_api::validate::{check_command, required};
 use jiff::tz::TimeZone;
-use jiff::Timestamp;
 use pg_jobs_core::schedule::Schedule;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -165,8 +165,8 @@ fn _alter_job(
                         .ok()
                         .flatten()
                         .unwrap_or(pg_sys::InvalidOid),
-                    r.get::<i32>(3).ok().flatten().unwrap_or(1),
-                    r.get::<i64>(4).ok().flatten().unwrap_or(0),
+                    row::get_opt::<i32>(&r, 3).unwrap_or(1),
+                    row::get_opt::<i64>(&r, 4).unwrap_or(0),
                 )
             })
         })
@@ -328,9 +328,21 @@ fn next_runs(
     }
     let once_at = validate_schedule(schedule);
     let tz = validate_timezone(&timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone));
-    let after = time::from_pg(after.into());
+    let after = time::from_pg(after.into()).unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            "after must be a finite time between the years -9999 and 9999",
+            None,
+        )
+    });
     let parsed = match once_at {
-        Some(us) => Schedule::Once(time::from_pg(us)),
+        Some(us) => Schedule::Once(time::from_pg(us).unwrap_or_else(|| {
+            raise(
+                Code::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                "the one-off time is out of range",
+                None,
+            )
+        })),
         None => Schedule::parse(schedule).unwrap_or(Schedule::Reboot),
     };
     // An interval's grid starts at `after` here (a job's starts at its creation).
@@ -354,7 +366,9 @@ fn next_runs(
     SetOfIterator::new(out)
 }
 
-/// For `jobs.job_status`: when the job is next due (NULL: never again).
+/// For `jobs.job_status`: when the job is next due after `now` (NULL:
+/// never again). `now` is an argument, not read from the clock here, so the
+/// function is honestly STABLE and one query sees one instant.
 #[pg_extern(stable, parallel_safe)]
 fn _next_due(
     schedule: &str,
@@ -362,15 +376,18 @@ fn _next_due(
     timezone: &str,
     created_at: TimestampWithTimeZone,
     fired: bool,
+    now: TimestampWithTimeZone,
 ) -> Option<TimestampWithTimeZone> {
-    let now = Timestamp::now();
+    // Out-of-range instants mean "not due" here: this feeds a view, which
+    // must not fail for one odd row.
+    let now = time::from_pg(now.into())?;
     let next = match once_at {
-        Some(at) => (!fired).then(|| time::from_pg(at.into())),
+        Some(at) => (!fired).then(|| time::from_pg(at.into())).flatten(),
         None => {
             let tz = TimeZone::get(timezone).ok()?;
             Schedule::parse(schedule)
                 .ok()?
-                .next_after(now, &tz, time::from_pg(created_at.into()))
+                .next_after(now, &tz, time::from_pg(created_at.into())?)
         }
     }?;
     TimestampWithTimeZone::try_from(time::to_pg(next)).ok()

@@ -2,6 +2,7 @@
 //! pg_jobs' tables: owners may read their rows (row-level security) but
 //! never write them directly, so run history cannot be forged.
 
+use crate::catalog::row;
 use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::raise;
@@ -61,14 +62,19 @@ fn _submit(
                     datid.into(),
                 ],
             )
-            .map(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+            .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
         })
     });
     let id = match id {
         Ok(Some(id)) => id,
-        other => raise(
+        Ok(None) => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not queue the run: {other:?}"),
+            "could not queue the run: the insert returned no id",
+            None,
+        ),
+        Err(e) => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not queue the run: {e}"),
             None,
         ),
     };
@@ -128,7 +134,8 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
         );
     }
     let deadline =
-        timeout_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms.max(0) as u64));
+        // A deadline past what Instant can hold is no deadline at all.
+        timeout_ms.and_then(|ms| std::time::Instant::now().checked_add(std::time::Duration::from_millis(ms.max(0) as u64)));
     let cv = shmem::runs_finished_cv();
     // Each statement of a volatile function takes a fresh snapshot, so every
     // look sees runs that finished since the last one.
@@ -255,7 +262,7 @@ fn result(run_id: Option<i64>) -> SetOfIterator<'static, pgrx::JsonB> {
                 &[run_id.into()],
             )
             .map(|t| {
-                t.filter_map(|row| row.get::<pgrx::JsonB>(1).ok().flatten())
+                t.filter_map(|row| row::get_opt::<pgrx::JsonB>(&row, 1))
                     .collect()
             })
             .unwrap_or_default()

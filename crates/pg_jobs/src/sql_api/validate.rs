@@ -175,12 +175,33 @@ pub(crate) const MAX_NAME_CHARS: usize = 200;
 
 /// `timeout_ms`: `None` is no timeout; 0 means "none" only where
 /// `zero_removes` (alter_job), and is refused elsewhere as a likely mistake.
+/// Longest run timeout: PostgreSQL's statement_timeout is an int of
+/// milliseconds, and the executor arms the timeout the same way.
+pub(crate) const MAX_TIMEOUT_MS: i64 = i32::MAX as i64;
+/// Longest retry backoff (retries back off exponentially from it, up to an
+/// hour, so a larger base only ever means "an hour").
+pub(crate) const MAX_RETRY_BACKOFF_MS: i64 = 86_400_000;
+
 pub(crate) fn validate_numbers(
     timeout_ms: Option<i64>,
     max_attempts: i32,
     retry_backoff_ms: i64,
     zero_removes: bool,
 ) {
+    if let Some(t) = timeout_ms.filter(|&t| t > MAX_TIMEOUT_MS) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("timeout must be at most {MAX_TIMEOUT_MS} ms (about 24.8 days), not {t} ms"),
+            Some("This is PostgreSQL's own limit for statement_timeout."),
+        );
+    }
+    if retry_backoff_ms > MAX_RETRY_BACKOFF_MS {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("retry_backoff must be at most 1 day, not {retry_backoff_ms} ms"),
+            None,
+        );
+    }
     if timeout_ms.is_some_and(|t| t < 0 || (t == 0 && !zero_removes)) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -14,6 +14,8 @@
 //! processes still running and adopts them; their restart counts are kept
 //! in the registry (and, on a primary, in `jobs.daemon`).
 
+use crate::catalog::row;
+use crate::pg::error::OrRaise;
 use crate::exec::command_segment::Segment;
 use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
 use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
@@ -154,32 +156,32 @@ impl Supervisor {
                 None,
                 &[],
             )
-            .expect("reading daemon definitions");
+            .or_raise("reading daemon definitions");
         let mut seen = Vec::new();
         let published: HashMap<i64, DaemonEntry> = shmem::daemon_entries(self.home_db)
             .into_iter()
             .map(|e| (e.daemon_id, e))
             .collect();
         for r in rows {
-            let id: i64 = r.get(1).ok().flatten().unwrap_or_default();
-            let database: String = r.get(4).ok().flatten().unwrap_or_default();
-            let target: Option<pg_sys::Oid> = r.get(5).ok().flatten();
-            let role_exists: bool = r.get(11).ok().flatten().unwrap_or(false);
+            let id: i64 = row::get_opt(&r, 1).unwrap_or_default();
+            let database: String = row::get_opt(&r, 4).unwrap_or_default();
+            let target: Option<pg_sys::Oid> = row::get_opt(&r, 5);
+            let role_exists: bool = row::get_opt(&r, 11).unwrap_or(false);
             let refusal = if target.is_none() {
                 Some(("3D000", format!("database \"{database}\" no longer exists")))
             } else if !role_exists {
                 Some(("42704", "the daemon's owner role no longer exists".to_owned()))
-            } else if r.get::<bool>(12).ok().flatten() == Some(false) {
+            } else if row::get_opt::<bool>(&r, 12) == Some(false) {
                 Some((
                     "28000",
                     "the daemon's owner role is not permitted to log in (NOLOGIN)".to_owned(),
                 ))
-            } else if r.get::<bool>(13).ok().flatten() == Some(false) {
+            } else if row::get_opt::<bool>(&r, 13) == Some(false) {
                 Some((
                     "42501",
                     format!("the daemon's owner role lacks CONNECT privilege on database \"{database}\""),
                 ))
-            } else if r.get::<bool>(14).ok().flatten() == Some(false) {
+            } else if row::get_opt::<bool>(&r, 14) == Some(false) {
                 Some((
                     "55000",
                     format!("database \"{database}\" does not allow connections"),
@@ -188,11 +190,11 @@ impl Supervisor {
                 None
             };
             let def = Def {
-                name: r.get(2).ok().flatten().unwrap_or_default(),
-                owner: r.get(3).ok().flatten().unwrap_or(pg_sys::InvalidOid),
+                name: row::get_opt(&r, 2).unwrap_or_default(),
+                owner: row::get_opt(&r, 3).unwrap_or(pg_sys::InvalidOid),
                 database,
                 target,
-                command: r.get(6).ok().flatten().unwrap_or_default(),
+                command: row::get_opt(&r, 6).unwrap_or_default(),
                 run_on: r
                     .get::<String>(7)
                     .ok()
@@ -200,13 +202,13 @@ impl Supervisor {
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(RunOn::Primary),
                 delays: RestartDelays {
-                    restart_delay: r.get::<i64>(8).ok().flatten().unwrap_or(5_000).max(0) as u64,
-                    max_restart_delay: r.get::<i64>(9).ok().flatten().unwrap_or(300_000).max(0) as u64,
+                    restart_delay: row::get_opt::<i64>(&r, 8).unwrap_or(5_000).max(0) as u64,
+                    max_restart_delay: row::get_opt::<i64>(&r, 9).unwrap_or(300_000).max(0) as u64,
                 },
-                enabled: r.get(10).ok().flatten().unwrap_or(false),
+                enabled: row::get_opt(&r, 10).unwrap_or(false),
                 refusal,
             };
-            let stored_restarts: i64 = r.get(15).ok().flatten().unwrap_or(0);
+            let stored_restarts: i64 = row::get_opt(&r, 15).unwrap_or(0);
             seen.push(id);
             match self.daemons.get_mut(&id) {
                 Some(d) => {
@@ -432,7 +434,7 @@ impl Supervisor {
                         message.into(),
                     ],
                 )
-                .expect("recording a daemon's exit");
+                .or_raise("recording a daemon's exit");
         }
         if d.dropped {
             self.daemons.remove(&id);

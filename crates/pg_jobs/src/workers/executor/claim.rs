@@ -3,6 +3,7 @@
 //! the queue, or a batch of up to `RESERVE_MAX`), and gives back the ones it
 //! reserved and did not start.
 
+use crate::catalog::row;
 use super::*;
 use crate::catalog::acl::may_still_connect;
 
@@ -19,10 +20,10 @@ impl Claimed {
     /// From a claim's `RETURNING id, command, timeout in ms, job id (0)`.
     fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> Claimed {
         Claimed {
-            run_id: r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-            command: r.get::<String>(2).ok().flatten().unwrap_or_default(),
-            timeout_ms: r.get::<i64>(3).ok().flatten().unwrap_or(0),
-            job_id: r.get::<i64>(4).ok().flatten().unwrap_or(0),
+            run_id: row::get_req::<i64>(&r, 1),
+            command: row::get_req::<String>(&r, 2),
+            timeout_ms: row::get_opt::<i64>(&r, 3).unwrap_or(0),
+            job_id: row::get_req::<i64>(&r, 4),
         }
     }
 }
@@ -138,8 +139,8 @@ pub(super) fn claim_batch(
         .into_iter()
         .map(|r| {
             (
-                r.get::<i64>(1).ok().flatten().unwrap_or_default(),
-                r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                row::get_req::<i64>(&r, 1),
+                row::get_opt::<bool>(&r, 2).unwrap_or(false),
             )
         })
         .take_while(|&(_, mine)| mine)

@@ -2,6 +2,8 @@
 //! executors are free), then give each to a pooled executor or start a new
 //! one.
 
+use crate::catalog::row;
+use crate::pg::error::OrRaise;
 use super::*;
 
 /// A queued run picked for an executor.
@@ -53,7 +55,7 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
                 FOR UPDATE OF r SKIP LOCKED"),
             &[(free as i64).into()],
         )
-        .expect("reading queued runs");
+        .or_raise("reading queued runs");
     #[allow(clippy::type_complexity)]
     let rows: Vec<(
         i64,
@@ -68,15 +70,15 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
     )> = queued
         .map(|r| {
             (
-                r.get(1).ok().flatten().unwrap_or_default(),
-                r.get(2).ok().flatten().unwrap_or(pg_sys::InvalidOid),
-                r.get(3).ok().flatten(),
-                r.get(4).ok().flatten().unwrap_or_default(),
-                r.get(5).ok().flatten(),
-                r.get(6).ok().flatten(),
-                r.get(7).ok().flatten(),
-                r.get(8).ok().flatten(),
-                r.get(9).ok().flatten().unwrap_or_default(),
+                row::get_req(&r, 1),
+                row::get_req(&r, 2),
+                row::get_opt(&r, 3),
+                row::get_req(&r, 4),
+                row::get_opt(&r, 5),
+                row::get_opt(&r, 6),
+                row::get_opt(&r, 7),
+                row::get_opt(&r, 8),
+                row::get_req(&r, 9),
             )
         })
         .collect();
@@ -104,7 +106,7 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
                     None,
                     &[run_id.into(), code.into(), message.clone().into()],
                 )
-                .expect("failing a run");
+                .or_raise("failing a run");
             log_run(run_id, job_id, "failed", Some(&message));
             continue;
         }
@@ -142,7 +144,7 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
                 "UPDATE jobs.run SET status = 'starting', message = NULL WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
                 &[ids.into()],
             )
-            .expect("marking runs starting");
+            .or_raise("marking runs starting");
     }
     out
 }

@@ -2,6 +2,8 @@
 //! changed), the min-heap of next due times, and firing the jobs that are
 //! due (a run queued or skipped per the overlap policy).
 
+use crate::catalog::row;
+use crate::pg::error::OrRaise;
 use super::*;
 
 /// A job as the scheduler holds it between passes.
@@ -51,7 +53,7 @@ pub(super) fn refresh_database_names(client: &mut SpiClient) {
                 None,
                 &[],
             )
-            .expect("refreshing database names");
+            .or_raise("refreshing database names");
     }
 }
 
@@ -75,17 +77,17 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
            FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)",
         &[ids.into()],
     )
-    .expect("reading due jobs")
+    .or_raise("reading due jobs")
     .filter_map(|row| {
-        let id = row.get::<i64>(1).ok().flatten()?;
+        let id = row::get_opt::<i64>(&row, 1)?;
         let overlap = row
             .get::<String>(2)
             .ok()
             .flatten()
             .and_then(|s| s.parse().ok())
             .unwrap_or(Overlap::Skip);
-        let active = row.get::<i32>(3).ok().flatten().unwrap_or(0) as u32;
-        let pending = row.get::<i32>(4).ok().flatten().unwrap_or(0) as u32;
+        let active = row::get_opt::<i32>(&row, 3).unwrap_or(0) as u32;
+        let pending = row::get_opt::<i32>(&row, 4).unwrap_or(0) as u32;
         Some((id, (overlap, active, pending)))
     })
     .collect();
@@ -136,7 +138,7 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
         ),
         &[ids.into(), dues.into(), statuses.into(), messages.into()],
     )
-    .expect("queueing due runs");
+    .or_raise("queueing due runs");
 }
 
 impl Scheduler {
@@ -178,18 +180,18 @@ impl Scheduler {
             Some(ids) => vec![ids.to_vec().into()],
             None => vec![],
         };
-        let rows = client.select(&sql, None, &args).expect("loading jobs");
+        let rows = client.select(&sql, None, &args).or_raise("loading jobs");
         let mut fresh = HashMap::new();
         for row in rows {
-            let id: i64 = row.get(1).ok().flatten().unwrap_or_default();
-            let text: String = row.get(2).ok().flatten().unwrap_or_default();
-            let tz_name: String = row.get(3).ok().flatten().unwrap_or_else(|| default_tz.clone());
-            let catch_up: bool = row.get(4).ok().flatten().unwrap_or(false);
-            let once_at: Option<i64> = row.get(5).ok().flatten();
-            let created: i64 = row.get(6).ok().flatten().unwrap_or_default();
-            let last_due: Option<i64> = row.get(7).ok().flatten();
-            let owner = row.get::<pg_sys::Oid>(8).ok().flatten().map_or(0, |o| o.to_u32());
-            let datid = row.get::<pg_sys::Oid>(9).ok().flatten().map_or(0, |o| o.to_u32());
+            let id: i64 = row::get_opt(&row, 1).unwrap_or_default();
+            let text: String = row::get_opt(&row, 2).unwrap_or_default();
+            let tz_name: String = row::get_opt(&row, 3).unwrap_or_else(|| default_tz.clone());
+            let catch_up: bool = row::get_opt(&row, 4).unwrap_or(false);
+            let once_at: Option<i64> = row::get_opt(&row, 5);
+            let created: i64 = row::get_opt(&row, 6).unwrap_or_default();
+            let last_due: Option<i64> = row::get_opt(&row, 7);
+            let owner = row::get_opt::<pg_sys::Oid>(&row, 8).map_or(0, |o| o.to_u32());
+            let datid = row::get_opt::<pg_sys::Oid>(&row, 9).map_or(0, |o| o.to_u32());
             let schedule = match once_at {
                 Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
                 None => match shared(&mut self.parsed, &text, Schedule::parse) {
@@ -302,6 +304,7 @@ impl Scheduler {
                 continue; // stale entry
             }
             due_now.push((id, due));
+            self.fired_in_pass.push((id, due));
             let mut next = job.schedule.next_after(due, &job.tz, job.anchor);
             if next.is_some_and(|t| t <= now) {
                 next = job.schedule.next_after(now, &job.tz, job.anchor);

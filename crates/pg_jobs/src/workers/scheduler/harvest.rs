@@ -3,6 +3,8 @@
 //! shown `running`, runs whose executor vanished marked `crashed`, and
 //! executors past their timeout terminated.
 
+use crate::catalog::row;
+use crate::pg::error::OrRaise;
 use super::*;
 
 pub(super) const UNCLAIMED_SLOT_TIMEOUT_US: i64 = 10_000_000;
@@ -26,7 +28,7 @@ pub(super) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
             &[failed.into()],
         )
         .ok()
-        .and_then(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+        .and_then(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
         .unwrap_or(10_000);
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
@@ -40,7 +42,7 @@ pub(super) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
                 datid = if schema_version::databases_by_oid() { ", datid" } else { "" }),
             &[failed.into(), (attempt as i32).into(), (delay.as_millis() as i64).into()],
         )
-        .expect("queueing a retry");
+        .or_raise("queueing a retry");
 }
 
 impl Scheduler {
@@ -168,16 +170,16 @@ impl Scheduler {
                     messages.into(),
                 ],
             )
-            .expect("recording run outcomes");
+            .or_raise("recording run outcomes");
         let finished: Vec<(i64, String, i32, i32, Option<i64>, Option<String>)> = rows
             .map(|r| {
                 (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or_default(),
-                    r.get(3).ok().flatten().unwrap_or(1),
-                    r.get(4).ok().flatten().unwrap_or(1),
-                    r.get(5).ok().flatten(),
-                    r.get(6).ok().flatten(),
+                    row::get_opt(&r, 1).unwrap_or_default(),
+                    row::get_opt(&r, 2).unwrap_or_default(),
+                    row::get_opt(&r, 3).unwrap_or(1),
+                    row::get_opt(&r, 4).unwrap_or(1),
+                    row::get_opt(&r, 5),
+                    row::get_opt(&r, 6),
                 )
             })
             .collect();
@@ -231,7 +233,7 @@ impl Scheduler {
                   RETURNING r.id",
                     &[ids.into(), pids.into(), starts.into()],
                 )
-                .expect("marking runs running")
+                .or_raise("marking runs running")
                 .for_each(|r| {
                     if let Ok(Some(id)) = r.get::<i64>(1) {
                         self.shown_running.insert(id);
@@ -251,8 +253,8 @@ impl Scheduler {
             "SELECT id, xmin::pg_catalog.text FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
             &[],
         )
-        .expect("reading runs in flight")
-        .filter_map(|r| Some((r.get::<i64>(1).ok().flatten()?, r.get::<String>(2).ok().flatten()?)))
+        .or_raise("reading runs in flight")
+        .filter_map(|r| Some((row::get_opt::<i64>(&r, 1)?, row::get_opt::<String>(&r, 2)?)))
         .collect();
         // A slot still waiting for a handover from a dead scheduler holds no
         // run; an executor's reserved runs are held until it starts them.
@@ -279,14 +281,14 @@ impl Scheduler {
               RETURNING r.id, r.attempt, r.max_attempts, r.job_id",
                 &[gone.into(), versions.into()],
             )
-            .expect("marking crashed runs");
+            .or_raise("marking crashed runs");
         let crashed: Vec<(i64, i32, i32, Option<i64>)> = crashed
             .map(|r| {
                 (
-                    r.get(1).ok().flatten().unwrap_or_default(),
-                    r.get(2).ok().flatten().unwrap_or(1),
-                    r.get(3).ok().flatten().unwrap_or(1),
-                    r.get(4).ok().flatten(),
+                    row::get_opt(&r, 1).unwrap_or_default(),
+                    row::get_opt(&r, 2).unwrap_or(1),
+                    row::get_opt(&r, 3).unwrap_or(1),
+                    row::get_opt(&r, 4),
                 )
             })
             .collect();
@@ -312,7 +314,10 @@ impl Scheduler {
             {
                 continue;
             }
-            let deadline = s.started_at + (s.timeout_ms + TIMEOUT_GRACE_MS) * 1000;
+            // Saturating: timeouts are capped at i32::MAX ms, but the slot is shared memory.
+            let deadline = s
+                .started_at
+                .saturating_add(s.timeout_ms.saturating_add(TIMEOUT_GRACE_MS).saturating_mul(1000));
             if now_pg >= deadline {
                 log!(
                     "pg_jobs: run {} overran its timeout and ignored the cancel; terminating pid {}",
@@ -321,7 +326,7 @@ impl Scheduler {
                 );
                 shmem::kill_for_timeout(r);
             } else {
-                let t = time::from_pg(deadline);
+                let t = time::from_pg_clamped(deadline);
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }

@@ -1,6 +1,8 @@
 //! Housekeeping between passes: purge old history, vacuum the run queue
 //! after a burst of claims, and when the next retry is due.
 
+use crate::catalog::row;
+use crate::pg::error::OrRaise;
 use super::*;
 
 /// Purge history at most this often (only in passes that finished runs).
@@ -22,7 +24,7 @@ pub(super) fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
         &[],
     )
     .ok()
-    .and_then(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
+    .and_then(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
     .and_then(|us| Timestamp::from_microsecond(us).ok())
 }
 
@@ -45,7 +47,7 @@ pub(super) fn purge_history(client: &mut SpiClient) {
             None,
             &[(retention_s as i64).into()],
         )
-        .expect("purging old runs");
+        .or_raise("purging old runs");
     // Rows of runs deleted by hand (a superuser clearing old history with
     // DELETE FROM jobs.run): those below the oldest run left.
     plans::run(
@@ -54,7 +56,7 @@ pub(super) fn purge_history(client: &mut SpiClient) {
           WHERE run_id OPERATOR(pg_catalog.<) COALESCE((SELECT pg_catalog.min(id) FROM jobs.run), 9223372036854775807)",
         &[],
     )
-    .expect("purging rows of deleted runs");
+    .or_raise("purging rows of deleted runs");
     if per_job > 0 {
         client
             .update(
@@ -71,7 +73,7 @@ pub(super) fn purge_history(client: &mut SpiClient) {
                 None,
                 &[(per_job as i64).into()],
             )
-            .expect("purging runs beyond the per-job bound");
+            .or_raise("purging runs beyond the per-job bound");
     }
 }
 

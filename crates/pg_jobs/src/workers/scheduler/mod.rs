@@ -132,6 +132,9 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         was_in_recovery: false,
         vacuumed_at_claims: shmem::claims(db),
         prewarmed_for: None,
+        failed_passes: 0,
+        fired_in_pass: Vec::new(),
+        reload_daemons_pending: false,
         parsed: HashMap::new(),
         zones: HashMap::new(),
     };
@@ -145,7 +148,29 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
             s.daemons.terminate_all();
             return;
         }
-        match cx.run(|| s.pass()) {
+        let next = match bgw::recover_from_error(|| cx.run(|| s.pass())) {
+            Ok(next) => {
+                s.failed_passes = 0;
+                next
+            }
+            Err(e) => {
+                // A pass is one transaction: its writes are rolled back, and
+                // what it had taken from memory goes back, so the runs due
+                // in it are retried, not lost.
+                cx.reset();
+                s.failed_passes = s.failed_passes.saturating_add(1);
+                let delay = pass_retry_delay(s.failed_passes);
+                log!(
+                    "pg_jobs scheduler for database \"{db_name}\": pass failed with SQLSTATE {}: {}; retrying in {} ms",
+                    e.sqlstate,
+                    e.message,
+                    delay.as_millis()
+                );
+                s.undo_failed_pass();
+                Next::Sleep(Some(delay))
+            }
+        };
+        match next {
             Next::Exit => {
                 log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
                 s.daemons.terminate_all();
@@ -158,6 +183,14 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
             Next::Sleep(timeout) => bgw::wait(timeout),
         }
     }
+}
+
+/// How long to wait before retrying after `failures` failed passes in a row:
+/// 100 ms, doubling, at most 5 s (short: runs are waiting; bounded: an error
+/// that persists must not make the log a firehose).
+fn pass_retry_delay(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::from_millis((100u64 << exp).min(5_000))
 }
 
 enum Next {
@@ -196,6 +229,13 @@ struct Scheduler {
     vacuumed_at_claims: u64,
     /// The due instant executors were last started ahead of (see prewarm).
     prewarmed_for: Option<Timestamp>,
+    /// Passes that failed in a row (an ERROR inside one), for the retry delay.
+    failed_passes: u32,
+    /// Jobs fired by the current pass with the due time each had, so a pass
+    /// that fails after firing puts them back (its inserts are rolled back).
+    fired_in_pass: Vec<(i64, Timestamp)>,
+    /// A reload of daemon definitions a failed pass had taken and not done.
+    reload_daemons_pending: bool,
     /// Parsed schedules and time zones by text, shared by the jobs that
     /// use them (rebuilt at each full load).
     parsed: HashMap<String, Schedule>,
@@ -204,4 +244,22 @@ struct Scheduler {
 
 fn extension_exists() -> bool {
     unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+impl Scheduler {
+    /// After a failed pass: what it took out of memory goes back. Its
+    /// transaction was rolled back, so due jobs it fired are due again,
+    /// reload requests it consumed are redone in full, and the `running`
+    /// marks it wrote are written again.
+    fn undo_failed_pass(&mut self) {
+        for (id, due) in std::mem::take(&mut self.fired_in_pass) {
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.next_due = Some(due);
+                self.heap.push(Reverse((due, id)));
+            }
+        }
+        self.loaded = false;
+        self.reload_daemons_pending = true;
+        self.shown_running.clear();
+    }
 }

@@ -27,7 +27,9 @@ impl Scheduler {
         self.forget_runs_no_executor_holds();
         let changes = shmem::take_reload(self.me);
         let reload_all = changes.all_jobs || promoted || !self.loaded;
-        let reload_daemons = changes.daemons || changes.all_jobs || promoted;
+        let reload_daemons =
+            changes.daemons || changes.all_jobs || promoted || std::mem::take(&mut self.reload_daemons_pending);
+        self.fired_in_pass.clear();
 
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
@@ -83,6 +85,8 @@ impl Scheduler {
         let Some(result) = result else {
             return Next::Exit;
         };
+        // Committed: what it fired stays fired whatever happens next.
+        self.fired_in_pass.clear();
 
         // The outcomes are committed: the slots can go, and waiters look again.
         let harvested_any = !result.harvested.is_empty();
@@ -134,11 +138,11 @@ impl Scheduler {
             .iter()
             .filter(|(_, s)| !s.exited && s.state == State::Running && !s.reserved().is_empty())
         {
-            let t = time::from_pg(s.since + shmem::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
+            let t = time::from_pg_clamped(s.since + shmem::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
             wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
         }
         if let Some(t) = daemon_wake {
-            let t = time::from_pg(t);
+            let t = time::from_pg_clamped(t);
             wake_at = Some(wake_at.map_or(t, |w| w.min(t)));
         }
         if busy {

@@ -1,0 +1,108 @@
+//! Hardening (issue 12): what no user input or passing error may do to a
+//! worker, and errors that look exactly like PostgreSQL's own. Each test
+//! here failed before its fix.
+
+use pg_jobs_itest::{one, wait_for, wait_run, worker_pids, Cluster, DEADLINE};
+
+/// A submit (or any pg_jobs change) in a transaction that is then prepared
+/// for two-phase commit is refused at PREPARE, as PostgreSQL refuses NOTIFY:
+/// its wake-up could never be delivered by COMMIT PREPARED, so the run
+/// would sit queued until something else woke the scheduler. Nothing is
+/// stranded and nothing pending leaks into the next transaction.
+#[test]
+fn prepare_transaction_after_a_submit_is_refused_and_strands_nothing() {
+    let (_c, mut s) = Cluster::with_app_db("prepare", "max_prepared_transactions = 4");
+    s.batch_execute("CREATE TABLE t (x int)").unwrap();
+
+    s.batch_execute("BEGIN; SELECT jobs.submit('INSERT INTO t VALUES (1)')").unwrap();
+    let err = s.batch_execute("PREPARE TRANSACTION 'with_submit'").unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "0A000", "{db:?}");
+    assert_eq!(
+        db.message(),
+        "cannot PREPARE a transaction that has submitted, scheduled, changed or cancelled pg_jobs work"
+    );
+    assert_eq!(db.hint(), None);
+    let _ = s.batch_execute("ROLLBACK");
+    let runs: i64 = one(&mut s, "SELECT count(*) FROM jobs.run");
+    assert_eq!(runs, 0, "the refused transaction left a run behind");
+    let prepared: i64 = one(&mut s, "SELECT count(*) FROM pg_prepared_xacts");
+    assert_eq!(prepared, 0);
+
+    // A schedule change is refused the same way.
+    s.batch_execute("BEGIN; SELECT jobs.schedule('j', '@hourly', 'SELECT 1')").unwrap();
+    assert_eq!(
+        s.batch_execute("PREPARE TRANSACTION 'with_schedule'")
+            .unwrap_err()
+            .as_db_error()
+            .map(|e| e.code().code().to_owned()),
+        Some("0A000".to_owned())
+    );
+    let _ = s.batch_execute("ROLLBACK");
+
+    // Two-phase commit of work that is not pg_jobs' own is untouched (a
+    // plain DROP wakes the scheduler to re-check its extension: harmless).
+    s.batch_execute(
+        "CREATE TABLE gone (x int);
+         BEGIN; INSERT INTO t VALUES (2); DROP TABLE gone; PREPARE TRANSACTION 'plain';
+         COMMIT PREPARED 'plain';",
+    )
+    .unwrap();
+    let rows: i64 = one(&mut s, "SELECT count(*) FROM t");
+    assert_eq!(rows, 1);
+
+    // Nothing leaked: the next submit runs as usual.
+    let id: i64 = one(&mut s, "SELECT jobs.submit('INSERT INTO t VALUES (3)')");
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+}
+
+/// Errors that pass through pg_jobs' utility hook are PostgreSQL's own,
+/// whatever the server's environment: with RUST_BACKTRACE=1 a failing
+/// utility statement used to carry a Rust backtrace in its DETAIL (pgrx's
+/// binding re-raised the ERROR as a Rust panic).
+#[test]
+fn utility_errors_are_postgresqls_own_even_with_rust_backtrace_set() {
+    let (mut c, _) = Cluster::with_app_db("backtrace", "");
+    c.restart_with_env(&[("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")]);
+    let mut s = c.connect("app");
+    for (sql, code, message) in [
+        ("DROP TABLE nonexistent", "42P01", "table \"nonexistent\" does not exist"),
+        ("CREATE TABLE t (x int); CREATE TABLE t (x int)", "42P07", "relation \"t\" already exists"),
+        ("BEGIN; VACUUM", "25001", "VACUUM cannot run inside a transaction block"),
+    ] {
+        let err = s.batch_execute(sql).unwrap_err();
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!((db.code().code(), db.message()), (code, message), "{sql}");
+        assert_eq!(db.detail(), None, "{sql}: DETAIL {:?}", db.detail());
+        assert_eq!(db.hint(), None, "{sql}");
+        let _ = s.batch_execute("ROLLBACK");
+    }
+}
+
+/// An ERROR inside a scheduler pass (here: a superuser broke a column the
+/// pass reads) is logged with its SQLSTATE and the pass retried with a
+/// short backoff; the scheduler does not exit (it used to panic on
+/// `.expect()` and wait out the launcher's restart backoff), and the runs
+/// due meanwhile run once the catalog is mended.
+#[test]
+fn a_failing_scheduler_pass_is_retried_without_losing_its_runs() {
+    let (c, mut s) = Cluster::with_app_db("pass-error", "");
+    s.batch_execute("CREATE TABLE t (x int)").unwrap();
+    let before = worker_pids(&mut s, "scheduler", Some("app"));
+    assert_eq!(before.len(), 1, "one scheduler");
+
+    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for TO scheduled_for_moved").unwrap();
+    let id: i64 = one(&mut s, "SELECT jobs.submit('INSERT INTO t VALUES (1)')");
+    wait_for("the failed pass in the log", DEADLINE, || {
+        c.log().contains("pass failed with SQLSTATE 42703").then_some(())
+    });
+    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for_moved TO scheduled_for").unwrap();
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+    assert_eq!(
+        worker_pids(&mut s, "scheduler", Some("app")),
+        before,
+        "the scheduler exited instead of retrying its pass"
+    );
+    let rows: i64 = one(&mut s, "SELECT count(*) FROM t");
+    assert_eq!(rows, 1);
+}
