@@ -94,6 +94,7 @@ pub struct Supervisor {
 }
 
 fn now() -> i64 {
+    // SAFETY: GetCurrentTimestamp only reads the clock.
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 

@@ -62,6 +62,9 @@ pub(super) fn claim_next(
     }
     crate::pg::bgw::as_superuser(|| {
         // SET LOCAL: for this claim's commit only, never the command's.
+        // SAFETY: in a transaction (claim_next runs inside
+        // in_transaction_flushing), as GUC_ACTION_LOCAL needs; the name and
+        // value are NUL-terminated literals of a built-in setting.
         unsafe {
             pg_sys::set_config_option(
                 c"synchronous_commit".as_ptr(),

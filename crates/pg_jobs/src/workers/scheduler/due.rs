@@ -213,6 +213,8 @@ impl Scheduler {
                     Schedule::Once(at) => last_due.is_none().then_some(*at),
                     // Once per server start, for jobs that existed when it started.
                     Schedule::Reboot => (self.reboot
+                        // SAFETY: PgStartTime is a plain global, set once
+                        // in the postmaster and inherited.
                         && created < unsafe { pg_sys::PgStartTime } + time::PG_EPOCH_OFFSET_US)
                         .then_some(now),
                     s => {

@@ -28,6 +28,8 @@ pub(super) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
         .ok()
         .and_then(|t| t.into_iter().next().and_then(|r| r.get::<i64>(1).ok().flatten()))
         .unwrap_or(10_000);
+    // SAFETY: the process's global PRNG state, used only on this thread;
+    // PostgreSQL seeds it at process start.
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
     plans::run_built(
@@ -169,7 +171,9 @@ impl Scheduler {
                 ],
             )
             .expect("recording run outcomes");
-        let finished: Vec<(i64, String, i32, i32, Option<i64>, Option<String>)> = rows
+        /// id, status, attempt, max_attempts, job_id, message.
+        type Finished = (i64, String, i32, i32, Option<i64>, Option<String>);
+        let finished: Vec<Finished> = rows
             .map(|r| {
                 (
                     r.get(1).ok().flatten().unwrap_or_default(),

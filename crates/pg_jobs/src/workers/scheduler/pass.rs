@@ -17,6 +17,8 @@ pub(super) struct PassResult {
 
 impl Scheduler {
     pub(super) fn pass(&mut self) -> Next {
+        // SAFETY: RecoveryInProgress only reads shared state, in any process
+        // attached to shared memory.
         if unsafe { pg_sys::RecoveryInProgress() } {
             return self.watch();
         }
