@@ -6,5 +6,8 @@ fn main() {
     for input in pg_jobs_core::build_id::INPUTS {
         println!("cargo:rerun-if-changed={}", root.join(input).display());
     }
-    println!("cargo:rustc-env=PG_JOBS_BUILD_ID={}", pg_jobs_core::build_id::of_workspace(&root));
+    println!(
+        "cargo:rustc-env=PG_JOBS_BUILD_ID={}",
+        pg_jobs_core::build_id::of_workspace(&root)
+    );
 }

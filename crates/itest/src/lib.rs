@@ -173,8 +173,18 @@ impl Cluster {
         let mut args: Vec<String> = vec!["env".into()];
         args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         args.extend(
-            [&format!("{PG_BIN}/pg_ctl"), "-D", "data", "-l", "server.log", "-w", "-t", "60", "start"]
-                .map(str::to_owned),
+            [
+                &format!("{PG_BIN}/pg_ctl"),
+                "-D",
+                "data",
+                "-l",
+                "server.log",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+            .map(str::to_owned),
         );
         let mut cmd = match &self.os_user {
             Some(u) => {
@@ -189,7 +199,11 @@ impl Cluster {
             }
         };
         let out = cmd.current_dir(&self.dir).output().expect("spawn");
-        assert!(out.status.success(), "pg_ctl start with env failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "pg_ctl start with env failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.running = true;
     }
 

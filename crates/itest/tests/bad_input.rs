@@ -157,9 +157,10 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
             Ok(()) => mismatches.push(format!("accepted: {}", &sql[..sql.len().min(120)])),
             Err(e) => match e.as_db_error() {
                 // Hints are optional: an empty HINT line is never right (issue 12, defect 4).
-                Some(db) if db.hint() == Some("") => {
-                    mismatches.push(format!("{}\n    carries an empty HINT", &sql[..sql.len().min(120)]))
-                }
+                Some(db) if db.hint() == Some("") => mismatches.push(format!(
+                    "{}\n    carries an empty HINT",
+                    &sql[..sql.len().min(120)]
+                )),
                 Some(db) if db.code().code() == *code && db.message() == message => {}
                 Some(db) => mismatches.push(format!(
                     "{}\n    got      {} {}\n    expected {code} {message}",
@@ -189,7 +190,10 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
     // false; names with quotes and semicolons are just names.
     let cancelled: bool = one(&mut s, &format!("SELECT jobs.cancel({finished})"));
     // A wait whose deadline lies past what the clock can hold waits without one.
-    let waited: String = one(&mut s, &format!("SELECT status FROM jobs.wait({finished}, '178000000 years')"));
+    let waited: String = one(
+        &mut s,
+        &format!("SELECT status FROM jobs.wait({finished}, '178000000 years')"),
+    );
     assert_eq!(waited, "succeeded");
     assert!(!cancelled, "cancel of a finished run");
     assert_eq!(state(&mut s), before);

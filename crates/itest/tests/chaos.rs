@@ -270,7 +270,6 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     assert_eq!(daemon_state, "running", "the daemon came back");
 }
 
-
 /// Test-only: a trigger that records every status a run is created with
 /// and every change of it, as the writing transaction commits them (a
 /// rolled-back write leaves no record, as it leaves no status).
@@ -314,7 +313,10 @@ fn illegal_status_changes(s: &mut Client) -> (i64, Vec<(String, i64)>) {
             (old, Some(to)) => old.parse::<RunStatus>().is_ok_and(|from| from.can_become(to)),
         };
         if !legal {
-            illegal.push((format!("{} -> {new}", if old.is_empty() { "(created)" } else { &old }), n));
+            illegal.push((
+                format!("{} -> {new}", if old.is_empty() { "(created)" } else { &old }),
+                n,
+            ));
         }
     }
     (total, illegal)

@@ -81,7 +81,10 @@ fn ident_after_ws(s: &str, i: usize) -> &str {
 
 /// The identifier starting at byte `i` of `s` (possibly empty).
 fn ident_at(s: &str, i: usize) -> &str {
-    let end = s[i..].bytes().position(|b| !is_ident(b)).map_or(s.len(), |n| i + n);
+    let end = s[i..]
+        .bytes()
+        .position(|b| !is_ident(b))
+        .map_or(s.len(), |n| i + n);
     &s[i..end]
 }
 
@@ -155,7 +158,9 @@ fn mask_rust(src: &str) -> Vec<u8> {
                     i += 1;
                     continue;
                 }
-                let close: Vec<u8> = std::iter::once(b'"').chain(std::iter::repeat_n(b'#', hashes)).collect();
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
                 let body = i + 2 + hashes;
                 let end = b[body..]
                     .windows(close.len())
@@ -266,12 +271,18 @@ fn pg_externs(src: &str, default_schema: &str) -> Vec<(String, String)> {
     let mut from = 0;
     while let Some(at) = text[from..].find("#[pg_extern").map(|n| from + n) {
         from = at + 1;
-        if text[at + "#[pg_extern".len()..].bytes().next().is_some_and(is_ident) {
+        if text[at + "#[pg_extern".len()..]
+            .bytes()
+            .next()
+            .is_some_and(is_ident)
+        {
             continue;
         }
         let attr_end = close_of(&m, at + 1);
         let attr = &src[at..attr_end];
-        let Some(f) = keyword(&m, attr_end, "fn") else { continue };
+        let Some(f) = keyword(&m, attr_end, "fn") else {
+            continue;
+        };
         let rust_name = ident_after_ws(&text, f + 2);
         let name = attr_string(attr, "name").unwrap_or_else(|| rust_name.to_owned());
         let schema = attr_string(attr, "schema").unwrap_or_else(|| {
@@ -379,7 +390,10 @@ fn install_sql_parts(sql_dir: &Path) -> Vec<PathBuf> {
         .filter(|p| {
             let rel = p.strip_prefix(sql_dir).unwrap();
             let name = p.file_name().unwrap().to_string_lossy();
-            !name.contains("--") && !rel.components().any(|c| matches!(c.as_os_str().to_str(), Some("frozen" | "upgrade")))
+            !name.contains("--")
+                && !rel
+                    .components()
+                    .any(|c| matches!(c.as_os_str().to_str(), Some("frozen" | "upgrade")))
         })
         .collect()
 }
@@ -421,7 +435,10 @@ fn note_sql(ext: &mut Extension, text: &str, origin: &str) {
             }
             "COMMENT ON COLUMN" => {
                 let column = rest.strip_prefix('.').map(|r| ident_at(r, 0)).unwrap_or_default();
-                assert!(!column.is_empty(), "{origin}: cannot read the column of COMMENT ON COLUMN jobs.{name}");
+                assert!(
+                    !column.is_empty(),
+                    "{origin}: cannot read the column of COMMENT ON COLUMN jobs.{name}"
+                );
                 ext.comments.insert(format!("column:{name}.{column}"));
             }
             _ => {
@@ -438,7 +455,11 @@ fn extension() -> &'static Extension {
         let control = read(&root.join("pg_jobs.control"));
         let schema = control
             .lines()
-            .find_map(|l| l.trim().strip_prefix("schema").map(|r| r.trim().trim_start_matches('=').trim()))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("schema")
+                    .map(|r| r.trim().trim_start_matches('=').trim())
+            })
             .map(|s| s.trim_matches('\'').to_owned())
             .expect("pg_jobs.control names the extension's schema");
         let mut ext = Extension::default();
@@ -516,7 +537,11 @@ fn reference() -> &'static Reference {
                 rest = &body[close + ticks..];
             }
         }
-        Reference { headings, spans, text }
+        Reference {
+            headings,
+            spans,
+            text,
+        }
     })
 }
 
@@ -526,7 +551,10 @@ fn names(text: &str, token: &str) -> bool {
     while let Some(at) = text[from..].find(token).map(|n| from + n) {
         from = at + 1;
         let before_ok = at == 0 || !is_ident(text.as_bytes()[at - 1]);
-        let after_ok = text[at + token.len()..].bytes().next().is_none_or(|b| !is_ident(b));
+        let after_ok = text[at + token.len()..]
+            .bytes()
+            .next()
+            .is_none_or(|b| !is_ident(b));
         if before_ok && after_ok {
             return true;
         }
@@ -574,13 +602,25 @@ fn the_scan_finds_the_extension() {
     let ext = extension();
     // A scan that found nothing would pass every check below vacuously.
     for f in ["submit", "schedule", "cancel", "result", "_submit", "next_runs"] {
-        assert!(ext.functions.contains_key(f), "function jobs.{f} not found; found {:?}", ext.functions);
+        assert!(
+            ext.functions.contains_key(f),
+            "function jobs.{f} not found; found {:?}",
+            ext.functions
+        );
     }
     for t in ["job", "run", "daemon", "run_result"] {
-        assert!(ext.tables.contains(t), "table jobs.{t} not found; found {:?}", ext.tables);
+        assert!(
+            ext.tables.contains(t),
+            "table jobs.{t} not found; found {:?}",
+            ext.tables
+        );
     }
     for v in ["workers", "job_status", "daemon_status"] {
-        assert!(ext.views.contains(v), "view jobs.{v} not found; found {:?}", ext.views);
+        assert!(
+            ext.views.contains(v),
+            "view jobs.{v} not found; found {:?}",
+            ext.views
+        );
     }
     assert!(ext.settings.len() >= 9, "settings found: {:?}", ext.settings);
     assert!(ext.comments.len() >= 20, "comments found: {:?}", ext.comments);
@@ -616,8 +656,16 @@ fn every_function_table_and_view_is_in_the_reference() {
         .functions
         .iter()
         .map(|(f, origin)| (format!("jobs.{f}"), format!("function jobs.{f} ({origin})")))
-        .chain(ext.tables.iter().map(|t| (format!("jobs.{t}"), format!("table jobs.{t}"))))
-        .chain(ext.views.iter().map(|v| (format!("jobs.{v}"), format!("view jobs.{v}"))))
+        .chain(
+            ext.tables
+                .iter()
+                .map(|t| (format!("jobs.{t}"), format!("table jobs.{t}"))),
+        )
+        .chain(
+            ext.views
+                .iter()
+                .map(|v| (format!("jobs.{v}"), format!("view jobs.{v}"))),
+        )
         .filter(|(token, _)| !doc.documents(token))
         .map(|(_, what)| what)
         .collect();
@@ -630,7 +678,12 @@ fn every_function_table_and_view_is_in_the_reference() {
 #[test]
 fn every_setting_is_in_the_reference() {
     let (ext, doc) = (extension(), reference());
-    let missing: Vec<String> = ext.settings.iter().filter(|s| !doc.documents(s)).cloned().collect();
+    let missing: Vec<String> = ext
+        .settings
+        .iter()
+        .filter(|s| !doc.documents(s))
+        .cloned()
+        .collect();
     fail_if_any(
         "pg_jobs.* settings named in crates/pg_jobs/src that docs/sql-reference.md does not name in a heading or code span",
         &missing,
@@ -684,7 +737,12 @@ fn every_function_table_and_view_has_a_comment() {
             .filter(|t| !commented("table", t))
             .map(|t| format!("table jobs.{t}")),
     );
-    missing.extend(ext.views.iter().filter(|v| !commented("view", v)).map(|v| format!("view jobs.{v}")));
+    missing.extend(
+        ext.views
+            .iter()
+            .filter(|v| !commented("view", v))
+            .map(|v| format!("view jobs.{v}")),
+    );
     fail_if_any("objects of schema jobs without a COMMENT", &missing);
 
     let stale: Vec<String> = AWAITING_COMMENT

@@ -14,7 +14,8 @@ fn prepare_transaction_after_a_submit_is_refused_and_strands_nothing() {
     let (_c, mut s) = Cluster::with_app_db("prepare", "max_prepared_transactions = 4");
     s.batch_execute("CREATE TABLE t (x int)").unwrap();
 
-    s.batch_execute("BEGIN; SELECT jobs.submit('INSERT INTO t VALUES (1)')").unwrap();
+    s.batch_execute("BEGIN; SELECT jobs.submit('INSERT INTO t VALUES (1)')")
+        .unwrap();
     let err = s.batch_execute("PREPARE TRANSACTION 'with_submit'").unwrap_err();
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "0A000", "{db:?}");
@@ -30,7 +31,8 @@ fn prepare_transaction_after_a_submit_is_refused_and_strands_nothing() {
     assert_eq!(prepared, 0);
 
     // A schedule change is refused the same way.
-    s.batch_execute("BEGIN; SELECT jobs.schedule('j', '@hourly', 'SELECT 1')").unwrap();
+    s.batch_execute("BEGIN; SELECT jobs.schedule('j', '@hourly', 'SELECT 1')")
+        .unwrap();
     assert_eq!(
         s.batch_execute("PREPARE TRANSACTION 'with_schedule'")
             .unwrap_err()
@@ -66,9 +68,21 @@ fn utility_errors_are_postgresqls_own_even_with_rust_backtrace_set() {
     c.restart_with_env(&[("RUST_BACKTRACE", "1"), ("RUST_LIB_BACKTRACE", "1")]);
     let mut s = c.connect("app");
     for (sql, code, message) in [
-        ("DROP TABLE nonexistent", "42P01", "table \"nonexistent\" does not exist"),
-        ("CREATE TABLE t (x int); CREATE TABLE t (x int)", "42P07", "relation \"t\" already exists"),
-        ("BEGIN; VACUUM", "25001", "VACUUM cannot run inside a transaction block"),
+        (
+            "DROP TABLE nonexistent",
+            "42P01",
+            "table \"nonexistent\" does not exist",
+        ),
+        (
+            "CREATE TABLE t (x int); CREATE TABLE t (x int)",
+            "42P07",
+            "relation \"t\" already exists",
+        ),
+        (
+            "BEGIN; VACUUM",
+            "25001",
+            "VACUUM cannot run inside a transaction block",
+        ),
     ] {
         let err = s.batch_execute(sql).unwrap_err();
         let db = err.as_db_error().expect("a server error");
@@ -91,12 +105,14 @@ fn a_failing_scheduler_pass_is_retried_without_losing_its_runs() {
     let before = worker_pids(&mut s, "scheduler", Some("app"));
     assert_eq!(before.len(), 1, "one scheduler");
 
-    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for TO scheduled_for_moved").unwrap();
+    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for TO scheduled_for_moved")
+        .unwrap();
     let id: i64 = one(&mut s, "SELECT jobs.submit('INSERT INTO t VALUES (1)')");
     wait_for("the failed pass in the log", DEADLINE, || {
         c.log().contains("pass failed with SQLSTATE 42703").then_some(())
     });
-    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for_moved TO scheduled_for").unwrap();
+    s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for_moved TO scheduled_for")
+        .unwrap();
     assert_eq!(wait_run(&mut s, id).0, "succeeded");
     assert_eq!(
         worker_pids(&mut s, "scheduler", Some("app")),

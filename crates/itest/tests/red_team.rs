@@ -191,10 +191,10 @@ fn search_path_hijacks(c: &Cluster, s: &mut Client, alice: &mut Client) -> (usiz
         .batch_execute("CREATE DATABASE fresh")
         .unwrap();
     let mut f = c.connect("fresh");
-    f.batch_execute(&format!(
+    f.batch_execute(
         "CREATE TABLE public.canary (who text DEFAULT current_user, at timestamptz DEFAULT now());
-         GRANT ALL ON public.canary TO PUBLIC; GRANT CREATE ON SCHEMA public TO alice;"
-    ))
+         GRANT ALL ON public.canary TO PUBLIC; GRANT CREATE ON SCHEMA public TO alice;",
+    )
     .unwrap();
     let mut fa = c.connect_as("fresh", "alice");
     fa.batch_execute(&format!(

@@ -71,7 +71,7 @@ fn a_one_second_job_runs_every_second_without_drift() {
         percentile(&lags, 0.5) < 1000.0,
         "median lag below a second even on a loaded machine"
     );
-    assert_eq!(one::<i64>(&mut s, "SELECT count(*) FROM ticks") >= 10, true);
+    assert!(one::<i64>(&mut s, "SELECT count(*) FROM ticks") >= 10);
 }
 
 #[test]

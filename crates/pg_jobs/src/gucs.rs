@@ -173,6 +173,10 @@ pub fn default_timezone() -> String {
     {
         return tz;
     }
+    // SAFETY: GetConfigOption with a NUL-terminated literal name of a
+    // built-in setting (missing_ok = false cannot fail for it); the value it
+    // returns (null-checked) is GUC-owned and stays valid until the setting
+    // changes, and is copied out at once on this backend's only thread.
     unsafe {
         let p = pg_sys::GetConfigOption(c"TimeZone".as_ptr(), false, false);
         if p.is_null() {

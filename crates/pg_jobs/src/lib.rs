@@ -34,6 +34,8 @@ mod workers;
 pub extern "C-unwind" fn _PG_init() {
     // Shared memory, the launcher and the hooks every backend needs can only
     // be set up by the postmaster, while it loads shared_preload_libraries.
+    // SAFETY: a plain bool global of PostgreSQL's, read on the loading
+    // process's only thread.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         pgrx::pg_sys::panic::ErrorReport::new(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -85,6 +85,7 @@ fn proc_cost(pid: i32) -> (u64, f64) {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf takes a constant name and no pointers.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ctx, ticks as f64 * 1000.0 / hz)
 }

@@ -17,6 +17,7 @@ pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
     thread_local! {
         static CURRENT: std::cell::OnceCell<String> = const { std::cell::OnceCell::new() };
     }
+    // SAFETY: a plain global, set once when the backend connects.
     let me = unsafe { pg_sys::MyDatabaseId };
     if me != pg_sys::InvalidOid
         && CURRENT.with(|c| c.get_or_init(|| crate::pg::bgw::database_name(me)).as_str() == name)
@@ -24,12 +25,18 @@ pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
         return me;
     }
     let c = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: called from SQL functions, so in a transaction, as the catalog
+    // look-up needs; `c` is NUL-terminated and outlives the call. A missing
+    // database raises an ERROR, which unwinds through pgrx's guard.
     unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
 }
 
 /// The caller may act as `role` (SET ROLE semantics); superuser roles only
 /// by superusers; `role` may connect to database `db`.
 pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
+    // SAFETY: called from SQL functions, so in a transaction, as the
+    // membership, superuser and ACL look-ups (syscache) need; they take OIDs
+    // only. `raise` unwinds (an ERROR), which these calls tolerate.
     unsafe {
         let me = pg_sys::GetUserId();
         if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
@@ -71,6 +78,8 @@ pub(crate) fn find_job(name: &str) -> i64 {
 /// that the caller may change: one owned by a role the caller is a member
 /// of, preferring the caller's own.
 pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
+    // SAFETY: GetUserId only reads the backend's current user (it asserts it
+    // is set, which it is in any connected session).
     let me = unsafe { pg_sys::GetUserId() };
     let rows: Vec<(i64, bool)> = Spi::connect(|c| {
         c.select(
@@ -113,6 +122,10 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
 /// The role may still log in, and connect to the database (syscache
 /// look-ups; needs a transaction).
 pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (documented above), as syscache
+    // look-ups need. Each tuple is null-checked, read only between its
+    // SearchSysCache1 and ReleaseSysCache (a pg_authid tuple's fixed part
+    // is a FormData_pg_authid), and released exactly once.
     unsafe {
         // A dropped database: pg_database_aclcheck would raise an ERROR.
         let dbtup = pg_sys::SearchSysCache1(

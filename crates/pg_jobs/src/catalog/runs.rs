@@ -2,8 +2,8 @@
 //! outside the SQL API's own functions. Each statement is one transition of
 //! the run model in `pg_jobs_core::run`.
 
-use crate::pg::error::OrRaise;
 use crate::catalog::plans;
+use crate::pg::error::OrRaise;
 use pgrx::prelude::*;
 
 /// Runs an executor reserved and did not start go back to the queue, as if

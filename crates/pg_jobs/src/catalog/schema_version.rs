@@ -9,6 +9,9 @@ use pgrx::pg_sys;
 /// transaction). Asked each time rather than cached: the schema can change
 /// under a running worker or session with `ALTER EXTENSION ... UPDATE`.
 fn has_column(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
+    // SAFETY: called in a transaction (documented above), as the catalog
+    // look-ups need; every name is a NUL-terminated CStr that outlives the
+    // call, and they take and return plain OIDs and numbers.
     unsafe {
         let ns = pg_sys::get_namespace_oid(c"jobs".as_ptr(), true);
         if ns == pg_sys::InvalidOid {

@@ -13,6 +13,11 @@ pub struct Segment(*mut pg_sys::dsm_segment);
 
 impl Segment {
     pub fn new(command: &str) -> Segment {
+        // SAFETY: dsm_create returns a mapped segment of the requested size
+        // (it raises an ERROR rather than return null without flags), so its
+        // address has room for the command and its NUL; the source is a
+        // &str that cannot overlap fresh shared memory. Pinning the mapping
+        // keeps it past the current resource owner, until our Drop.
         unsafe {
             let bytes = command.as_bytes();
             let seg = pg_sys::dsm_create(bytes.len() + 1, 0);
@@ -24,12 +29,16 @@ impl Segment {
         }
     }
     pub fn handle(&self) -> u32 {
+        // SAFETY: self.0 is a segment we created and have not detached (only
+        // Drop detaches it).
         unsafe { pg_sys::dsm_segment_handle(self.0) }
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
+        // SAFETY: detaches the pinned mapping made in `new`, once; no
+        // pointer into it survives (`new` only wrote through it).
         unsafe { pg_sys::dsm_detach(self.0) };
     }
 }
@@ -37,6 +46,11 @@ impl Drop for Segment {
 /// Copy the command out of the scheduler's dynamic shared memory segment.
 /// `None` if the segment is gone (its scheduler exited first).
 pub fn read_command(handle: u32) -> Option<String> {
+    // SAFETY: dsm_attach returns null (checked) or a mapped segment whose
+    // address is valid for dsm_segment_map_length bytes; the bytes are
+    // copied into a String before the segment is detached, and nothing
+    // borrows them after. The scheduler wrote them completely before it
+    // started this worker.
     unsafe {
         let seg = pg_sys::dsm_attach(handle);
         if seg.is_null() {

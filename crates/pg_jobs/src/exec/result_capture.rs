@@ -51,6 +51,11 @@ pub fn current() -> Captured {
 /// current memory context (it lives as long as the command's).
 pub fn receiver(cap: usize) -> *mut pg_sys::DestReceiver {
     let out = CAPTURED.with(|c| c.as_ptr());
+    // SAFETY: palloc0 returns zeroed memory of the requested size (or raises
+    // an ERROR), aligned for any type, so every field of the `#[repr(C)]`
+    // Receiver may be written through it; a zeroed DestReceiver is valid
+    // with its callbacks filled in. `out` points into this thread's
+    // CAPTURED, which lives as long as the process.
     unsafe {
         let r = pg_sys::palloc0(std::mem::size_of::<Receiver>()) as *mut Receiver;
         (*r).pub_.receiveSlot = Some(receive_slot);
@@ -64,11 +69,25 @@ pub fn receiver(cap: usize) -> *mut pg_sys::DestReceiver {
     }
 }
 
+/// `rStartup`: remember the rows' descriptor.
+///
+/// # Safety
+///
+/// Only the executor calls this, through the receiver [`receiver`] built,
+/// so `this` is a `*mut Receiver`; `desc` is valid until `rShutdown`.
 #[pg_guard]
 unsafe extern "C-unwind" fn startup(this: *mut pg_sys::DestReceiver, _op: i32, desc: pg_sys::TupleDesc) {
-    (*(this as *mut Receiver)).desc = desc;
+    // SAFETY: `this` is the palloc'd Receiver `receiver` built (its
+    // DestReceiver is the first field of a `#[repr(C)]` struct).
+    unsafe { (*(this as *mut Receiver)).desc = desc };
 }
 
+/// `rShutdown` and `rDestroy`: nothing to do (the receiver lives in the
+/// command's memory context, freed with it).
+///
+/// # Safety
+///
+/// None beyond being called as a DestReceiver callback; it touches nothing.
 #[pg_guard]
 unsafe extern "C-unwind" fn noop(_this: *mut pg_sys::DestReceiver) {}
 
@@ -90,26 +109,47 @@ fn json_string(s: &str, into: &mut String) {
     into.push('"');
 }
 
+/// `receiveSlot`: turn one row into a JSON object and keep it, up to the cap.
+///
+/// # Safety
+///
+/// Only the executor calls this, through the receiver [`receiver`] built,
+/// after `startup`: `this` is a `*mut Receiver` whose `desc` describes
+/// `slot`, a valid slot holding the row.
 #[pg_guard]
 unsafe extern "C-unwind" fn receive_slot(
     slot: *mut pg_sys::TupleTableSlot,
     this: *mut pg_sys::DestReceiver,
 ) -> bool {
-    let r = &mut *(this as *mut Receiver);
-    let out = &mut *r.out;
+    // SAFETY: `this` is our Receiver (see above), used by nobody else during
+    // the call. `r.out` points at this thread's CAPTURED: no RefCell borrow
+    // of it is alive while a command runs (reset/take/current borrow it only
+    // briefly, outside the executor's run of the portal).
+    let (r, out) = unsafe {
+        let r = &mut *(this as *mut Receiver);
+        let out = &mut *r.out;
+        (r, out)
+    };
     if out.truncated {
         return true;
     }
     let desc = r.desc;
-    let natts = (*desc).natts;
+    // SAFETY: `desc` is the descriptor `startup` was given for these rows and
+    // `slot` holds one of them (the callback's contract).
+    let natts = unsafe { (*desc).natts };
     // slot_getallattrs (an inline function in C): deform only what is missing.
-    if ((*slot).tts_nvalid as i32) < natts {
-        pg_sys::slot_getsomeattrs_int(slot, natts);
+    // SAFETY: as above; afterwards tts_values/tts_isnull hold `natts` entries.
+    unsafe {
+        if ((*slot).tts_nvalid as i32) < natts {
+            pg_sys::slot_getsomeattrs_int(slot, natts);
+        }
     }
     let mut row = String::from("{");
     let mut first = true;
     for i in 0..natts as usize {
-        let att = &*(*desc).attrs.as_ptr().add(i);
+        // SAFETY: i < natts, and a TupleDesc's `attrs` is a flexible array
+        // of `natts` attributes.
+        let att = unsafe { &*(*desc).attrs.as_ptr().add(i) };
         if att.attisdropped {
             continue;
         }
@@ -117,18 +157,28 @@ unsafe extern "C-unwind" fn receive_slot(
             row.push(',');
         }
         first = false;
-        let name = std::ffi::CStr::from_ptr(att.attname.data.as_ptr()).to_string_lossy();
+        // SAFETY: a NameData is NUL-terminated within its 64 bytes.
+        let name = unsafe { std::ffi::CStr::from_ptr(att.attname.data.as_ptr()) }.to_string_lossy();
         json_string(&name, &mut row);
         row.push(':');
-        if *(*slot).tts_isnull.add(i) {
+        // SAFETY: i < natts = the deformed entries of tts_isnull.
+        if unsafe { *(*slot).tts_isnull.add(i) } {
             row.push_str("null");
             continue;
         }
         let mut out_fn = pg_sys::InvalidOid;
         let mut varlena = false;
-        pg_sys::getTypeOutputInfo(att.atttypid, &mut out_fn, &mut varlena);
-        let text_ptr = pg_sys::OidOutputFunctionCall(out_fn, *(*slot).tts_values.add(i));
-        let text = std::ffi::CStr::from_ptr(text_ptr).to_string_lossy();
+        // SAFETY: we are in the command's transaction (the portal is running),
+        // as the syscache look-up and the output function need; the value is
+        // the non-null, deformed datum i of a column of type `atttypid`, which
+        // is what its output function takes. Its result is a palloc'd C
+        // string, copied (to_string_lossy) before it is freed below; an
+        // ERROR inside unwinds through pgrx's guards.
+        let (text_ptr, text) = unsafe {
+            pg_sys::getTypeOutputInfo(att.atttypid, &mut out_fn, &mut varlena);
+            let text_ptr = pg_sys::OidOutputFunctionCall(out_fn, *(*slot).tts_values.add(i));
+            (text_ptr, std::ffi::CStr::from_ptr(text_ptr).to_string_lossy())
+        };
         let raw = match att.atttypid {
             pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID | pg_sys::OIDOID => true,
             pg_sys::FLOAT4OID | pg_sys::FLOAT8OID | pg_sys::NUMERICOID => {
@@ -144,7 +194,11 @@ unsafe extern "C-unwind" fn receive_slot(
         } else {
             json_string(&text, &mut row);
         }
-        pg_sys::pfree(text_ptr.cast());
+        // `text` may borrow from `text_ptr`'s memory: end it before the free.
+        drop(text);
+        // SAFETY: text_ptr came from OidOutputFunctionCall (palloc'd), and
+        // nothing refers to it any more.
+        unsafe { pg_sys::pfree(text_ptr.cast()) };
     }
     row.push('}');
     if out.bytes + row.len() > r.cap {

@@ -40,7 +40,11 @@ pub fn run(command: &str) -> Outcome {
 /// DROP SUBSCRIPTION with a slot), the whole statement kind counts: calling
 /// a single transaction "not single" only forgoes the in-transaction
 /// record; the reverse would make a false exactly-once claim.
-fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
+///
+/// # Safety
+///
+/// `node` is a valid parse-tree node (a `RawStmt`'s `stmt`).
+unsafe fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
     use pg_sys::NodeTag::*;
     // SAFETY: `node` is a parse tree node of the statement being run,
     // allocated in the command's memory context, which outlives this call;
@@ -65,9 +69,7 @@ fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
             // DROP INDEX CONCURRENTLY
             T_DropStmt => (*(node as *mut pg_sys::DropStmt)).concurrent,
             // DISCARD ALL
-            T_DiscardStmt => {
-                (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL
-            }
+            T_DiscardStmt => (*(node as *mut pg_sys::DiscardStmt)).target == pg_sys::DiscardMode::DISCARD_ALL,
             // ALTER DATABASE … SET TABLESPACE
             T_AlterDatabaseStmt => {
                 def_names((*(node as *mut pg_sys::AlterDatabaseStmt)).options).any(|n| n == "tablespace")
@@ -90,9 +92,13 @@ fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
 /// # Safety
 /// `list` is NIL or a valid pointer `List` whose memory outlives the iterator.
 unsafe fn list_nodes(list: *mut pg_sys::List) -> impl Iterator<Item = *mut pg_sys::Node> {
-    // SAFETY: per the function's contract, `list` is NIL or a valid List of
-    // `length` pointer cells.
-    let len = if list.is_null() { 0 } else { unsafe { (*list).length as usize } };
+    let len = if list.is_null() {
+        0
+    } else {
+        // SAFETY: per the function's contract, a non-NIL `list` is a valid
+        // List of `length` pointer cells.
+        unsafe { (*list).length as usize }
+    };
     // SAFETY: i < length, so the cell is within the list's elements array.
     (0..len).map(move |i| unsafe { (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node })
 }
@@ -160,6 +166,8 @@ fn run_with(
     // The memory everything lives in: it must outlive transaction commits
     // inside the string (a COMMIT statement ends the transaction context),
     // so it hangs off TopMemoryContext and is deleted at the end.
+    // SAFETY: a child of TopMemoryContext (always there) with a 'static name
+    // (the context keeps the pointer); deleted below, once.
     let cmd_cx = unsafe {
         pg_sys::AllocSetContextCreateInternal(
             pg_sys::TopMemoryContext,
@@ -169,6 +177,10 @@ fn run_with(
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         )
     };
+    // SAFETY: run_statements' contract: we are a connected worker outside any
+    // transaction (run's callers: the executor and daemon main loops),
+    // `cmd_cx` was just created under TopMemoryContext, and `c_command`
+    // outlives the call and the clean-up below.
     let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit, capture) })
         .catch_others(|e| {
             let report = match e {
@@ -181,6 +193,10 @@ fn run_with(
             ))
         })
         .execute();
+    // SAFETY: AbortOutOfAnyTransaction is safe in any transaction state;
+    // after it nothing refers to `cmd_cx` (the portals and transactions that
+    // used it are gone, and we switch away from it before deleting it), and
+    // debug_query_string stops pointing at `c_command` before that is freed.
     unsafe {
         // After an ERROR the transaction (or block) is aborted but not
         // cleaned up; after success there is none. Either way, leave no
@@ -197,134 +213,164 @@ fn run_with(
 }
 
 /// The statements of `command`, each a `RawStmt`.
+///
+/// # Safety
+///
+/// `list` is null or the valid `List` pg_parse_query returned.
 unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
     if list.is_null() {
         return Vec::new();
     }
-    let len = (*list).length as usize;
-    (0..len)
-        .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt)
-        .collect()
+    // SAFETY: a valid List's `elements` holds `length` cells; pg_parse_query's
+    // cells are RawStmt pointers.
+    unsafe {
+        let len = (*list).length as usize;
+        (0..len)
+            .map(|i| (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt)
+            .collect()
+    }
 }
 
+/// Parse, plan and run each statement of `command` (see [`run_with`]).
+///
+/// # Safety
+///
+/// Called in a background worker connected to a database, outside any
+/// transaction, inside a PgTry whose handler aborts whatever transaction an
+/// ERROR leaves; `cmd_cx` is a memory context that outlives transactions
+/// (a child of TopMemoryContext), and `command` outlives the call and
+/// whatever `debug_query_string` use follows it.
 unsafe fn run_statements(
     command: &CString,
     cmd_cx: pg_sys::MemoryContext,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
     capture: Option<usize>,
 ) -> Result<(), (String, String)> {
-    pg_sys::debug_query_string = command.as_ptr();
-    pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
-    pg_sys::SetCurrentStatementStartTimestamp();
+    // SAFETY: this is exec_simple_query's sequence, run in a connected
+    // worker outside any transaction (the caller's contract), on its only
+    // thread. Every pointer handed to PostgreSQL is one it gave us for this
+    // command (parse tree, queries, plans, portal, receiver) and lives in
+    // `cmd_cx` or the portal's context, which outlive the calls that use
+    // them; `command` outlives the call (debug_query_string is cleared by
+    // our caller before it is freed). An ERROR anywhere unwinds through
+    // pgrx's guards to the caller's PgTry, which aborts the transaction;
+    // the Rust values held here (`stmts`, the closure) own no PostgreSQL
+    // memory. `(*raw).stmt` and `(*portal)` are valid for the same reason:
+    // fresh results of pg_parse_query and CreatePortal.
+    unsafe {
+        pg_sys::debug_query_string = command.as_ptr();
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
+        pg_sys::SetCurrentStatementStartTimestamp();
 
-    let mut in_xact = false;
-    let start_xact = |in_xact: &mut bool| {
-        if !*in_xact {
-            pg_sys::StartTransactionCommand();
-            *in_xact = true;
-        }
-    };
-    start_xact(&mut in_xact);
-    pg_sys::MemoryContextSwitchTo(cmd_cx);
-    let stmts = raw_statements(pg_sys::pg_parse_query(command.as_ptr()));
-    let implicit_block = stmts.len() > 1;
-    let single_transaction = stmts
-        .iter()
-        .all(|raw| !manages_its_own_transactions((**raw).stmt));
-
-    for (i, &raw) in stmts.iter().enumerate() {
-        let is_last = i + 1 == stmts.len();
-        start_xact(&mut in_xact);
-        if implicit_block {
-            pg_sys::BeginImplicitTransactionBlock();
-        }
-        pg_sys::MemoryContextSwitchTo(cmd_cx);
-        pg_sys::check_for_interrupts!();
-
-        let tag = pg_sys::CreateCommandTag((*raw).stmt);
-        let needs_snapshot = pg_sys::analyze_requires_snapshot(raw);
-        if needs_snapshot {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        }
-        let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
-            raw,
-            command.as_ptr(),
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        );
-        let plans = pg_sys::pg_plan_queries(
-            queries,
-            command.as_ptr(),
-            pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
-            std::ptr::null_mut(),
-        );
-        if needs_snapshot {
-            pg_sys::PopActiveSnapshot();
-        }
-        pg_sys::check_for_interrupts!();
-
-        // An unnamed portal, run to completion at top level; its rows go
-        // nowhere (results of async runs come with a later issue).
-        let portal = pg_sys::CreatePortal(c"".as_ptr(), true, true);
-        (*portal).visible = false;
-        pg_sys::PortalDefineQuery(
-            portal,
-            std::ptr::null(),
-            command.as_ptr(),
-            tag,
-            plans,
-            std::ptr::null_mut(),
-        );
-        pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
-        let mut format: i16 = 0;
-        pg_sys::PortalSetResultFormat(portal, 1, &mut format);
-        // The last statement's rows are what jobs.result returns.
-        let receiver = match capture {
-            Some(cap) if is_last => crate::exec::result_capture::receiver(cap),
-            _ => pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone),
-        };
-        let mut qc = pg_sys::QueryCompletion::default();
-        pg_sys::PortalRun(portal, i64::MAX as _, true, true, receiver, receiver, &mut qc);
-        if let Some(destroy) = (*receiver).rDestroy {
-            destroy(receiver);
-        }
-        pg_sys::PortalDrop(portal, false);
-
-        let is_transaction_stmt = (*(*raw).stmt).type_ == pg_sys::NodeTag::T_TransactionStmt;
-        if is_last {
-            if implicit_block {
-                pg_sys::EndImplicitTransactionBlock();
+        let mut in_xact = false;
+        let start_xact = |in_xact: &mut bool| {
+            if !*in_xact {
+                pg_sys::StartTransactionCommand();
+                *in_xact = true;
             }
-            if pg_sys::IsTransactionBlock() {
-                // BEGIN without COMMIT: a client disconnecting here would
-                // have its transaction rolled back. Say so instead of
-                // silently discarding the work.
-                return Err((
+        };
+        start_xact(&mut in_xact);
+        pg_sys::MemoryContextSwitchTo(cmd_cx);
+        let stmts = raw_statements(pg_sys::pg_parse_query(command.as_ptr()));
+        let implicit_block = stmts.len() > 1;
+        let single_transaction = stmts
+            .iter()
+            .all(|raw| !manages_its_own_transactions((**raw).stmt));
+
+        for (i, &raw) in stmts.iter().enumerate() {
+            let is_last = i + 1 == stmts.len();
+            start_xact(&mut in_xact);
+            if implicit_block {
+                pg_sys::BeginImplicitTransactionBlock();
+            }
+            pg_sys::MemoryContextSwitchTo(cmd_cx);
+            pg_sys::check_for_interrupts!();
+
+            let tag = pg_sys::CreateCommandTag((*raw).stmt);
+            let needs_snapshot = pg_sys::analyze_requires_snapshot(raw);
+            if needs_snapshot {
+                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            }
+            let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
+                raw,
+                command.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let plans = pg_sys::pg_plan_queries(
+                queries,
+                command.as_ptr(),
+                pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
+                std::ptr::null_mut(),
+            );
+            if needs_snapshot {
+                pg_sys::PopActiveSnapshot();
+            }
+            pg_sys::check_for_interrupts!();
+
+            // An unnamed portal, run to completion at top level; its rows go
+            // nowhere (results of async runs come with a later issue).
+            let portal = pg_sys::CreatePortal(c"".as_ptr(), true, true);
+            (*portal).visible = false;
+            pg_sys::PortalDefineQuery(
+                portal,
+                std::ptr::null(),
+                command.as_ptr(),
+                tag,
+                plans,
+                std::ptr::null_mut(),
+            );
+            pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
+            let mut format: i16 = 0;
+            pg_sys::PortalSetResultFormat(portal, 1, &mut format);
+            // The last statement's rows are what jobs.result returns.
+            let receiver = match capture {
+                Some(cap) if is_last => crate::exec::result_capture::receiver(cap),
+                _ => pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone),
+            };
+            let mut qc = pg_sys::QueryCompletion::default();
+            pg_sys::PortalRun(portal, i64::MAX as _, true, true, receiver, receiver, &mut qc);
+            if let Some(destroy) = (*receiver).rDestroy {
+                destroy(receiver);
+            }
+            pg_sys::PortalDrop(portal, false);
+
+            let is_transaction_stmt = (*(*raw).stmt).type_ == pg_sys::NodeTag::T_TransactionStmt;
+            if is_last {
+                if implicit_block {
+                    pg_sys::EndImplicitTransactionBlock();
+                }
+                if pg_sys::IsTransactionBlock() {
+                    // BEGIN without COMMIT: a client disconnecting here would
+                    // have its transaction rolled back. Say so instead of
+                    // silently discarding the work.
+                    return Err((
                     "25001".into(),
                     "the command left a transaction block open (BEGIN without COMMIT); it was rolled back"
                         .into(),
                 ));
-            }
-            if let (Some(record), true) = (before_commit, single_transaction) {
+                }
+                if let (Some(record), true) = (before_commit, single_transaction) {
+                    pg_sys::CommandCounterIncrement();
+                    pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+                    record();
+                    pg_sys::PopActiveSnapshot();
+                    RECORDED.with(|r| r.set(true));
+                }
+                pg_sys::CommitTransactionCommand();
+                in_xact = false;
+            } else if is_transaction_stmt {
+                pg_sys::CommitTransactionCommand();
+                in_xact = false;
+            } else {
                 pg_sys::CommandCounterIncrement();
-                pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-                record();
-                pg_sys::PopActiveSnapshot();
-                RECORDED.with(|r| r.set(true));
             }
-            pg_sys::CommitTransactionCommand();
-            in_xact = false;
-        } else if is_transaction_stmt {
-            pg_sys::CommitTransactionCommand();
-            in_xact = false;
-        } else {
-            pg_sys::CommandCounterIncrement();
         }
-    }
-    if in_xact {
-        // An empty command string: nothing ran.
-        pg_sys::CommitTransactionCommand();
+        if in_xact {
+            // An empty command string: nothing ran.
+            pg_sys::CommitTransactionCommand();
+        }
     }
     Ok(())
 }

@@ -24,6 +24,10 @@ pub fn install_signal_handlers() {
         fn die(signal: libc::c_int);
         fn SignalHandlerForConfigReload(signal: libc::c_int);
     }
+    // SAFETY: called once at the start of a background worker's main
+    // function, before it touches shared state: installing PostgreSQL's own
+    // handlers (plain C functions that only set flags and the latch) and
+    // unblocking signals is the worker_spi start-up sequence.
     unsafe {
         pg_sys::pqsignal(libc::SIGTERM, Some(die));
         pg_sys::pqsignal(libc::SIGHUP, Some(SignalHandlerForConfigReload));
@@ -34,6 +38,11 @@ pub fn install_signal_handlers() {
 /// Reload the configuration file if a SIGHUP asked for it. Returns whether
 /// it did. Called at the top of every worker loop.
 pub fn reload_config_if_asked() -> bool {
+    // SAFETY: ConfigReloadPending is a `volatile sig_atomic_t` the SIGHUP
+    // handler sets: read and cleared with volatile accesses through raw
+    // pointers (no reference to a static mut). ProcessConfigFile is called
+    // from the worker's main loop, outside any signal handler, as
+    // PostgreSQL's own processes do.
     unsafe {
         if (&raw const pg_sys::ConfigReloadPending).read_volatile() != 0 {
             (&raw mut pg_sys::ConfigReloadPending).write_volatile(0);
@@ -56,6 +65,8 @@ pub fn wait(timeout: Option<Duration>) {
         }
         None => -1,
     };
+    // SAFETY: MyLatch is set for every backend and background worker before
+    // its main function runs, and stays valid for the process's life.
     unsafe {
         pg_sys::WaitLatch(pg_sys::MyLatch, flags as i32, ms, pg_sys::PG_WAIT_EXTENSION);
         pg_sys::ResetLatch(pg_sys::MyLatch);
@@ -79,7 +90,13 @@ pub fn in_transaction_flushing<R>(activity: &str, flush_stats: bool, f: impl FnO
     let activity = CString::new(activity).unwrap_or_default();
     // Commit leaves CurrentMemoryContext at TopMemoryContext; come back to
     // the caller's (usually the per-iteration context) afterwards.
+    // SAFETY: a read of a global that is always a valid context.
     let caller_cx = unsafe { pg_sys::CurrentMemoryContext };
+    // SAFETY: called in a background worker after its
+    // BackgroundWorkerInitializeConnection (the launcher's to no database,
+    // the others' to one), outside any transaction (callers never nest
+    // this): start one and push a snapshot, as worker_spi does. `activity`
+    // outlives the call, which copies it.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
@@ -87,6 +104,10 @@ pub fn in_transaction_flushing<R>(activity: &str, flush_stats: bool, f: impl FnO
         pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, activity.as_ptr());
     }
     let r = f();
+    // SAFETY: `f` returned normally, so the transaction and the snapshot we
+    // pushed above are still current (an ERROR would have unwound past
+    // here); commit them. `caller_cx` was the current context before the
+    // transaction started, so it outlives it.
     unsafe {
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
@@ -114,6 +135,10 @@ pub const SAFE_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, pg_temp";
 pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
     let mut saved_user = pg_sys::InvalidOid;
     let mut saved_ctx = 0;
+    // SAFETY: called inside a transaction (from SQL functions and worker
+    // transactions), as NewGUCNestLevel/set_config_option need; the out
+    // pointers are our locals; the name and value are NUL-terminated
+    // literals. This is what fmgr_security_definer does.
     let nest = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_ctx);
         pg_sys::SetUserIdAndSecContext(
@@ -134,6 +159,9 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
         nest
     };
     let r = f();
+    // SAFETY: `f` returned normally, so we are still in the transaction at
+    // GUC nest level `nest`, which we opened: pop it and restore the user
+    // and security context we saved (on ERROR, abort does both).
     unsafe {
         pg_sys::AtEOXact_GUC(true, nest);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_ctx);
@@ -144,6 +172,9 @@ pub fn as_superuser<R>(f: impl FnOnce() -> R) -> R {
 /// For a worker that runs only pg_jobs' own SQL (the scheduler): pin
 /// `search_path` for the whole session.
 pub fn pin_search_path() {
+    // SAFETY: called by a connected background worker outside a transaction;
+    // PGC_S_OVERRIDE settings are allowed there, and the name and value are
+    // NUL-terminated literals.
     unsafe {
         pg_sys::SetConfigOption(
             c"search_path".as_ptr(),
@@ -169,6 +200,8 @@ pub enum HandleStatus {
 impl WorkerHandle {
     pub fn status(&self) -> HandleStatus {
         let mut pid = 0;
+        // SAFETY: self.0 is the handle RegisterDynamicBackgroundWorker gave
+        // us, in TopMemoryContext, not freed before drop; `pid` is a local.
         match unsafe { pg_sys::GetBackgroundWorkerPid(self.0, &mut pid) } {
             pg_sys::BgwHandleStatus::BGWH_STARTED => HandleStatus::Started,
             pg_sys::BgwHandleStatus::BGWH_NOT_YET_STARTED => HandleStatus::NotYetStarted,
@@ -179,6 +212,8 @@ impl WorkerHandle {
 
 impl Drop for WorkerHandle {
     fn drop(&mut self) {
+        // SAFETY: the handle was palloc'd in TopMemoryContext (never reset)
+        // by RegisterDynamicBackgroundWorker, and is freed only here, once.
         unsafe { pg_sys::pfree(self.0.cast()) }
     }
 }
@@ -207,11 +242,15 @@ pub fn start_dynamic(w: &DynamicWorker) -> Option<WorkerHandle> {
         .enable_spi_access()
         .set_start_time(w.start_time)
         .set_restart_time(None)
+        // SAFETY: MyProcPid is a plain global set at process start.
         .set_notify_pid(unsafe { pg_sys::MyProcPid });
     let mut bgw: pg_sys::BackgroundWorker = (&builder).into();
     let mut handle: *mut pg_sys::BackgroundWorkerHandle = std::ptr::null_mut();
     // The handle is palloc'd in CurrentMemoryContext: make that one that
     // outlives transactions; WorkerHandle frees it.
+    // SAFETY: `bgw` and `handle` are locals that outlive the call (the
+    // postmaster copies `bgw`); TopMemoryContext always exists; the caller's
+    // context is restored right after.
     let ok = unsafe {
         let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         let ok = pg_sys::RegisterDynamicBackgroundWorker(&mut bgw, &mut handle);
@@ -224,6 +263,9 @@ pub fn start_dynamic(w: &DynamicWorker) -> Option<WorkerHandle> {
 /// The name of a database, for worker names and messages. Needs a
 /// transaction (it reads the syscache).
 pub fn database_name(db: pg_sys::Oid) -> String {
+    // SAFETY: called in a transaction (callers' contract above), as the
+    // syscache look-up needs; the name it returns (null-checked) is a fresh
+    // palloc'd copy, read once and freed by us.
     unsafe {
         let p = pg_sys::get_database_name(db);
         if p.is_null() {
@@ -243,6 +285,8 @@ pub struct IterationContext(pg_sys::MemoryContext);
 
 impl IterationContext {
     pub fn new(name: &'static std::ffi::CStr) -> Self {
+        // SAFETY: a child of TopMemoryContext with a 'static name (the
+        // context keeps the pointer); it lives as long as the worker.
         IterationContext(unsafe {
             pg_sys::AllocSetContextCreateInternal(
                 pg_sys::TopMemoryContext,
@@ -263,8 +307,14 @@ impl IterationContext {
 
     /// Switch into the context, run `f`, switch back and reset it.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: self.0 is a live context we created and never delete.
         let old = unsafe { pg_sys::MemoryContextSwitchTo(self.0) };
         let r = f();
+        // SAFETY: switch back to the context that was current before (still
+        // alive: it is the caller's) before resetting ours, so the current
+        // context never points at freed memory. What `f` returns is owned
+        // Rust data in every caller (the launcher's and scheduler's loops),
+        // not palloc'd memory the reset frees.
         unsafe {
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(self.0);

@@ -25,6 +25,12 @@ pub trait OrRaise<T> {
 
 impl<T, E: std::fmt::Display> OrRaise<T> for Result<T, E> {
     fn or_raise(self, what: &str) -> T {
-        self.unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_jobs: {what}: {e}"), None))
+        self.unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("pg_jobs: {what}: {e}"),
+                None,
+            )
+        })
     }
 }

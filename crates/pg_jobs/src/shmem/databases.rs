@@ -53,7 +53,8 @@ pub fn terminate_runs_of(db: pg_sys::Oid) {
         pids
     };
     for pid in targets {
-        // SAFETY: plain kill(2) of a pid the registry holds for a live executor.
+        // SAFETY: kill(2) takes no pointers; the pid is one the registry
+        // holds for a live executor (read under the lock above).
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }
@@ -63,6 +64,7 @@ pub fn terminate_runs_of(db: pg_sys::Oid) {
 /// harvest them). Returns how many processes of `db` (claimed or merely
 /// reserved) are still there.
 pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
+    // SAFETY: MyProcPid is a plain global set at process start.
     let me = unsafe { pg_sys::MyProcPid };
     let targets: Vec<i32> = {
         let mut reg = REGISTRY.exclusive();
@@ -87,14 +89,15 @@ pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
     };
     for pid in &targets {
         if *pid != 0 {
-            // SAFETY: plain kill(2) of a pid the registry holds for a live worker.
+            // SAFETY: kill(2) takes no pointers; the pid is one the registry
+            // holds for a live pg_jobs worker (read under the lock above).
             unsafe { libc::kill(*pid, libc::SIGTERM) };
         }
     }
     targets.len()
 }
 
-pub(super) fn db_entry<'a>(dbs: &'a mut [DbEntry; MAX_DATABASES], db: u32) -> Option<&'a mut DbEntry> {
+pub(super) fn db_entry(dbs: &mut [DbEntry; MAX_DATABASES], db: u32) -> Option<&mut DbEntry> {
     if let Some(i) = dbs.iter().position(|e| e.in_use && e.db == db) {
         return Some(&mut dbs[i]);
     }
@@ -180,6 +183,9 @@ pub fn runs_finished_cv() -> *mut pg_sys::ConditionVariable {
 
 /// Wake every `jobs.wait`: some runs just reached a terminal state.
 pub fn broadcast_runs_finished() {
+    // SAFETY: the condition variable lives in the registry's shared memory
+    // for the server's life, and has its own spinlock: it may be used
+    // without the registry's LWLock.
     unsafe { pg_sys::ConditionVariableBroadcast(runs_finished_cv()) };
 }
 

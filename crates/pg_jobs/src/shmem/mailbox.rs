@@ -70,7 +70,9 @@ pub fn kill_for_timeout(r: SlotRef) {
         slot.killed_for_timeout = true;
         slot.pid
     };
-    // SAFETY: kill(2) of a live executor's pid, as pg_terminate_backend would.
+    // SAFETY: kill(2) takes no pointers; the pid is a live, claimed
+    // executor's (checked under the lock above), signalled as
+    // pg_terminate_backend would.
     unsafe { libc::kill(pid, libc::SIGTERM) };
 }
 
@@ -175,7 +177,8 @@ pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
         }
     };
     if pid != 0 {
-        // SAFETY: kill(2) of the pid the registry holds for this run's executor.
+        // SAFETY: kill(2) takes no pointers; the pid is the one the registry
+        // holds for this run's executor, which is alive while its slot says so.
         unsafe { libc::kill(pid, libc::SIGINT) };
     }
     Cancel::Interrupted

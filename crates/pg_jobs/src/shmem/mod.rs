@@ -87,10 +87,16 @@ impl Default for Registry {
     }
 }
 
-// SAFETY: plain old data, no pointers into process-local memory (latch
-// pointers point into shared memory).
+// SAFETY: `#[repr(C)]`, `Copy` plain old data: integers, fixed arrays of
+// plain slots and entries, and a ConditionVariable (PostgreSQL's own
+// shared-memory type, initialised as ConditionVariableInit does). No pointer
+// into process-local memory: the latches are kept as the addresses of PGPROC
+// latches, which live in shared memory mapped at the same address in every
+// process of the cluster.
 unsafe impl PGRXSharedMemory for Registry {}
 
+// SAFETY: PgLwLock::new's contract is a unique name: no other LWLock
+// tranche in the cluster is called "pg_jobs registry".
 static REGISTRY: PgLwLock<Registry> = unsafe { PgLwLock::new(c"pg_jobs registry") };
 
 /// Called from `_PG_init` while preloading.
@@ -99,17 +105,23 @@ pub fn init() {
 }
 
 fn now() -> i64 {
+    // SAFETY: GetCurrentTimestamp only reads the clock.
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
 fn my_latch() -> usize {
+    // SAFETY: reads the MyLatch global (set for every process before its
+    // main function runs); only its address is taken.
     unsafe { pg_sys::MyLatch as usize }
 }
 
 fn set_latch(latch: usize) {
     if latch != 0 {
-        // SAFETY: latch points at a PGPROC latch in shared memory; setting
-        // the latch of a process that has exited is harmless.
+        // SAFETY: a non-zero `latch` is the address of a PGPROC latch in
+        // shared memory, which exists for the server's life (slots store
+        // MyLatch, which is the PGPROC latch once a worker has claimed its
+        // slot); setting the latch of a process that has exited is harmless
+        // (the PGPROC is reused, at worst a spurious wake-up).
         unsafe { pg_sys::SetLatch(latch as *mut pg_sys::Latch) }
     }
 }

@@ -165,7 +165,7 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &
 pub fn start_reserved(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation) || !remove_reserved(slot, run_id) {
+    if !(slot.in_use && slot.generation == r.generation && remove_reserved(slot, run_id)) {
         return false;
     }
     assign_run(slot, run_id, job_id, timeout_ms);

@@ -81,12 +81,15 @@ pub fn claim(r: SlotRef) -> Option<Slot> {
         if !slot.in_use || slot.generation != r.generation || slot.pid != 0 {
             return None;
         }
+        // SAFETY: MyProcPid is a plain global set at process start.
         slot.pid = unsafe { pg_sys::MyProcPid };
         slot.latch = my_latch();
         slot.state = State::Idle;
         slot.since = now();
         *slot
     };
+    // SAFETY: registering a callback of the right signature in our own
+    // process; its argument is a plain Datum (the slot reference).
     unsafe { pg_sys::on_shmem_exit(Some(on_exit), r.to_datum()) };
     Some(copy)
 }
@@ -104,6 +107,12 @@ pub fn register_launcher() -> Option<SlotRef> {
 /// `exited`, for its scheduler to harvest: the outcome it recorded (or its
 /// absence, which means it crashed or was killed) must reach the run history
 /// that lives in the scheduler's database.
+///
+/// # Safety
+///
+/// Only PostgreSQL calls this, at process exit, as registered by [`claim`]
+/// with `arg` a [`SlotRef`] datum; the shared memory it touches is still
+/// attached then (`on_shmem_exit` callbacks run before it is detached).
 #[pg_guard]
 unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
     let r = SlotRef::from_datum(arg);
@@ -241,6 +250,9 @@ pub fn signal(r: SlotRef, signal: i32) -> bool {
         }
         s.pid
     };
-    // SAFETY: kill(2) of the pid the registry holds for a live pg_jobs worker.
+    // SAFETY: kill(2) takes no pointers; the pid is one the registry holds
+    // for a live, claimed pg_jobs worker (checked under the lock above). It
+    // may exit between that read and the kill, the race pg_signal_backend
+    // accepts as well.
     unsafe { libc::kill(pid, signal) == 0 }
 }

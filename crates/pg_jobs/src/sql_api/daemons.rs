@@ -67,6 +67,8 @@ fn _daemon(
             None,
         );
     }
+    // SAFETY: GetUserId only reads the backend's current user, set in any
+    // connected session (SQL functions run in one).
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
@@ -171,9 +173,14 @@ fn _daemons() -> TableIterator<
         name!(next_restart, Option<TimestampWithTimeZone>),
     ),
 > {
+    // SAFETY: GetUserId only reads the backend's current user, set in any
+    // connected session (SQL functions run in one).
     let me = unsafe { pg_sys::GetUserId() };
     let rows: Vec<_> = shmem::all_daemon_entries()
         .into_iter()
+        // SAFETY: in a transaction (a SQL function), as the role membership
+        // cache needs; it takes two OIDs (an unknown owner is simply not a
+        // role we are a member of).
         .filter(|e| unsafe { pg_sys::is_member_of_role(me, pg_sys::Oid::from(e.owner)) })
         .map(|e| {
             let ts = |t: i64| {

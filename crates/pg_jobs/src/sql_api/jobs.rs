@@ -10,8 +10,8 @@
 //! jobs only by superusers. Bad input fails with SQLSTATE 22023 and a
 //! message naming what is wrong; nothing is written.
 
-use crate::catalog::row;
 use crate::catalog::acl::*;
+use crate::catalog::row;
 use crate::gucs;
 use crate::hooks;
 use crate::pg::bgw;
@@ -69,6 +69,8 @@ fn _schedule(
     validate_timezone(&tz);
     validate_overlap(overlap);
     validate_numbers(timeout_ms, max_attempts, retry_backoff_ms, false);
+    // SAFETY: GetUserId only reads the backend's current user, set in any
+    // connected session (SQL functions run in one).
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = database_oid(database);
     check_run_as(owner, datid);

@@ -32,6 +32,8 @@ fn _submit(
     let priority = required(priority, "priority");
     check_command(command);
     crate::sql_api::validate::validate_numbers(timeout_ms, max_attempts, 0, false);
+    // SAFETY: GetUserId only reads the backend's current user, set in any
+    // connected session (SQL functions run in one).
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
@@ -126,6 +128,8 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
             Some("Commit first, then call jobs.wait."),
         );
     }
+    // SAFETY: a plain global of the current transaction, read on the
+    // backend's only thread.
     if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -148,6 +152,11 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
             },
             None => -1,
         };
+        // SAFETY: `cv` is the registry's condition variable, in shared memory
+        // for the server's life; a backend may sleep on one CV at a time,
+        // and CancelSleep ends it on every path (and an ERROR in the look
+        // in between is cleaned up by AbortTransaction, which cancels the
+        // sleep too).
         unsafe {
             // Prepare, look again, then sleep: a broadcast between the look
             // and the sleep is not lost.
@@ -172,17 +181,28 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
 fn cancel(run_id: Option<i64>) -> bool {
     let run_id = required(run_id, "run_id");
     visible_status(run_id); // the ownership check
-                            // Decide with the run's row locked: a run between the queue and an
-                            // executor (being claimed, or reserved runs on their way back to the
-                            // queue) is settled by whoever holds the row, so wait for them and read
-                            // where it ended up; claimers skip locked rows, so a queued run stays
-                            // queued meanwhile. The lock is taken in a subtransaction and kept only
-                            // if the run is cancelled here: held to the end of the caller's
-                            // transaction, it would stall the scheduler's updates of a run that goes
-                            // on (showing it running, recording it).
+
+    // Decide with the run's row locked: a run between the queue and an
+    // executor (being claimed, or reserved runs on their way back to the
+    // queue) is settled by whoever holds the row, so wait for them and read
+    // where it ended up; claimers skip locked rows, so a queued run stays
+    // queued meanwhile. The lock is taken in a subtransaction and kept only
+    // if the run is cancelled here: held to the end of the caller's
+    // transaction, it would stall the scheduler's updates of a run that goes
+    // on (showing it running, recording it).
+    // SAFETY: reads of two globals, always valid in a transaction.
     let (saved_cx, saved_owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    // SAFETY: a SQL function runs inside a transaction, where an internal
+    // subtransaction may begin (a null name is allowed).
     unsafe { pg_sys::BeginInternalSubTransaction(std::ptr::null()) };
     let cancelled_here = cancel_locked(run_id);
+    // SAFETY: `cancel_locked` returned normally, so the subtransaction we
+    // began is still the current one: end it (release or roll back), then
+    // restore the memory context and resource owner saved before it, which
+    // belong to the enclosing transaction and so are still alive, as the
+    // PL/pgSQL exception-block pattern does. (An ERROR in `cancel_locked`
+    // unwinds past here; the caller's abort then cleans up the
+    // subtransaction.)
     unsafe {
         if cancelled_here == Some(true) {
             pg_sys::ReleaseCurrentSubTransaction();
@@ -220,6 +240,7 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
         return Some(false);
     }
     if status != "queued" {
+        // SAFETY: a plain global, set once when the backend connects.
         match shmem::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
             shmem::Cancel::Interrupted => return None,
             shmem::Cancel::Exited => return Some(false),
@@ -261,10 +282,7 @@ fn result(run_id: Option<i64>) -> SetOfIterator<'static, pgrx::JsonB> {
                 None,
                 &[run_id.into()],
             )
-            .map(|t| {
-                t.filter_map(|row| row::get_opt::<pgrx::JsonB>(&row, 1))
-                    .collect()
-            })
+            .map(|t| t.filter_map(|row| row::get_opt::<pgrx::JsonB>(&row, 1)).collect())
             .unwrap_or_default()
         })
     });

@@ -47,6 +47,10 @@ pub(crate) fn check_command(command: &str) -> usize {
             None,
         )
     };
+    // SAFETY: raw_parser only parses (no catalog access) a NUL-terminated
+    // string that outlives the call; the List it returns (null for an
+    // empty string) is palloc'd in the current context and only its length
+    // is read. A syntax ERROR unwinds into the PgTry's catch.
     let parsed = PgTryBuilder::new(|| unsafe {
         let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         Ok(if list.is_null() {
@@ -141,6 +145,7 @@ pub(crate) const ONE_OFF_PAST_TOLERANCE_US: i64 = 1_000_000;
 /// `now()`-style "run once, right away").
 pub(crate) fn check_not_past(once_at: Option<i64>, text: &str) {
     if let Some(at) = once_at {
+        // SAFETY: GetCurrentTimestamp only reads the clock.
         if at < unsafe { pg_sys::GetCurrentTimestamp() } - ONE_OFF_PAST_TOLERANCE_US {
             raise(
                 Code::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -79,6 +79,9 @@ struct Database {
 pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
     bgw::install_signal_handlers();
     // No database: only shared catalogs (pg_database) are readable.
+    // SAFETY: a background worker connects once, here, before any
+    // transaction; null database and user connect to no database, which
+    // allows access to shared catalogs only.
     unsafe { pg_sys::BackgroundWorkerInitializeConnection(std::ptr::null(), std::ptr::null(), 0) };
     let Some(me) = shmem::register_launcher() else {
         error!("pg_jobs launcher: the worker registry is full");
@@ -233,6 +236,13 @@ fn start_scheduler(db: &Database, t: &mut Tracked, now: u64) {
 /// launcher does: we are connected to no database, so SPI is unavailable.
 fn list_databases() -> Vec<Database> {
     let mut out = Vec::new();
+    // SAFETY: called inside a transaction (bgw::in_transaction, with a
+    // snapshot), as autovacuum's get_database_list does: pg_database is a
+    // shared catalog, readable with no database connection. Each tuple
+    // heap_getnext returns (null-checked) is valid until the next call, and
+    // its fixed part is a FormData_pg_database whose name is NUL-terminated;
+    // everything is copied out before the next tuple. The scan and the
+    // relation are closed in reverse order of opening.
     unsafe {
         let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as _);
         let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());

@@ -15,9 +15,9 @@
 //! in the registry (and, on a primary, in `jobs.daemon`).
 
 use crate::catalog::row;
-use crate::pg::error::OrRaise;
 use crate::exec::command_segment::Segment;
 use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
+use crate::pg::error::OrRaise;
 use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
 use pg_jobs_core::daemon::{idle_state, DaemonBackoff, DaemonState, Exit, RestartDelays, RunOn};
 use pgrx::bgworkers::BgWorkerStartTime;
@@ -96,6 +96,7 @@ pub struct Supervisor {
 }
 
 fn now() -> i64 {
+    // SAFETY: GetCurrentTimestamp only reads the clock.
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 

@@ -34,6 +34,9 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
         return;
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
+    // SAFETY: a database-connected background worker connects once, here,
+    // before any transaction; the callback has the XactCallback signature
+    // and needs no argument.
     unsafe {
         pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0);
         pg_sys::RegisterXactCallback(Some(reload_after_commit), std::ptr::null_mut());
@@ -50,6 +53,11 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
 /// After each of the daemon's commits: apply a pending SIGHUP, as a client
 /// backend does between queries. At this point the transaction is durable
 /// and GUC changes made now are kept by its end-of-transaction GUC step.
+///
+/// # Safety
+///
+/// Only PostgreSQL calls this, as the transaction callback registered in
+/// [`pg_jobs_daemon_main`].
 #[pg_guard]
 unsafe extern "C-unwind" fn reload_after_commit(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     if event == pg_sys::XactEvent::XACT_EVENT_COMMIT {

@@ -3,9 +3,9 @@
 //! the queue, or a batch of up to `RESERVE_MAX`), and gives back the ones it
 //! reserved and did not start.
 
-use crate::catalog::row;
 use super::*;
 use crate::catalog::acl::may_still_connect;
+use crate::catalog::row;
 
 /// A run taken from the queue by this executor, not started yet.
 pub(super) struct Claimed {
@@ -20,10 +20,10 @@ impl Claimed {
     /// From a claim's `RETURNING id, command, timeout in ms, job id (0)`.
     fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> Claimed {
         Claimed {
-            run_id: row::get_req::<i64>(&r, 1),
-            command: row::get_req::<String>(&r, 2),
-            timeout_ms: row::get_opt::<i64>(&r, 3).unwrap_or(0),
-            job_id: row::get_req::<i64>(&r, 4),
+            run_id: row::get_req::<i64>(r, 1),
+            command: row::get_req::<String>(r, 2),
+            timeout_ms: row::get_opt::<i64>(r, 3).unwrap_or(0),
+            job_id: row::get_req::<i64>(r, 4),
         }
     }
 }
@@ -63,6 +63,9 @@ pub(super) fn claim_next(
     }
     crate::pg::bgw::as_superuser(|| {
         // SET LOCAL: for this claim's commit only, never the command's.
+        // SAFETY: in a transaction (claim_next runs inside
+        // in_transaction_flushing), as GUC_ACTION_LOCAL needs; the name and
+        // value are NUL-terminated literals of a built-in setting.
         unsafe {
             pg_sys::set_config_option(
                 c"synchronous_commit".as_ptr(),

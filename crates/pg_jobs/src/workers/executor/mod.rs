@@ -46,6 +46,10 @@ mod ffi {
     pub const STATEMENT_TIMEOUT: i32 = 3;
     /// `TimeoutId.USER_TIMEOUT`: the first one an extension may register.
     pub const USER_TIMEOUT: i32 = 12;
+    // Raw bindings, not guarded like pgrx's: an ERROR raised inside one would
+    // longjmp over the Rust frames above it instead of unwinding. The
+    // timeout functions only raise FATAL (which exits without a longjmp);
+    // Async_UnlistenAll and ResetSequenceCaches can fail only if palloc does.
     unsafe extern "C-unwind" {
         pub fn RegisterTimeout(id: i32, handler: extern "C" fn()) -> i32;
         pub fn enable_timeout_after(id: i32, delay_ms: i32);
@@ -76,8 +80,11 @@ static SCHEDULER_LATCH: AtomicUsize = AtomicUsize::new(0);
 extern "C" fn wake_scheduler_for_slow_run() {
     let latch = SCHEDULER_LATCH.load(Ordering::Relaxed);
     if latch != 0 {
-        // SAFETY: a latch in PGPROC (shared memory, valid for the server's
-        // life); SetLatch is safe in a signal handler.
+        // SAFETY: a non-zero SCHEDULER_LATCH is the address of the
+        // scheduler's PGPROC latch (shared memory, valid for the server's
+        // life), stored by run_one before the timeout is armed; SetLatch is
+        // async-signal-safe (PostgreSQL's own timeout handlers call it), and
+        // this binding is the raw symbol, not pgrx's guarded wrapper.
         unsafe { ffi::set_latch_from_signal_handler(latch as *mut std::ffi::c_void) };
     }
 }
@@ -110,7 +117,13 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         next_command = Some(command);
     }
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
+    // SAFETY: a background worker registered with BGWORKER_BACKEND_DATABASE_
+    // CONNECTION connects once, here, before any transaction; the OIDs are
+    // plain values (a dropped database or role raises a FATAL).
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
+    // SAFETY: after InitPostgres (which set up the timeout module), register
+    // a handler that only does async-signal-safe work (see
+    // wake_scheduler_for_slow_run); once per process.
     let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
     SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
     if prewarm {
@@ -129,6 +142,8 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
         let command = match next_command.take() {
             Some(c) => c,
             None => {
+                // SAFETY: a connected worker between transactions, where a
+                // backend flushes its statistics too.
                 unsafe { pg_sys::pgstat_report_stat(true) };
                 let Some(dsm) = wait_for_next_run(me) else {
                     return;
@@ -153,6 +168,8 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
             // write. Waiters can look now.
             shmem::broadcast_runs_finished();
         }
+        // SAFETY: a connected worker, outside any transaction; a null
+        // activity string is allowed for the idle state.
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
         next_command = between_runs(me, db, role, recorded, quick, &mut reserved);
         if next_command.is_none() {
@@ -196,6 +213,12 @@ fn between_runs(
     quick: bool,
     reserved: &mut VecDeque<Claimed>,
 ) -> Option<String> {
+    // SAFETY: plain globals of this process, written on its only thread
+    // between commands (no statement is running to look at the cancel flag
+    // or the transaction defaults); QueryCancelPending is a sig_atomic_t its
+    // signal handler may set at any time, and clearing it with a plain store
+    // is what PostgreSQL itself does. own_transaction_characteristics' only
+    // requirement is that we are between transactions, as here.
     unsafe {
         // A jobs.cancel that reached us after the command ended is moot;
         // left pending it would fail our own transaction below.
@@ -207,6 +230,9 @@ fn between_runs(
         own_transaction_characteristics();
     }
     crate::pg::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
+        // SAFETY: reset_session's contract: we are inside the transaction
+        // in_transaction_flushing started, between two commands, with no
+        // portal of ours open.
         unsafe { reset_session() };
         if !recorded || shmem::retire_requested(me) {
             give_back(me, reserved);
@@ -263,6 +289,9 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         return false;
     }
     if slot.timeout_ms > 0 {
+        // SAFETY: the timeout module is initialised (we are connected), and
+        // STATEMENT_TIMEOUT is registered by PostgreSQL itself; the delay is
+        // clamped to an int.
         unsafe {
             ffi::enable_timeout_after(
                 ffi::STATEMENT_TIMEOUT,
@@ -272,6 +301,7 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     }
     let slow_run = SLOW_RUN_TIMEOUT.load(Ordering::Relaxed);
     if slow_run >= 0 {
+        // SAFETY: `slow_run` is the id RegisterTimeout returned us.
         unsafe { ffi::enable_timeout_after(slow_run, shmem::RUNNING_VISIBLE_WITHIN_MS as i32) };
     }
     let started = std::time::Instant::now();
@@ -291,6 +321,7 @@ fn run_one(me: SlotRef, command: &str) -> bool {
             // In a transaction of our own characteristics (the command may
             // have set the session's default to read-only); the session's
             // are restored after it, for the reset to see.
+            // SAFETY: reads of plain globals, between transactions.
             let saved = unsafe {
                 (
                     pg_sys::DefaultXactIsoLevel,
@@ -298,10 +329,14 @@ fn run_one(me: SlotRef, command: &str) -> bool {
                     pg_sys::DefaultXactDeferrable,
                 )
             };
+            // SAFETY: between transactions (the command has ended), on the
+            // process's only thread.
             unsafe { own_transaction_characteristics() };
             crate::pg::bgw::in_transaction("pg_jobs executor: keeping the result", || {
                 store_result(run_id, true)
             });
+            // SAFETY: writes of plain globals, between transactions, back to
+            // the values read above.
             unsafe {
                 (
                     pg_sys::DefaultXactIsoLevel,
@@ -316,6 +351,9 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         // there, so results of runs in other databases are not kept.
         runner::run(command)
     };
+    // SAFETY: disabling timeouts that are registered (STATEMENT_TIMEOUT by
+    // PostgreSQL, `slow_run` by us) is allowed whether or not they are
+    // armed or have fired.
     unsafe {
         ffi::disable_timeout(ffi::STATEMENT_TIMEOUT, false);
         if slow_run >= 0 {

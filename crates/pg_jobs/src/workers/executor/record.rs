@@ -40,6 +40,14 @@ pub(super) fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
                  pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
                  started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
            WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')";
+    // SAFETY: called inside the run's transaction (just before its commit,
+    // with an active snapshot), where SPI may connect. PLAN is null or the
+    // plan SPI_keepplan moved to a long-lived context in this same process
+    // (never freed), so it stays valid across transactions; `values` and
+    // `nulls` have the 2 entries the plan takes and outlive the call.
+    // XactIsoLevel is a plain global, restored right after the statement.
+    // An ERROR (error! or inside SPI) unwinds; the abort that follows
+    // ends the SPI connection.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             error!("pg_jobs: cannot record run {run_id}: SPI_connect failed");

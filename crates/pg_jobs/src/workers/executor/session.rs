@@ -7,7 +7,14 @@ use super::*;
 
 /// The next transaction pg_jobs itself starts in this session is READ
 /// COMMITTED, read-write and not deferrable.
+///
+/// # Safety
+///
+/// Call between transactions on the backend's main thread: these globals
+/// are the defaults the next StartTransaction copies, and must not change
+/// under a running transaction.
 pub(super) unsafe fn own_transaction_characteristics() {
+    // SAFETY: plain globals written between transactions (the contract).
     unsafe {
         pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
         pg_sys::DefaultXactReadOnly = false;
@@ -23,7 +30,16 @@ pub(super) unsafe fn own_transaction_characteristics() {
 /// Nothing of one run's session — settings, SET ROLE/SESSION
 /// AUTHORIZATION, cursors, prepared statements, LISTEN, advisory locks,
 /// temp tables, sequence caches — reaches the next. In a transaction.
+///
+/// # Safety
+///
+/// Call in a connected backend, inside a transaction, between commands:
+/// no portal or prepared statement of the caller's may be in use (they are
+/// all dropped), as when DISCARD ALL runs at top level.
 pub(super) unsafe fn reset_session() {
+    // SAFETY: DiscardAll()'s own calls, in the state it runs in (the
+    // contract above); none takes a pointer but the literal GUC name and a
+    // null value, which SetPGVariable takes as RESET.
     unsafe {
         pg_sys::PortalHashTableDeleteAll();
         pg_sys::SetPGVariable(c"session_authorization".as_ptr(), std::ptr::null_mut(), false);

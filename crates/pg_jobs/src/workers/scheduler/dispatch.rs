@@ -2,9 +2,9 @@
 //! executors are free), then give each to a pooled executor or start a new
 //! one.
 
+use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
-use super::*;
 
 /// A queued run picked for an executor.
 pub(super) struct Dispatch {

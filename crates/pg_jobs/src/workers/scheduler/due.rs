@@ -2,9 +2,9 @@
 //! changed), the min-heap of next due times, and firing the jobs that are
 //! due (a run queued or skipped per the overlap policy).
 
+use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
-use super::*;
 
 /// A job as the scheduler holds it between passes.
 pub(super) struct Job {
@@ -215,6 +215,8 @@ impl Scheduler {
                     Schedule::Once(at) => last_due.is_none().then_some(*at),
                     // Once per server start, for jobs that existed when it started.
                     Schedule::Reboot => (self.reboot
+                        // SAFETY: PgStartTime is a plain global, set once
+                        // in the postmaster and inherited.
                         && created < unsafe { pg_sys::PgStartTime } + time::PG_EPOCH_OFFSET_US)
                         .then_some(now),
                     s => {

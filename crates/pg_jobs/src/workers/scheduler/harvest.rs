@@ -3,9 +3,9 @@
 //! shown `running`, runs whose executor vanished marked `crashed`, and
 //! executors past their timeout terminated.
 
+use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
-use super::*;
 
 pub(super) const UNCLAIMED_SLOT_TIMEOUT_US: i64 = 10_000_000;
 
@@ -30,6 +30,8 @@ pub(super) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
         .ok()
         .and_then(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
         .unwrap_or(10_000);
+    // SAFETY: the process's global PRNG state, used only on this thread;
+    // PostgreSQL seeds it at process start.
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
     plans::run_built(
@@ -171,7 +173,9 @@ impl Scheduler {
                 ],
             )
             .or_raise("recording run outcomes");
-        let finished: Vec<(i64, String, i32, i32, Option<i64>, Option<String>)> = rows
+        /// id, status, attempt, max_attempts, job_id, message.
+        type Finished = (i64, String, i32, i32, Option<i64>, Option<String>);
+        let finished: Vec<Finished> = rows
             .map(|r| {
                 (
                     row::get_opt(&r, 1).unwrap_or_default(),

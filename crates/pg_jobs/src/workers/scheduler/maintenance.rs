@@ -1,9 +1,9 @@
 //! Housekeeping between passes: purge old history, vacuum the run queue
 //! after a burst of claims, and when the next retry is due.
 
+use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
-use super::*;
 
 /// Purge history at most this often (only in passes that finished runs).
 pub(super) const PURGE_EVERY: Duration = Duration::from_secs(10);

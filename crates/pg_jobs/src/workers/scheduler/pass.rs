@@ -17,6 +17,8 @@ pub(super) struct PassResult {
 
 impl Scheduler {
     pub(super) fn pass(&mut self) -> Next {
+        // SAFETY: RecoveryInProgress only reads shared state, in any process
+        // attached to shared memory.
         if unsafe { pg_sys::RecoveryInProgress() } {
             return self.watch();
         }
@@ -27,8 +29,10 @@ impl Scheduler {
         self.forget_runs_no_executor_holds();
         let changes = shmem::take_reload(self.me);
         let reload_all = changes.all_jobs || promoted || !self.loaded;
-        let reload_daemons =
-            changes.daemons || changes.all_jobs || promoted || std::mem::take(&mut self.reload_daemons_pending);
+        let reload_daemons = changes.daemons
+            || changes.all_jobs
+            || promoted
+            || std::mem::take(&mut self.reload_daemons_pending);
         self.fired_in_pass.clear();
 
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {

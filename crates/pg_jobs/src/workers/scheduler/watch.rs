@@ -25,6 +25,7 @@ impl Scheduler {
         shmem::set_state(self.me, State::Idle, None);
         let mut ms: i64 = 1_000;
         if let Some(t) = wake {
+            // SAFETY: GetCurrentTimestamp only reads the clock.
             ms = ms.min((t - unsafe { pg_sys::GetCurrentTimestamp() }) / 1000 + 1);
         }
         Next::Sleep(Some(Duration::from_millis(ms.max(1) as u64)))
