@@ -13,7 +13,7 @@ pub(crate) fn requeue_reserved(ids: &[i64], only_mine: bool) {
     Spi::connect_mut(|client| {
         plans::run(
             client,
-            "UPDATE jobs.run SET status = 'queued', pid = NULL
+            "/* run event: requeue */ UPDATE jobs.run SET status = 'queued', pid = NULL
               WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'starting'
                 AND (NOT $2 OR pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())",
             &[ids.to_vec().into(), only_mine.into()],
@@ -27,7 +27,7 @@ pub(crate) fn requeue(run_id: i64, why: Option<&str>) {
     Spi::connect_mut(|client| {
         client
             .update(
-                "UPDATE jobs.run SET status = 'queued', message = $2
+                "/* run event: requeue */ UPDATE jobs.run SET status = 'queued', message = $2
                   WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
                 None,
                 &[run_id.into(), why.into()],

@@ -290,12 +290,12 @@ fn run_now(name: Option<&str>) -> i64 {
     let run = bgw::as_superuser(|| {
         Spi::get_one_with_args::<i64>(
             if crate::catalog::schema_version::databases_by_oid() {
-                "INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
+                "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
                  SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
                  RETURNING id"
             } else {
-                "INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
+                "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
                  SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
                  RETURNING id"

@@ -38,12 +38,12 @@ fn _submit(
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
     let sql = if crate::catalog::schema_version::databases_by_oid() {
-        "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
+        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
                  RETURNING id"
     } else {
         // A database still at 0.1.0: runs are kept by database name.
-        "INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
+        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
                  RETURNING id"
     };
@@ -256,9 +256,9 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
     }
     bgw::as_superuser(|| {
         Spi::run_with_args(
-            "UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+            "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
                     sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-              WHERE id OPERATOR(pg_catalog.=) $1",
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')",
             &[run_id.into()],
         )
     })

@@ -154,8 +154,8 @@ pub(super) fn claim_batch(
     }
     let rows = crate::catalog::plans::run(
         c,
-        "UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
-          WHERE id OPERATOR(pg_catalog.=) ANY ($1)
+        "/* run event: reserve */ UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
+          WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'
       RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
         &[ids.clone().into()],
     )?;
@@ -173,7 +173,7 @@ pub(super) fn claim_head(
 ) -> Result<Vec<Claimed>, pgrx::spi::SpiError> {
     let rows = crate::catalog::plans::run(
         c,
-        "WITH head AS (
+        "/* run event: claim */ WITH head AS (
            SELECT r.id, r.owner, r.datid, r.job_id
              FROM jobs.run r
             WHERE r.status OPERATOR(pg_catalog.=) 'queued'

@@ -36,7 +36,7 @@ pub(super) fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
         static PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
     const SQL: &std::ffi::CStr =
-        c"UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+        c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
                  pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
                  started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
            WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')";

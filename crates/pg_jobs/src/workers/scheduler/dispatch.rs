@@ -100,9 +100,9 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
         if let Some((code, message)) = refusal {
             client
                 .update(
-                    "UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                    "/* run event: refuse */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
                             sqlstate = $2, message = $3
-                      WHERE id OPERATOR(pg_catalog.=) $1",
+                      WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
                     None,
                     &[run_id.into(), code.into(), message.clone().into()],
                 )
@@ -140,11 +140,12 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
     if !out.is_empty() {
         let ids: Vec<i64> = out.iter().map(|d| d.run_id).collect();
         plans::run(
-                client,
-                "UPDATE jobs.run SET status = 'starting', message = NULL WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
-                &[ids.into()],
-            )
-            .or_raise("marking runs starting");
+            client,
+            "/* run event: dispatch */ UPDATE jobs.run SET status = 'starting', message = NULL
+                  WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'",
+            &[ids.into()],
+        )
+        .or_raise("marking runs starting");
     }
     out
 }

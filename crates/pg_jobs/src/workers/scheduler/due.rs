@@ -125,7 +125,7 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
     plans::run_built(
         client,
         &format!(
-            "INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
+            "/* run event: fire */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
                                    retry_backoff, scheduled_for, status, message, finished_at)
              SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
                     TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',

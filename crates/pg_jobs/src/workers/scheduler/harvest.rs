@@ -36,7 +36,7 @@ pub(super) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32) {
     let delay = retry_delay(jiff::SignedDuration::from_millis(backoff_ms), attempt, jitter);
     plans::run_built(
             client,
-            &format!("INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
+            &format!("/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
                                    retry_backoff, scheduled_for, not_before)
              SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
                     pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
@@ -150,7 +150,7 @@ impl Scheduler {
         }
         let rows = plans::run(
                 client,
-                "UPDATE jobs.run r
+                "/* run event: harvest(failed) */ UPDATE jobs.run r
                     SET status = u.status, pid = u.pid,
                         started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
                         finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
@@ -229,7 +229,7 @@ impl Scheduler {
         if !ids.is_empty() {
             plans::run(
                     client,
-                    "UPDATE jobs.run r SET status = 'running', pid = u.pid,
+                    "/* run event: start */ UPDATE jobs.run r SET status = 'running', pid = u.pid,
                             started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond'
                        FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]),
                                        pg_catalog.unnest($3::int8[])) AS u(id, pid, started)
@@ -276,7 +276,7 @@ impl Scheduler {
         }
         let crashed = plans::run(
                 client,
-                "UPDATE jobs.run r SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
+                "/* run event: crash_sweep */ UPDATE jobs.run r SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
                         message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
                    FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[])) AS g(id, version)
                   WHERE r.id OPERATOR(pg_catalog.=) g.id
