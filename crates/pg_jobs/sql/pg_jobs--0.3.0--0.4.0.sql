@@ -44,3 +44,24 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
          ORDER BY r.id DESC LIMIT 1) l ON true;
 
 DROP FUNCTION jobs."_next_due"(text, timestamptz, text, timestamptz, bool);
+
+-- Every function has a COMMENT; the internal jobs._* functions say which
+-- public wrapper they serve (users call the wrappers).
+COMMENT ON FUNCTION jobs.result(bigint) IS
+  'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int) IS
+  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
+COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
+  'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool) IS
+  'Internal: the body of jobs.schedule (validates and writes the job).';
+COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool) IS
+  'Internal: the body of jobs.alter_job (changes the given settings of a job).';
+COMMENT ON FUNCTION jobs._next_due(text, timestamptz, text, timestamptz, bool, timestamptz) IS
+  'Internal: when a job is next due after the given instant, for jobs.job_status.';
+COMMENT ON FUNCTION jobs._daemon(text, text, text, oid, text, bigint, bigint) IS
+  'Internal: the body of jobs.daemon (validates and writes the daemon).';
+COMMENT ON FUNCTION jobs._daemons() IS
+  'Internal: what the schedulers publish about each daemon, for jobs.daemon_status.';
+COMMENT ON FUNCTION jobs._workers() IS
+  'Internal: the shared-memory registry of pg_jobs workers, for jobs.workers.';
