@@ -1,0 +1,225 @@
+//! The utility hook: notes CREATE/ALTER/DROP EXTENSION pg_jobs, other
+//! drops and CREATE DATABASE for the transaction callback, and before DROP
+//! DATABASE and ALTER DATABASE RENAME evicts that database's workers.
+
+use super::*;
+
+unsafe extern "C-unwind" {
+    /// PostgreSQL's own, declared here rather than called through pgrx's
+    /// binding: that binding catches an ERROR and re-raises it as a Rust
+    /// panic, which drops the error's CONTEXT and position and, whenever
+    /// RUST_BACKTRACE is set in the server's environment, adds a Rust
+    /// backtrace to its DETAIL. Called directly, an ERROR goes straight to
+    /// PostgreSQL's handler, as it does through any other hook in the chain.
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const std::ffi::c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+}
+
+pub(super) static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// The C string at `p` as `&str` (`None` if `p` is null or not UTF-8).
+///
+/// # Safety
+///
+/// `p` is null or points at a NUL-terminated string that stays valid and
+/// unchanged for `'a`. The strings this is used on live in a statement's
+/// parse tree, palloc'd in a memory context that is reset after the
+/// statement: the caller must not let the result outlive its use within
+/// the hook call (it is never stored).
+unsafe fn cstr<'a>(p: *const std::ffi::c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, and valid and NUL-terminated for 'a by the caller's
+    // contract.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// The `String` nodes of `list`, as `&str` (other nodes are skipped).
+///
+/// # Safety
+///
+/// `list` is null or a valid `List` of node pointers (a parse tree's, such
+/// as `DropStmt.objects`), and it and its strings stay valid for `'a`: as
+/// with [`cstr`], the result must not outlive the statement.
+unsafe fn list_strings<'a>(list: *mut pg_sys::List) -> Vec<&'a str> {
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: `list` is a valid List (caller's contract): `elements` holds
+    // `length` cells, each a node pointer (null-checked) whose tag tells its
+    // type; a T_String node is a `pg_sys::String` whose `sval` is a C string
+    // of the same parse tree, valid for 'a.
+    unsafe {
+        (0..(*list).length as usize)
+            .filter_map(|i| {
+                let node = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::Node;
+                if !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_String {
+                    cstr((*(node as *mut pg_sys::String)).sval)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// The `ProcessUtility_hook`: note or act on statements that concern
+/// pg_jobs, then run the statement through the previous hook.
+///
+/// # Safety
+///
+/// Only PostgreSQL calls this, as `ProcessUtility_hook`, with the arguments
+/// of `ProcessUtility()`: a valid utility `PlannedStmt` and the pointers
+/// that go with it, in a backend's main thread.
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    // SAFETY: PostgreSQL calls the hook with a valid PlannedStmt whose
+    // `utilityStmt` is the (non-null) utility statement's parse tree; each
+    // cast below is to the struct its node tag names. The strings `cstr` and
+    // `list_strings` borrow from that tree are only compared or formatted
+    // here, before the tree can be freed. Chaining to the previous hook (or
+    // standard_ProcessUtility) with our own arguments is the hook protocol;
+    // PREV_PROCESS_UTILITY is written only in `init`, before any backend
+    // exists. An ERROR from standard_ProcessUtility (a guarded binding)
+    // unwinds as a Rust panic; one from a previous hook, a raw C function
+    // pointer, longjmps straight over this frame, which is sound only
+    // because nothing in it has a destructor when the chained call runs.
+    unsafe {
+        let node = (*pstmt).utilityStmt;
+        match (*node).type_ {
+            pg_sys::NodeTag::T_CreateExtensionStmt => {
+                let s = node as *mut pg_sys::CreateExtensionStmt;
+                if cstr((*s).extname) == Some("pg_jobs") {
+                    note(|p| p.ext_created = true);
+                }
+            }
+            pg_sys::NodeTag::T_AlterExtensionStmt => {
+                // ALTER EXTENSION pg_jobs UPDATE: the scheduler reads what the new version has.
+                let s = node as *mut pg_sys::AlterExtensionStmt;
+                if cstr((*s).extname) == Some("pg_jobs") {
+                    note(|p| {
+                        p.reload_jobs = true;
+                        p.reload_daemons = true;
+                    });
+                }
+            }
+            pg_sys::NodeTag::T_DropStmt => {
+                let s = node as *mut pg_sys::DropStmt;
+                if (*s).removeType == pg_sys::ObjectType::OBJECT_EXTENSION
+                    && list_strings((*s).objects).contains(&"pg_jobs")
+                {
+                    note(|p| p.ext_dropped = true);
+                } else {
+                    // Cheap: the scheduler re-checks that the extension exists.
+                    note(|p| p.recheck_extension = true);
+                }
+            }
+            pg_sys::NodeTag::T_CreatedbStmt => note(|p| p.wake_launcher = true),
+            pg_sys::NodeTag::T_DropdbStmt => {
+                evict_database((*(node as *mut pg_sys::DropdbStmt)).dbname);
+            }
+            pg_sys::NodeTag::T_RenameStmt => {
+                let s = node as *mut pg_sys::RenameStmt;
+                if (*s).renameType == pg_sys::ObjectType::OBJECT_DATABASE {
+                    evict_database((*s).subname);
+                }
+            }
+            _ => {}
+        }
+        // SAFETY: the next hook or PostgreSQL's own, with the arguments we were
+        // given. Either may raise an ERROR that longjmps past this frame: no
+        // value with a destructor is alive here, so skipping it is sound.
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+            None => standard_process_utility(
+                pstmt,
+                query_string,
+                read_only_tree,
+                context,
+                params,
+                query_env,
+                dest,
+                qc,
+            ),
+        }
+    }
+}
+
+/// Terminate every pg_jobs worker connected to the named database and wait
+/// until they are gone, so the statement about to run does not fail with
+/// "database is being accessed by other users". The launcher keeps out
+/// until our transaction ends (see `xact_callback`).
+///
+/// # Safety
+///
+/// `name` is null or a NUL-terminated string valid for the call (the
+/// statement's parse tree); called in a backend inside a transaction
+/// (`get_database_oid` reads the catalog).
+unsafe fn evict_database(name: *const std::ffi::c_char) {
+    if name.is_null() {
+        return;
+    }
+    // SAFETY: `name` is a valid C string (caller's contract) and we are in a
+    // transaction, as the catalog look-up needs.
+    let db = unsafe { pg_sys::get_database_oid(name, true) };
+    if db == pg_sys::InvalidOid {
+        return; // let PostgreSQL report the missing database
+    }
+    shmem::set_evicting(db, true);
+    note(|p| p.evicted_db = Some(db));
+    let deadline = Instant::now() + EVICT_TIMEOUT;
+    while shmem::terminate_db_workers(db, &[Kind::Scheduler, Kind::Executor, Kind::Daemon]) > 0 {
+        if Instant::now() >= deadline {
+            warning!(
+                "pg_jobs workers of database \"{}\" did not exit in time",
+                // SAFETY: `name` is valid for this call (caller's contract); the
+                // borrow ends with the message.
+                unsafe { cstr(name) }.unwrap_or("?")
+            );
+            break;
+        }
+        // Their exit callbacks wake the launcher, not us: look again every 10 ms.
+        // SAFETY: MyLatch is set up for every backend before it runs a
+        // statement and stays valid for its life; waiting on our own latch
+        // with WL_EXIT_ON_PM_DEATH is what any backend may do between checks.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pg_sys::check_for_interrupts!();
+    }
+}
