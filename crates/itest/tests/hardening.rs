@@ -44,12 +44,18 @@ fn prepare_transaction_after_a_submit_is_refused_and_strands_nothing() {
 
     // Two-phase commit of work that is not pg_jobs' own is untouched (a
     // plain DROP wakes the scheduler to re-check its extension: harmless).
-    s.batch_execute(
-        "CREATE TABLE gone (x int);
-         BEGIN; INSERT INTO t VALUES (2); DROP TABLE gone; PREPARE TRANSACTION 'plain';
-         COMMIT PREPARED 'plain';",
-    )
-    .unwrap();
+    // (One statement per call: a multi-statement string is an implicit
+    // transaction block, where COMMIT PREPARED may not run.)
+    for sql in [
+        "CREATE TABLE gone (x int)",
+        "BEGIN",
+        "INSERT INTO t VALUES (2)",
+        "DROP TABLE gone",
+        "PREPARE TRANSACTION 'plain'",
+        "COMMIT PREPARED 'plain'",
+    ] {
+        s.batch_execute(sql).unwrap();
+    }
     let rows: i64 = one(&mut s, "SELECT count(*) FROM t");
     assert_eq!(rows, 1);
 
