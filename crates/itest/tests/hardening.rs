@@ -108,8 +108,10 @@ fn utility_errors_are_postgresqls_own_even_with_rust_backtrace_set() {
 fn a_failing_scheduler_pass_is_retried_without_losing_its_runs() {
     let (c, mut s) = Cluster::with_app_db("pass-error", "");
     s.batch_execute("CREATE TABLE t (x int)").unwrap();
-    let before = worker_pids(&mut s, "scheduler", Some("app"));
-    assert_eq!(before.len(), 1, "one scheduler");
+    let (before, _) = wait_for("the scheduler of app", DEADLINE, || {
+        let pids = worker_pids(&mut s, "scheduler", Some("app"));
+        (pids.len() == 1).then_some(pids)
+    });
 
     s.batch_execute("ALTER TABLE jobs.run RENAME COLUMN scheduled_for TO scheduled_for_moved")
         .unwrap();
