@@ -279,7 +279,7 @@ impl Supervisor {
     /// started; terminate those whose daemon is gone.
     fn adopt(&mut self) {
         for (r, s) in shmem::daemons_of(self.home_db) {
-            if s.exited || s.pid == 0 {
+            if !s.phase().has_process() {
                 continue; // harvested below, or reaped once unclaimed for long
             }
             match self.daemons.get_mut(&s.job_id) {
@@ -311,7 +311,7 @@ impl Supervisor {
                 if w.handle
                     .as_ref()
                     .is_some_and(|h| h.status() == HandleStatus::Stopped)
-                    && shmem::slot(w.slot).is_some_and(|s| s.pid == 0 && !s.exited)
+                    && shmem::slot(w.slot).is_some_and(|s| s.phase().unclaimed())
                 {
                     shmem::release_unclaimed(w.slot);
                     never_started.push(*id);
@@ -337,7 +337,7 @@ impl Supervisor {
             shmem::reap_unclaimed(Kind::Daemon, self.home_db, UNCLAIMED_SLOT_TIMEOUT_US);
         }
         for (r, s) in shmem::daemons_of(self.home_db) {
-            if !s.exited {
+            if !s.exited() {
                 continue;
             }
             shmem::release(r);

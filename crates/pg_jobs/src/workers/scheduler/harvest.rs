@@ -88,7 +88,7 @@ impl Scheduler {
         // last run is already terminal and the UPDATE below skips it).
         let exited: Vec<(SlotRef, shmem::Slot)> = shmem::executors_of(self.db)
             .into_iter()
-            .filter(|(_, s)| s.exited || s.outcome_ready)
+            .filter(|(_, s)| s.phase().awaits_harvest())
             .collect();
         if exited.is_empty() {
             return Vec::new();
@@ -97,7 +97,7 @@ impl Scheduler {
         // is freed below, so they go back now.
         for (slot, _) in exited
             .iter()
-            .filter(|(_, s)| s.exited && !s.reserved().is_empty())
+            .filter(|(_, s)| s.exited() && !s.reserved().is_empty())
         {
             let ids = shmem::take_reserved(*slot);
             if !ids.is_empty() {
@@ -111,10 +111,11 @@ impl Scheduler {
         let mut finished = Vec::new();
         let mut codes: Vec<Option<String>> = Vec::new();
         let mut messages: Vec<Option<String>> = Vec::new();
-        // An executor claimed for a run that was never handed to it (an
-        // earlier life of this scheduler died in between) says nothing
-        // about that run: free its slot, write nothing.
-        for (_, s) in exited.iter().filter(|(_, s)| !s.pending_handover) {
+        // An executor that exited holding no run (idle in the pool, or
+        // claimed for a run that was never handed to it: an earlier life
+        // of this scheduler died in between) says nothing about a run:
+        // free its slot, write nothing.
+        for (_, s) in exited.iter().filter(|(_, s)| s.phase().holds_run()) {
             let (status, code, message) = match s.outcome {
                 Outcome::Succeeded => (RunStatus::Succeeded, None, None),
                 Outcome::Failed => (RunStatus::Failed, Some(s.sqlstate()), Some(s.message())),
@@ -198,7 +199,7 @@ impl Scheduler {
         // run in this same pass: it is handed over only after this commits
         // (if this transaction fails, the scheduler exits, and the run is
         // later marked crashed and retried).
-        for (slot, _) in exited.iter().filter(|(_, s)| !s.exited) {
+        for (slot, _) in exited.iter().filter(|(_, s)| !s.exited()) {
             shmem::mark_harvested(*slot);
         }
         exited
@@ -206,7 +207,7 @@ impl Scheduler {
             .map(|(slot, s)| Harvested {
                 slot,
                 run_id: s.run_id,
-                exited: s.exited,
+                exited: s.exited(),
             })
             .collect()
     }
@@ -217,9 +218,10 @@ impl Scheduler {
     pub(super) fn mark_started_and_crashed(&mut self, client: &mut SpiClient) {
         let slots = shmem::executors_of(self.db);
         let (mut ids, mut pids, mut starts) = (Vec::new(), Vec::new(), Vec::new());
-        for (_, s) in slots.iter().filter(|(_, s)| {
-            !s.exited && s.state == State::Running && !self.shown_running.contains(&s.run_id)
-        }) {
+        for (_, s) in slots
+            .iter()
+            .filter(|(_, s)| s.phase() == ExecutorPhase::Running && !self.shown_running.contains(&s.run_id))
+        {
             ids.push(s.run_id);
             pids.push(s.pid);
             starts.push(s.started_at);
@@ -261,11 +263,12 @@ impl Scheduler {
         .filter_map(|r| Some((row::get_opt::<i64>(&r, 1)?, row::get_opt::<String>(&r, 2)?)))
         .collect();
         // A slot still waiting for a handover from a dead scheduler holds no
-        // run; an executor's reserved runs are held until it starts them.
+        // run (nor does one idle in the pool); an executor's reserved runs
+        // are held until it starts them.
         let live: std::collections::HashSet<i64> = shmem::executors_of(self.db)
             .iter()
             .flat_map(|(_, s)| {
-                let current = (!s.pending_handover).then_some(s.run_id);
+                let current = s.phase().holds_run().then_some(s.run_id);
                 current.into_iter().chain(s.reserved().iter().copied())
             })
             .collect();
@@ -310,8 +313,7 @@ impl Scheduler {
         let now_pg = time::to_pg(now);
         let mut next: Option<Timestamp> = None;
         for (r, s) in shmem::executors_of(self.db) {
-            if s.exited
-                || s.state != State::Running
+            if s.phase() != ExecutorPhase::Running
                 || s.timeout_ms <= 0
                 || s.started_at == 0
                 || s.killed_for_timeout

@@ -60,6 +60,8 @@ use jiff::tz::TimeZone;
 
 use jiff::Timestamp;
 
+use pg_jobs_core::executor_phase::ExecutorPhase;
+
 use pg_jobs_core::launcher::ExtPresence;
 
 use pg_jobs_core::overlap::{OnDue, Overlap};

@@ -108,7 +108,12 @@ impl Scheduler {
         for d in result.dispatch {
             if retry_soon {
                 // Keep due-time order: once one waits for a worker slot, the later ones wait too.
-                shmem::release(d.slot);
+                if d.warm {
+                    // A live pooled executor: back to the pool, not freed.
+                    shmem::abandon_handover(d.slot);
+                } else {
+                    shmem::release(d.slot);
+                }
                 bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
                     requeue(
                         d.run_id,
@@ -132,7 +137,8 @@ impl Scheduler {
         // them `running` (executors do not wake us when they start).
         let executors = shmem::executors_of(self.db);
         let busy = executors.iter().any(|(_, s)| {
-            !s.exited && !s.reusable && !s.outcome_ready && !self.shown_running.contains(&s.run_id)
+            let p = s.phase();
+            !p.exited() && !p.reusable() && !p.outcome_ready() && !self.shown_running.contains(&s.run_id)
         });
         let mut wake_at = result.wake_at;
         // Runs reserved behind a run in progress: look when that run turns
@@ -140,7 +146,7 @@ impl Scheduler {
         // this does not depend on that one wake-up arriving).
         for (_, s) in executors
             .iter()
-            .filter(|(_, s)| !s.exited && s.state == State::Running && !s.reserved().is_empty())
+            .filter(|(_, s)| s.phase() == ExecutorPhase::Running && !s.reserved().is_empty())
         {
             let t = time::from_pg_clamped(s.since + shmem::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
             wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));

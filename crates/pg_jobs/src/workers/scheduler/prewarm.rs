@@ -21,7 +21,7 @@ impl Scheduler {
         }
         let pooled = shmem::executors_of(self.db)
             .iter()
-            .any(|(_, s)| s.reusable && !s.exited);
+            .any(|(_, s)| s.phase() == ExecutorPhase::Pooled);
         if pooled && t.as_millisecond() - now.as_millisecond() < idle_ms - PREWARM_LEAD_MS {
             return None;
         }
