@@ -132,19 +132,9 @@ pub fn take_reload(r: SlotRef) -> Reload {
     }
 }
 
-/// What [`cancel_run`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancel {
-    /// No executor holds the run.
-    NotHeld,
-    /// Its executor has exited; its outcome is for the scheduler to write.
-    Exited,
-    /// Its executor is running it: flagged and interrupted.
-    Interrupted,
-    /// It was reserved by an executor and had not started: taken back (the
-    /// caller marks it cancelled).
-    Withdrawn,
-}
+/// What [`cancel_run`] found: the core's [`Holder`], which
+/// `run::cancel::decide` takes.
+pub use pg_jobs_core::run::cancel::Holder as Cancel;
 
 /// `jobs.cancel` of a run an executor holds: flag it and interrupt its
 /// statement (SIGINT, as pg_cancel_backend), or take it back from the
@@ -237,7 +227,7 @@ pub fn mark_harvested(r: SlotRef) {
     if slot.in_use && slot.generation == r.generation && !slot.exited() {
         let retire = slot.retire;
         if step(slot, ExecutorEvent::Harvested { retire }) {
-            slot.outcome = Outcome::None;
+            slot.outcome = Outcome::Nothing;
         }
     }
 }

@@ -274,7 +274,7 @@ pub(super) fn assign_run(slot: &mut Slot, run_id: i64, job_id: i64, timeout_ms: 
     slot.run_id = run_id;
     slot.job_id = job_id;
     slot.timeout_ms = timeout_ms;
-    slot.outcome = Outcome::None;
+    slot.outcome = Outcome::Nothing;
     slot.cancel_requested = false;
     slot.killed_for_timeout = false;
     slot.started_at = 0;

@@ -60,18 +60,9 @@ pub const MESSAGE_BYTES: usize = 1000;
 /// one it starts, and the rest reserved to run next).
 pub const RESERVE_MAX: usize = 16;
 
-/// What an executor reports about its run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Outcome {
-    /// Nothing recorded (yet): if the executor is gone, it crashed or was killed.
-    #[default]
-    None = 0,
-    Succeeded = 1,
-    Failed = 2,
-    TimedOut = 3,
-    Cancelled = 4,
-}
+/// What an executor reports about its run: the core's
+/// [`pg_jobs_core::run::Reported`] (`repr(u8)`, plain data in the slot).
+pub use pg_jobs_core::run::Reported as Outcome;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
@@ -153,7 +144,7 @@ impl Default for Slot {
             timeout_ms: 0,
             killed_for_timeout: false,
             phase: ExecutorPhase::Free as u8,
-            outcome: Outcome::None,
+            outcome: Outcome::Nothing,
             cancel_requested: false,
             retire: false,
             reserved: [0; RESERVE_MAX],

@@ -350,7 +350,7 @@ impl Supervisor {
             }
             let (exit, code, message) = match s.outcome {
                 Outcome::Succeeded => (Exit::Clean, String::new(), String::new()),
-                Outcome::None => (
+                Outcome::Nothing => (
                     Exit::Crash,
                     String::new(),
                     "the daemon's process ended without reporting (terminated, crashed, or could not connect)"

@@ -33,6 +33,8 @@ use crate::shmem::{self, Outcome, SlotRef};
 
 use crate::exec::runner;
 
+use pg_jobs_core::run::outcome;
+
 use pgrx::prelude::*;
 
 use std::collections::VecDeque;
@@ -280,12 +282,7 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     };
     SCHEDULER_LATCH.store(shmem::set_running(me), Ordering::Relaxed);
     if shmem::cancel_requested(me) {
-        shmem::record_outcome(
-            me,
-            Outcome::Cancelled,
-            "57014",
-            "cancelled by jobs.cancel before it started",
-        );
+        shmem::record_outcome(me, Outcome::Cancelled, "57014", outcome::CANCELLED_BEFORE_START);
         return false;
     }
     if slot.timeout_ms > 0 {
@@ -361,8 +358,9 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         }
     }
     // PostgreSQL resets the timeout's indicator when it reports the cancel,
-    // so tell our timeout from any other cancel by the time that passed.
-    let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
+    // so our timeout is told from any other cancel by the time that passed
+    // (outcome::classify_error).
+    let elapsed_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
 
     if recorded_in_transaction {
         shmem::record_outcome(me, Outcome::Succeeded, "00000", "");
@@ -377,13 +375,12 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     match outcome {
         runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
         runner::Outcome::Failed { sqlstate, message } => {
-            let kind = if sqlstate == "57014" && shmem::cancel_requested(me) {
-                Outcome::Cancelled
-            } else if timed_out && sqlstate == "57014" {
-                Outcome::TimedOut
-            } else {
-                Outcome::Failed
-            };
+            let kind = outcome::classify_error(
+                &sqlstate,
+                shmem::cancel_requested(me),
+                slot.timeout_ms,
+                elapsed_us,
+            );
             shmem::record_outcome(me, kind, &sqlstate, &message)
         }
     }

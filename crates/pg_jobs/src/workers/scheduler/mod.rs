@@ -66,9 +66,7 @@ use pg_jobs_core::launcher::ExtPresence;
 
 use pg_jobs_core::overlap::{OnDue, Overlap};
 
-use pg_jobs_core::run_state::RunStatus;
-
-use pg_jobs_core::schedule::{retry_delay, Schedule};
+use pg_jobs_core::schedule::Schedule;
 
 use pgrx::bgworkers::BgWorkerStartTime;
 

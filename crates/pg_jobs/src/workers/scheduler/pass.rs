@@ -4,6 +4,7 @@
 //! daemons.
 
 use super::*;
+use pg_jobs_core::run::start::WhyNot;
 
 /// What one pass decided, acted on after its transaction commits.
 pub(super) struct PassResult {
@@ -115,10 +116,7 @@ impl Scheduler {
                     shmem::release(d.slot);
                 }
                 bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
-                    requeue(
-                        d.run_id,
-                        Some("waiting for an earlier run to get a background worker slot"),
-                    )
+                    requeue(d.run_id, WhyNot::BehindEarlierRun.message("").as_deref())
                 });
             } else {
                 retry_soon = !self.launch(d);
