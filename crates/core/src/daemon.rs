@@ -11,8 +11,12 @@
 //! next failure starts the doubling afresh.
 
 use crate::backoff::Millis;
+use crate::run::start::{self, Owner, WhyNot};
 use std::fmt;
 use std::str::FromStr;
+
+mod lifecycle;
+pub use lifecycle::{Action, DaemonEvent, Ended, Facts, Life, Stop, STOP_GRACE_MS};
 
 /// Uptime after which a daemon's failure count starts again from zero.
 pub const HEALTHY_AFTER: Millis = 10_000;
@@ -35,6 +39,13 @@ impl RunOn {
             RunOn::Standby => "standby",
             RunOn::Any => "any",
         }
+    }
+
+    /// Its process must be able to start before recovery ends (the
+    /// background worker's start time: consistent state, not recovery
+    /// finished).
+    pub fn starts_during_recovery(self) -> bool {
+        self != RunOn::Primary
     }
 
     /// Whether the daemon runs on a node that is (`in_recovery`) or is not a standby.
@@ -80,6 +91,77 @@ impl Exit {
             Exit::Error => "error",
             Exit::Crash => "crash",
         }
+    }
+
+    /// As kept in shared memory (`0`: no exit yet).
+    pub fn as_u8(self) -> u8 {
+        match self {
+            Exit::Clean => 1,
+            Exit::Error => 2,
+            Exit::Crash => 3,
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<Exit> {
+        match v {
+            1 => Some(Exit::Clean),
+            2 => Some(Exit::Error),
+            3 => Some(Exit::Crash),
+            _ => None,
+        }
+    }
+}
+
+/// Why a daemon cannot start as defined (it is retried, backing off as
+/// after a failure, until its definition or the catalogs change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CannotStart {
+    DatabaseGone,
+    RoleGone,
+    RoleCannotLogin,
+    NoConnectPrivilege,
+    /// Its database does not allow connections (`datallowconn`).
+    NoConnections,
+}
+
+impl CannotStart {
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            CannotStart::DatabaseGone => "3D000",
+            CannotStart::RoleGone => "42704",
+            CannotStart::RoleCannotLogin => "28000",
+            CannotStart::NoConnectPrivilege => "42501",
+            CannotStart::NoConnections => "55000",
+        }
+    }
+
+    /// The message recorded and logged (`database`: its database's name).
+    pub fn message(self, database: &str) -> String {
+        match self {
+            CannotStart::DatabaseGone => format!("database \"{database}\" no longer exists"),
+            CannotStart::RoleGone => "the daemon's owner role no longer exists".to_owned(),
+            CannotStart::RoleCannotLogin => {
+                "the daemon's owner role is not permitted to log in (NOLOGIN)".to_owned()
+            }
+            CannotStart::NoConnectPrivilege => {
+                format!("the daemon's owner role lacks CONNECT privilege on database \"{database}\"")
+            }
+            CannotStart::NoConnections => format!("database \"{database}\" does not allow connections"),
+        }
+    }
+}
+
+/// Why a daemon cannot start (`None`: it can): a run's refusals
+/// ([`start::refusal`]), in the same order, then a database that allows no
+/// connections.
+pub fn refusal(database_exists: bool, owner: Option<Owner>, allows_connections: bool) -> Option<CannotStart> {
+    match start::refusal(database_exists, owner) {
+        Some(WhyNot::DatabaseGone) => Some(CannotStart::DatabaseGone),
+        Some(WhyNot::RoleGone) => Some(CannotStart::RoleGone),
+        Some(WhyNot::RoleCannotLogin) => Some(CannotStart::RoleCannotLogin),
+        Some(WhyNot::NoConnectPrivilege) => Some(CannotStart::NoConnectPrivilege),
+        None if !allows_connections => Some(CannotStart::NoConnections),
+        _ => None,
     }
 }
 
@@ -224,6 +306,42 @@ mod tests {
             Some(DaemonState::NotOnThisNode)
         );
         assert_eq!(idle_state(true, RunOn::Any, true), None);
+    }
+
+    #[test]
+    fn refusals_in_order() {
+        let ok = Some(Owner {
+            can_login: true,
+            can_connect: true,
+        });
+        assert_eq!(refusal(true, ok, true), None);
+        assert_eq!(refusal(false, None, false), Some(CannotStart::DatabaseGone));
+        assert_eq!(refusal(true, None, true), Some(CannotStart::RoleGone));
+        let nologin = Some(Owner {
+            can_login: false,
+            can_connect: false,
+        });
+        assert_eq!(refusal(true, nologin, false), Some(CannotStart::RoleCannotLogin));
+        let noconnect = Some(Owner {
+            can_login: true,
+            can_connect: false,
+        });
+        assert_eq!(
+            refusal(true, noconnect, false),
+            Some(CannotStart::NoConnectPrivilege)
+        );
+        assert_eq!(refusal(true, ok, false), Some(CannotStart::NoConnections));
+        assert_eq!(CannotStart::NoConnections.sqlstate(), "55000");
+        assert!(CannotStart::RoleGone.message("x").contains("daemon's owner"));
+    }
+
+    #[test]
+    fn exits_round_trip_through_u8() {
+        for e in [Exit::Clean, Exit::Error, Exit::Crash] {
+            assert_eq!(Exit::from_u8(e.as_u8()), Some(e));
+        }
+        assert_eq!(Exit::from_u8(0), None);
+        assert!(!RunOn::Primary.starts_during_recovery() && RunOn::Any.starts_during_recovery());
     }
 
     #[test]

@@ -95,7 +95,8 @@ pub enum ExecutorEvent {
     /// `registry::take_idle`: a scheduler pass claims a pooled executor.
     TakeIdle,
     /// A scheduler pass gives up a claimed idle executor without handing
-    /// it the run (not in 0.3, which frees the slot instead: see the notes).
+    /// it the run (`shmem::abandon_handover`, when an earlier dispatch of
+    /// the pass found no worker slot; 0.3 freed the live executor's slot).
     AbandonHandover,
     /// `registry::hand_over`: the command is given and the process woken.
     HandOver,

@@ -9,7 +9,8 @@
 //!   write obeys), how a run ended, retries, why a run may not start now;
 //! * [`executor_phase`] — the life of an executor's registry slot;
 //! * [`backoff`] — how long to wait before restarting a worker that died;
-//! * [`daemon`] — where a daemon runs and when an ended one restarts;
+//! * [`daemon`] — where a daemon runs, why it cannot start, its lifecycle
+//!   under its supervisor and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is

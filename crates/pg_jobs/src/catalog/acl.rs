@@ -5,6 +5,7 @@
 use crate::catalog::row;
 use crate::pg::bgw;
 use crate::pg::error::raise;
+use pg_jobs_core::run::start::{self, WhyNot};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
@@ -119,9 +120,10 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
     }
 }
 
-/// The role may still log in, and connect to the database (syscache
-/// look-ups; needs a transaction).
-pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+/// Why runs of `role` in `db` can never start as they stand (`None`: they
+/// can), as the run model decides it from the catalogs (syscache look-ups;
+/// needs a transaction).
+pub(crate) fn start_refusal(role: pg_sys::Oid, db: pg_sys::Oid) -> Option<WhyNot> {
     // SAFETY: called in a transaction (documented above), as syscache
     // look-ups need. Each tuple is null-checked, read only between its
     // SearchSysCache1 and ReleaseSysCache (a pg_authid tuple's fixed part
@@ -133,7 +135,7 @@ pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
             pg_sys::Datum::from(db.to_u32()),
         );
         if dbtup.is_null() {
-            return false;
+            return start::refusal(false, None);
         }
         pg_sys::ReleaseSysCache(dbtup);
         let tup = pg_sys::SearchSysCache1(
@@ -141,12 +143,21 @@ pub(crate) fn may_still_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
             pg_sys::Datum::from(role.to_u32()),
         );
         if tup.is_null() {
-            return false;
+            return start::refusal(true, None);
         }
         let can_login = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tup)).rolcanlogin;
         pg_sys::ReleaseSysCache(tup);
-        can_login
-            && pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _)
-                == pg_sys::AclResult::ACLCHECK_OK
+        // Asked only of a role that may log in (the model refuses a
+        // NOLOGIN one first).
+        let can_connect = !can_login
+            || pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _)
+                == pg_sys::AclResult::ACLCHECK_OK;
+        start::refusal(
+            true,
+            Some(start::Owner {
+                can_login,
+                can_connect,
+            }),
+        )
     }
 }

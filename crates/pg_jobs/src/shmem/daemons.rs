@@ -121,8 +121,7 @@ pub fn daemon_process(home_db: u32, daemon_id: i64) -> Option<(i32, i64)> {
                 && s.kind == Kind::Daemon
                 && s.home_db == home_db
                 && s.job_id == daemon_id
-                && !s.exited
-                && s.pid != 0
+                && s.phase().has_process()
         })
         .map(|s| (s.pid, s.started_at))
 }

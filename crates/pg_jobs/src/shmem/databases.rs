@@ -42,11 +42,10 @@ pub fn terminate_runs_of(db: pg_sys::Oid) {
             .iter_mut()
             .filter(|s| s.in_use && s.kind == Kind::Executor && s.home_db == db.to_u32())
         {
-            if s.exited {
-                free(s);
-            } else if s.pid != 0 {
-                s.retire = true;
-                s.reusable = false;
+            if s.exited() {
+                free_exited(s);
+            } else if s.phase().has_process() {
+                retire(s);
                 pids.push(s.pid);
             }
         }
@@ -71,9 +70,9 @@ pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
         for s in reg
             .slots
             .iter_mut()
-            .filter(|s| s.in_use && s.exited && s.home_db == db.to_u32())
+            .filter(|s| s.in_use && s.exited() && s.home_db == db.to_u32())
         {
-            free(s);
+            free_exited(s);
         }
         reg.slots
             .iter()
@@ -82,7 +81,7 @@ pub fn terminate_db_workers(db: pg_sys::Oid, kinds: &[Kind]) -> usize {
                 // runs: nobody would supervise it or record its outcome.
                 let of_db = s.db == db.to_u32()
                     || (matches!(s.kind, Kind::Daemon | Kind::Executor) && s.home_db == db.to_u32());
-                s.in_use && !s.exited && of_db && kinds.contains(&s.kind) && s.pid != me
+                s.in_use && !s.exited() && of_db && kinds.contains(&s.kind) && s.pid != me
             })
             .map(|s| s.pid)
             .collect()

@@ -4,6 +4,7 @@
 //! scheduler.
 
 use super::*;
+use pg_jobs_core::executor_phase::{ExecutorEvent, ExecutorPhase};
 
 /// Executor side: the command started. The scheduler is not woken for
 /// this: it says `running` in `jobs.run` on its next pass, at most
@@ -13,7 +14,7 @@ use super::*;
 pub fn set_running(r: SlotRef) -> usize {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation) {
+    if !(slot.in_use && slot.generation == r.generation && step(slot, ExecutorEvent::StartCommand)) {
         return 0;
     }
     slot.state = State::Running;
@@ -31,7 +32,7 @@ pub const RUNNING_VISIBLE_WITHIN_MS: i64 = 50;
 pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation) {
+    if !(slot.in_use && slot.generation == r.generation && step(slot, ExecutorEvent::RecordOutcome)) {
         return;
     }
     slot.outcome = outcome;
@@ -59,14 +60,17 @@ pub fn set_dsm(r: SlotRef, handle: u32) {
     }
 }
 
-/// Scheduler side: terminate an executor that overran its timeout.
+/// Scheduler side: terminate an executor that overran its timeout. Not
+/// one whose command ended (or that exited) since the caller looked: the
+/// model admits the kill only while the command runs.
 pub fn kill_for_timeout(r: SlotRef) {
     let pid = {
         let mut reg = REGISTRY.exclusive();
         let slot = &mut reg.slots[r.index as usize];
-        if !(slot.in_use && slot.generation == r.generation) || slot.exited || slot.pid == 0 {
+        if !(slot.in_use && slot.generation == r.generation && admits(slot, ExecutorEvent::KillForTimeout)) {
             return;
         }
+        step(slot, ExecutorEvent::KillForTimeout);
         slot.killed_for_timeout = true;
         slot.pid
     };
@@ -128,19 +132,9 @@ pub fn take_reload(r: SlotRef) -> Reload {
     }
 }
 
-/// What [`cancel_run`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cancel {
-    /// No executor holds the run.
-    NotHeld,
-    /// Its executor has exited; its outcome is for the scheduler to write.
-    Exited,
-    /// Its executor is running it: flagged and interrupted.
-    Interrupted,
-    /// It was reserved by an executor and had not started: taken back (the
-    /// caller marks it cancelled).
-    Withdrawn,
-}
+/// What [`cancel_run`] found: the core's [`Holder`], which
+/// `run::cancel::decide` takes.
+pub use pg_jobs_core::run::cancel::Holder as Cancel;
 
 /// `jobs.cancel` of a run an executor holds: flag it and interrupt its
 /// statement (SIGINT, as pg_cancel_backend), or take it back from the
@@ -154,17 +148,23 @@ pub fn cancel_run(home_db: pg_sys::Oid, run_id: i64) -> Cancel {
             .iter_mut()
             .filter(|s| s.in_use && s.kind == Kind::Executor && s.home_db == home_db.to_u32())
         {
-            if slot.exited {
-                if slot.run_id == run_id && !slot.pending_handover {
+            if slot.exited() {
+                if slot.run_id == run_id && slot.phase() == ExecutorPhase::ExitedWithRun {
                     return Cancel::Exited;
                 }
                 continue;
             }
-            if slot.run_id == run_id {
+            // A slot idle in the pool (or retiring) shows the last run it
+            // had; it holds no run to cancel.
+            if slot.run_id == run_id && step_if_admitted(slot, ExecutorEvent::CancelRequested) {
                 slot.cancel_requested = true;
                 // Interrupt only a command in progress: one not started yet
                 // sees the flag when it starts; one that has ended is done.
-                found = Some(if slot.state == State::Running { slot.pid } else { 0 });
+                found = Some(if slot.phase() == ExecutorPhase::Running {
+                    slot.pid
+                } else {
+                    0
+                });
                 break;
             }
             if remove_reserved(slot, run_id) {
@@ -208,10 +208,9 @@ pub fn finish_run(r: SlotRef) {
     let home = {
         let mut reg = REGISTRY.exclusive();
         let slot = &mut reg.slots[r.index as usize];
-        if !(slot.in_use && slot.generation == r.generation) {
+        if !(slot.in_use && slot.generation == r.generation && step(slot, ExecutorEvent::FinishRun)) {
             return;
         }
-        slot.outcome_ready = true;
         slot.state = State::Idle;
         slot.since = now();
         slot.home_db
@@ -224,9 +223,11 @@ pub fn finish_run(r: SlotRef) {
 pub fn mark_harvested(r: SlotRef) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if slot.in_use && slot.generation == r.generation && !slot.exited {
-        slot.outcome_ready = false;
-        slot.outcome = Outcome::None;
-        slot.reusable = !slot.retire;
+    // One that exited since is freed by the harvest instead.
+    if slot.in_use && slot.generation == r.generation && !slot.exited() {
+        let retire = slot.retire;
+        if step(slot, ExecutorEvent::Harvested { retire }) {
+            slot.outcome = Outcome::Nothing;
+        }
     }
 }

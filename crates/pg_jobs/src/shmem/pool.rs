@@ -3,6 +3,7 @@
 //! queue, and the hand-over of a run from a scheduler to a pooled executor.
 
 use super::*;
+use pg_jobs_core::executor_phase::{ExecutorEvent, ExecutorPhase};
 
 /// Scheduler side: how many executors of `home_db` are connected (or
 /// connecting, started ahead of a due instant) to `db` as `role` and free
@@ -14,12 +15,14 @@ pub fn pooled_or_warming(home_db: pg_sys::Oid, db: u32, role: u32) -> usize {
         .filter(|s| {
             s.in_use
                 && s.kind == Kind::Executor
-                && !s.exited
                 && !s.retire
                 && s.home_db == home_db.to_u32()
                 && s.db == db
                 && s.role == role
-                && (s.reusable || s.run_id == 0)
+                && matches!(
+                    s.phase(),
+                    ExecutorPhase::Pooled | ExecutorPhase::ReservedAhead | ExecutorPhase::Warming
+                )
         })
         .count()
 }
@@ -33,10 +36,12 @@ pub fn set_pooled(r: SlotRef) {
         if !(slot.in_use && slot.generation == r.generation) {
             return;
         }
+        let retire = slot.retire;
+        if !step(slot, ExecutorEvent::Pool { retire }) {
+            return;
+        }
         slot.state = State::Idle;
         slot.since = now();
-        slot.outcome_ready = false;
-        slot.reusable = !slot.retire;
     }
     // It no longer counts against pg_jobs.max_executors: a scheduler that
     // found no capacity while it connected may dispatch now.
@@ -57,15 +62,14 @@ pub fn take_idle(
     let (i, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| {
         s.in_use
             && s.kind == Kind::Executor
-            && s.reusable
-            && !s.exited
+            && s.phase() == ExecutorPhase::Pooled
             && !s.retire
             && s.home_db == home_db.to_u32()
             && s.db == db
             && s.role == role
     })?;
+    step(slot, ExecutorEvent::TakeIdle);
     assign_run(slot, run_id, job_id, timeout_ms);
-    slot.pending_handover = true;
     Some(SlotRef {
         index: i as u32,
         generation: slot.generation,
@@ -73,40 +77,76 @@ pub fn take_idle(
 }
 
 /// Scheduler side: give a claimed idle executor its command and wake it.
+/// `false` (the caller requeues the run) when it is no longer there to take
+/// it: exited, or retiring (its idle timeout, or a retire request, came
+/// between [`take_idle`] and this), as the phase model has it.
 pub fn hand_over(r: SlotRef, dsm: u32) -> bool {
     let latch = {
         let mut reg = REGISTRY.exclusive();
         let slot = &mut reg.slots[r.index as usize];
-        if !(slot.in_use && slot.generation == r.generation) || slot.exited {
+        if !(slot.in_use && slot.generation == r.generation) {
+            return false;
+        }
+        // Exited or retiring: an expected race, not worth a warning.
+        if matches!(
+            slot.phase(),
+            ExecutorPhase::Retiring | ExecutorPhase::ExitedIdle | ExecutorPhase::ExitedWithRun
+        ) || !step(slot, ExecutorEvent::HandOver)
+        {
             return false;
         }
         slot.dsm = dsm;
-        slot.assigned = true;
-        slot.pending_handover = false;
         slot.latch
     };
     set_latch(latch);
     true
 }
 
+/// Scheduler side: a claimed idle executor is not handed its run after all
+/// (the run goes back to the queue): it returns to the pool, free for
+/// another run. (Freeing its slot instead would lose track of a live
+/// process.)
+pub fn abandon_handover(r: SlotRef) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return;
+    }
+    // Retiring or exited meanwhile: nothing to give back to the pool.
+    if slot.phase() != ExecutorPhase::HandoverPending {
+        return;
+    }
+    step(slot, ExecutorEvent::AbandonHandover);
+    slot.run_id = 0;
+    slot.job_id = 0;
+    slot.state = State::Idle;
+    slot.since = now();
+}
+
 /// Executor side: `Some(dsm)` if a new run was handed over; if `retiring`
 /// and none was, the slot stops being offered (atomically, so no run is
-/// handed to an executor on its way out).
+/// handed to an executor on its way out: [`hand_over`] refuses a retiring one).
 pub fn take_assignment(r: SlotRef, retiring: bool) -> Option<u32> {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if !(slot.in_use && slot.generation == r.generation) {
         return None;
     }
-    if slot.assigned {
-        slot.assigned = false;
+    if slot.phase() == ExecutorPhase::Assigned {
+        step(slot, ExecutorEvent::TakeAssignment);
         return Some(slot.dsm);
     }
     if retiring || slot.retire {
-        slot.reusable = false;
-        slot.retire = true;
+        retire(slot);
     }
     None
+}
+
+/// Ask the executor of `slot` to exit: an idle one leaves the pool now
+/// (`Retiring`), a busy one after its run (the flag).
+pub(super) fn retire(slot: &mut Slot) {
+    slot.retire = true;
+    step(slot, ExecutorEvent::Retire);
 }
 
 /// Scheduler side, at start: idle executors of `home_db` that an earlier
@@ -122,12 +162,10 @@ pub fn retire_abandoned(home_db: pg_sys::Oid) {
                 s.in_use
                     && s.kind == Kind::Executor
                     && s.home_db == home_db.to_u32()
-                    && s.pending_handover
-                    && !s.exited
+                    && s.phase() == ExecutorPhase::HandoverPending
             })
             .map(|s| {
-                s.retire = true;
-                s.reusable = false;
+                retire(s);
                 s.latch
             })
             .collect()
@@ -148,6 +186,9 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &
     if !(slot.in_use && slot.generation == r.generation) || slot.retire || more.len() >= RESERVE_MAX {
         return false;
     }
+    if !step(slot, ExecutorEvent::ClaimNext) {
+        return false;
+    }
     assign_run(slot, run_id, job_id, timeout_ms);
     slot.reserved[..more.len()].copy_from_slice(more);
     slot.reserved_len = more.len() as u8;
@@ -165,9 +206,19 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &
 pub fn start_reserved(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64) -> bool {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if !(slot.in_use && slot.generation == r.generation && remove_reserved(slot, run_id)) {
+    if !(slot.in_use && slot.generation == r.generation) {
         return false;
     }
+    // Not between runs (a bug): logged; the run stays reserved, for the
+    // harvest to requeue when this executor exits.
+    if !admits(slot, ExecutorEvent::ClaimNext) {
+        step(slot, ExecutorEvent::ClaimNext);
+        return false;
+    }
+    if !remove_reserved(slot, run_id) {
+        return false;
+    }
+    step(slot, ExecutorEvent::ClaimNext);
     assign_run(slot, run_id, job_id, timeout_ms);
     true
 }
@@ -207,8 +258,7 @@ pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
             && s.kind == Kind::Executor
             && s.home_db == home_db.to_u32()
             && s.reserved_len > 0
-            && !s.exited
-            && s.state == State::Running
+            && s.phase() == ExecutorPhase::Running
             && now - s.since > running_us
     }) {
         ids.extend_from_slice(slot.reserved());
@@ -218,15 +268,13 @@ pub fn take_back_reserved(home_db: pg_sys::Oid, running_us: i64) -> Vec<i64> {
 }
 
 /// A pooled executor's slot takes on run `run_id`: everything about the
-/// previous run (its outcome, flags, times, message) is cleared.
+/// previous run (its outcome, flags, times, message) is cleared. (Its
+/// phase is moved by the caller's event.)
 pub(super) fn assign_run(slot: &mut Slot, run_id: i64, job_id: i64, timeout_ms: i64) {
     slot.run_id = run_id;
     slot.job_id = job_id;
     slot.timeout_ms = timeout_ms;
-    slot.outcome = Outcome::None;
-    slot.outcome_ready = false;
-    slot.reusable = false;
-    slot.pending_handover = false;
+    slot.outcome = Outcome::Nothing;
     slot.cancel_requested = false;
     slot.killed_for_timeout = false;
     slot.started_at = 0;
@@ -261,12 +309,11 @@ pub fn retire_one_idle() -> bool {
         let Some(slot) = reg
             .slots
             .iter_mut()
-            .find(|s| s.in_use && s.kind == Kind::Executor && s.reusable && !s.exited)
+            .find(|s| s.in_use && s.kind == Kind::Executor && s.phase() == ExecutorPhase::Pooled)
         else {
             return false;
         };
-        slot.reusable = false;
-        slot.retire = true;
+        retire(slot);
         slot.latch
     };
     set_latch(latch);

@@ -1,6 +1,8 @@
 //! What one registry slot holds: the kind and state of a pg_jobs process,
 //! the run it is on, and what it hands back to its supervisor.
 
+use pg_jobs_core::executor_phase::ExecutorPhase;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(u8)]
 pub enum Kind {
@@ -58,18 +60,9 @@ pub const MESSAGE_BYTES: usize = 1000;
 /// one it starts, and the rest reserved to run next).
 pub const RESERVE_MAX: usize = 16;
 
-/// What an executor reports about its run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum Outcome {
-    /// Nothing recorded (yet): if the executor is gone, it crashed or was killed.
-    #[default]
-    None = 0,
-    Succeeded = 1,
-    Failed = 2,
-    TimedOut = 3,
-    Cancelled = 4,
-}
+/// What an executor reports about its run: the core's
+/// [`pg_jobs_core::run::Reported`] (`repr(u8)`, plain data in the slot).
+pub use pg_jobs_core::run::Reported as Outcome;
 
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
@@ -106,25 +99,13 @@ pub struct Slot {
     pub timeout_ms: i64,
     /// Executors: the scheduler terminated it for overrunning its timeout.
     pub killed_for_timeout: bool,
-    /// Executors: the process has exited; the slot waits for its scheduler
-    /// to write the outcome to the run history and free it.
-    pub exited: bool,
+    /// Executors and daemons: where the process is in its life, an
+    /// [`ExecutorPhase`] stored as its `u8` (shared memory); changed only
+    /// through [`ExecutorPhase::on`] (see `slots::step`).
+    pub(super) phase: u8,
     pub outcome: Outcome,
     /// Executors: `jobs.cancel` asked for this run to stop.
     pub cancel_requested: bool,
-    /// Executors (warm pool): the run is done and its outcome waits in this
-    /// slot for the scheduler; the process lives on.
-    pub outcome_ready: bool,
-    /// Executors: idle, outcome harvested: may be handed another run of the
-    /// same database and role.
-    pub reusable: bool,
-    /// Executors: the scheduler handed over a new run (`run_id`, `dsm`).
-    pub assigned: bool,
-    /// Executors (warm pool): claimed for `run_id` by a scheduler pass that
-    /// has not handed it over yet. If that scheduler dies first, the run
-    /// was never this executor's: its exit says nothing about the run, and
-    /// it must not keep the run looking alive.
-    pub pending_handover: bool,
     /// Executors: asked to exit (its capacity is needed for another role or database).
     pub retire: bool,
     /// Executors (warm pool): runs taken from the queue with the current
@@ -162,13 +143,9 @@ impl Default for Slot {
             dsm: 0,
             timeout_ms: 0,
             killed_for_timeout: false,
-            exited: false,
-            outcome: Outcome::None,
+            phase: ExecutorPhase::Free as u8,
+            outcome: Outcome::Nothing,
             cancel_requested: false,
-            outcome_ready: false,
-            reusable: false,
-            assigned: false,
-            pending_handover: false,
             retire: false,
             reserved: [0; RESERVE_MAX],
             reserved_len: 0,
@@ -182,6 +159,17 @@ impl Default for Slot {
 }
 
 impl Slot {
+    /// Where the process is in its life (executors and daemons; launcher
+    /// and scheduler slots only pass through `Reserved` and `Starting`).
+    pub fn phase(&self) -> ExecutorPhase {
+        ExecutorPhase::from_u8(self.phase)
+    }
+    /// The process has exited; the slot waits for its supervisor (the
+    /// scheduler writes an executor's outcome to the run history, or sees
+    /// how a daemon ended) to free it.
+    pub fn exited(&self) -> bool {
+        self.phase().exited()
+    }
     pub fn message(&self) -> String {
         String::from_utf8_lossy(&self.message[..self.message_len as usize]).into_owned()
     }

@@ -3,6 +3,40 @@
 //! harvest). Written by supervisors and by the worker holding the slot.
 
 use super::*;
+use pg_jobs_core::executor_phase::{ExecutorEvent, ExecutorPhase};
+
+/// Move `slot` on by `event`, as the phase model allows
+/// ([`ExecutorPhase::on`]). An event the model does not admit is logged and
+/// leaves the slot as it was: a worker is never stopped for it.
+pub(super) fn step(slot: &mut Slot, event: ExecutorEvent) -> bool {
+    match slot.phase().on(event) {
+        Ok(next) => {
+            slot.phase = next as u8;
+            true
+        }
+        Err(e) => {
+            warning!(
+                "pg_jobs: {} slot of pid {} (run {}): {e}; left as it was",
+                slot.kind.as_str(),
+                slot.pid,
+                slot.run_id
+            );
+            false
+        }
+    }
+}
+
+/// Apply `event` if the phase model admits it now; `false` (the slot as
+/// it was, nothing logged) if not: for races the caller handles.
+pub(super) fn step_if_admitted(slot: &mut Slot, event: ExecutorEvent) -> bool {
+    admits(slot, event) && step(slot, event)
+}
+
+/// Whether the phase model admits `event` for `slot` now (for callers that
+/// handle an expected race themselves instead of logging it).
+pub(super) fn admits(slot: &Slot, event: ExecutorEvent) -> bool {
+    slot.phase().on(event).is_ok()
+}
 
 /// Reserve a slot for a worker about to be started. `None` when the
 /// registry is full.
@@ -10,6 +44,12 @@ pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
     let mut reg = REGISTRY.exclusive();
     let (index, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| !s.in_use)?;
     let generation = slot.generation;
+    // An executor reserved with no run is started ahead of a due instant.
+    let event = if kind == Kind::Executor && r.run_id == 0 {
+        ExecutorEvent::ReserveAhead
+    } else {
+        ExecutorEvent::Reserve
+    };
     *slot = Slot {
         in_use: true,
         kind,
@@ -24,19 +64,28 @@ pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
         since: now(),
         ..Slot::default()
     };
+    step(slot, event);
     Some(SlotRef {
         index: index as u32,
         generation,
     })
 }
 
-/// Free a slot if it still belongs to `r` (supervisor side: a reserved
-/// worker that never started).
+/// Free a slot if it still belongs to `r` (supervisor side): a reserved
+/// worker that never started (`Release`), or an exited one whose end is
+/// recorded (`Free`). A live process's slot is not freed (logged).
 pub fn release(r: SlotRef) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if slot.in_use && slot.generation == r.generation {
-        free(slot);
+        let event = if slot.exited() {
+            ExecutorEvent::Free
+        } else {
+            ExecutorEvent::Release
+        };
+        if step(slot, event) {
+            free(slot);
+        }
     }
 }
 
@@ -53,7 +102,13 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
         } else {
             s.db
         };
-        if s.in_use && s.kind == kind && owner_db == db.to_u32() && s.pid == 0 && s.since < cutoff {
+        if s.in_use
+            && s.kind == kind
+            && owner_db == db.to_u32()
+            && s.phase().unclaimed()
+            && s.since < cutoff
+            && step(s, ExecutorEvent::Release)
+        {
             free(s);
             freed = true;
         }
@@ -66,7 +121,11 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
 pub fn release_unclaimed(r: SlotRef) {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
-    if slot.in_use && slot.generation == r.generation && slot.pid == 0 {
+    if slot.in_use
+        && slot.generation == r.generation
+        && slot.phase().unclaimed()
+        && step(slot, ExecutorEvent::Release)
+    {
         free(slot);
     }
 }
@@ -78,9 +137,11 @@ pub fn claim(r: SlotRef) -> Option<Slot> {
     let copy = {
         let mut reg = REGISTRY.exclusive();
         let slot = reg.slots.get_mut(r.index as usize)?;
-        if !slot.in_use || slot.generation != r.generation || slot.pid != 0 {
+        // Claimed already, or reclaimed: not ours (an expected race).
+        if !slot.in_use || slot.generation != r.generation || !admits(slot, ExecutorEvent::Claim) {
             return None;
         }
+        step(slot, ExecutorEvent::Claim);
         // SAFETY: MyProcPid is a plain global set at process start.
         slot.pid = unsafe { pg_sys::MyProcPid };
         slot.latch = my_latch();
@@ -134,7 +195,7 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
             }
             Kind::Executor => {
                 let s = &mut reg.slots[r.index as usize];
-                s.exited = true;
+                step(s, ExecutorEvent::Exit);
                 s.latch = 0;
                 if s.finished_at == 0 {
                     s.finished_at = now();
@@ -149,7 +210,7 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
             Kind::Daemon => {
                 // Kept, like an executor's, for its scheduler to see how it ended.
                 let s = &mut reg.slots[r.index as usize];
-                s.exited = true;
+                step(s, ExecutorEvent::Exit);
                 s.latch = 0;
                 s.finished_at = now();
                 let home = s.home_db;
@@ -163,9 +224,21 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
     set_latch(wake);
 }
 
+/// The slot is no longer in use (its phase is `Free`: callers have moved
+/// an executor's or daemon's slot there through the model; launcher and
+/// scheduler slots are simply dropped at their exit).
 pub(super) fn free(slot: &mut Slot) {
     slot.in_use = false;
+    slot.phase = ExecutorPhase::Free as u8;
     slot.generation = slot.generation.wrapping_add(1);
+}
+
+/// Free an exited executor's or daemon's slot (`Free`), as nobody is left
+/// to harvest it.
+pub(super) fn free_exited(slot: &mut Slot) {
+    if step(slot, ExecutorEvent::Free) {
+        free(slot);
+    }
 }
 
 /// Scheduler side: the executors it supervises (live or exited), with their slot refs.
@@ -215,7 +288,7 @@ pub fn snapshot() -> Vec<Slot> {
         .share()
         .slots
         .iter()
-        .filter(|s| s.in_use && !s.exited)
+        .filter(|s| s.in_use && !s.exited())
         .copied()
         .collect()
 }
@@ -229,7 +302,7 @@ pub fn executor_count() -> usize {
         .share()
         .slots
         .iter()
-        .filter(|s| s.in_use && s.kind == Kind::Executor && !s.exited && !s.reusable)
+        .filter(|s| s.in_use && s.kind == Kind::Executor && s.phase().counts_against_capacity())
         .count()
 }
 
@@ -245,7 +318,7 @@ pub fn signal(r: SlotRef, signal: i32) -> bool {
     let pid = {
         let reg = REGISTRY.share();
         let s = &reg.slots[r.index as usize];
-        if !(s.in_use && s.generation == r.generation) || s.exited || s.pid == 0 {
+        if !(s.in_use && s.generation == r.generation && s.phase().has_process()) {
             return false;
         }
         s.pid

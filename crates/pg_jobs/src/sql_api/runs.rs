@@ -8,6 +8,7 @@ use crate::pg::bgw;
 use crate::pg::error::raise;
 use crate::shmem;
 use crate::sql_api::validate::*;
+use pg_jobs_core::run::{cancel, RunStatus};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -103,9 +104,7 @@ fn visible_status(run_id: i64) -> String {
 }
 
 fn is_terminal(status: &str) -> bool {
-    status
-        .parse::<pg_jobs_core::run_state::RunStatus>()
-        .is_ok_and(|s| s.is_terminal())
+    status.parse::<RunStatus>().is_ok_and(|s| s.is_terminal())
 }
 
 /// `jobs.wait(run_id, timeout)`: sleep until the run is terminal or the
@@ -235,24 +234,21 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
     })
     .ok()
     .flatten()
-    .unwrap_or_default();
-    if status.is_empty() || is_terminal(&status) {
-        return Some(false);
-    }
-    if status != "queued" {
-        // SAFETY: a plain global, set once when the backend connects.
-        match shmem::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id) {
-            shmem::Cancel::Interrupted => return None,
-            shmem::Cancel::Exited => return Some(false),
-            shmem::Cancel::NotHeld if status == "running" => return Some(false),
-            // Reserved by a pooled executor and not started: it will not
-            // start now. (Should the caller roll back, the run stays
-            // `starting` with no executor holding it, and the scheduler
-            // marks it crashed: it never ran.) Or `starting` and held by
-            // nobody: on its way back to the queue (that requeue finds it
-            // cancelled), or orphaned; it never started either way.
-            shmem::Cancel::Withdrawn | shmem::Cancel::NotHeld => {}
-        }
+    .and_then(|s| s.parse::<RunStatus>().ok());
+    let Some(status) = status else {
+        return Some(false); // no such run (or none we can read)
+    };
+    // Reserved by a pooled executor and not started (withdrawn): it will
+    // not start now. (Should the caller roll back, the run stays `starting`
+    // with no executor holding it, and the scheduler marks it crashed: it
+    // never ran.)
+    // SAFETY: a plain global, set once when the backend connects.
+    let holder =
+        cancel::needs_holder(status).then(|| shmem::cancel_run(unsafe { pg_sys::MyDatabaseId }, run_id));
+    match cancel::decide(status, holder) {
+        cancel::Verdict::LeftToExecutor => return None,
+        cancel::Verdict::NothingToCancel => return Some(false),
+        cancel::Verdict::MarkCancelled => {}
     }
     bgw::as_superuser(|| {
         Spi::run_with_args(

@@ -126,7 +126,7 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
             .find(|s| s.kind == Kind::Scheduler && s.db == db.oid.to_u32());
         let mut presence = match slot {
             None => SchedulerPresence::None,
-            Some(s) if s.pid == 0 => SchedulerPresence::Starting,
+            Some(s) if s.phase().unclaimed() => SchedulerPresence::Starting,
             Some(_) => SchedulerPresence::Running,
         };
 

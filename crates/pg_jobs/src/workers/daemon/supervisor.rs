@@ -5,28 +5,33 @@
 //! take in the exits of daemon processes (recorded in `jobs.daemon` on a
 //! primary) — and [`Supervisor::act`] after it commits: start the daemons
 //! that should run and may (their restart delay is over), stop the ones
-//! that should not (cancel, then terminate after [`STOP_GRACE_MS`]), and
+//! that should not (cancel, then terminate after a grace period), and
 //! publish every daemon's status to the registry for `jobs.daemon_status`.
 //!
-//! Which daemons should run depends on the node: `run_on` primary, standby
-//! or any against `RecoveryInProgress()`; the restart delays come from
-//! `pg_jobs_core::daemon`. A scheduler that restarts finds its daemons'
-//! processes still running and adopts them; their restart counts are kept
-//! in the registry (and, on a primary, in `jobs.daemon`).
+//! Every decision is `pg_jobs_core::daemon`'s: where a daemon runs
+//! (`run_on` against `RecoveryInProgress()`), why it cannot start, and its
+//! lifecycle ([`Life`]: [`Life::tick`] says what to do, [`Life::on`] takes
+//! in what happened, restart backoff included). This module reads the
+//! catalogs and the registry and starts and signals processes. A scheduler
+//! that restarts finds its daemons' processes still running and adopts
+//! them; their restart counts are kept in the registry (and, on a primary,
+//! in `jobs.daemon`).
 
 use crate::catalog::row;
 use crate::exec::command_segment::Segment;
 use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
 use crate::pg::error::OrRaise;
 use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
-use pg_jobs_core::daemon::{idle_state, DaemonBackoff, DaemonState, Exit, RestartDelays, RunOn};
+use pg_jobs_core::daemon::{
+    self, idle_state, Action, CannotStart, DaemonEvent, DaemonState, Exit, Facts, Life, RestartDelays, RunOn,
+    STOP_GRACE_MS,
+};
+use pg_jobs_core::run::start::Owner;
 use pgrx::bgworkers::BgWorkerStartTime;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use std::collections::HashMap;
 
-/// How long a daemon being stopped may ignore the cancel before it is terminated.
-pub const STOP_GRACE_MS: i64 = 5_000;
 /// A reserved daemon slot that no process claimed in this long is reclaimed.
 const UNCLAIMED_SLOT_TIMEOUT_US: i64 = 10_000_000;
 
@@ -42,14 +47,46 @@ struct Def {
     run_on: RunOn,
     delays: RestartDelays,
     enabled: bool,
-    /// Why it cannot start now (SQLSTATE, message): a dropped role, NOLOGIN, no CONNECT, no database.
-    refusal: Option<(&'static str, String)>,
+    /// Why it cannot start now: a dropped role, NOLOGIN, no CONNECT, no database.
+    refusal: Option<CannotStart>,
 }
 
 impl Def {
+    /// From a row of `Supervisor::load`'s query; its id and stored restart count.
+    fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> (i64, Def, i64) {
+        let database: String = row::get_req(r, 4);
+        let target: Option<pg_sys::Oid> = row::get_opt(r, 5);
+        let owner = row::get_opt::<bool>(r, 11).unwrap_or(false).then(|| Owner {
+            // NULL (unknown) does not refuse, as a false does.
+            can_login: row::get_opt::<bool>(r, 12) != Some(false),
+            can_connect: row::get_opt::<bool>(r, 13) != Some(false),
+        });
+        let allows_connections = row::get_opt::<bool>(r, 14) != Some(false);
+        let def = Def {
+            name: row::get_req(r, 2),
+            owner: row::get_opt(r, 3).unwrap_or(pg_sys::InvalidOid),
+            database,
+            target,
+            command: row::get_req(r, 6),
+            run_on: row::get_opt::<String>(r, 7)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(RunOn::Primary),
+            delays: RestartDelays {
+                restart_delay: row::get_opt::<i64>(r, 8).unwrap_or(5_000).max(0) as u64,
+                max_restart_delay: row::get_opt::<i64>(r, 9).unwrap_or(300_000).max(0) as u64,
+            },
+            enabled: row::get_opt(r, 10).unwrap_or(false),
+            refusal: daemon::refusal(target.is_some(), owner, allows_connections),
+        };
+        (row::get_req(r, 1), def, row::get_opt(r, 15).unwrap_or(0))
+    }
+
     /// Whether a running process of `self` must be restarted to become `new`.
     fn needs_restart_for(&self, new: &Def) -> bool {
-        self.owner != new.owner || self.target != new.target || self.command != new.command
+        self.owner != new.owner
+            || self.target != new.target
+            || self.command != new.command
+            || self.run_on != new.run_on
     }
 }
 
@@ -67,25 +104,39 @@ struct Worker {
     handle: Option<WorkerHandle>,
     /// The command, mapped until the process has read it.
     _segment: Option<Segment>,
-    /// When we sent the cancel of a stop (TimestampTz).
-    stop_sent: Option<i64>,
-    terminated: bool,
 }
 
 struct Daemon {
     def: Def,
-    state: DaemonState,
-    since: i64,
+    /// Where it is in its life (`life.has_process` ⇔ `worker.is_some()`).
+    life: Life,
     worker: Option<Worker>,
-    backoff: DaemonBackoff,
-    /// When it may start again (TimestampTz); `None`: at once.
-    next_start: Option<i64>,
-    restarts: i64,
     last_exit: Option<LastExit>,
-    /// Its definition changed while it ran: start it again as soon as the old process is gone.
-    restart_now: bool,
-    /// Its definition is gone: forget it once its process is.
-    dropped: bool,
+}
+
+impl Daemon {
+    /// New to this scheduler: a new daemon, or one an earlier life of this
+    /// scheduler supervised (`published`: its status in the registry).
+    fn new(def: Def, published: Option<&DaemonEntry>, stored_restarts: i64) -> Daemon {
+        let e = published;
+        Daemon {
+            def,
+            life: Life::new(
+                e.map_or_else(now, |e| e.since),
+                e.and_then(|e| (e.next_start != 0).then_some(e.next_start)),
+                e.map_or(stored_restarts, |e| e.restarts.max(stored_restarts)),
+            ),
+            worker: None,
+            last_exit: e.and_then(|e| {
+                Some(LastExit {
+                    exit: Exit::from_u8(e.last_exit)?,
+                    at: e.last_exit_at,
+                    sqlstate: e.sqlstate(),
+                    message: e.message(),
+                })
+            }),
+        }
+    }
 }
 
 pub struct Supervisor {
@@ -114,9 +165,8 @@ impl Supervisor {
     /// start is due: the role or database may have changed since), and take
     /// in the exits of daemon processes, recording them if `persist`.
     pub fn observe(&mut self, client: &mut SpiClient, reload: bool, persist: bool) {
-        let due = self.daemons.values().any(|d| {
-            d.worker.is_none() && !d.dropped && d.def.enabled && d.next_start.is_none_or(|t| t <= now())
-        });
+        let t = now();
+        let due = self.daemons.values().any(|d| d.life.start_due(d.def.enabled, t));
         if reload || due || !self.loaded {
             // Daemons came with 0.2.0: a database still on 0.1.0 (until
             // ALTER EXTENSION pg_jobs UPDATE, which makes us reload) has none.
@@ -163,112 +213,31 @@ impl Supervisor {
             .into_iter()
             .map(|e| (e.daemon_id, e))
             .collect();
+        let t = now();
         for r in rows {
-            let id: i64 = row::get_opt(&r, 1).unwrap_or_default();
-            let database: String = row::get_opt(&r, 4).unwrap_or_default();
-            let target: Option<pg_sys::Oid> = row::get_opt(&r, 5);
-            let role_exists: bool = row::get_opt(&r, 11).unwrap_or(false);
-            let refusal = if target.is_none() {
-                Some(("3D000", format!("database \"{database}\" no longer exists")))
-            } else if !role_exists {
-                Some(("42704", "the daemon's owner role no longer exists".to_owned()))
-            } else if row::get_opt::<bool>(&r, 12) == Some(false) {
-                Some((
-                    "28000",
-                    "the daemon's owner role is not permitted to log in (NOLOGIN)".to_owned(),
-                ))
-            } else if row::get_opt::<bool>(&r, 13) == Some(false) {
-                Some((
-                    "42501",
-                    format!("the daemon's owner role lacks CONNECT privilege on database \"{database}\""),
-                ))
-            } else if row::get_opt::<bool>(&r, 14) == Some(false) {
-                Some((
-                    "55000",
-                    format!("database \"{database}\" does not allow connections"),
-                ))
-            } else {
-                None
-            };
-            let def = Def {
-                name: row::get_opt(&r, 2).unwrap_or_default(),
-                owner: row::get_opt(&r, 3).unwrap_or(pg_sys::InvalidOid),
-                database,
-                target,
-                command: row::get_opt(&r, 6).unwrap_or_default(),
-                run_on: r
-                    .get::<String>(7)
-                    .ok()
-                    .flatten()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(RunOn::Primary),
-                delays: RestartDelays {
-                    restart_delay: row::get_opt::<i64>(&r, 8).unwrap_or(5_000).max(0) as u64,
-                    max_restart_delay: row::get_opt::<i64>(&r, 9).unwrap_or(300_000).max(0) as u64,
-                },
-                enabled: row::get_opt(&r, 10).unwrap_or(false),
-                refusal,
-            };
-            let stored_restarts: i64 = row::get_opt(&r, 15).unwrap_or(0);
+            let (id, def, stored_restarts) = Def::from_row(&r);
             seen.push(id);
             match self.daemons.get_mut(&id) {
                 Some(d) => {
-                    if d.def.needs_restart_for(&def) || d.def.run_on != def.run_on {
-                        if d.worker.is_some() {
-                            d.restart_now = true;
-                        } else {
-                            d.next_start = None; // a new definition gets a fresh start
-                        }
-                        d.backoff = DaemonBackoff::default();
-                    }
-                    if !d.def.enabled && def.enabled {
-                        d.next_start = None; // start_daemon: at once
-                        d.backoff = DaemonBackoff::default();
-                    }
+                    let event = DaemonEvent::Redefined {
+                        changed: d.def.needs_restart_for(&def),
+                        enabled_again: !d.def.enabled && def.enabled,
+                    };
+                    d.life.on(event, t);
                     d.def = def;
-                    d.dropped = false;
                 }
                 None => {
-                    // New to this scheduler: a new daemon, or one an earlier
-                    // life of this scheduler supervised (its published status).
-                    let e = published.get(&id);
-                    self.daemons.insert(
-                        id,
-                        Daemon {
-                            def,
-                            state: DaemonState::Pending,
-                            since: e.map_or_else(now, |e| e.since),
-                            worker: None,
-                            backoff: DaemonBackoff::default(),
-                            next_start: e.and_then(|e| (e.next_start != 0).then_some(e.next_start)),
-                            restarts: e.map_or(stored_restarts, |e| e.restarts.max(stored_restarts)),
-                            last_exit: e.and_then(|e| {
-                                let exit = match e.last_exit {
-                                    1 => Exit::Clean,
-                                    2 => Exit::Error,
-                                    3 => Exit::Crash,
-                                    _ => return None,
-                                };
-                                Some(LastExit {
-                                    exit,
-                                    at: e.last_exit_at,
-                                    sqlstate: e.sqlstate(),
-                                    message: e.message(),
-                                })
-                            }),
-                            restart_now: false,
-                            dropped: false,
-                        },
-                    );
+                    let d = Daemon::new(def, published.get(&id), stored_restarts);
+                    self.daemons.insert(id, d);
                 }
             }
         }
         for (id, d) in self.daemons.iter_mut() {
             if !seen.contains(id) {
-                d.dropped = true;
+                d.life.on(DaemonEvent::Dropped, t);
             }
         }
-        self.daemons.retain(|_, d| !(d.dropped && d.worker.is_none()));
+        self.daemons.retain(|_, d| !d.life.forgotten());
         if !self.loaded {
             self.adopt();
         }
@@ -279,19 +248,21 @@ impl Supervisor {
     /// started; terminate those whose daemon is gone.
     fn adopt(&mut self) {
         for (r, s) in shmem::daemons_of(self.home_db) {
-            if s.exited || s.pid == 0 {
+            if !s.phase().has_process() {
                 continue; // harvested below, or reaped once unclaimed for long
             }
             match self.daemons.get_mut(&s.job_id) {
                 Some(d) if d.worker.is_none() => {
-                    d.state = DaemonState::Running;
-                    d.since = s.started_at;
+                    d.life.on(
+                        DaemonEvent::Adopted {
+                            started_at: s.started_at,
+                        },
+                        now(),
+                    );
                     d.worker = Some(Worker {
                         slot: r,
                         handle: None,
                         _segment: None,
-                        stop_sent: None,
-                        terminated: false,
                     });
                 }
                 _ => {
@@ -303,22 +274,7 @@ impl Supervisor {
 
     /// Take in daemon processes that ended: how, and when to start them again.
     fn harvest(&mut self, client: &mut SpiClient, persist: bool) {
-        // Our own workers that the postmaster reports gone without ever
-        // claiming their slot (they failed before connecting).
-        let mut never_started = Vec::new();
-        for (id, d) in &self.daemons {
-            if let Some(w) = &d.worker {
-                if w.handle
-                    .as_ref()
-                    .is_some_and(|h| h.status() == HandleStatus::Stopped)
-                    && shmem::slot(w.slot).is_some_and(|s| s.pid == 0 && !s.exited)
-                {
-                    shmem::release_unclaimed(w.slot);
-                    never_started.push(*id);
-                }
-            }
-        }
-        for id in never_started {
+        for id in self.never_started() {
             self.ended(
                 client,
                 persist,
@@ -337,7 +293,7 @@ impl Supervisor {
             shmem::reap_unclaimed(Kind::Daemon, self.home_db, UNCLAIMED_SLOT_TIMEOUT_US);
         }
         for (r, s) in shmem::daemons_of(self.home_db) {
-            if !s.exited {
+            if !s.exited() {
                 continue;
             }
             shmem::release(r);
@@ -350,7 +306,7 @@ impl Supervisor {
             }
             let (exit, code, message) = match s.outcome {
                 Outcome::Succeeded => (Exit::Clean, String::new(), String::new()),
-                Outcome::None => (
+                Outcome::Nothing => (
                     Exit::Crash,
                     String::new(),
                     "the daemon's process ended without reporting (terminated, crashed, or could not connect)"
@@ -367,7 +323,28 @@ impl Supervisor {
         }
     }
 
-    /// Daemon `id`'s process is gone: decide what comes next.
+    /// Our own workers that the postmaster reports gone without ever
+    /// claiming their slot (they failed before connecting): their slots are
+    /// freed; their daemons' ids are returned.
+    fn never_started(&self) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for (id, d) in &self.daemons {
+            if let Some(w) = &d.worker {
+                if w.handle
+                    .as_ref()
+                    .is_some_and(|h| h.status() == HandleStatus::Stopped)
+                    && shmem::slot(w.slot).is_some_and(|s| s.phase().unclaimed())
+                {
+                    shmem::release_unclaimed(w.slot);
+                    ids.push(*id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Daemon `id`'s process is gone: the lifecycle decides what comes next;
+    /// log it, and record it in `jobs.daemon` if `persist`.
     #[allow(clippy::too_many_arguments)]
     fn ended(
         &mut self,
@@ -382,44 +359,36 @@ impl Supervisor {
         let Some(d) = self.daemons.get_mut(&id) else {
             return;
         };
-        let stopping = d.worker.as_ref().is_some_and(|w| w.stop_sent.is_some()) && !d.restart_now;
         d.worker = None;
         let t = now();
+        let event = DaemonEvent::Exited {
+            exit,
+            uptime_ms,
+            enabled: d.def.enabled,
+            delays: d.def.delays,
+        };
+        let Some(e) = d.life.on(event, t) else {
+            return;
+        };
         d.last_exit = Some(LastExit {
             exit,
             at: t,
             sqlstate: sqlstate.to_owned(),
             message: message.to_owned(),
         });
-        d.since = t;
-        let restarting = !stopping && !d.dropped && d.def.enabled;
-        if d.restart_now {
-            d.restart_now = false;
-            d.next_start = None;
-            d.state = DaemonState::WaitingRestart;
-        } else if restarting {
-            let delay = d.backoff.on_exit(&d.def.delays, exit, uptime_ms);
-            d.next_start = Some(t + delay as i64 * 1000);
-            d.state = DaemonState::WaitingRestart;
-        } else {
-            d.next_start = None;
-        }
-        if restarting {
-            d.restarts += 1;
-        }
         let what = match exit {
-            _ if stopping => "stopped".to_owned(),
+            _ if e.stopping => "stopped".to_owned(),
             Exit::Clean => "returned".to_owned(),
             Exit::Error => format!("failed: {message} (SQLSTATE {sqlstate})"),
             Exit::Crash => format!("crashed: {message}"),
         };
-        let next = match d.next_start {
-            _ if !restarting => "it stays stopped".to_owned(),
+        let next = match e.next_start {
+            _ if !e.restarting => "it stays stopped".to_owned(),
             None => "restarting it now".to_owned(),
             Some(at) => format!("restarting it in {} ms", (at - t) / 1000),
         };
         log!("pg_jobs: daemon \"{}\" {what}; {next}", d.def.name);
-        if persist && !d.dropped {
+        if persist && !d.life.dropped {
             client
                 .update(
                     "UPDATE jobs.daemon SET restarts = restarts + $2::int8, last_exit = $3,
@@ -429,7 +398,7 @@ impl Supervisor {
                     None,
                     &[
                         id.into(),
-                        (restarting as i64).into(),
+                        (e.restarting as i64).into(),
                         exit.as_str().into(),
                         sqlstate.into(),
                         message.into(),
@@ -437,7 +406,7 @@ impl Supervisor {
                 )
                 .or_raise("recording a daemon's exit");
         }
-        if d.dropped {
+        if d.life.dropped {
             self.daemons.remove(&id);
         }
     }
@@ -448,105 +417,10 @@ impl Supervisor {
     pub fn act(&mut self, in_recovery: bool) -> Option<i64> {
         let t = now();
         let mut wake: Option<i64> = None;
-        let mut wake_at = |at: i64| wake = Some(wake.map_or(at, |w: i64| w.min(at)));
         let home_db = self.home_db;
         for (id, d) in self.daemons.iter_mut() {
-            let idle = if d.dropped {
-                Some(DaemonState::Stopped)
-            } else {
-                idle_state(d.def.enabled, d.def.run_on, in_recovery)
-            };
-            if let Some(w) = &mut d.worker {
-                if idle.is_some() || d.restart_now {
-                    // Stop it: cancel first, terminate after the grace period.
-                    match w.stop_sent {
-                        None => {
-                            shmem::signal(w.slot, libc::SIGINT);
-                            w.stop_sent = Some(t);
-                            d.state = DaemonState::Stopping;
-                            d.since = t;
-                            wake_at(t + STOP_GRACE_MS * 1000);
-                        }
-                        Some(sent) if !w.terminated => {
-                            if t >= sent + STOP_GRACE_MS * 1000 {
-                                log!(
-                                    "pg_jobs: daemon \"{}\" ignored the cancel for {STOP_GRACE_MS} ms; terminating it",
-                                    d.def.name
-                                );
-                                shmem::signal(w.slot, libc::SIGTERM);
-                                w.terminated = true;
-                            } else {
-                                wake_at(sent + STOP_GRACE_MS * 1000);
-                            }
-                        }
-                        Some(_) => {}
-                    }
-                } else if d.state != DaemonState::Running
-                    && shmem::slot(w.slot).is_some_and(|s| s.pid != 0 && s.started_at != 0)
-                {
-                    d.state = DaemonState::Running;
-                    d.since = shmem::slot(w.slot).map_or(t, |s| s.started_at);
-                }
-                continue;
-            }
-            if let Some(state) = idle {
-                if d.state != state {
-                    d.state = state;
-                    d.since = t;
-                }
-                d.next_start = None;
-                continue;
-            }
-            if let Some(at) = d.next_start.filter(|at| *at > t) {
-                if d.state != DaemonState::NoWorkerSlot {
-                    d.state = DaemonState::WaitingRestart;
-                }
-                wake_at(at);
-                continue;
-            }
-            if let Some((code, message)) = d.def.refusal.clone() {
-                // It cannot start: count it as a failure, so the retries back off.
-                let delay = d.backoff.on_exit(&d.def.delays, Exit::Error, 0);
-                d.last_exit = Some(LastExit {
-                    exit: Exit::Error,
-                    at: t,
-                    sqlstate: code.to_owned(),
-                    message: message.clone(),
-                });
-                d.state = DaemonState::WaitingRestart;
-                d.since = t;
-                d.next_start = Some(t + delay as i64 * 1000);
-                wake_at(t + delay as i64 * 1000);
-                warning!("pg_jobs: daemon \"{}\" cannot start: {message}", d.def.name);
-                continue;
-            }
-            match start(home_db, *id, &d.def) {
-                Some(w) => {
-                    d.worker = Some(w);
-                    d.state = DaemonState::Starting;
-                    d.since = t;
-                    d.next_start = None;
-                }
-                None => {
-                    // No background worker slot. Idle pooled executors hold
-                    // some: ask one to go (its exit wakes us), else look
-                    // again in a second.
-                    let retry_us = if shmem::retire_one_idle() {
-                        50_000
-                    } else {
-                        1_000_000
-                    };
-                    if d.state != DaemonState::NoWorkerSlot {
-                        warning!(
-                            "pg_jobs: no free background worker slot for daemon \"{}\" (max_worker_processes); it waits",
-                            d.def.name
-                        );
-                        d.state = DaemonState::NoWorkerSlot;
-                        d.since = t;
-                    }
-                    d.next_start = Some(t + retry_us);
-                    wake_at(t + retry_us);
-                }
+            if let Some(at) = d.act(home_db, *id, in_recovery, t) {
+                wake = Some(wake.map_or(at, |w: i64| w.min(at)));
             }
         }
         self.publish();
@@ -561,23 +435,19 @@ impl Supervisor {
                 let mut e = DaemonEntry::default();
                 e.daemon_id = *id;
                 e.owner = d.def.owner.to_u32();
-                e.state = d.state as u8;
+                e.state = d.life.state as u8;
                 e.pid = d
                     .worker
                     .as_ref()
                     .and_then(|w| shmem::slot(w.slot))
                     .map_or(0, |s| s.pid);
-                e.since = d.since;
-                e.restarts = d.restarts;
-                if d.state == DaemonState::WaitingRestart {
-                    e.next_start = d.next_start.unwrap_or(0);
+                e.since = d.life.since;
+                e.restarts = d.life.restarts;
+                if d.life.state == DaemonState::WaitingRestart {
+                    e.next_start = d.life.next_start.unwrap_or(0);
                 }
                 if let Some(l) = &d.last_exit {
-                    e.last_exit = match l.exit {
-                        Exit::Clean => 1,
-                        Exit::Error => 2,
-                        Exit::Crash => 3,
-                    };
+                    e.last_exit = l.exit.as_u8();
                     e.last_exit_at = l.at;
                     e.set_sqlstate(&l.sqlstate);
                     e.set_message(&l.message);
@@ -606,6 +476,93 @@ impl Supervisor {
     }
 }
 
+impl Daemon {
+    /// After the pass commits: what its lifecycle says to do now, done.
+    /// Returns when to look at it again.
+    fn act(&mut self, home_db: pg_sys::Oid, id: i64, in_recovery: bool, t: i64) -> Option<i64> {
+        let idle = if self.life.dropped {
+            Some(DaemonState::Stopped)
+        } else {
+            idle_state(self.def.enabled, self.def.run_on, in_recovery)
+        };
+        let process_started_at = self
+            .worker
+            .as_ref()
+            .and_then(|w| shmem::slot(w.slot))
+            .filter(|s| s.pid != 0 && s.started_at != 0)
+            .map(|s| s.started_at);
+        let facts = Facts {
+            idle,
+            refused: self.def.refusal.is_some(),
+            process_started_at,
+            delays: self.def.delays,
+        };
+        let (action, wake) = self.life.tick(t, &facts);
+        match action {
+            Action::Nothing => wake,
+            Action::Cancel => {
+                self.signal(libc::SIGINT);
+                wake
+            }
+            Action::Terminate => {
+                log!(
+                    "pg_jobs: daemon \"{}\" ignored the cancel for {STOP_GRACE_MS} ms; terminating it",
+                    self.def.name
+                );
+                self.signal(libc::SIGTERM);
+                wake
+            }
+            Action::Refuse => {
+                self.refused(t);
+                wake
+            }
+            Action::Start => self.start(home_db, id, t),
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        if let Some(w) = &self.worker {
+            shmem::signal(w.slot, signal);
+        }
+    }
+
+    /// It cannot start as defined: recorded as its last exit, and logged.
+    fn refused(&mut self, t: i64) {
+        let Some(why) = self.def.refusal else {
+            return;
+        };
+        let message = why.message(&self.def.database);
+        warning!("pg_jobs: daemon \"{}\" cannot start: {message}", self.def.name);
+        self.last_exit = Some(LastExit {
+            exit: Exit::Error,
+            at: t,
+            sqlstate: why.sqlstate().to_owned(),
+            message,
+        });
+    }
+
+    /// Start its process; when there is no background worker slot, say so
+    /// and return when to try again.
+    fn start(&mut self, home_db: pg_sys::Oid, id: i64, t: i64) -> Option<i64> {
+        if let Some(w) = start(home_db, id, &self.def) {
+            self.worker = Some(w);
+            self.life.on(DaemonEvent::Started, t);
+            return None;
+        }
+        // No background worker slot. Idle pooled executors hold some: ask
+        // one to go (its exit wakes us), else look again in a second.
+        let retry_ms = if shmem::retire_one_idle() { 50 } else { 1_000 };
+        if self.life.state != DaemonState::NoWorkerSlot {
+            warning!(
+                "pg_jobs: no free background worker slot for daemon \"{}\" (max_worker_processes); it waits",
+                self.def.name
+            );
+        }
+        self.life.on(DaemonEvent::NoWorkerSlot { retry_ms }, t);
+        self.life.next_start
+    }
+}
+
 /// Start a process for daemon `id`.
 fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
     let reservation = Reservation {
@@ -625,10 +582,10 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
         bgw_name: &name,
         function: "pg_jobs_daemon_main",
         // A daemon for standbys must be able to start before recovery ends.
-        start_time: if def.run_on == RunOn::Primary {
-            BgWorkerStartTime::RecoveryFinished
-        } else {
+        start_time: if def.run_on.starts_during_recovery() {
             BgWorkerStartTime::ConsistentState
+        } else {
+            BgWorkerStartTime::RecoveryFinished
         },
         slot,
     };
@@ -639,8 +596,6 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
                 slot,
                 handle: Some(handle),
                 _segment: Some(segment),
-                stop_sent: None,
-                terminated: false,
             })
         }
         None => {

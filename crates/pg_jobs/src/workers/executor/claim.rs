@@ -4,7 +4,7 @@
 //! reserved and did not start.
 
 use super::*;
-use crate::catalog::acl::may_still_connect;
+use crate::catalog::acl::start_refusal;
 use crate::catalog::row;
 
 /// A run taken from the queue by this executor, not started yet.
@@ -58,7 +58,7 @@ pub(super) fn claim_next(
     role: pg_sys::Oid,
     batch: usize,
 ) -> Option<Vec<Claimed>> {
-    if !crate::catalog::schema_version::databases_by_oid() || !may_still_connect(role, db) {
+    if !crate::catalog::schema_version::databases_by_oid() || start_refusal(role, db).is_some() {
         return None; // the scheduler fails its runs with the reason
     }
     crate::pg::bgw::as_superuser(|| {

@@ -33,6 +33,8 @@ use crate::shmem::{self, Outcome, SlotRef};
 
 use crate::exec::runner;
 
+use pg_jobs_core::run::outcome;
+
 use pgrx::prelude::*;
 
 use std::collections::VecDeque;
@@ -280,77 +282,61 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     };
     SCHEDULER_LATCH.store(shmem::set_running(me), Ordering::Relaxed);
     if shmem::cancel_requested(me) {
-        shmem::record_outcome(
-            me,
-            Outcome::Cancelled,
-            "57014",
-            "cancelled by jobs.cancel before it started",
-        );
+        shmem::record_outcome(me, Outcome::Cancelled, "57014", outcome::CANCELLED_BEFORE_START);
         return false;
     }
-    if slot.timeout_ms > 0 {
+    let slow_run = arm_timeouts(slot.timeout_ms);
+    let started = std::time::Instant::now();
+    let (result, recorded_in_transaction) = execute(command, &slot);
+    disarm_timeouts(slow_run);
+    // PostgreSQL resets the timeout's indicator when it reports the cancel,
+    // so our timeout is told from any other cancel by the time that passed
+    // (outcome::classify_error).
+    let elapsed_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+
+    if recorded_in_transaction {
+        shmem::record_outcome(me, Outcome::Succeeded, "00000", "");
+        crate::workers::log_run(
+            slot.run_id,
+            (slot.job_id != 0).then_some(slot.job_id),
+            "succeeded",
+            None,
+        );
+        return true;
+    }
+    match result {
+        runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        runner::Outcome::Failed { sqlstate, message } => {
+            let kind = outcome::classify_error(
+                &sqlstate,
+                shmem::cancel_requested(me),
+                slot.timeout_ms,
+                elapsed_us,
+            );
+            shmem::record_outcome(me, kind, &sqlstate, &message)
+        }
+    }
+    false
+}
+
+/// Arm the run's timeout (`timeout_ms`, 0: none) and our slow-run timer;
+/// returns the slow-run timer's id (negative: none).
+fn arm_timeouts(timeout_ms: i64) -> i32 {
+    if timeout_ms > 0 {
         // SAFETY: the timeout module is initialised (we are connected), and
         // STATEMENT_TIMEOUT is registered by PostgreSQL itself; the delay is
         // clamped to an int.
-        unsafe {
-            ffi::enable_timeout_after(
-                ffi::STATEMENT_TIMEOUT,
-                slot.timeout_ms.min(i32::MAX as i64) as i32,
-            )
-        };
+        unsafe { ffi::enable_timeout_after(ffi::STATEMENT_TIMEOUT, timeout_ms.min(i32::MAX as i64) as i32) };
     }
     let slow_run = SLOW_RUN_TIMEOUT.load(Ordering::Relaxed);
     if slow_run >= 0 {
         // SAFETY: `slow_run` is the id RegisterTimeout returned us.
         unsafe { ffi::enable_timeout_after(slow_run, shmem::RUNNING_VISIBLE_WITHIN_MS as i32) };
     }
-    let started = std::time::Instant::now();
-    // Exactly once: when the command is one transaction in the database
-    // that holds its history, the run is recorded `succeeded` inside that
-    // transaction, so its effects and its record commit together.
-    let run_id = slot.run_id;
-    crate::exec::result_capture::reset();
-    let mut recorded_in_transaction = false;
-    let outcome = if slot.db == slot.home_db {
-        let cap = crate::gucs::max_result_bytes();
-        let (outcome, recorded) =
-            runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
-        recorded_in_transaction = recorded;
-        if !recorded && outcome == runner::Outcome::Succeeded {
-            // A command that committed on its own: keep its rows afterwards.
-            // In a transaction of our own characteristics (the command may
-            // have set the session's default to read-only); the session's
-            // are restored after it, for the reset to see.
-            // SAFETY: reads of plain globals, between transactions.
-            let saved = unsafe {
-                (
-                    pg_sys::DefaultXactIsoLevel,
-                    pg_sys::DefaultXactReadOnly,
-                    pg_sys::DefaultXactDeferrable,
-                )
-            };
-            // SAFETY: between transactions (the command has ended), on the
-            // process's only thread.
-            unsafe { own_transaction_characteristics() };
-            crate::pg::bgw::in_transaction("pg_jobs executor: keeping the result", || {
-                store_result(run_id, true)
-            });
-            // SAFETY: writes of plain globals, between transactions, back to
-            // the values read above.
-            unsafe {
-                (
-                    pg_sys::DefaultXactIsoLevel,
-                    pg_sys::DefaultXactReadOnly,
-                    pg_sys::DefaultXactDeferrable,
-                ) = saved;
-            }
-        }
-        outcome
-    } else {
-        // The history is in another database: this executor cannot write
-        // there, so results of runs in other databases are not kept.
-        runner::run(command)
-    };
+    slow_run
+}
+
+fn disarm_timeouts(slow_run: i32) {
     // SAFETY: disabling timeouts that are registered (STATEMENT_TIMEOUT by
     // PostgreSQL, `slow_run` by us) is allowed whether or not they are
     // armed or have fired.
@@ -360,32 +346,56 @@ fn run_one(me: SlotRef, command: &str) -> bool {
             ffi::disable_timeout(slow_run, false);
         }
     }
-    // PostgreSQL resets the timeout's indicator when it reports the cancel,
-    // so tell our timeout from any other cancel by the time that passed.
-    let timed_out = slot.timeout_ms > 0 && started.elapsed().as_millis() as i64 >= slot.timeout_ms;
+}
 
-    if recorded_in_transaction {
-        shmem::record_outcome(me, Outcome::Succeeded, "00000", "");
-        crate::workers::log_run(
-            run_id,
-            (slot.job_id != 0).then_some(slot.job_id),
-            "succeeded",
-            None,
-        );
-        return true;
+/// Run the command of the run in `slot`; whether it was recorded
+/// `succeeded` inside its own transaction. Exactly once: when the command
+/// is one transaction in the database that holds its history, the run is
+/// recorded inside that transaction, so its effects and its record commit
+/// together.
+fn execute(command: &str, slot: &shmem::Slot) -> (runner::Outcome, bool) {
+    let run_id = slot.run_id;
+    crate::exec::result_capture::reset();
+    if slot.db != slot.home_db {
+        // The history is in another database: this executor cannot write
+        // there, so results of runs in other databases are not kept.
+        return (runner::run(command), false);
     }
-    match outcome {
-        runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
-        runner::Outcome::Failed { sqlstate, message } => {
-            let kind = if sqlstate == "57014" && shmem::cancel_requested(me) {
-                Outcome::Cancelled
-            } else if timed_out && sqlstate == "57014" {
-                Outcome::TimedOut
-            } else {
-                Outcome::Failed
-            };
-            shmem::record_outcome(me, kind, &sqlstate, &message)
-        }
+    let cap = crate::gucs::max_result_bytes();
+    let (outcome, recorded) =
+        runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
+    if !recorded && outcome == runner::Outcome::Succeeded {
+        keep_result_after_own_commit(run_id);
     }
-    false
+    (outcome, recorded)
+}
+
+/// A command that committed on its own: keep its rows afterwards, in a
+/// transaction of our own characteristics (the command may have set the
+/// session's default to read-only); the session's are restored after it,
+/// for the reset to see.
+fn keep_result_after_own_commit(run_id: i64) {
+    // SAFETY: reads of plain globals, between transactions.
+    let saved = unsafe {
+        (
+            pg_sys::DefaultXactIsoLevel,
+            pg_sys::DefaultXactReadOnly,
+            pg_sys::DefaultXactDeferrable,
+        )
+    };
+    // SAFETY: between transactions (the command has ended), on the
+    // process's only thread.
+    unsafe { own_transaction_characteristics() };
+    crate::pg::bgw::in_transaction("pg_jobs executor: keeping the result", || {
+        store_result(run_id, true)
+    });
+    // SAFETY: writes of plain globals, between transactions, back to the
+    // values read above.
+    unsafe {
+        (
+            pg_sys::DefaultXactIsoLevel,
+            pg_sys::DefaultXactReadOnly,
+            pg_sys::DefaultXactDeferrable,
+        ) = saved;
+    }
 }

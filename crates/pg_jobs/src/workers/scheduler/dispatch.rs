@@ -5,6 +5,7 @@
 use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
+use pg_jobs_core::run::start::{self, Owner, WhyNot};
 
 /// A queued run picked for an executor.
 pub(super) struct Dispatch {
@@ -13,6 +14,47 @@ pub(super) struct Dispatch {
     pub(super) slot: SlotRef,
     /// An idle executor of the same database and role takes it.
     pub(super) warm: bool,
+}
+
+/// A queued run as the dispatch query reads it (locked for this pass).
+struct Queued {
+    run_id: i64,
+    role: pg_sys::Oid,
+    /// `None`: its database is gone.
+    target: Option<pg_sys::Oid>,
+    command: String,
+    /// `None`: its owner role is gone.
+    can_login: Option<bool>,
+    can_connect: Option<bool>,
+    timeout_ms: Option<i64>,
+    job_id: Option<i64>,
+    db_name: String,
+}
+
+impl Queued {
+    fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> Queued {
+        Queued {
+            run_id: row::get_req(r, 1),
+            role: row::get_req(r, 2),
+            target: row::get_opt(r, 3),
+            command: row::get_req(r, 4),
+            can_login: row::get_opt(r, 5),
+            can_connect: row::get_opt(r, 6),
+            timeout_ms: row::get_opt(r, 7),
+            job_id: row::get_opt(r, 8),
+            db_name: row::get_req(r, 9),
+        }
+    }
+
+    /// Why it can never start as it stands, as the run model says.
+    fn refusal(&self) -> Option<WhyNot> {
+        let owner = self.can_login.map(|can_login| Owner {
+            can_login,
+            // NULL only when the database or role is gone (decided above it).
+            can_connect: self.can_connect.unwrap_or(true),
+        });
+        start::refusal(self.target.is_some(), owner)
+    }
 }
 
 /// Pick queued runs, earliest due first, while executors are free; mark
@@ -25,6 +67,34 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
     if free == 0 {
         return Vec::new(); // an executor's exit wakes us
     }
+    let mut out = Vec::new();
+    for q in read_queued(client, free) {
+        if let Some(why) = q.refusal() {
+            refuse(client, &q, why);
+            continue;
+        }
+        let Some(d) = reserve_executor(db, q) else {
+            break; // registry full; an exit wakes us
+        };
+        out.push(d);
+    }
+    if !out.is_empty() {
+        let ids: Vec<i64> = out.iter().map(|d| d.run_id).collect();
+        plans::run(
+            client,
+            "/* run event: dispatch */ UPDATE jobs.run SET status = 'starting', message = NULL
+                  WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'",
+            &[ids.into()],
+        )
+        .or_raise("marking runs starting");
+    }
+    out
+}
+
+/// Up to `limit` queued runs that may start now, in dispatch order,
+/// locked (FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
+/// queue itself, see executor::claim_next, never gets the same one).
+fn read_queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
     // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
     // none), else by name (a database not yet updated from 0.1.0).
     let database_match = if schema_version::databases_by_oid() {
@@ -33,9 +103,7 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
     } else {
         "d.datname OPERATOR(pg_catalog.=) r.database"
     };
-    // FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
-    // queue itself (see executor::claim_next) never gets the same one.
-    let queued = plans::run_built(
+    plans::run_built(
             client,
             &format!("SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
@@ -53,101 +121,57 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
               ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
               LIMIT $1
                 FOR UPDATE OF r SKIP LOCKED"),
-            &[(free as i64).into()],
+            &[(limit as i64).into()],
         )
-        .or_raise("reading queued runs");
-    #[allow(clippy::type_complexity)]
-    let rows: Vec<(
-        i64,
-        pg_sys::Oid,
-        Option<pg_sys::Oid>,
-        String,
-        Option<bool>,
-        Option<bool>,
-        Option<i64>,
-        Option<i64>,
-        String,
-    )> = queued
-        .map(|r| {
-            (
-                row::get_req(&r, 1),
-                row::get_req(&r, 2),
-                row::get_opt(&r, 3),
-                row::get_req(&r, 4),
-                row::get_opt(&r, 5),
-                row::get_opt(&r, 6),
-                row::get_opt(&r, 7),
-                row::get_opt(&r, 8),
-                row::get_req(&r, 9),
-            )
-        })
-        .collect();
-    let mut out = Vec::new();
-    for (run_id, role, target, command, can_login, can_connect, timeout_ms, job_id, db_name) in rows {
-        let refusal = match (target, can_login, can_connect) {
-            (None, _, _) => Some(("3D000", format!("database \"{db_name}\" no longer exists"))),
-            (_, None, _) => Some(("42704", "the run's owner role no longer exists".to_owned())),
-            (_, Some(false), _) => Some((
-                "28000",
-                "the run's owner role is not permitted to log in (NOLOGIN)".to_owned(),
-            )),
-            (_, _, Some(false)) => Some((
-                "42501",
-                format!("the run's owner role lacks CONNECT privilege on database \"{db_name}\""),
-            )),
-            _ => None,
-        };
-        if let Some((code, message)) = refusal {
-            client
-                .update(
-                    "/* run event: refuse */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-                            sqlstate = $2, message = $3
-                      WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
-                    None,
-                    &[run_id.into(), code.into(), message.clone().into()],
-                )
-                .or_raise("failing a run");
-            log_run(run_id, job_id, "failed", Some(&message));
-            continue;
-        }
-        let reservation = Reservation {
-            db: target.unwrap_or(db).to_u32(),
-            home_db: db.to_u32(),
-            role: role.to_u32(),
-            job_id: job_id.unwrap_or(0),
-            run_id,
-            timeout_ms: timeout_ms.unwrap_or(0),
-        };
-        let idle = shmem::take_idle(
-            db,
-            reservation.db,
-            reservation.role,
-            run_id,
-            reservation.job_id,
-            reservation.timeout_ms,
-        );
-        let warm = idle.is_some();
-        let Some(slot) = idle.or_else(|| shmem::reserve(Kind::Executor, reservation)) else {
-            break; // registry full; an exit wakes us
-        };
-        out.push(Dispatch {
-            run_id,
-            command,
-            slot,
-            warm,
-        });
-    }
-    if !out.is_empty() {
-        let ids: Vec<i64> = out.iter().map(|d| d.run_id).collect();
-        plans::run(
-            client,
-            "/* run event: dispatch */ UPDATE jobs.run SET status = 'starting', message = NULL
-                  WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'",
-            &[ids.into()],
+        .or_raise("reading queued runs")
+        .map(|r| Queued::from_row(&r))
+        .collect()
+}
+
+/// Fail run `q`, which can never start as it stands (no retry: the model's
+/// `RunEvent::Refuse`).
+fn refuse(client: &mut SpiClient, q: &Queued, why: WhyNot) {
+    let code = why.sqlstate().unwrap_or("XX000");
+    let message = why.message(&q.db_name).unwrap_or_else(|| why.to_string());
+    client
+        .update(
+            "/* run event: refuse */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = $2, message = $3
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+            None,
+            &[q.run_id.into(), code.into(), message.clone().into()],
         )
-        .or_raise("marking runs starting");
-    }
-    out
+        .or_raise("failing a run");
+    log_run(q.run_id, q.job_id, "failed", Some(&message));
+}
+
+/// An executor for run `q`: an idle pooled one of its database and role,
+/// or a registry slot for a new one. `None`: the registry is full.
+fn reserve_executor(db: pg_sys::Oid, q: Queued) -> Option<Dispatch> {
+    let reservation = Reservation {
+        db: q.target.unwrap_or(db).to_u32(),
+        home_db: db.to_u32(),
+        role: q.role.to_u32(),
+        job_id: q.job_id.unwrap_or(0),
+        run_id: q.run_id,
+        timeout_ms: q.timeout_ms.unwrap_or(0),
+    };
+    let idle = shmem::take_idle(
+        db,
+        reservation.db,
+        reservation.role,
+        q.run_id,
+        reservation.job_id,
+        reservation.timeout_ms,
+    );
+    let warm = idle.is_some();
+    let slot = idle.or_else(|| shmem::reserve(Kind::Executor, reservation))?;
+    Some(Dispatch {
+        run_id: q.run_id,
+        command: q.command,
+        slot,
+        warm,
+    })
 }
 
 impl Scheduler {
@@ -160,8 +184,11 @@ impl Scheduler {
                 self.segments.insert(d.run_id, segment);
                 return true;
             }
-            // It exited in between: start a fresh one next pass.
-            bgw::in_transaction("pg_jobs scheduler: requeueing a run", || requeue(d.run_id, None));
+            // It exited or began retiring in between: start a fresh one next pass.
+            let why = WhyNot::ExecutorGone;
+            bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
+                requeue(d.run_id, why.message("").as_deref())
+            });
             return false;
         }
         shmem::set_dsm(d.slot, segment.handle());
@@ -184,12 +211,12 @@ impl Scheduler {
                 shmem::release(d.slot);
                 // Idle pooled executors hold worker slots: ask one to go.
                 let why = if shmem::retire_one_idle() {
-                    "waiting: an idle executor is giving up its background worker slot"
+                    WhyNot::IdleExecutorRetiring
                 } else {
-                    "waiting: no free background worker slot (max_worker_processes); retrying"
+                    WhyNot::NoWorkerSlot
                 };
                 bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
-                    requeue(d.run_id, Some(why))
+                    requeue(d.run_id, why.message("").as_deref())
                 });
                 log!(
                     "pg_jobs: no free background worker slot for run {}; it waits",

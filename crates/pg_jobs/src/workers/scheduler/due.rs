@@ -5,6 +5,7 @@
 use super::*;
 use crate::catalog::row;
 use crate::pg::error::OrRaise;
+use pg_jobs_core::schedule::{first_due, next_due_after_firing, FirstDue};
 
 /// A job as the scheduler holds it between passes.
 pub(super) struct Job {
@@ -141,6 +142,70 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
     .or_raise("queueing due runs");
 }
 
+/// A job row as `load_jobs` reads it.
+struct JobRow {
+    id: i64,
+    text: String,
+    tz_name: Option<String>,
+    catch_up: bool,
+    once_at: Option<i64>,
+    created: i64,
+    last_due: Option<i64>,
+    owner: u32,
+    datid: u32,
+}
+
+impl JobRow {
+    fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> JobRow {
+        JobRow {
+            id: row::get_req(row, 1),
+            text: row::get_req(row, 2),
+            tz_name: row::get_opt(row, 3),
+            catch_up: row::get_opt(row, 4).unwrap_or(false),
+            once_at: row::get_opt(row, 5),
+            created: row::get_req(row, 6),
+            last_due: row::get_opt(row, 7),
+            owner: row::get_opt::<pg_sys::Oid>(row, 8).map_or(0, |o| o.to_u32()),
+            datid: row::get_opt::<pg_sys::Oid>(row, 9).map_or(0, |o| o.to_u32()),
+        }
+    }
+}
+
+/// Enabled jobs (all, or just `only`), with what their first due time
+/// depends on. The last due time matters only for one-offs and catch_up
+/// jobs: the history of the others is not looked up.
+fn read_jobs(client: &mut SpiClient, only: Option<&[i64]>) -> Vec<JobRow> {
+    let sql = format!(
+        "SELECT j.id, j.schedule, j.timezone, j.catch_up,
+                (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
+                (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
+                CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
+                  (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
+                     FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
+                j.owner::pg_catalog.oid, {}
+           FROM jobs.job j WHERE j.enabled {}",
+        if schema_version::databases_by_oid() {
+            "j.datid"
+        } else {
+            "NULL::pg_catalog.oid"
+        },
+        if only.is_some() {
+            "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
+        } else {
+            ""
+        }
+    );
+    let args = match only {
+        Some(ids) => vec![ids.to_vec().into()],
+        None => vec![],
+    };
+    client
+        .select(&sql, None, &args)
+        .or_raise("loading jobs")
+        .map(|r| JobRow::from_row(&r))
+        .collect()
+}
+
 impl Scheduler {
     /// (Re)load enabled jobs and their next due times: all of them, or just
     /// `only` (jobs added, changed or removed since the last load). A job
@@ -154,116 +219,12 @@ impl Scheduler {
             self.zones.clear();
         }
         let default_tz = gucs::default_timezone();
-        // The last due time matters only for one-offs and catch_up jobs:
-        // don't look up the history of the others.
-        let sql = format!(
-            "SELECT j.id, j.schedule, j.timezone, j.catch_up,
-                    (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
-                    (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
-                    CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
-                      (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
-                         FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
-                    j.owner::pg_catalog.oid, {}
-               FROM jobs.job j WHERE j.enabled {}",
-            if schema_version::databases_by_oid() {
-                "j.datid"
-            } else {
-                "NULL::pg_catalog.oid"
-            },
-            if only.is_some() {
-                "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
-            } else {
-                ""
-            }
-        );
-        let args = match only {
-            Some(ids) => vec![ids.to_vec().into()],
-            None => vec![],
-        };
-        let rows = client.select(&sql, None, &args).or_raise("loading jobs");
-        let mut fresh = HashMap::new();
-        for row in rows {
-            let id: i64 = row::get_opt(&row, 1).unwrap_or_default();
-            let text: String = row::get_opt(&row, 2).unwrap_or_default();
-            let tz_name: String = row::get_opt(&row, 3).unwrap_or_else(|| default_tz.clone());
-            let catch_up: bool = row::get_opt(&row, 4).unwrap_or(false);
-            let once_at: Option<i64> = row::get_opt(&row, 5);
-            let created: i64 = row::get_opt(&row, 6).unwrap_or_default();
-            let last_due: Option<i64> = row::get_opt(&row, 7);
-            let owner = row::get_opt::<pg_sys::Oid>(&row, 8).map_or(0, |o| o.to_u32());
-            let datid = row::get_opt::<pg_sys::Oid>(&row, 9).map_or(0, |o| o.to_u32());
-            let schedule = match once_at {
-                Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
-                None => match shared(&mut self.parsed, &text, Schedule::parse) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warning!("pg_jobs: job {id} has an invalid schedule \"{text}\": {e}");
-                        continue;
-                    }
-                },
-            };
-            let Ok(tz) = shared(&mut self.zones, &tz_name, TimeZone::get) else {
-                warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
-                continue;
-            };
-            let anchor = Timestamp::from_microsecond(created).unwrap_or(now);
-            let key = (text, tz_name);
-            let last_due = last_due.and_then(|us| Timestamp::from_microsecond(us).ok());
-            let next_due = match self.jobs.get(&id) {
-                Some(old) if old.key == key => old.next_due,
-                _ => match &schedule {
-                    Schedule::Once(at) => last_due.is_none().then_some(*at),
-                    // Once per server start, for jobs that existed when it started.
-                    Schedule::Reboot => (self.reboot
-                        // SAFETY: PgStartTime is a plain global, set once
-                        // in the postmaster and inherited.
-                        && created < unsafe { pg_sys::PgStartTime } + time::PG_EPOCH_OFFSET_US)
-                        .then_some(now),
-                    s => {
-                        // Missed runs are not replayed; catch_up runs one now.
-                        let missed = catch_up
-                            && last_due
-                                .and_then(|l| s.next_after(l, &tz, anchor))
-                                .is_some_and(|t| t < now);
-                        if missed {
-                            Some(now)
-                        } else {
-                            s.next_after(now, &tz, anchor)
-                        }
-                    }
-                },
-            };
-            fresh.insert(
-                id,
-                Job {
-                    schedule,
-                    key,
-                    tz,
-                    anchor,
-                    next_due,
-                    owner,
-                    datid,
-                },
-            );
-        }
+        let fresh: HashMap<i64, Job> = read_jobs(client, only)
+            .into_iter()
+            .filter_map(|r| Some((r.id, self.make_job(r, now, &default_tz)?)))
+            .collect();
         match only {
-            Some(ids) => {
-                for id in ids {
-                    let old_due = self.jobs.remove(id).and_then(|j| j.next_due);
-                    if let Some(job) = fresh.remove(id) {
-                        // An unchanged due time is in the heap already.
-                        if let Some(t) = job.next_due.filter(|t| Some(*t) != old_due) {
-                            self.heap.push(Reverse((t, *id)));
-                        }
-                        self.jobs.insert(*id, job);
-                    }
-                }
-                // Replaced due times stay in the heap as stale entries
-                // (skipped when popped); rebuild before they pile up.
-                if self.heap.len() > 2 * self.jobs.len() + 1024 {
-                    self.rebuild_heap();
-                }
-            }
+            Some(ids) => self.merge_jobs(fresh, ids),
             None => {
                 self.jobs = fresh;
                 self.reboot = false;
@@ -278,6 +239,75 @@ impl Scheduler {
                     );
                 }
             }
+        }
+    }
+
+    /// A loaded job, with its next due time: kept if its schedule and time
+    /// zone did not change, else the run model's first due time. `None`
+    /// (logged) for a schedule or time zone that cannot be read.
+    fn make_job(&mut self, r: JobRow, now: Timestamp, default_tz: &str) -> Option<Job> {
+        let id = r.id;
+        let schedule = match r.once_at {
+            Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
+            None => match shared(&mut self.parsed, &r.text, Schedule::parse) {
+                Ok(s) => s,
+                Err(e) => {
+                    warning!("pg_jobs: job {id} has an invalid schedule \"{}\": {e}", r.text);
+                    return None;
+                }
+            },
+        };
+        let tz_name = r.tz_name.unwrap_or_else(|| default_tz.to_owned());
+        let Ok(tz) = shared(&mut self.zones, &tz_name, TimeZone::get) else {
+            warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
+            return None;
+        };
+        let anchor = Timestamp::from_microsecond(r.created).unwrap_or(now);
+        let key = (r.text, tz_name);
+        let next_due = match self.jobs.get(&id) {
+            Some(old) if old.key == key => old.next_due,
+            _ => first_due(
+                &schedule,
+                &FirstDue {
+                    now,
+                    tz: &tz,
+                    anchor,
+                    last_due: r.last_due.and_then(|us| Timestamp::from_microsecond(us).ok()),
+                    catch_up: r.catch_up,
+                    reboot_pending: self.reboot,
+                    // SAFETY: PgStartTime is a plain global, set once in
+                    // the postmaster and inherited.
+                    server_started: time::from_pg_clamped(unsafe { pg_sys::PgStartTime }),
+                },
+            ),
+        };
+        Some(Job {
+            schedule,
+            key,
+            tz,
+            anchor,
+            next_due,
+            owner: r.owner,
+            datid: r.datid,
+        })
+    }
+
+    /// Take in the reloaded jobs `ids` (`fresh` holds those still enabled).
+    fn merge_jobs(&mut self, mut fresh: HashMap<i64, Job>, ids: &[i64]) {
+        for id in ids {
+            let old_due = self.jobs.remove(id).and_then(|j| j.next_due);
+            if let Some(job) = fresh.remove(id) {
+                // An unchanged due time is in the heap already.
+                if let Some(t) = job.next_due.filter(|t| Some(*t) != old_due) {
+                    self.heap.push(Reverse((t, *id)));
+                }
+                self.jobs.insert(*id, job);
+            }
+        }
+        // Replaced due times stay in the heap as stale entries
+        // (skipped when popped); rebuild before they pile up.
+        if self.heap.len() > 2 * self.jobs.len() + 1024 {
+            self.rebuild_heap();
         }
     }
 
@@ -307,10 +337,7 @@ impl Scheduler {
             }
             due_now.push((id, due));
             self.fired_in_pass.push((id, due));
-            let mut next = job.schedule.next_after(due, &job.tz, job.anchor);
-            if next.is_some_and(|t| t <= now) {
-                next = job.schedule.next_after(now, &job.tz, job.anchor);
-            }
+            let next = next_due_after_firing(&job.schedule, due, now, &job.tz, job.anchor);
             job.next_due = next;
             if let Some(t) = next {
                 self.heap.push(Reverse((t, id)));

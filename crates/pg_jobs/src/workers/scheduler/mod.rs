@@ -60,13 +60,13 @@ use jiff::tz::TimeZone;
 
 use jiff::Timestamp;
 
+use pg_jobs_core::executor_phase::ExecutorPhase;
+
 use pg_jobs_core::launcher::ExtPresence;
 
 use pg_jobs_core::overlap::{OnDue, Overlap};
 
-use pg_jobs_core::run_state::RunStatus;
-
-use pg_jobs_core::schedule::{retry_delay, Schedule};
+use pg_jobs_core::schedule::Schedule;
 
 use pgrx::bgworkers::BgWorkerStartTime;
 

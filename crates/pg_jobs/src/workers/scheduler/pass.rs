@@ -4,6 +4,7 @@
 //! daemons.
 
 use super::*;
+use pg_jobs_core::run::start::WhyNot;
 
 /// What one pass decided, acted on after its transaction commits.
 pub(super) struct PassResult {
@@ -15,6 +16,18 @@ pub(super) struct PassResult {
     pub(super) prewarm_for: Option<Timestamp>,
 }
 
+/// What the pass must read again, from the reload requests and the server's state.
+struct Reloads {
+    all_jobs: bool,
+    jobs: Vec<i64>,
+    daemons: bool,
+}
+
+/// The earlier of `w` and `t`.
+fn earliest(w: Option<Timestamp>, t: Timestamp) -> Option<Timestamp> {
+    Some(w.map_or(t, |w| w.min(t)))
+}
+
 impl Scheduler {
     pub(super) fn pass(&mut self) -> Next {
         // SAFETY: RecoveryInProgress only reads shared state, in any process
@@ -22,19 +35,11 @@ impl Scheduler {
         if unsafe { pg_sys::RecoveryInProgress() } {
             return self.watch();
         }
-        // Just promoted: everything is read afresh (schedules resume from now).
-        let promoted = std::mem::take(&mut self.was_in_recovery);
         shmem::set_state(self.me, State::Busy, None);
         self.forget_stopped_executors();
         self.forget_runs_no_executor_holds();
-        let changes = shmem::take_reload(self.me);
-        let reload_all = changes.all_jobs || promoted || !self.loaded;
-        let reload_daemons = changes.daemons
-            || changes.all_jobs
-            || promoted
-            || std::mem::take(&mut self.reload_daemons_pending);
+        let reloads = self.reloads();
         self.fired_in_pass.clear();
-
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
                 return None;
@@ -46,44 +51,7 @@ impl Scheduler {
                 requeue_reserved(&taken_back, false);
             }
             Some(Spi::connect_mut(|client| {
-                self.daemons.observe(client, reload_daemons, true);
-                let harvested = self.harvest(client);
-                self.mark_started_and_crashed(client);
-                let now = Timestamp::now();
-                let mut wake_at = self.kill_overdue(now);
-                if reload_all {
-                    refresh_database_names(client);
-                    self.load_jobs(client, now, None);
-                } else if !changes.jobs.is_empty() {
-                    self.load_jobs(client, now, Some(&changes.jobs));
-                }
-                self.fire_due_jobs(client, now);
-                let dispatch = pick_runs(client, self.db);
-                if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
-                    purge_history(client);
-                    self.last_purge = Some(Instant::now());
-                }
-                let next_retry = next_not_before(client);
-                let next_job = self.heap.peek().map(|Reverse((t, _))| *t);
-                // Executors started ahead of the next instant jobs fall due
-                // at, when the pool would be cold by then.
-                let mut prewarm_for = None;
-                if let Some(t) = next_job {
-                    match self.prewarm_at(t, now) {
-                        Some(at) if at <= now => prewarm_for = Some(t),
-                        Some(at) => wake_at = Some(wake_at.map_or(at, |w: Timestamp| w.min(at))),
-                        None => {}
-                    }
-                }
-                for t in [next_retry, next_job].into_iter().flatten() {
-                    wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
-                }
-                PassResult {
-                    harvested,
-                    dispatch,
-                    wake_at,
-                    prewarm_for,
-                }
+                self.pass_in_transaction(client, &reloads)
             }))
         });
         let Some(result) = result else {
@@ -91,10 +59,72 @@ impl Scheduler {
         };
         // Committed: what it fired stays fired whatever happens next.
         self.fired_in_pass.clear();
+        self.after_commit(result)
+    }
 
+    /// What changed since the last pass: reload requests, and a promotion
+    /// (just promoted: everything is read afresh, schedules resume from now).
+    fn reloads(&mut self) -> Reloads {
+        let promoted = std::mem::take(&mut self.was_in_recovery);
+        let changes = shmem::take_reload(self.me);
+        Reloads {
+            all_jobs: changes.all_jobs || promoted || !self.loaded,
+            daemons: changes.daemons
+                || changes.all_jobs
+                || promoted
+                || std::mem::take(&mut self.reload_daemons_pending),
+            jobs: changes.jobs,
+        }
+    }
+
+    /// The pass's transaction: harvest, mark started and crashed runs, kill
+    /// overdue executors, reload jobs, fire due ones, pick queued runs.
+    fn pass_in_transaction(&mut self, client: &mut SpiClient, reloads: &Reloads) -> PassResult {
+        self.daemons.observe(client, reloads.daemons, true);
+        let harvested = self.harvest(client);
+        self.mark_started_and_crashed(client);
+        let now = Timestamp::now();
+        let mut wake_at = self.kill_overdue(now);
+        if reloads.all_jobs {
+            refresh_database_names(client);
+            self.load_jobs(client, now, None);
+        } else if !reloads.jobs.is_empty() {
+            self.load_jobs(client, now, Some(&reloads.jobs));
+        }
+        self.fire_due_jobs(client, now);
+        let dispatch = pick_runs(client, self.db);
+        if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
+            purge_history(client);
+            self.last_purge = Some(Instant::now());
+        }
+        let next_retry = next_not_before(client);
+        let next_job = self.heap.peek().map(|Reverse((t, _))| *t);
+        // Executors started ahead of the next instant jobs fall due at,
+        // when the pool would be cold by then.
+        let mut prewarm_for = None;
+        if let Some(t) = next_job {
+            match self.prewarm_at(t, now) {
+                Some(at) if at <= now => prewarm_for = Some(t),
+                Some(at) => wake_at = earliest(wake_at, at),
+                None => {}
+            }
+        }
+        for t in [next_retry, next_job].into_iter().flatten() {
+            wake_at = earliest(wake_at, t);
+        }
+        PassResult {
+            harvested,
+            dispatch,
+            wake_at,
+            prewarm_for,
+        }
+    }
+
+    /// After the pass commits: free harvested slots, launch the picked
+    /// runs, prewarm, supervise daemons; then how long to sleep.
+    fn after_commit(&mut self, result: PassResult) -> Next {
         // The outcomes are committed: the slots can go, and waiters look again.
-        let harvested_any = !result.harvested.is_empty();
-        if harvested_any {
+        if !result.harvested.is_empty() {
             shmem::broadcast_runs_finished();
         }
         for h in result.harvested {
@@ -104,21 +134,7 @@ impl Scheduler {
                 shmem::release(h.slot);
             }
         }
-        let mut retry_soon = false;
-        for d in result.dispatch {
-            if retry_soon {
-                // Keep due-time order: once one waits for a worker slot, the later ones wait too.
-                shmem::release(d.slot);
-                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
-                    requeue(
-                        d.run_id,
-                        Some("waiting for an earlier run to get a background worker slot"),
-                    )
-                });
-            } else {
-                retry_soon = !self.launch(d);
-            }
-        }
+        let retry_soon = self.launch_all(result.dispatch);
         if let Some(t) = result.prewarm_for {
             bgw::in_transaction("pg_jobs scheduler: starting executors ahead of due jobs", || {
                 self.prewarm(t)
@@ -127,31 +143,9 @@ impl Scheduler {
         self.vacuum_queue_after_a_burst();
         let daemon_wake = self.daemons.act(false);
         shmem::set_state(self.me, State::Idle, None);
-
-        // Runs handed out or still starting: look again shortly to show
-        // them `running` (executors do not wake us when they start).
-        let executors = shmem::executors_of(self.db);
-        let busy = executors.iter().any(|(_, s)| {
-            !s.exited && !s.reusable && !s.outcome_ready && !self.shown_running.contains(&s.run_id)
-        });
-        let mut wake_at = result.wake_at;
-        // Runs reserved behind a run in progress: look when that run turns
-        // slow, to take them back (the executor's timer wakes us then too;
-        // this does not depend on that one wake-up arriving).
-        for (_, s) in executors
-            .iter()
-            .filter(|(_, s)| !s.exited && s.state == State::Running && !s.reserved().is_empty())
-        {
-            let t = time::from_pg_clamped(s.since + shmem::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
-            wake_at = Some(wake_at.map_or(t, |w: Timestamp| w.min(t)));
-        }
+        let mut wake_at = self.executors_wake_at(result.wake_at);
         if let Some(t) = daemon_wake {
-            let t = time::from_pg_clamped(t);
-            wake_at = Some(wake_at.map_or(t, |w| w.min(t)));
-        }
-        if busy {
-            let soon = Timestamp::now() + jiff::SignedDuration::from_millis(shmem::RUNNING_VISIBLE_WITHIN_MS);
-            wake_at = Some(wake_at.map_or(soon, |w| w.min(soon)));
+            wake_at = earliest(wake_at, time::from_pg_clamped(t));
         }
         let mut timeout = wake_at.map(|t| {
             let us = t.as_microsecond() - Timestamp::now().as_microsecond();
@@ -166,5 +160,53 @@ impl Scheduler {
             timeout = Some(timeout.map_or(Duration::from_secs(1), |t| t.min(Duration::from_secs(1))));
         }
         Next::Sleep(timeout)
+    }
+
+    /// Launch the picked runs in due order; once one waits for a worker
+    /// slot, the later ones go back to the queue too. Returns whether one
+    /// waits (look again soon).
+    fn launch_all(&mut self, dispatch: Vec<Dispatch>) -> bool {
+        let mut retry_soon = false;
+        for d in dispatch {
+            if !retry_soon {
+                retry_soon = !self.launch(d);
+                continue;
+            }
+            if d.warm {
+                // A live pooled executor: back to the pool, not freed.
+                shmem::abandon_handover(d.slot);
+            } else {
+                shmem::release(d.slot);
+            }
+            bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
+                requeue(d.run_id, WhyNot::BehindEarlierRun.message("").as_deref())
+            });
+        }
+        retry_soon
+    }
+
+    /// `wake_at`, or earlier if executors need looking at: runs handed out
+    /// or still starting, to show them `running` shortly (executors do not
+    /// wake us when they start); runs reserved behind a run in progress,
+    /// when that run turns slow, to take them back (the executor's timer
+    /// wakes us then too; this does not depend on that one wake-up arriving).
+    fn executors_wake_at(&self, mut wake_at: Option<Timestamp>) -> Option<Timestamp> {
+        let executors = shmem::executors_of(self.db);
+        let busy = executors.iter().any(|(_, s)| {
+            let p = s.phase();
+            !p.exited() && !p.reusable() && !p.outcome_ready() && !self.shown_running.contains(&s.run_id)
+        });
+        for (_, s) in executors
+            .iter()
+            .filter(|(_, s)| s.phase() == ExecutorPhase::Running && !s.reserved().is_empty())
+        {
+            let t = time::from_pg_clamped(s.since + shmem::RUNNING_VISIBLE_WITHIN_MS * 1000 + 1000);
+            wake_at = earliest(wake_at, t);
+        }
+        if busy {
+            let soon = Timestamp::now() + jiff::SignedDuration::from_millis(shmem::RUNNING_VISIBLE_WITHIN_MS);
+            wake_at = earliest(wake_at, soon);
+        }
+        wake_at
     }
 }

@@ -3,29 +3,21 @@
 
 use super::*;
 
-/// How long before a due instant executors are started ahead of it (a
-/// cold executor is ready in well under this on a loaded 2-core machine).
-pub(super) const PREWARM_LEAD_MS: i64 = 300;
-
 impl Scheduler {
-    /// When to start executors ahead of due instant `t`: `PREWARM_LEAD_MS`
-    /// before it, if the pool would be cold by then (no idle executor now,
-    /// or `t` is further away than idle executors live) — the fork and
-    /// connection of a cold executor cost several ms each, paid at the due
-    /// instant by every job due then (measured: 50 jobs due at one instant,
-    /// p99 start lag 40 ms cold vs 13 ms warm). None: not needed, or done.
+    /// When to start executors ahead of due instant `t` (the run model's
+    /// `schedule::prewarm_at`, given whether an idle executor is in
+    /// the pool now). `None`: not needed, or done.
     pub(super) fn prewarm_at(&self, t: Timestamp, now: Timestamp) -> Option<Timestamp> {
-        let idle_ms = gucs::executor_idle_timeout_ms() as i64;
-        if self.prewarmed_for == Some(t) || idle_ms < 2 * PREWARM_LEAD_MS {
-            return None;
-        }
-        let pooled = shmem::executors_of(self.db)
+        let pool_warm = shmem::executors_of(self.db)
             .iter()
-            .any(|(_, s)| s.reusable && !s.exited);
-        if pooled && t.as_millisecond() - now.as_millisecond() < idle_ms - PREWARM_LEAD_MS {
-            return None;
-        }
-        Some(t - jiff::SignedDuration::from_millis(PREWARM_LEAD_MS))
+            .any(|(_, s)| s.phase() == ExecutorPhase::Pooled);
+        pg_jobs_core::schedule::prewarm_at(
+            t,
+            now,
+            self.prewarmed_for,
+            gucs::executor_idle_timeout_ms() as i64,
+            pool_warm,
+        )
     }
 
     /// Start idle executors for the jobs due at `t` (as many as run as each
@@ -55,7 +47,7 @@ impl Scheduler {
         }
         for ((db, role), n) in want {
             let (db_oid, role_oid) = (pg_sys::Oid::from(db), pg_sys::Oid::from(role));
-            if free == 0 || !crate::catalog::acl::may_still_connect(role_oid, db_oid) {
+            if free == 0 || crate::catalog::acl::start_refusal(role_oid, db_oid).is_some() {
                 continue;
             }
             let have = shmem::pooled_or_warming(self.db, db, role);
