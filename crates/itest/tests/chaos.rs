@@ -259,6 +259,19 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         illegal.len()
     );
     assert!(illegal.is_empty(), "illegal run status changes: {illegal:?}");
+    // The executor slot's phase model refuses (and logs) events it does
+    // not allow; under chaos there must be none.
+    let phase_refusals: Vec<String> = c
+        .log()
+        .lines()
+        .filter(|l| l.contains("; left as it was"))
+        .map(str::to_owned)
+        .collect();
+    println!(
+        "RELIABILITY| executor slot events outside the phase model (pg_jobs_core::executor_phase) | {}",
+        phase_refusals.len()
+    );
+    assert!(phase_refusals.is_empty(), "{}", phase_refusals.join("\n"));
     assert_eq!(stuck, 0);
     assert!(lost.is_empty(), "lost runs: {lost:?}");
     assert!(violations.is_empty(), "{}", violations.join("\n"));

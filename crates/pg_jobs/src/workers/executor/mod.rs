@@ -285,8 +285,10 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         shmem::record_outcome(me, Outcome::Cancelled, "57014", outcome::CANCELLED_BEFORE_START);
         return false;
     }
-    let slow_run = arm_timeouts(slot.timeout_ms);
+    // The clock starts before the timeout is armed, so a timeout that fires
+    // on time is never measured as early (and taken for another cancel).
     let started = std::time::Instant::now();
+    let slow_run = arm_timeouts(slot.timeout_ms);
     let (result, recorded_in_transaction) = execute(command, &slot);
     disarm_timeouts(slow_run);
     // PostgreSQL resets the timeout's indicator when it reports the cancel,
