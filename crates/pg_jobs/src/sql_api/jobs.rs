@@ -287,22 +287,7 @@ fn resume(name: Option<&str>) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn run_now(name: Option<&str>) -> i64 {
     let id = find_job(required(name, "name"));
-    let run = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            if crate::catalog::schema_version::databases_by_oid() {
-                "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
-                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
-                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
-                 RETURNING id"
-            } else {
-                "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
-                 SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
-                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
-                 RETURNING id"
-            },
-            &[id.into()],
-        )
-    });
+    let run = bgw::as_superuser(|| crate::catalog::runs::run_now(id));
     hooks::wake_scheduler_at_commit();
     run.ok()
         .flatten()

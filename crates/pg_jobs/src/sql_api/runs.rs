@@ -2,7 +2,7 @@
 //! pg_jobs' tables: owners may read their rows (row-level security) but
 //! never write them directly, so run history cannot be forged.
 
-use crate::catalog::row;
+use crate::catalog::{results, runs};
 use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::raise;
@@ -38,36 +38,18 @@ fn _submit(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
-    let sql = if crate::catalog::schema_version::databases_by_oid() {
-        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
-                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
-                 RETURNING id"
-    } else {
-        // A database still at 0.1.0: runs are kept by database name.
-        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
-                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
-                 RETURNING id"
+    let run = runs::Submitted {
+        owner,
+        command,
+        database,
+        datid,
+        start_at,
+        timeout_ms,
+        max_attempts,
+        priority,
     };
     // A kept plan: a burst of submits plans this INSERT once per session.
-    let id = bgw::as_superuser(|| {
-        Spi::connect_mut(|c| {
-            crate::catalog::plans::run(
-                c,
-                sql,
-                &[
-                    owner.into(),
-                    command.into(),
-                    database.into(),
-                    start_at.into(),
-                    timeout_ms.into(),
-                    max_attempts.into(),
-                    priority.into(),
-                    datid.into(),
-                ],
-            )
-            .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
-        })
-    });
+    let id = bgw::as_superuser(|| runs::submit(&run));
     let id = match id {
         Ok(Some(id)) => id,
         Ok(None) => raise(
@@ -88,13 +70,7 @@ fn _submit(
 /// The status of a run the caller can see (row-level security), or an
 /// error if there is none.
 fn visible_status(run_id: i64) -> String {
-    Spi::get_one_with_args::<String>(
-        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
-        &[run_id.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| {
+    runs::status(run_id).ok().flatten().unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("run {run_id} does not exist"),
@@ -226,15 +202,10 @@ fn cancel(run_id: Option<i64>) -> bool {
 /// run was marked cancelled here (it had not started), `None` if its
 /// executor was interrupted, `Some(false)` if there was nothing to cancel.
 fn cancel_locked(run_id: i64) -> Option<bool> {
-    let status = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<String>(
-            "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-            &[run_id.into()],
-        )
-    })
-    .ok()
-    .flatten()
-    .and_then(|s| s.parse::<RunStatus>().ok());
+    let status = bgw::as_superuser(|| runs::lock_status(run_id))
+        .ok()
+        .flatten()
+        .and_then(|s| s.parse::<RunStatus>().ok());
     let Some(status) = status else {
         return Some(false); // no such run (or none we can read)
     };
@@ -250,15 +221,8 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
         cancel::Verdict::NothingToCancel => return Some(false),
         cancel::Verdict::MarkCancelled => {}
     }
-    bgw::as_superuser(|| {
-        Spi::run_with_args(
-            "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                    sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')",
-            &[run_id.into()],
-        )
-    })
-    .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
+    bgw::as_superuser(|| runs::mark_cancelled(run_id))
+        .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
     Some(true)
 }
 
@@ -270,18 +234,7 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
 fn result(run_id: Option<i64>) -> SetOfIterator<'static, pgrx::JsonB> {
     let run_id = required(run_id, "run_id");
     visible_status(run_id); // the ownership check: RLS on jobs.run
-    let rows: Vec<pgrx::JsonB> = bgw::as_superuser(|| {
-        Spi::connect(|c| {
-            c.select(
-                "SELECT u.r FROM jobs.run_result, pg_catalog.unnest(rows) WITH ORDINALITY AS u(r, n)
-                  WHERE run_id OPERATOR(pg_catalog.=) $1 ORDER BY u.n",
-                None,
-                &[run_id.into()],
-            )
-            .map(|t| t.filter_map(|row| row::get_opt::<pgrx::JsonB>(&row, 1)).collect())
-            .unwrap_or_default()
-        })
-    });
+    let rows = bgw::as_superuser(|| results::rows(run_id));
     SetOfIterator::new(rows)
 }
 

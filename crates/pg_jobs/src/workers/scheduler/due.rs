@@ -3,7 +3,7 @@
 //! due (a run queued or skipped per the overlap policy).
 
 use super::*;
-use crate::catalog::row;
+use crate::catalog::{self, row};
 use crate::pg::error::OrRaise;
 use pg_jobs_core::schedule::{first_due, next_due_after_firing, FirstDue};
 
@@ -68,30 +68,7 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
         return;
     }
     let ids: Vec<i64> = due.iter().map(|(id, _)| *id).collect();
-    let state: std::collections::HashMap<i64, (Overlap, u32, u32)> = plans::run(
-        client,
-        "SELECT j.id, j.overlap,
-                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
-                    AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))::int4,
-                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
-                    AND r.status OPERATOR(pg_catalog.=) 'queued')::int4
-           FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)",
-        &[ids.into()],
-    )
-    .or_raise("reading due jobs")
-    .filter_map(|row| {
-        let id = row::get_opt::<i64>(&row, 1)?;
-        let overlap = row
-            .get::<String>(2)
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Overlap::Skip);
-        let active = row::get_opt::<i32>(&row, 3).unwrap_or(0) as u32;
-        let pending = row::get_opt::<i32>(&row, 4).unwrap_or(0) as u32;
-        Some((id, (overlap, active, pending)))
-    })
-    .collect();
+    let state = catalog::runs::overlap_state(client, ids);
     let (mut ids, mut dues, mut statuses, mut messages) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, at) in due {
         let Some((overlap, active, pending)) = state.get(id) else {
@@ -113,33 +90,15 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
     if ids.is_empty() {
         return;
     }
-    // The run records the database's current name (it may have been renamed).
-    let (datid_col, database) = if schema_version::databases_by_oid() {
-        (
-            ", datid",
-            "COALESCE((SELECT d.datname FROM pg_catalog.pg_database d
-                        WHERE d.oid OPERATOR(pg_catalog.=) j.datid), j.database), j.datid",
-        )
-    } else {
-        ("", "j.database")
-    };
-    plans::run_built(
+    catalog::runs::fire(
         client,
-        &format!(
-            "/* run event: fire */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
-                                   retry_backoff, scheduled_for, status, message, finished_at)
-             SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
-                    TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',
-                    u.status, u.message, CASE WHEN u.status OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
-               FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]),
-                               pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]))
-                      WITH ORDINALITY AS u(id, due, status, message, n)
-               JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) u.id
-              ORDER BY u.n"
-        ),
-        &[ids.into(), dues.into(), statuses.into(), messages.into()],
-    )
-    .or_raise("queueing due runs");
+        catalog::runs::Fired {
+            ids,
+            dues,
+            statuses,
+            messages,
+        },
+    );
 }
 
 /// A job row as `load_jobs` reads it.

@@ -4,8 +4,7 @@
 //! executors past their timeout terminated.
 
 use super::*;
-use crate::catalog::row;
-use crate::pg::error::OrRaise;
+use crate::catalog::runs::{self, Ended, Endings};
 use pg_jobs_core::run::outcome::{self, Ending};
 use pg_jobs_core::run::retry::{self, Retry};
 use pg_jobs_core::run::{RunEvent, RunStatus};
@@ -20,147 +19,45 @@ pub(super) struct Harvested {
     pub(super) exited: bool,
 }
 
-/// What the statements that end runs (harvest, crash sweep) return about
-/// each row they made terminal: what the log line and the retry decision
-/// need. The backoff is capped at the longest retry delay there is (so the
-/// conversion cannot overflow whatever interval the row holds).
-macro_rules! ended_columns {
-    () => {
-        "r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message,
-         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8"
+/// Log run `e`, which a harvest or the crash sweep (`ended_by`) made
+/// terminal, and queue its next attempt if the run model's retry decision
+/// says so.
+fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
+    log_run(e.id, e.job_id, e.status.as_str(), e.message.as_deref());
+    // SAFETY: the process's global PRNG state, used only on this
+    // thread; PostgreSQL seeds it at process start.
+    let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
+    let backoff = jiff::SignedDuration::from_millis(e.backoff_ms);
+    if let Retry::After { attempt, delay } =
+        retry::decide(ended_by, e.attempt, e.max_attempts, backoff, jitter)
+    {
+        runs::queue_retry(client, e.id, attempt as i32, delay.as_millis() as i64);
+    }
+}
+
+/// Add how the run of slot `s` ended to `endings`, as the run model has
+/// it: what its executor reported, else (it is gone) a timeout kill or a crash.
+fn push_ending(endings: &mut Endings, s: &shmem::Slot) {
+    let ending = s.outcome.ending(s.killed_for_timeout);
+    let (code, message) = match ending {
+        Ending::Succeeded => (None, None),
+        Ending::Crashed | Ending::TimedOut if s.outcome == Outcome::Nothing => {
+            let (code, message) = outcome::unreported_detail(s.killed_for_timeout);
+            (code.map(str::to_owned), Some(message))
+        }
+        _ => (Some(s.sqlstate()), Some(s.message())),
     };
-}
-
-/// A run a harvest or the crash sweep made terminal (a row of `ended_columns!()`).
-pub(super) struct Ended {
-    id: i64,
-    status: RunStatus,
-    attempt: i32,
-    max_attempts: i32,
-    job_id: Option<i64>,
-    message: Option<String>,
-    backoff_ms: i64,
-}
-
-impl Ended {
-    fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> Ended {
-        let status: String = row::get_req(r, 2);
-        Ended {
-            id: row::get_req(r, 1),
-            status: status.parse().or_raise("reading an ended run's status"),
-            attempt: row::get_req(r, 3),
-            max_attempts: row::get_req(r, 4),
-            job_id: row::get_opt(r, 5),
-            message: row::get_opt(r, 6),
-            backoff_ms: row::get_req(r, 7),
-        }
-    }
-
-    /// Log it, and queue its next attempt if the run model's retry
-    /// decision says so.
-    fn settle(&self, client: &mut SpiClient, ended_by: RunEvent) {
-        log_run(
-            self.id,
-            self.job_id,
-            self.status.as_str(),
-            self.message.as_deref(),
-        );
-        // SAFETY: the process's global PRNG state, used only on this
-        // thread; PostgreSQL seeds it at process start.
-        let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
-        let backoff = jiff::SignedDuration::from_millis(self.backoff_ms);
-        if let Retry::After { attempt, delay } =
-            retry::decide(ended_by, self.attempt, self.max_attempts, backoff, jitter)
-        {
-            queue_retry(client, self.id, attempt, delay);
-        }
-    }
-}
-
-/// Queue attempt `attempt` of run `failed`, `delay` from now.
-fn queue_retry(client: &mut SpiClient, failed: i64, attempt: u32, delay: jiff::SignedDuration) {
-    plans::run_built(
-            client,
-            &format!("/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
-                                   retry_backoff, scheduled_for, not_before)
-             SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
-                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
-               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
-                datid = if schema_version::databases_by_oid() { ", datid" } else { "" }),
-            &[failed.into(), (attempt as i32).into(), (delay.as_millis() as i64).into()],
-        )
-        .or_raise("queueing a retry");
-}
-
-/// The columns of the harvest's one UPDATE, a row per slot that holds a run.
-#[derive(Default)]
-struct Endings {
-    ids: Vec<i64>,
-    statuses: Vec<String>,
-    pids: Vec<i32>,
-    started: Vec<i64>,
-    finished: Vec<i64>,
-    codes: Vec<Option<String>>,
-    messages: Vec<Option<String>>,
-}
-
-impl Endings {
-    /// How the run of slot `s` ended, as the run model has it: what its
-    /// executor reported, else (it is gone) a timeout kill or a crash.
-    fn push(&mut self, s: &shmem::Slot) {
-        let ending = s.outcome.ending(s.killed_for_timeout);
-        let (code, message) = match ending {
-            Ending::Succeeded => (None, None),
-            Ending::Crashed | Ending::TimedOut if s.outcome == Outcome::Nothing => {
-                let (code, message) = outcome::unreported_detail(s.killed_for_timeout);
-                (code.map(str::to_owned), Some(message))
-            }
-            _ => (Some(s.sqlstate()), Some(s.message())),
-        };
-        self.ids.push(s.run_id);
-        self.statuses.push(ending.status().as_str().to_owned());
-        self.pids.push(s.pid);
-        self.started.push(if s.started_at != 0 {
-            s.started_at
-        } else {
-            s.finished_at
-        });
-        self.finished.push(s.finished_at);
-        self.codes.push(code);
-        self.messages.push(message);
-    }
-
-    /// Write them all, in one statement (only runs still in flight);
-    /// returns the rows it made terminal.
-    fn write(self, client: &mut SpiClient) -> Vec<Ended> {
-        plans::run(
-                client,
-                concat!("/* run event: harvest(failed) */ UPDATE jobs.run r
-                    SET status = u.status, pid = u.pid,
-                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
-                        finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
-                        sqlstate = u.code, message = u.message
-                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
-                                   pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[]),
-                                   pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::text[]),
-                                   pg_catalog.unnest($7::text[]))
-                        AS u(id, status, pid, started, finished, code, message)
-                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
-              RETURNING ", ended_columns!()),
-                &[
-                    self.ids.into(),
-                    self.statuses.into(),
-                    self.pids.into(),
-                    self.started.into(),
-                    self.finished.into(),
-                    self.codes.into(),
-                    self.messages.into(),
-                ],
-            )
-            .or_raise("recording run outcomes")
-            .map(|r| Ended::from_row(&r))
-            .collect()
-    }
+    endings.ids.push(s.run_id);
+    endings.statuses.push(ending.status().as_str().to_owned());
+    endings.pids.push(s.pid);
+    endings.started.push(if s.started_at != 0 {
+        s.started_at
+    } else {
+        s.finished_at
+    });
+    endings.finished.push(s.finished_at);
+    endings.codes.push(code);
+    endings.messages.push(message);
 }
 
 /// The harvest event that wrote `status`.
@@ -223,10 +120,10 @@ impl Scheduler {
         // already terminal.)
         let mut endings = Endings::default();
         for (_, s) in slots.iter().filter(|(_, s)| s.phase().holds_run()) {
-            endings.push(s);
+            push_ending(&mut endings, s);
         }
-        for ended in endings.write(client) {
-            ended.settle(client, harvest_event(ended.status));
+        for ended in runs::record_endings(client, endings) {
+            settle(client, &ended, harvest_event(ended.status));
         }
         // A pooled executor whose outcome is now written may take the next
         // run in this same pass: it is handed over only after this commits
@@ -270,22 +167,8 @@ impl Scheduler {
         if ids.is_empty() {
             return;
         }
-        plans::run(
-                client,
-                "/* run event: start */ UPDATE jobs.run r SET status = 'running', pid = u.pid,
-                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond'
-                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]),
-                                   pg_catalog.unnest($3::int8[])) AS u(id, pid, started)
-                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) 'starting'
-              RETURNING r.id",
-                &[ids.into(), pids.into(), starts.into()],
-            )
-            .or_raise("marking runs running")
-            .for_each(|r| {
-                if let Some(id) = row::get_opt::<i64>(&r, 1) {
-                    self.shown_running.insert(id);
-                }
-            });
+        let marked = runs::mark_running(client, ids, pids, starts);
+        self.shown_running.extend(marked);
     }
 
     /// Terminate executors that overran their timeout by the grace period
@@ -341,14 +224,7 @@ fn sweep_crashed(client: &mut SpiClient, db: pg_sys::Oid) {
     // executor. Each row's version (xmin) is kept: the run is marked
     // crashed only if it is still that version — not if, say, it went
     // back to the queue and another executor claimed it since.
-    let in_flight: Vec<(i64, String)> = plans::run(
-        client,
-        "SELECT id, xmin::pg_catalog.text FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
-        &[],
-    )
-    .or_raise("reading runs in flight")
-    .map(|r| (row::get_req::<i64>(&r, 1), row::get_req::<String>(&r, 2)))
-    .collect();
+    let in_flight = runs::in_flight(client);
     // A slot still waiting for a handover from a dead scheduler holds no
     // run (nor does one idle in the pool); an executor's reserved runs
     // are held until it starts them.
@@ -364,22 +240,9 @@ fn sweep_crashed(client: &mut SpiClient, db: pg_sys::Oid) {
     if gone.is_empty() {
         return;
     }
-    let crashed: Vec<Ended> = plans::run(
-            client,
-            concat!("/* run event: crash_sweep */ UPDATE jobs.run r SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
-                    message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
-               FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[])) AS g(id, version)
-              WHERE r.id OPERATOR(pg_catalog.=) g.id
-                AND r.xmin OPERATOR(pg_catalog.=) g.version::pg_catalog.xid
-                AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
-          RETURNING ", ended_columns!()),
-            &[gone.into(), versions.into()],
-        )
-        .or_raise("marking crashed runs")
-        .map(|r| Ended::from_row(&r))
-        .collect();
+    let crashed = runs::mark_crashed(client, gone, versions);
     for mut ended in crashed {
         ended.message = Some("its executor is gone".to_owned());
-        ended.settle(client, RunEvent::CrashSweep);
+        settle(client, &ended, RunEvent::CrashSweep);
     }
 }

@@ -50,8 +50,6 @@ use crate::workers::log_run;
 
 use crate::shmem::{self, Kind, Outcome, Reservation, SlotRef, State};
 
-use crate::catalog::plans;
-
 use crate::catalog::schema_version;
 
 use crate::pg::time;
@@ -64,7 +62,7 @@ use pg_jobs_core::executor_phase::ExecutorPhase;
 
 use pg_jobs_core::launcher::ExtPresence;
 
-use pg_jobs_core::overlap::{OnDue, Overlap};
+use pg_jobs_core::overlap::OnDue;
 
 use pg_jobs_core::schedule::Schedule;
 

@@ -1,0 +1,163 @@
+//! New runs: submitted (`jobs.submit`), queued by hand (`jobs.run_now`),
+//! fired by the scheduler when their job is due, and retries.
+
+use crate::catalog::{plans, row, schema_version};
+use crate::pg::error::OrRaise;
+use pg_jobs_core::overlap::Overlap;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use std::collections::HashMap;
+
+/// A run `jobs.submit` queues.
+pub(crate) struct Submitted<'a> {
+    pub(crate) owner: pg_sys::Oid,
+    pub(crate) command: &'a str,
+    pub(crate) database: &'a str,
+    pub(crate) datid: pg_sys::Oid,
+    pub(crate) start_at: Option<TimestampWithTimeZone>,
+    /// 0: none.
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) max_attempts: i32,
+    pub(crate) priority: i32,
+}
+
+/// Queue `run` (a kept plan: a burst of submits plans this INSERT once per
+/// session); returns its id.
+pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
+    let sql = if schema_version::databases_by_oid() {
+        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
+                 RETURNING id"
+    } else {
+        // A database still at 0.1.0: runs are kept by database name.
+        "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7)
+                 RETURNING id"
+    };
+    Spi::connect_mut(|c| {
+        plans::run(
+            c,
+            sql,
+            &[
+                run.owner.into(),
+                run.command.into(),
+                run.database.into(),
+                run.start_at.into(),
+                run.timeout_ms.into(),
+                run.max_attempts.into(),
+                run.priority.into(),
+                run.datid.into(),
+            ],
+        )
+        .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
+    })
+}
+
+/// Queue a run of job `job_id` now (`jobs.run_now`); returns its id.
+pub(crate) fn run_now(job_id: i64) -> SpiResult<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        if schema_version::databases_by_oid() {
+            "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
+                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 RETURNING id"
+        } else {
+            "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, max_attempts, timeout, retry_backoff, scheduled_for)
+                 SELECT id, owner, command, database, max_attempts, timeout, retry_backoff, pg_catalog.now()
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 RETURNING id"
+        },
+        &[job_id.into()],
+    )
+}
+
+/// For each job of `ids` that still exists: its overlap policy, and how
+/// many of its runs are active (starting or running) and pending (queued).
+pub(crate) fn overlap_state(client: &mut SpiClient, ids: Vec<i64>) -> HashMap<i64, (Overlap, u32, u32)> {
+    plans::run(
+        client,
+        "SELECT j.id, j.overlap,
+                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                    AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))::int4,
+                (SELECT count(*) FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id
+                    AND r.status OPERATOR(pg_catalog.=) 'queued')::int4
+           FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) ANY ($1)",
+        &[ids.into()],
+    )
+    .or_raise("reading due jobs")
+    .filter_map(|row| {
+        let id = row::get_opt::<i64>(&row, 1)?;
+        let overlap = row
+            .get::<String>(2)
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Overlap::Skip);
+        let active = row::get_opt::<i32>(&row, 3).unwrap_or(0) as u32;
+        let pending = row::get_opt::<i32>(&row, 4).unwrap_or(0) as u32;
+        Some((id, (overlap, active, pending)))
+    })
+    .collect()
+}
+
+/// Runs of due jobs, in the order given: job ids, due instants
+/// (microseconds since 1970), `queued` or `skipped`, and a message.
+pub(crate) struct Fired {
+    pub(crate) ids: Vec<i64>,
+    pub(crate) dues: Vec<i64>,
+    pub(crate) statuses: Vec<String>,
+    pub(crate) messages: Vec<Option<String>>,
+}
+
+/// Create the runs of due jobs `fired`, in one statement.
+pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
+    // The run records the database's current name (it may have been renamed).
+    let (datid_col, database) = if schema_version::databases_by_oid() {
+        (
+            ", datid",
+            "COALESCE((SELECT d.datname FROM pg_catalog.pg_database d
+                        WHERE d.oid OPERATOR(pg_catalog.=) j.datid), j.database), j.datid",
+        )
+    } else {
+        ("", "j.database")
+    };
+    plans::run_built(
+        client,
+        &format!(
+            "/* run event: fire */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
+                                   retry_backoff, scheduled_for, status, message, finished_at)
+             SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
+                    TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',
+                    u.status, u.message, CASE WHEN u.status OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
+               FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]),
+                               pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]))
+                      WITH ORDINALITY AS u(id, due, status, message, n)
+               JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) u.id
+              ORDER BY u.n"
+        ),
+        &[
+            fired.ids.into(),
+            fired.dues.into(),
+            fired.statuses.into(),
+            fired.messages.into(),
+        ],
+    )
+    .or_raise("queueing due runs");
+}
+
+/// Queue attempt `attempt` of run `failed`, `delay_ms` from now.
+pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, delay_ms: i64) {
+    plans::run_built(
+        client,
+        &format!(
+            "/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
+                                   retry_backoff, scheduled_for, not_before)
+             SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
+                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
+               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+            datid = if schema_version::databases_by_oid() { ", datid" } else { "" }
+        ),
+        &[failed.into(), attempt.into(), delay_ms.into()],
+    )
+    .or_raise("queueing a retry");
+}

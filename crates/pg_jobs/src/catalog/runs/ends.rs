@@ -1,0 +1,230 @@
+//! Runs starting and ending: shown `running` once their executor started,
+//! their outcomes written by the scheduler's harvest, marked `crashed` by
+//! its sweep, and recorded `succeeded` inside the command's own transaction.
+
+use crate::catalog::{plans, row};
+use crate::pg::error::OrRaise;
+use pg_jobs_core::run::RunStatus;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiHeapTupleData};
+
+/// What the statements that end runs (harvest, crash sweep) return about
+/// each row they made terminal: what the log line and the retry decision
+/// need. The backoff is capped at the longest retry delay there is (so the
+/// conversion cannot overflow whatever interval the row holds).
+macro_rules! ended_columns {
+    () => {
+        "r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message,
+         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8"
+    };
+}
+
+/// A run a harvest or the crash sweep made terminal (a row of `ended_columns!()`).
+pub(crate) struct Ended {
+    pub(crate) id: i64,
+    pub(crate) status: RunStatus,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) job_id: Option<i64>,
+    pub(crate) message: Option<String>,
+    pub(crate) backoff_ms: i64,
+}
+
+impl Ended {
+    fn from_row(r: &SpiHeapTupleData) -> Ended {
+        let status: String = row::get_req(r, 2);
+        Ended {
+            id: row::get_req(r, 1),
+            status: status.parse().or_raise("reading an ended run's status"),
+            attempt: row::get_req(r, 3),
+            max_attempts: row::get_req(r, 4),
+            job_id: row::get_opt(r, 5),
+            message: row::get_opt(r, 6),
+            backoff_ms: row::get_req(r, 7),
+        }
+    }
+}
+
+/// Say `running` for runs `ids` (still `starting`), with their executors'
+/// pids and start times (microseconds since 2000-01-01, PostgreSQL's
+/// epoch). Returns the runs it changed.
+pub(crate) fn mark_running(
+    client: &mut SpiClient,
+    ids: Vec<i64>,
+    pids: Vec<i32>,
+    starts: Vec<i64>,
+) -> Vec<i64> {
+    plans::run(
+        client,
+        "/* run event: start */ UPDATE jobs.run r SET status = 'running', pid = u.pid,
+                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond'
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int4[]),
+                                   pg_catalog.unnest($3::int8[])) AS u(id, pid, started)
+                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) 'starting'
+              RETURNING r.id",
+        &[ids.into(), pids.into(), starts.into()],
+    )
+    .or_raise("marking runs running")
+    .filter_map(|r| row::get_opt::<i64>(&r, 1))
+    .collect()
+}
+
+/// The columns of the harvest's one UPDATE, a row per run whose executor
+/// reported (or is gone). Times in microseconds since 2000-01-01.
+#[derive(Default)]
+pub(crate) struct Endings {
+    pub(crate) ids: Vec<i64>,
+    pub(crate) statuses: Vec<String>,
+    pub(crate) pids: Vec<i32>,
+    pub(crate) started: Vec<i64>,
+    pub(crate) finished: Vec<i64>,
+    pub(crate) codes: Vec<Option<String>>,
+    pub(crate) messages: Vec<Option<String>>,
+}
+
+/// Write the harvest's `endings`, in one statement (only runs still in
+/// flight); returns the rows it made terminal.
+pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<Ended> {
+    plans::run(
+        client,
+        concat!(
+            "/* run event: harvest(failed) */ UPDATE jobs.run r
+                    SET status = u.status, pid = u.pid,
+                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
+                        finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
+                        sqlstate = u.code, message = u.message
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
+                                   pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[]),
+                                   pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::text[]),
+                                   pg_catalog.unnest($7::text[]))
+                        AS u(id, status, pid, started, finished, code, message)
+                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING ",
+            ended_columns!()
+        ),
+        &[
+            endings.ids.into(),
+            endings.statuses.into(),
+            endings.pids.into(),
+            endings.started.into(),
+            endings.finished.into(),
+            endings.codes.into(),
+            endings.messages.into(),
+        ],
+    )
+    .or_raise("recording run outcomes")
+    .map(|r| Ended::from_row(&r))
+    .collect()
+}
+
+/// Runs in flight (`starting` or `running`), each with its row version
+/// (`xmin`), for [`mark_crashed`].
+pub(crate) fn in_flight(client: &mut SpiClient) -> Vec<(i64, String)> {
+    plans::run(
+        client,
+        "SELECT id, xmin::pg_catalog.text FROM jobs.run WHERE status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+        &[],
+    )
+    .or_raise("reading runs in flight")
+    .map(|r| (row::get_req::<i64>(&r, 1), row::get_req::<String>(&r, 2)))
+    .collect()
+}
+
+/// Mark `crashed` the runs `gone` still in flight and still at the row
+/// version `versions` [`in_flight`] read (not, say, requeued and claimed
+/// again since); returns the rows it made terminal.
+pub(crate) fn mark_crashed(client: &mut SpiClient, gone: Vec<i64>, versions: Vec<String>) -> Vec<Ended> {
+    plans::run(
+        client,
+        concat!(
+            "/* run event: crash_sweep */ UPDATE jobs.run r SET status = 'crashed', finished_at = pg_catalog.clock_timestamp(),
+                    message = 'the executor ended without recording an outcome (terminated, crashed, or the server restarted)'
+               FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[])) AS g(id, version)
+              WHERE r.id OPERATOR(pg_catalog.=) g.id
+                AND r.xmin OPERATOR(pg_catalog.=) g.version::pg_catalog.xid
+                AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+          RETURNING ",
+            ended_columns!()
+        ),
+        &[gone.into(), versions.into()],
+    )
+    .or_raise("marking crashed runs")
+    .map(|r| Ended::from_row(&r))
+    .collect()
+}
+
+/// The in-transaction record of a run's success: `succeeded`, if run
+/// `run_id` is still ours to finish. Returns how many rows it updated (0 or 1).
+///
+/// Read with the latest snapshot, not the command's: a command running at
+/// REPEATABLE READ or SERIALIZABLE (its role's default) would otherwise
+/// fail with a serialization error whenever the scheduler showed the run
+/// `running` after the command's snapshot was taken. Raw SPI, because
+/// choosing the snapshot takes `SPI_execute_snapshot`; the plan is kept.
+pub(crate) fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
+    thread_local! {
+        static PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    const SQL: &std::ffi::CStr =
+        c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+                 pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
+                 started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')";
+    // SAFETY: called inside the run's transaction (just before its commit,
+    // with an active snapshot), where SPI may connect. PLAN is null or the
+    // plan SPI_keepplan moved to a long-lived context in this same process
+    // (never freed), so it stays valid across transactions; `values` and
+    // `nulls` have the 2 entries the plan takes and outlive the call.
+    // XactIsoLevel is a plain global, restored right after the statement.
+    // An ERROR (error! or inside SPI) unwinds; the abort that follows
+    // ends the SPI connection.
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            error!("pg_jobs: cannot record run {run_id}: SPI_connect failed");
+        }
+        let mut plan = PLAN.with(|p| p.get()) as pg_sys::SPIPlanPtr;
+        if plan.is_null() {
+            let mut types = [pg_sys::INT8OID, pg_sys::BOOLOID];
+            plan = pg_sys::SPI_prepare(SQL.as_ptr(), 2, types.as_mut_ptr());
+            if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
+                error!("pg_jobs: cannot record run {run_id}: cannot prepare the record");
+            }
+            PLAN.with(|p| p.set(plan as usize));
+        }
+        let mut values = [pg_sys::Datum::from(run_id), pg_sys::Datum::from(truncated)];
+        let nulls = [b' ' as std::ffi::c_char; 2];
+        // And as READ COMMITTED would, should the scheduler's update of the
+        // row be in progress (not in the latest snapshot yet): wait for it
+        // and re-check the row, instead of a serialization failure. Only
+        // for this statement; the command's own level is restored at once
+        // (after an ERROR, the next transaction starts afresh anyway).
+        let level = pg_sys::XactIsoLevel;
+        pg_sys::XactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32;
+        let rc = pg_sys::SPI_execute_snapshot(
+            plan,
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            pg_sys::GetLatestSnapshot(),
+            std::ptr::null_mut(),
+            false,
+            true,
+            0,
+        );
+        pg_sys::XactIsoLevel = level;
+        if rc != pg_sys::SPI_OK_UPDATE as i32 {
+            error!("pg_jobs: cannot record run {run_id}: SPI returned {rc}");
+        }
+        let n = pg_sys::SPI_processed;
+        pg_sys::SPI_finish();
+        n
+    }
+}
+
+/// Note that the kept rows of run `run_id` were cut at the cap (where its
+/// record was not written with them).
+pub(crate) fn flag_result_truncated(run_id: i64) -> Result<(), pgrx::spi::SpiError> {
+    Spi::run_with_args(
+        "UPDATE jobs.run SET result_truncated = true WHERE id OPERATOR(pg_catalog.=) $1",
+        &[run_id.into()],
+    )
+}

@@ -1,0 +1,85 @@
+//! What the SQL API reads of a run and how it cancels one, and the
+//! scheduler's housekeeping of the history: purging old runs (with their
+//! kept rows) and vacuuming the queue.
+
+use crate::exec::runner::{self, Outcome};
+use crate::pg::error::OrRaise;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+
+/// The status of run `run_id`, as the caller sees it (row-level security:
+/// `None` for a run of a role the caller is not a member of).
+pub(crate) fn status(run_id: i64) -> SpiResult<Option<String>> {
+    Spi::get_one_with_args::<String>(
+        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+        &[run_id.into()],
+    )
+}
+
+/// [`status`], with the run's row locked (`FOR UPDATE`) until the end of
+/// the (sub)transaction.
+pub(crate) fn lock_status(run_id: i64) -> SpiResult<Option<String>> {
+    Spi::get_one_with_args::<String>(
+        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+        &[run_id.into()],
+    )
+}
+
+/// Mark run `run_id` cancelled, if it has not started (`jobs.cancel`).
+pub(crate) fn mark_cancelled(run_id: i64) -> SpiResult<()> {
+    Spi::run_with_args(
+        "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')",
+        &[run_id.into()],
+    )
+}
+
+/// Delete finished runs that ended more than `retention_s` seconds ago, in
+/// a bounded batch, with their kept rows (no foreign key does that since 0.3.0).
+pub(crate) fn purge_older_than(client: &mut SpiClient, retention_s: i64) {
+    client
+        .update(
+            "WITH gone AS (
+               DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                 SELECT id FROM jobs.run
+                  WHERE finished_at < pg_catalog.now() - $1 * INTERVAL '1 second'
+                    AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+                  LIMIT 10000))
+               RETURNING id)
+             DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM gone))",
+            None,
+            &[retention_s.into()],
+        )
+        .or_raise("purging old runs");
+}
+
+/// Delete each job's finished runs beyond its latest `per_job`, in a
+/// bounded batch, with their kept rows.
+pub(crate) fn purge_beyond_per_job(client: &mut SpiClient, per_job: i64) {
+    client
+        .update(
+            "WITH gone AS (
+                   DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                     SELECT id FROM (
+                       SELECT id, pg_catalog.row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
+                         FROM jobs.run
+                        WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')) k
+                      WHERE k.n OPERATOR(pg_catalog.>) $1
+                      LIMIT 10000))
+                   RETURNING id)
+                 DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM gone))",
+            None,
+            &[per_job.into()],
+        )
+        .or_raise("purging runs beyond the per-job bound");
+}
+
+/// Vacuum the run table, as psql would run it: outside a transaction.
+/// Returns why it failed, if it did.
+pub(crate) fn vacuum() -> Option<String> {
+    match runner::run("VACUUM (SKIP_LOCKED) jobs.run") {
+        Outcome::Failed { message, .. } => Some(message),
+        _ => None,
+    }
+}

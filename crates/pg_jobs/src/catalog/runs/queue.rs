@@ -1,0 +1,277 @@
+//! The queue: the scheduler's dispatch (read the head, mark it `starting`,
+//! fail what can never start), a pooled executor's own claims, and runs
+//! going back to the queue.
+
+use crate::catalog::{plans, row, schema_version};
+use crate::pg::error::OrRaise;
+use jiff::Timestamp;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
+
+/// A queued run as the dispatch query reads it (locked for this pass).
+pub(crate) struct Queued {
+    pub(crate) run_id: i64,
+    pub(crate) role: pg_sys::Oid,
+    /// `None`: its database is gone.
+    pub(crate) target: Option<pg_sys::Oid>,
+    pub(crate) command: String,
+    /// `None`: its owner role is gone.
+    pub(crate) can_login: Option<bool>,
+    pub(crate) can_connect: Option<bool>,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) job_id: Option<i64>,
+    pub(crate) db_name: String,
+}
+
+impl Queued {
+    fn from_row(r: &SpiHeapTupleData) -> Queued {
+        Queued {
+            run_id: row::get_req(r, 1),
+            role: row::get_req(r, 2),
+            target: row::get_opt(r, 3),
+            command: row::get_req(r, 4),
+            can_login: row::get_opt(r, 5),
+            can_connect: row::get_opt(r, 6),
+            timeout_ms: row::get_opt(r, 7),
+            job_id: row::get_opt(r, 8),
+            db_name: row::get_req(r, 9),
+        }
+    }
+}
+
+/// Up to `limit` queued runs that may start now, in dispatch order,
+/// locked (FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
+/// queue itself, see [`claim_batch`] and [`claim_head`], never gets the
+/// same one).
+pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
+    // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
+    // none), else by name (a database not yet updated from 0.1.0).
+    let database_match = if schema_version::databases_by_oid() {
+        "d.oid OPERATOR(pg_catalog.=) r.datid
+                         OR (r.datid IS NULL AND d.datname OPERATOR(pg_catalog.=) r.database)"
+    } else {
+        "d.datname OPERATOR(pg_catalog.=) r.database"
+    };
+    plans::run_built(
+        client,
+        &format!(
+            "SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
+                    CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
+                         THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
+                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text
+               FROM jobs.run r
+               LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
+               LEFT JOIN pg_catalog.pg_database d ON {database_match}
+               LEFT JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) r.job_id
+              WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+                AND (j.overlap IS NULL OR j.overlap OPERATOR(pg_catalog.=) 'allow' OR NOT EXISTS (
+                       SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
+                          AND o.status OPERATOR(pg_catalog.=) ANY ('{{starting,running}}')))
+              ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+              LIMIT $1
+                FOR UPDATE OF r SKIP LOCKED"
+        ),
+        &[(limit as i64).into()],
+    )
+    .or_raise("reading queued runs")
+    .map(|r| Queued::from_row(&r))
+    .collect()
+}
+
+/// Mark the runs `ids`, picked by [`queued`], `starting` (still queued ones only).
+pub(crate) fn mark_dispatched(client: &mut SpiClient, ids: Vec<i64>) {
+    plans::run(
+        client,
+        "/* run event: dispatch */ UPDATE jobs.run SET status = 'starting', message = NULL
+                  WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'",
+        &[ids.into()],
+    )
+    .or_raise("marking runs starting");
+}
+
+/// Fail queued run `run_id`, which can never start as it stands (no retry:
+/// the model's `RunEvent::Refuse`), with SQLSTATE `code` and `message`.
+pub(crate) fn refuse(client: &mut SpiClient, run_id: i64, code: &str, message: &str) {
+    client
+        .update(
+            "/* run event: refuse */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = $2, message = $3
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+            None,
+            &[run_id.into(), code.into(), message.into()],
+        )
+        .or_raise("failing a run");
+}
+
+/// A run taken from the queue by an executor, not started yet.
+pub(crate) struct Claimed {
+    pub(crate) run_id: i64,
+    /// The scheduled job it is a run of (0: submitted).
+    pub(crate) job_id: i64,
+    pub(crate) command: String,
+    pub(crate) timeout_ms: i64,
+}
+
+impl Claimed {
+    /// From a claim's `RETURNING id, command, timeout in ms, job id (0)`.
+    fn from_row(r: &SpiHeapTupleData) -> Claimed {
+        Claimed {
+            run_id: row::get_req::<i64>(r, 1),
+            command: row::get_req::<String>(r, 2),
+            timeout_ms: row::get_opt::<i64>(r, 3).unwrap_or(0),
+            job_id: row::get_req::<i64>(r, 4),
+        }
+    }
+}
+
+/// Up to `batch` runs of role `role` in database `db` from the head of the
+/// queue, in queue order, marked `starting`; none if the head is not one of
+/// them. A scheduled job's run counts only if no other run of that job is
+/// queued or going (unless the job allows overlap): then no other claimer,
+/// which cannot see our uncommitted claim, can take a second run of that job.
+pub(crate) fn claim_batch(
+    c: &mut SpiClient<'_>,
+    role: pg_sys::Oid,
+    db: pg_sys::Oid,
+    batch: usize,
+) -> Result<Vec<Claimed>, SpiError> {
+    // Lock the head rows (others skip them), then keep the leading ones
+    // that are ours: the first run of another role, or of a job that must
+    // wait, ends the batch.
+    let head = plans::run(
+        c,
+        "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                       AND r.datid OPERATOR(pg_catalog.=) $2
+                       AND (r.job_id IS NULL OR NOT EXISTS (
+                             SELECT 1 FROM jobs.job j
+                              WHERE j.id OPERATOR(pg_catalog.=) r.job_id
+                                AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
+                                AND EXISTS (SELECT 1 FROM jobs.run o
+                                             WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
+                                               AND o.id OPERATOR(pg_catalog.<>) r.id
+                                               AND o.status OPERATOR(pg_catalog.=) ANY ('{queued,starting,running}')))))
+           FROM jobs.run r
+          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+            AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+          ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+          LIMIT $3
+            FOR UPDATE SKIP LOCKED",
+        &[role.into(), db.into(), (batch as i64).into()],
+    )?;
+    let ids: Vec<i64> = head
+        .into_iter()
+        .map(|r| {
+            (
+                row::get_req::<i64>(&r, 1),
+                row::get_opt::<bool>(&r, 2).unwrap_or(false),
+            )
+        })
+        .take_while(|&(_, mine)| mine)
+        .map(|(id, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = plans::run(
+        c,
+        "/* run event: reserve */ UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
+          WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'
+      RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
+        &[ids.clone().into()],
+    )?;
+    let mut runs: Vec<Claimed> = rows.into_iter().map(|r| Claimed::from_row(&r)).collect();
+    runs.sort_by_key(|c| ids.iter().position(|&id| id == c.run_id));
+    Ok(runs)
+}
+
+/// The head of the queue alone, if it is a run of role `role` in database
+/// `db` that may start now, marked `running`.
+pub(crate) fn claim_head(
+    c: &mut SpiClient<'_>,
+    role: pg_sys::Oid,
+    db: pg_sys::Oid,
+) -> Result<Vec<Claimed>, SpiError> {
+    let rows = plans::run(
+        c,
+        "/* run event: claim */ WITH head AS (
+           SELECT r.id, r.owner, r.datid, r.job_id
+             FROM jobs.run r
+            WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+              AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+            ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+         UPDATE jobs.run u
+            SET status = 'running', pid = pg_catalog.pg_backend_pid(),
+                started_at = pg_catalog.clock_timestamp(), message = NULL
+           FROM head
+          WHERE u.id OPERATOR(pg_catalog.=) head.id
+            AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+            AND head.datid OPERATOR(pg_catalog.=) $2
+            -- A scheduled job's run waits, as the scheduler makes it
+            -- wait, while another run of that job is going (unless
+            -- the job allows overlap).
+            AND (head.job_id IS NULL OR NOT EXISTS (
+                  SELECT 1 FROM jobs.job j
+                   WHERE j.id OPERATOR(pg_catalog.=) head.job_id
+                     AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
+                     AND EXISTS (SELECT 1 FROM jobs.run o
+                                  WHERE o.job_id OPERATOR(pg_catalog.=) head.job_id
+                                    AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))))
+      RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
+                COALESCE(u.job_id, 0)",
+        &[role.into(), db.into()],
+    )?;
+    Ok(rows.into_iter().map(|r| Claimed::from_row(&r)).collect())
+}
+
+/// Runs an executor reserved and did not start go back to the queue, as if
+/// never taken (same attempt, no message). `only_mine`: only rows the
+/// calling executor claimed (its pid).
+pub(crate) fn requeue_reserved(ids: &[i64], only_mine: bool) {
+    Spi::connect_mut(|client| {
+        plans::run(
+            client,
+            "/* run event: requeue */ UPDATE jobs.run SET status = 'queued', pid = NULL
+              WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'starting'
+                AND (NOT $2 OR pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid())",
+            &[ids.to_vec().into(), only_mine.into()],
+        )
+        .map(|_| ())
+    })
+    .unwrap_or_else(|e| error!("pg_jobs: cannot requeue reserved runs: {e}"));
+}
+
+/// Run `run_id`, dispatched and not handed to an executor, goes back to
+/// the queue, saying `why`.
+pub(crate) fn requeue(run_id: i64, why: Option<&str>) {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "/* run event: requeue */ UPDATE jobs.run SET status = 'queued', message = $2
+                  WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'starting'",
+                None,
+                &[run_id.into(), why.into()],
+            )
+            .or_raise("requeueing a run");
+    });
+}
+
+/// The earliest moment a queued run's backoff (or `start_at`) ends, if it
+/// is in the future.
+pub(crate) fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
+    plans::run(
+        client,
+        // Future ones only: a run already due waits for an executor (whose
+        // exit or return to the pool wakes us), not for the clock; a past
+        // time here would make the scheduler spin.
+        "SELECT (EXTRACT(EPOCH FROM min(not_before)) * 1000000)::int8 FROM jobs.run
+              WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL
+                AND not_before OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+        &[],
+    )
+    .ok()
+    .and_then(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
+    .and_then(|us| Timestamp::from_microsecond(us).ok())
+}
