@@ -1,15 +1,19 @@
-//! pg_jobs' own tables seen from Rust: the statements against them, one
-//! module per table, with their kept plans and their row decoding.
+//! pg_jobs' own tables seen from Rust: every statement against them lives
+//! here, one module per table, with its kept plan and its row decoding.
 //! Workers and the SQL API call the named functions and pass and get typed
 //! values. Also: access checks, and what the installed schema has.
 //!
 //! - [`runs`]: `jobs.run` (the queue, outcomes, history);
 //! - [`results`]: `jobs.run_result` (rows kept for `jobs.result`);
-//! - [`schema_version`]: what the installed schema has;
+//! - [`jobs`]: `jobs.job` (scheduled job definitions);
+//! - [`daemons`]: `jobs.daemon` (daemon definitions, their exits);
+//! - [`schema_version`]: whether the extension is here, and its schema's version;
 //! - [`acl`]: access checks (which job or daemon the caller may change);
 //! - [`plans`]: statements planned once per process; [`row`]: reading a column.
 
 pub mod acl;
+pub mod daemons;
+pub mod jobs;
 pub mod plans;
 pub mod results;
 pub mod row;

@@ -1,9 +1,34 @@
-//! What the installed SQL schema of this database has, for code that must
-//! work with every version the library serves: a database stays at 0.1.0
-//! until `ALTER EXTENSION pg_jobs UPDATE`, while the new library is already
-//! loaded (one library per cluster, one schema version per database).
+//! Whether this database has pg_jobs at all, and what its installed SQL
+//! schema has, for code that must work with every version the library
+//! serves: a database stays at 0.1.0 until `ALTER EXTENSION pg_jobs
+//! UPDATE`, while the new library is already loaded (one library per
+//! cluster, one schema version per database).
 
 use pgrx::pg_sys;
+use pgrx::spi::SpiClient;
+
+/// Whether the extension is installed in this database (a catalog look-up;
+/// needs a transaction).
+pub fn extension_exists() -> bool {
+    // SAFETY: called in a transaction (the scheduler's probe and each of
+    // its passes), as the catalog look-up needs; the name is a
+    // NUL-terminated literal.
+    unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
+}
+
+/// Whether this database's schema has daemons (`jobs.daemon` came with
+/// 0.2.0: a database still at 0.1.0 has none).
+pub fn has_daemons(client: &mut SpiClient) -> bool {
+    client
+        .select(
+            "SELECT pg_catalog.to_regclass('jobs.daemon') IS NOT NULL",
+            None,
+            &[],
+        )
+        .ok()
+        .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+        .unwrap_or(false)
+}
 
 /// Whether `jobs.<table>` has column `column` (syscache look-ups; needs a
 /// transaction). Asked each time rather than cached: the schema can change

@@ -7,6 +7,7 @@
 //! superusers. The definitions are written as the bootstrap superuser, only
 //! here; the scheduler reloads them when the writing transaction commits.
 
+use crate::catalog::daemons;
 use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::raise;
@@ -72,28 +73,17 @@ fn _daemon(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
-    let id = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            "INSERT INTO jobs.daemon AS d (name, owner, command, database, run_on, restart_delay, max_restart_delay, datid)
-             VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5,
-                     $6 * INTERVAL '1 millisecond', $7 * INTERVAL '1 millisecond', $8)
-             ON CONFLICT (owner, name) DO UPDATE
-                SET command = EXCLUDED.command, database = EXCLUDED.database, datid = EXCLUDED.datid,
-                    run_on = EXCLUDED.run_on,
-                    restart_delay = EXCLUDED.restart_delay, max_restart_delay = EXCLUDED.max_restart_delay
-             RETURNING d.id",
-            &[
-                name.into(),
-                owner.into(),
-                command.into(),
-                database.into(),
-                run_on.into(),
-                restart_delay_ms.into(),
-                max_restart_delay_ms.into(),
-                datid.into(),
-            ],
-        )
-    });
+    let def = daemons::DaemonDef {
+        name,
+        owner,
+        command,
+        database,
+        datid,
+        run_on,
+        restart_delay_ms,
+        max_restart_delay_ms,
+    };
+    let id = bgw::as_superuser(|| daemons::save(&def));
     hooks::daemons_changed_at_commit();
     id.ok()
         .flatten()
@@ -106,8 +96,10 @@ fn find_daemon(name: Option<&str>) -> i64 {
     crate::catalog::acl::find_owned("daemon", required(name, "name"))
 }
 
-fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
-    bgw::as_superuser(|| Spi::run_with_args(sql, args)).unwrap_or_else(|e| {
+/// Write a daemon's definition as pg_jobs (its only writer) with `write`;
+/// its scheduler reloads it when (and only if) the calling transaction commits.
+fn write_daemon(what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<()>) {
+    bgw::as_superuser(write).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
             format!("could not {what}: {e}"),
@@ -122,33 +114,21 @@ fn write_daemon(what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn stop_daemon(name: Option<&str>) {
     let id = find_daemon(name);
-    write_daemon(
-        "stop the daemon",
-        "UPDATE jobs.daemon SET enabled = false WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-    );
+    write_daemon("stop the daemon", || daemons::set_enabled(id, false));
 }
 
 /// Start a stopped daemon (at once, with a fresh backoff).
 #[pg_extern(volatile, parallel_unsafe)]
 fn start_daemon(name: Option<&str>) {
     let id = find_daemon(name);
-    write_daemon(
-        "start the daemon",
-        "UPDATE jobs.daemon SET enabled = true WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-    );
+    write_daemon("start the daemon", || daemons::set_enabled(id, true));
 }
 
 /// Remove a daemon (stopping it first, as `stop_daemon` does).
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_daemon(name: Option<&str>) -> bool {
     let id = find_daemon(name);
-    write_daemon(
-        "remove the daemon",
-        "DELETE FROM jobs.daemon WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-    );
+    write_daemon("remove the daemon", || daemons::delete(id));
     true
 }
 

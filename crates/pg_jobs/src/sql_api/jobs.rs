@@ -11,7 +11,7 @@
 //! message naming what is wrong; nothing is written.
 
 use crate::catalog::acl::*;
-use crate::catalog::row;
+use crate::catalog::jobs;
 use crate::gucs;
 use crate::hooks;
 use crate::pg::bgw;
@@ -24,10 +24,10 @@ use pg_jobs_core::schedule::Schedule;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
-/// Write job `id` in `jobs.job` as pg_jobs (its only writer); the scheduler
-/// reloads it when (and only if) the calling transaction commits.
-fn write_job(id: i64, what: &str, sql: &str, args: &[pgrx::datum::DatumWithOid]) {
-    bgw::as_superuser(|| Spi::run_with_args(sql, args)).unwrap_or_else(|e| {
+/// Write job `id` in `jobs.job` as pg_jobs (its only writer) with `write`;
+/// the scheduler reloads it when (and only if) the calling transaction commits.
+fn write_job(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<()>) {
+    bgw::as_superuser(write).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
             format!("could not {what}: {e}"),
@@ -74,46 +74,22 @@ fn _schedule(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = database_oid(database);
     check_run_as(owner, datid);
-    // A database still at 0.1.0 keeps the target database by name only.
-    let (datid_col, datid_val, datid_set) = if crate::catalog::schema_version::databases_by_oid() {
-        (", datid", ", $13", ", datid = EXCLUDED.datid")
-    } else {
-        ("", "", "")
+    let def = jobs::JobDef {
+        name,
+        owner,
+        schedule: schedule.trim(),
+        once_at,
+        command,
+        database,
+        datid,
+        timezone: &tz,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
     };
-    let sql = format!(
-        "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
-                                    max_attempts, retry_backoff, overlap, catch_up{datid_col})
-         VALUES ($1, $2::pg_catalog.regrole, $3,
-                 TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
-                 $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
-                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val})
-         ON CONFLICT (owner, name) DO UPDATE
-            SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
-                database = EXCLUDED.database{datid_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
-                max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
-                overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
-         RETURNING j.id"
-    );
-    let id = bgw::as_superuser(|| {
-        Spi::get_one_with_args::<i64>(
-            &sql,
-            &[
-                name.into(),
-                owner.into(),
-                schedule.trim().into(),
-                once_at.into(),
-                command.into(),
-                database.into(),
-                tz.into(),
-                timeout_ms.into(),
-                max_attempts.into(),
-                retry_backoff_ms.into(),
-                overlap.into(),
-                catch_up.into(),
-                datid.into(),
-            ],
-        )
-    });
+    let id = bgw::as_superuser(|| jobs::save(&def));
     let id = id
         .ok()
         .flatten()
@@ -141,39 +117,7 @@ fn _alter_job(
 ) -> i64 {
     let name = required(name, "name");
     let id = find_job(name);
-    let by_oid = crate::catalog::schema_version::databases_by_oid();
-    let cur = Spi::connect(|c| {
-        c.select(
-            &format!(
-                "SELECT owner::pg_catalog.oid, {by_oid}
-                        (SELECT d.oid FROM pg_catalog.pg_database d
-                          WHERE d.datname OPERATOR(pg_catalog.=) database)), max_attempts,
-                        (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
-                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
-                by_oid = if by_oid { "COALESCE(datid," } else { "(" }
-            ),
-            None,
-            &[id.into()],
-        )
-        .ok()
-        .and_then(|t| {
-            t.into_iter().next().map(|r| {
-                (
-                    r.get::<pg_sys::Oid>(1)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(pg_sys::InvalidOid),
-                    r.get::<pg_sys::Oid>(2)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(pg_sys::InvalidOid),
-                    row::get_opt::<i32>(&r, 3).unwrap_or(1),
-                    row::get_opt::<i64>(&r, 4).unwrap_or(0),
-                )
-            })
-        })
-    })
-    .unwrap_or_else(|| {
+    let cur = jobs::settings(id).unwrap_or_else(|| {
         raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
             format!("job \"{name}\" does not exist"),
@@ -195,56 +139,30 @@ fn _alter_job(
     }
     validate_numbers(
         timeout_ms,
-        max_attempts.unwrap_or(cur.2),
-        retry_backoff_ms.unwrap_or(cur.3),
+        max_attempts.unwrap_or(cur.max_attempts),
+        retry_backoff_ms.unwrap_or(cur.retry_backoff_ms),
         true,
     );
     let datid = database.map(database_oid);
     if run_as.is_some() || database.is_some() {
-        check_run_as(run_as.unwrap_or(cur.0), datid.unwrap_or(cur.1));
+        check_run_as(run_as.unwrap_or(cur.owner), datid.unwrap_or(cur.datid));
     }
-    write_job(
-        id,
-        "change the job",
-        &format!(
-            "UPDATE jobs.job SET
-                schedule = COALESCE($2, schedule),
-                once_at = CASE WHEN $2 IS NULL THEN once_at
-                               ELSE TIMESTAMPTZ '2000-01-01 00:00:00+00' + $3 * INTERVAL '1 microsecond' END,
-                command = COALESCE($4, command),
-                database = COALESCE($5, database),
-                owner = COALESCE($6::pg_catalog.regrole, owner),
-                timezone = COALESCE($7, timezone),
-                timeout = CASE WHEN $8 IS NULL THEN timeout ELSE NULLIF($8, 0) * INTERVAL '1 millisecond' END,
-                max_attempts = COALESCE($9, max_attempts),
-                retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
-                overlap = COALESCE($11, overlap),
-                catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled){}
-              WHERE id OPERATOR(pg_catalog.=) $1",
-            if by_oid {
-                ", datid = COALESCE($14, datid)"
-            } else {
-                ""
-            }
-        ),
-        &[
-            id.into(),
-            schedule.map(str::trim).into(),
-            once_at.flatten().into(),
-            command.into(),
-            database.into(),
-            run_as.into(),
-            timezone.into(),
-            timeout_ms.into(),
-            max_attempts.into(),
-            retry_backoff_ms.into(),
-            overlap.into(),
-            catch_up.into(),
-            enabled.into(),
-            datid.into(),
-        ],
-    );
+    let change = jobs::JobChange {
+        schedule: schedule.map(str::trim),
+        once_at: once_at.flatten(),
+        command,
+        database,
+        datid,
+        owner: run_as,
+        timezone,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
+        enabled,
+    };
+    write_job(id, "change the job", || jobs::alter(id, &change));
     id
 }
 
@@ -252,23 +170,13 @@ fn _alter_job(
 #[pg_extern(volatile, parallel_unsafe)]
 fn unschedule(name: Option<&str>) -> bool {
     let id = find_job(required(name, "name"));
-    write_job(
-        id,
-        "remove the job",
-        "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-    );
+    write_job(id, "remove the job", || jobs::delete(id));
     true
 }
 
 fn set_enabled(name: Option<&str>, enabled: bool) {
     let id = find_job(required(name, "name"));
-    write_job(
-        id,
-        "change the job",
-        "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into(), enabled.into()],
-    );
+    write_job(id, "change the job", || jobs::set_enabled(id, enabled));
 }
 
 /// Stop scheduling a job (runs already going finish).

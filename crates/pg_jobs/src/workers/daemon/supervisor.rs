@@ -17,10 +17,9 @@
 //! them; their restart counts are kept in the registry (and, on a primary,
 //! in `jobs.daemon`).
 
-use crate::catalog::row;
+use crate::catalog::{self, daemons::DaemonRow};
 use crate::exec::command_segment::Segment;
 use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
-use crate::pg::error::OrRaise;
 use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
 use pg_jobs_core::daemon::{
     self, idle_state, Action, CannotStart, DaemonEvent, DaemonState, Exit, Facts, Life, RestartDelays, RunOn,
@@ -52,33 +51,29 @@ struct Def {
 }
 
 impl Def {
-    /// From a row of `Supervisor::load`'s query; its id and stored restart count.
-    fn from_row(r: &pgrx::spi::SpiHeapTupleData) -> (i64, Def, i64) {
-        let database: String = row::get_req(r, 4);
-        let target: Option<pg_sys::Oid> = row::get_opt(r, 5);
-        let owner = row::get_opt::<bool>(r, 11).unwrap_or(false).then(|| Owner {
+    /// From a definition as the catalog has it; its id and stored restart count.
+    fn from_row(r: DaemonRow) -> (i64, Def, i64) {
+        let owner = r.role_exists.unwrap_or(false).then(|| Owner {
             // NULL (unknown) does not refuse, as a false does.
-            can_login: row::get_opt::<bool>(r, 12) != Some(false),
-            can_connect: row::get_opt::<bool>(r, 13) != Some(false),
+            can_login: r.can_login != Some(false),
+            can_connect: r.can_connect != Some(false),
         });
-        let allows_connections = row::get_opt::<bool>(r, 14) != Some(false);
+        let allows_connections = r.allows_connections != Some(false);
         let def = Def {
-            name: row::get_req(r, 2),
-            owner: row::get_opt(r, 3).unwrap_or(pg_sys::InvalidOid),
-            database,
-            target,
-            command: row::get_req(r, 6),
-            run_on: row::get_opt::<String>(r, 7)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(RunOn::Primary),
+            name: r.name,
+            owner: r.owner.unwrap_or(pg_sys::InvalidOid),
+            database: r.database,
+            target: r.target,
+            command: r.command,
+            run_on: r.run_on.and_then(|s| s.parse().ok()).unwrap_or(RunOn::Primary),
             delays: RestartDelays {
-                restart_delay: row::get_opt::<i64>(r, 8).unwrap_or(5_000).max(0) as u64,
-                max_restart_delay: row::get_opt::<i64>(r, 9).unwrap_or(300_000).max(0) as u64,
+                restart_delay: r.restart_delay_ms.unwrap_or(5_000).max(0) as u64,
+                max_restart_delay: r.max_restart_delay_ms.unwrap_or(300_000).max(0) as u64,
             },
-            enabled: row::get_opt(r, 10).unwrap_or(false),
-            refusal: daemon::refusal(target.is_some(), owner, allows_connections),
+            enabled: r.enabled.unwrap_or(false),
+            refusal: daemon::refusal(r.target.is_some(), owner, allows_connections),
         };
-        (row::get_req(r, 1), def, row::get_opt(r, 15).unwrap_or(0))
+        (r.id, def, r.restarts.unwrap_or(0))
     }
 
     /// Whether a running process of `self` must be restarted to become `new`.
@@ -170,15 +165,7 @@ impl Supervisor {
         if reload || due || !self.loaded {
             // Daemons came with 0.2.0: a database still on 0.1.0 (until
             // ALTER EXTENSION pg_jobs UPDATE, which makes us reload) has none.
-            self.schema_has_daemons = client
-                .select(
-                    "SELECT pg_catalog.to_regclass('jobs.daemon') IS NOT NULL",
-                    None,
-                    &[],
-                )
-                .ok()
-                .and_then(|t| t.first().get_one::<bool>().ok().flatten())
-                .unwrap_or(false);
+            self.schema_has_daemons = crate::catalog::schema_version::has_daemons(client);
             if !self.schema_has_daemons {
                 self.loaded = true;
                 return;
@@ -191,23 +178,7 @@ impl Supervisor {
     }
 
     fn load(&mut self, client: &mut SpiClient) {
-        let rows = client
-            .select(
-                "SELECT d.id, d.name, d.owner::pg_catalog.oid, COALESCE(db.datname, d.database)::text, db.oid,
-                        d.command, d.run_on,
-                        (EXTRACT(EPOCH FROM d.restart_delay) * 1000)::int8,
-                        (EXTRACT(EPOCH FROM d.max_restart_delay) * 1000)::int8,
-                        d.enabled, ro.oid IS NOT NULL, ro.rolcanlogin,
-                        CASE WHEN db.oid IS NOT NULL AND ro.oid IS NOT NULL
-                             THEN pg_catalog.has_database_privilege(ro.oid, db.oid, 'CONNECT') END,
-                        db.datallowconn, d.restarts
-                   FROM jobs.daemon d
-                   LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) d.owner::pg_catalog.oid
-                   LEFT JOIN pg_catalog.pg_database db ON db.oid OPERATOR(pg_catalog.=) d.datid",
-                None,
-                &[],
-            )
-            .or_raise("reading daemon definitions");
+        let rows = catalog::daemons::load(client);
         let mut seen = Vec::new();
         let published: HashMap<i64, DaemonEntry> = shmem::daemon_entries(self.home_db)
             .into_iter()
@@ -215,7 +186,7 @@ impl Supervisor {
             .collect();
         let t = now();
         for r in rows {
-            let (id, def, stored_restarts) = Def::from_row(&r);
+            let (id, def, stored_restarts) = Def::from_row(r);
             seen.push(id);
             match self.daemons.get_mut(&id) {
                 Some(d) => {
@@ -389,22 +360,16 @@ impl Supervisor {
         };
         log!("pg_jobs: daemon \"{}\" {what}; {next}", d.def.name);
         if persist && !d.life.dropped {
-            client
-                .update(
-                    "UPDATE jobs.daemon SET restarts = restarts + $2::int8, last_exit = $3,
-                            last_exit_at = pg_catalog.clock_timestamp(),
-                            last_sqlstate = NULLIF($4, ''), last_message = NULLIF($5, '')
-                      WHERE id OPERATOR(pg_catalog.=) $1",
-                    None,
-                    &[
-                        id.into(),
-                        (e.restarting as i64).into(),
-                        exit.as_str().into(),
-                        sqlstate.into(),
-                        message.into(),
-                    ],
-                )
-                .or_raise("recording a daemon's exit");
+            catalog::daemons::record_exit(
+                client,
+                id,
+                &catalog::daemons::ExitRecord {
+                    restarting: e.restarting,
+                    exit: exit.as_str(),
+                    sqlstate,
+                    message,
+                },
+            );
         }
         if d.life.dropped {
             self.daemons.remove(&id);

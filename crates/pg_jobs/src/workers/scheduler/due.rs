@@ -3,8 +3,7 @@
 //! due (a run queued or skipped per the overlap policy).
 
 use super::*;
-use crate::catalog::{self, row};
-use crate::pg::error::OrRaise;
+use crate::catalog::{self, jobs::JobRow};
 use pg_jobs_core::schedule::{first_due, next_due_after_firing, FirstDue};
 
 /// A job as the scheduler holds it between passes.
@@ -44,18 +43,8 @@ pub(super) fn refresh_database_names(client: &mut SpiClient) {
     if !schema_version::databases_by_oid() {
         return;
     }
-    for table in ["jobs.job", "jobs.daemon"] {
-        client
-            .update(
-                &format!(
-                    "UPDATE {table} t SET database = d.datname FROM pg_catalog.pg_database d
-                      WHERE d.oid OPERATOR(pg_catalog.=) t.datid AND t.database OPERATOR(pg_catalog.<>) d.datname"
-                ),
-                None,
-                &[],
-            )
-            .or_raise("refreshing database names");
-    }
+    catalog::jobs::refresh_database_names(client);
+    catalog::daemons::refresh_database_names(client);
 }
 
 /// A job came due at `due`: apply its overlap policy.
@@ -101,70 +90,6 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
     );
 }
 
-/// A job row as `load_jobs` reads it.
-struct JobRow {
-    id: i64,
-    text: String,
-    tz_name: Option<String>,
-    catch_up: bool,
-    once_at: Option<i64>,
-    created: i64,
-    last_due: Option<i64>,
-    owner: u32,
-    datid: u32,
-}
-
-impl JobRow {
-    fn from_row(row: &pgrx::spi::SpiHeapTupleData) -> JobRow {
-        JobRow {
-            id: row::get_req(row, 1),
-            text: row::get_req(row, 2),
-            tz_name: row::get_opt(row, 3),
-            catch_up: row::get_opt(row, 4).unwrap_or(false),
-            once_at: row::get_opt(row, 5),
-            created: row::get_req(row, 6),
-            last_due: row::get_opt(row, 7),
-            owner: row::get_opt::<pg_sys::Oid>(row, 8).map_or(0, |o| o.to_u32()),
-            datid: row::get_opt::<pg_sys::Oid>(row, 9).map_or(0, |o| o.to_u32()),
-        }
-    }
-}
-
-/// Enabled jobs (all, or just `only`), with what their first due time
-/// depends on. The last due time matters only for one-offs and catch_up
-/// jobs: the history of the others is not looked up.
-fn read_jobs(client: &mut SpiClient, only: Option<&[i64]>) -> Vec<JobRow> {
-    let sql = format!(
-        "SELECT j.id, j.schedule, j.timezone, j.catch_up,
-                (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
-                (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
-                CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
-                  (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
-                     FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
-                j.owner::pg_catalog.oid, {}
-           FROM jobs.job j WHERE j.enabled {}",
-        if schema_version::databases_by_oid() {
-            "j.datid"
-        } else {
-            "NULL::pg_catalog.oid"
-        },
-        if only.is_some() {
-            "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
-        } else {
-            ""
-        }
-    );
-    let args = match only {
-        Some(ids) => vec![ids.to_vec().into()],
-        None => vec![],
-    };
-    client
-        .select(&sql, None, &args)
-        .or_raise("loading jobs")
-        .map(|r| JobRow::from_row(&r))
-        .collect()
-}
-
 impl Scheduler {
     /// (Re)load enabled jobs and their next due times: all of them, or just
     /// `only` (jobs added, changed or removed since the last load). A job
@@ -178,7 +103,7 @@ impl Scheduler {
             self.zones.clear();
         }
         let default_tz = gucs::default_timezone();
-        let fresh: HashMap<i64, Job> = read_jobs(client, only)
+        let fresh: HashMap<i64, Job> = catalog::jobs::load(client, only)
             .into_iter()
             .filter_map(|r| Some((r.id, self.make_job(r, now, &default_tz)?)))
             .collect();

@@ -50,7 +50,7 @@ use crate::workers::log_run;
 
 use crate::shmem::{self, Kind, Outcome, Reservation, SlotRef, State};
 
-use crate::catalog::schema_version;
+use crate::catalog::schema_version::{self, extension_exists};
 
 use crate::pg::time;
 
@@ -243,12 +243,6 @@ struct Scheduler {
     /// use them (rebuilt at each full load).
     parsed: HashMap<String, Schedule>,
     zones: HashMap<String, TimeZone>,
-}
-
-fn extension_exists() -> bool {
-    // SAFETY: called in a transaction (the probe and each pass), as the
-    // catalog look-up needs; the name is a NUL-terminated literal.
-    unsafe { pg_sys::get_extension_oid(c"pg_jobs".as_ptr(), true) != pg_sys::InvalidOid }
 }
 
 impl Scheduler {

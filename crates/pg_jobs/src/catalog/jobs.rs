@@ -1,0 +1,274 @@
+//! `jobs.job`: scheduled job definitions, as the scheduler loads them and
+//! as the SQL API (`jobs.schedule`, `jobs.alter_job`, …) writes them.
+
+use crate::catalog::{row, schema_version};
+use crate::pg::error::OrRaise;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiHeapTupleData, SpiResult};
+
+/// An enabled job as the scheduler loads it, with what its first due time
+/// depends on. Instants in microseconds since 1970.
+pub(crate) struct JobRow {
+    pub(crate) id: i64,
+    /// The schedule's text.
+    pub(crate) text: String,
+    pub(crate) tz_name: Option<String>,
+    pub(crate) catch_up: bool,
+    pub(crate) once_at: Option<i64>,
+    pub(crate) created: i64,
+    /// When its latest run was due (only for one-offs and catch_up jobs).
+    pub(crate) last_due: Option<i64>,
+    pub(crate) owner: u32,
+    /// 0 if unknown.
+    pub(crate) datid: u32,
+}
+
+impl JobRow {
+    fn from_row(row: &SpiHeapTupleData) -> JobRow {
+        JobRow {
+            id: row::get_req(row, 1),
+            text: row::get_req(row, 2),
+            tz_name: row::get_opt(row, 3),
+            catch_up: row::get_opt(row, 4).unwrap_or(false),
+            once_at: row::get_opt(row, 5),
+            created: row::get_req(row, 6),
+            last_due: row::get_opt(row, 7),
+            owner: row::get_opt::<pg_sys::Oid>(row, 8).map_or(0, |o| o.to_u32()),
+            datid: row::get_opt::<pg_sys::Oid>(row, 9).map_or(0, |o| o.to_u32()),
+        }
+    }
+}
+
+/// Enabled jobs (all, or just `only`), with what their first due time
+/// depends on. The last due time matters only for one-offs and catch_up
+/// jobs: the history of the others is not looked up.
+pub(crate) fn load(client: &mut SpiClient, only: Option<&[i64]>) -> Vec<JobRow> {
+    let sql = format!(
+        "SELECT j.id, j.schedule, j.timezone, j.catch_up,
+                (EXTRACT(EPOCH FROM j.once_at) * 1000000)::int8,
+                (EXTRACT(EPOCH FROM j.created_at) * 1000000)::int8,
+                CASE WHEN j.catch_up OR j.once_at IS NOT NULL THEN
+                  (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
+                     FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
+                j.owner::pg_catalog.oid, {}
+           FROM jobs.job j WHERE j.enabled {}",
+        if schema_version::databases_by_oid() {
+            "j.datid"
+        } else {
+            "NULL::pg_catalog.oid"
+        },
+        if only.is_some() {
+            "AND j.id OPERATOR(pg_catalog.=) ANY ($1)"
+        } else {
+            ""
+        }
+    );
+    let args = match only {
+        Some(ids) => vec![ids.to_vec().into()],
+        None => vec![],
+    };
+    client
+        .select(&sql, None, &args)
+        .or_raise("loading jobs")
+        .map(|r| JobRow::from_row(&r))
+        .collect()
+}
+
+/// Show the current names of renamed databases in job definitions (kept
+/// by OID since 0.2.0; the name is for people).
+pub(crate) fn refresh_database_names(client: &mut SpiClient) {
+    client
+        .update(
+            "UPDATE jobs.job t SET database = d.datname FROM pg_catalog.pg_database d
+                      WHERE d.oid OPERATOR(pg_catalog.=) t.datid AND t.database OPERATOR(pg_catalog.<>) d.datname",
+            None,
+            &[],
+        )
+        .or_raise("refreshing database names");
+}
+
+/// A job as `jobs.schedule` defines it, validated. Durations in
+/// milliseconds (timeout 0: none), the one-off instant in microseconds
+/// since 2000-01-01.
+pub(crate) struct JobDef<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) owner: pg_sys::Oid,
+    pub(crate) schedule: &'a str,
+    pub(crate) once_at: Option<i64>,
+    pub(crate) command: &'a str,
+    pub(crate) database: &'a str,
+    pub(crate) datid: pg_sys::Oid,
+    pub(crate) timezone: &'a str,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) max_attempts: i32,
+    pub(crate) retry_backoff_ms: i64,
+    pub(crate) overlap: &'a str,
+    pub(crate) catch_up: bool,
+}
+
+/// Create job `def` (per owner and name), or update it and enable it;
+/// returns its id.
+pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
+    // A database still at 0.1.0 keeps the target database by name only.
+    let (datid_col, datid_val, datid_set) = if schema_version::databases_by_oid() {
+        (", datid", ", $13", ", datid = EXCLUDED.datid")
+    } else {
+        ("", "", "")
+    };
+    let sql = format!(
+        "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
+                                    max_attempts, retry_backoff, overlap, catch_up{datid_col})
+         VALUES ($1, $2::pg_catalog.regrole, $3,
+                 TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
+                 $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
+                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val})
+         ON CONFLICT (owner, name) DO UPDATE
+            SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
+                database = EXCLUDED.database{datid_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
+                overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
+         RETURNING j.id"
+    );
+    Spi::get_one_with_args::<i64>(
+        &sql,
+        &[
+            def.name.into(),
+            def.owner.into(),
+            def.schedule.into(),
+            def.once_at.into(),
+            def.command.into(),
+            def.database.into(),
+            def.timezone.into(),
+            def.timeout_ms.into(),
+            def.max_attempts.into(),
+            def.retry_backoff_ms.into(),
+            def.overlap.into(),
+            def.catch_up.into(),
+            def.datid.into(),
+        ],
+    )
+}
+
+/// What `jobs.alter_job` checks a change against: the job's owner, target
+/// database (by OID; `InvalidOid` if unknown), attempts and retry backoff.
+pub(crate) struct Settings {
+    pub(crate) owner: pg_sys::Oid,
+    pub(crate) datid: pg_sys::Oid,
+    pub(crate) max_attempts: i32,
+    pub(crate) retry_backoff_ms: i64,
+}
+
+/// The current [`Settings`] of job `id`, as the caller sees it (row-level
+/// security); `None` if there is none.
+pub(crate) fn settings(id: i64) -> Option<Settings> {
+    let by_oid = schema_version::databases_by_oid();
+    Spi::connect(|c| {
+        c.select(
+            &format!(
+                "SELECT owner::pg_catalog.oid, {by_oid}
+                        (SELECT d.oid FROM pg_catalog.pg_database d
+                          WHERE d.datname OPERATOR(pg_catalog.=) database)), max_attempts,
+                        (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+                by_oid = if by_oid { "COALESCE(datid," } else { "(" }
+            ),
+            None,
+            &[id.into()],
+        )
+        .ok()
+        .and_then(|t| {
+            t.into_iter().next().map(|r| Settings {
+                owner: r
+                    .get::<pg_sys::Oid>(1)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(pg_sys::InvalidOid),
+                datid: r
+                    .get::<pg_sys::Oid>(2)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(pg_sys::InvalidOid),
+                max_attempts: row::get_opt::<i32>(&r, 3).unwrap_or(1),
+                retry_backoff_ms: row::get_opt::<i64>(&r, 4).unwrap_or(0),
+            })
+        })
+    })
+}
+
+/// A change `jobs.alter_job` makes (`None`: unchanged), validated; units
+/// as in [`JobDef`]. A new schedule replaces `once_at` (NULL: recurring).
+pub(crate) struct JobChange<'a> {
+    pub(crate) schedule: Option<&'a str>,
+    pub(crate) once_at: Option<i64>,
+    pub(crate) command: Option<&'a str>,
+    pub(crate) database: Option<&'a str>,
+    pub(crate) datid: Option<pg_sys::Oid>,
+    pub(crate) owner: Option<pg_sys::Oid>,
+    pub(crate) timezone: Option<&'a str>,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) max_attempts: Option<i32>,
+    pub(crate) retry_backoff_ms: Option<i64>,
+    pub(crate) overlap: Option<&'a str>,
+    pub(crate) catch_up: Option<bool>,
+    pub(crate) enabled: Option<bool>,
+}
+
+/// Apply change `ch` to job `id`.
+pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
+    let sql = format!(
+        "UPDATE jobs.job SET
+                schedule = COALESCE($2, schedule),
+                once_at = CASE WHEN $2 IS NULL THEN once_at
+                               ELSE TIMESTAMPTZ '2000-01-01 00:00:00+00' + $3 * INTERVAL '1 microsecond' END,
+                command = COALESCE($4, command),
+                database = COALESCE($5, database),
+                owner = COALESCE($6::pg_catalog.regrole, owner),
+                timezone = COALESCE($7, timezone),
+                timeout = CASE WHEN $8 IS NULL THEN timeout ELSE NULLIF($8, 0) * INTERVAL '1 millisecond' END,
+                max_attempts = COALESCE($9, max_attempts),
+                retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
+                overlap = COALESCE($11, overlap),
+                catch_up = COALESCE($12, catch_up),
+                enabled = COALESCE($13, enabled){}
+              WHERE id OPERATOR(pg_catalog.=) $1",
+        if schema_version::databases_by_oid() {
+            ", datid = COALESCE($14, datid)"
+        } else {
+            ""
+        }
+    );
+    let args: [DatumWithOid; 14] = [
+        id.into(),
+        ch.schedule.into(),
+        ch.once_at.into(),
+        ch.command.into(),
+        ch.database.into(),
+        ch.owner.into(),
+        ch.timezone.into(),
+        ch.timeout_ms.into(),
+        ch.max_attempts.into(),
+        ch.retry_backoff_ms.into(),
+        ch.overlap.into(),
+        ch.catch_up.into(),
+        ch.enabled.into(),
+        ch.datid.into(),
+    ];
+    Spi::run_with_args(&sql, &args)
+}
+
+/// Remove job `id` (its run history stays).
+pub(crate) fn delete(id: i64) -> SpiResult<()> {
+    Spi::run_with_args(
+        "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into()],
+    )
+}
+
+/// Pause (`false`) or resume job `id`.
+pub(crate) fn set_enabled(id: i64, enabled: bool) -> SpiResult<()> {
+    Spi::run_with_args(
+        "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
+        &[id.into(), enabled.into()],
+    )
+}
