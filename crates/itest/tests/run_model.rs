@@ -97,3 +97,71 @@ fn every_status_write_is_a_transition_of_the_run_model() {
     }
     println!("{} status writes, each a transition of the run model", seen.len());
 }
+
+/// Whitespace-normalised text of a file of the extension crate.
+fn flat_source(path: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pg_jobs")
+        .join(path);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The one overlap predicate in SQL (`overlap_lets_start!` in
+/// `catalog/runs/mod.rs`) is `Overlap::may_start`: it exempts exactly the
+/// policies that may start while another run of the job is active, counts
+/// as active the statuses the run model calls in flight, and, for a batch
+/// claim, every other live run.
+#[test]
+fn the_overlap_predicate_is_overlap_may_start() {
+    use pg_jobs_core::overlap::Overlap;
+    use pg_jobs_core::run::StatusSet;
+    let src = flat_source("src/catalog/runs/mod.rs");
+    let exempt: Vec<Overlap> = Overlap::ALL.into_iter().filter(|o| o.may_start(1)).collect();
+    assert_eq!(exempt.len(), 1, "the SQL exempts one policy: {exempt:?}");
+    let exempt_sql = format!("AND j.overlap OPERATOR(pg_catalog.<>) '{}'", exempt[0].as_str());
+    assert!(
+        src.contains(&exempt_sql),
+        "no `{exempt_sql}` in the overlap predicate"
+    );
+    assert!(Overlap::ALL.into_iter().all(|o| o.may_start(0)));
+    let active = format!("\"{}\"", StatusSet::IN_FLIGHT.sql_guard("o.status"));
+    assert!(
+        src.contains(&active),
+        "MAY_START does not count {active} as active"
+    );
+    let others = format!(
+        "\"o.id OPERATOR(pg_catalog.<>) r.id AND {}\"",
+        StatusSet::LIVE.sql_guard("o.status")
+    );
+    assert!(
+        src.contains(&others),
+        "MAY_START_IN_BATCH does not count {others}"
+    );
+}
+
+/// The dispatch order (`DISPATCH_ORDER` in `catalog/runs/mod.rs`) is the
+/// key of the index `run_queue` in `sql/schema.sql`, so taking the head of
+/// the queue is an index scan, not a sort.
+#[test]
+fn the_dispatch_order_is_the_run_queue_index() {
+    let src = flat_source("src/catalog/runs/mod.rs");
+    let order = src
+        .split("const DISPATCH_ORDER: &str = \"ORDER BY ")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("DISPATCH_ORDER in catalog/runs/mod.rs");
+    let schema = flat_source("sql/schema.sql");
+    let index = schema
+        .split("CREATE INDEX run_queue ON jobs.run (")
+        .nth(1)
+        .and_then(|r| r.split(") WHERE status OPERATOR(pg_catalog.=) 'queued';").next())
+        .expect("the partial index run_queue on queued runs in schema.sql");
+    // Compared without the table alias and the expression's parentheses.
+    let key = |s: &str| s.replace("r.", "").replace(['(', ')'], "");
+    assert_eq!(
+        key(order),
+        key(index),
+        "DISPATCH_ORDER is not the key of run_queue"
+    );
+}

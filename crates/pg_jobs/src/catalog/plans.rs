@@ -15,8 +15,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 thread_local! {
-    /// By the address of the SQL text, a string literal (so a look-up
-    /// hashes a number, not the statement): a handful per process.
+    /// By the address of the SQL text, a string literal or a statement
+    /// composed once per process (a `static LazyLock<String>`, which never
+    /// moves), so a look-up hashes a number, not the statement: a handful
+    /// per process.
     static PLANS: RefCell<HashMap<usize, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
     /// Statements put together at run time (they depend on the schema
     /// version), by their text.

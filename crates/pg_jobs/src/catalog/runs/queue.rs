@@ -2,11 +2,13 @@
 //! fail what can never start), a pooled executor's own claims, and runs
 //! going back to the queue.
 
+use super::{DISPATCH_ORDER, MAY_START, MAY_START_IN_BATCH};
 use crate::catalog::{plans, row, schema_version};
 use crate::pg::error::OrRaise;
 use jiff::Timestamp;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
+use std::sync::LazyLock;
 
 /// A queued run as the dispatch query reads it (locked for this pass).
 pub(crate) struct Queued {
@@ -62,13 +64,10 @@ pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
                FROM jobs.run r
                LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
                LEFT JOIN pg_catalog.pg_database d ON {database_match}
-               LEFT JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) r.job_id
               WHERE r.status OPERATOR(pg_catalog.=) 'queued'
                 AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-                AND (j.overlap IS NULL OR j.overlap OPERATOR(pg_catalog.=) 'allow' OR NOT EXISTS (
-                       SELECT 1 FROM jobs.run o WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
-                          AND o.status OPERATOR(pg_catalog.=) ANY ('{{starting,running}}')))
-              ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
+                AND {MAY_START}
+              {DISPATCH_ORDER}
               LIMIT $1
                 FOR UPDATE OF r SKIP LOCKED"
         ),
@@ -125,11 +124,26 @@ impl Claimed {
     }
 }
 
+/// The head of the queue, locked, each row with whether it may go in a
+/// batch of role `$1` in database `$2` (built once per process; a kept plan).
+static BATCH_HEAD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                       AND r.datid OPERATOR(pg_catalog.=) $2
+                       AND {MAY_START_IN_BATCH})
+           FROM jobs.run r
+          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+            AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+          {DISPATCH_ORDER}
+          LIMIT $3
+            FOR UPDATE SKIP LOCKED"
+    )
+});
+
 /// Up to `batch` runs of role `role` in database `db` from the head of the
 /// queue, in queue order, marked `starting`; none if the head is not one of
 /// them. A scheduled job's run counts only if no other run of that job is
-/// queued or going (unless the job allows overlap): then no other claimer,
-/// which cannot see our uncommitted claim, can take a second run of that job.
+/// queued or going (unless the job allows overlap): see [`MAY_START_IN_BATCH`].
 pub(crate) fn claim_batch(
     c: &mut SpiClient<'_>,
     role: pg_sys::Oid,
@@ -141,22 +155,7 @@ pub(crate) fn claim_batch(
     // wait, ends the batch.
     let head = plans::run(
         c,
-        "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                       AND r.datid OPERATOR(pg_catalog.=) $2
-                       AND (r.job_id IS NULL OR NOT EXISTS (
-                             SELECT 1 FROM jobs.job j
-                              WHERE j.id OPERATOR(pg_catalog.=) r.job_id
-                                AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
-                                AND EXISTS (SELECT 1 FROM jobs.run o
-                                             WHERE o.job_id OPERATOR(pg_catalog.=) r.job_id
-                                               AND o.id OPERATOR(pg_catalog.<>) r.id
-                                               AND o.status OPERATOR(pg_catalog.=) ANY ('{queued,starting,running}')))))
-           FROM jobs.run r
-          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
-            AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-          ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
-          LIMIT $3
-            FOR UPDATE SKIP LOCKED",
+        BATCH_HEAD.as_str(),
         &[role.into(), db.into(), (batch as i64).into()],
     )?;
     let ids: Vec<i64> = head
@@ -185,6 +184,33 @@ pub(crate) fn claim_batch(
     Ok(runs)
 }
 
+/// The claim of the queue's head alone (built once per process; a kept plan).
+static HEAD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "/* run event: claim */ WITH head AS (
+           SELECT r.id, r.owner, r.datid, r.job_id
+             FROM jobs.run r
+            WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+              AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+            {DISPATCH_ORDER}
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED)
+         UPDATE jobs.run u
+            SET status = 'running', pid = pg_catalog.pg_backend_pid(),
+                started_at = pg_catalog.clock_timestamp(), message = NULL
+           FROM head r
+          WHERE u.id OPERATOR(pg_catalog.=) r.id
+            AND r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+            AND r.datid OPERATOR(pg_catalog.=) $2
+            -- A scheduled job's run waits, as the scheduler makes it
+            -- wait, while another run of that job is going (unless
+            -- the job allows overlap).
+            AND {MAY_START}
+      RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
+                COALESCE(u.job_id, 0)"
+    )
+});
+
 /// The head of the queue alone, if it is a run of role `role` in database
 /// `db` that may start now, marked `running`.
 pub(crate) fn claim_head(
@@ -192,37 +218,7 @@ pub(crate) fn claim_head(
     role: pg_sys::Oid,
     db: pg_sys::Oid,
 ) -> Result<Vec<Claimed>, SpiError> {
-    let rows = plans::run(
-        c,
-        "/* run event: claim */ WITH head AS (
-           SELECT r.id, r.owner, r.datid, r.job_id
-             FROM jobs.run r
-            WHERE r.status OPERATOR(pg_catalog.=) 'queued'
-              AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-            ORDER BY r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED)
-         UPDATE jobs.run u
-            SET status = 'running', pid = pg_catalog.pg_backend_pid(),
-                started_at = pg_catalog.clock_timestamp(), message = NULL
-           FROM head
-          WHERE u.id OPERATOR(pg_catalog.=) head.id
-            AND head.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-            AND head.datid OPERATOR(pg_catalog.=) $2
-            -- A scheduled job's run waits, as the scheduler makes it
-            -- wait, while another run of that job is going (unless
-            -- the job allows overlap).
-            AND (head.job_id IS NULL OR NOT EXISTS (
-                  SELECT 1 FROM jobs.job j
-                   WHERE j.id OPERATOR(pg_catalog.=) head.job_id
-                     AND j.overlap OPERATOR(pg_catalog.<>) 'allow'
-                     AND EXISTS (SELECT 1 FROM jobs.run o
-                                  WHERE o.job_id OPERATOR(pg_catalog.=) head.job_id
-                                    AND o.status OPERATOR(pg_catalog.=) ANY ('{starting,running}'))))
-      RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
-                COALESCE(u.job_id, 0)",
-        &[role.into(), db.into()],
-    )?;
+    let rows = plans::run(c, HEAD.as_str(), &[role.into(), db.into()])?;
     Ok(rows.into_iter().map(|r| Claimed::from_row(&r)).collect())
 }
 
