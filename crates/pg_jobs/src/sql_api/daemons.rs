@@ -52,22 +52,7 @@ fn _daemon(
             ),
         );
     }
-    if !(MIN_RESTART_DELAY_MS..=MAX_RESTART_DELAY_MS).contains(&restart_delay_ms) {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("restart_delay must be between 100 milliseconds and 1 day, not {restart_delay_ms} ms"),
-            None,
-        );
-    }
-    if !(restart_delay_ms..=MAX_RESTART_DELAY_MS).contains(&max_restart_delay_ms) {
-        raise(
-            Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "max_restart_delay must be between restart_delay ({restart_delay_ms} ms) and 1 day, not {max_restart_delay_ms} ms"
-            ),
-            None,
-        );
-    }
+    check_restart_delays(restart_delay_ms, max_restart_delay_ms);
     // SAFETY: GetUserId only reads the backend's current user, set in any
     // connected session (SQL functions run in one).
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
@@ -88,6 +73,26 @@ fn _daemon(
     id.ok()
         .flatten()
         .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", None))
+}
+
+/// Both restart delays within bounds, the longest no shorter than the first.
+fn check_restart_delays(restart_delay_ms: i64, max_restart_delay_ms: i64) {
+    if !(MIN_RESTART_DELAY_MS..=MAX_RESTART_DELAY_MS).contains(&restart_delay_ms) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("restart_delay must be between 100 milliseconds and 1 day, not {restart_delay_ms} ms"),
+            None,
+        );
+    }
+    if !(restart_delay_ms..=MAX_RESTART_DELAY_MS).contains(&max_restart_delay_ms) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "max_restart_delay must be between restart_delay ({restart_delay_ms} ms) and 1 day, not {max_restart_delay_ms} ms"
+            ),
+            None,
+        );
+    }
 }
 
 /// The daemon called `name` that the caller may change: one owned by a role
