@@ -4,7 +4,7 @@
 
 use crate::catalog::row;
 use crate::pg::bgw;
-use crate::pg::error::raise;
+use crate::pg::error::{raise, OrRaise};
 use pg_jobs_core::run::start::{self, WhyNot};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -95,13 +95,13 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
         .map(|t| {
             t.map(|r| {
                 (
-                    row::get_opt(&r, 1).unwrap_or_default(),
-                    row::get_opt(&r, 2).unwrap_or(false),
+                    row::get_req(&r, 1),
+                    row::get_req(&r, 2),
                 )
             })
             .collect()
         })
-        .unwrap_or_default()
+        .or_raise("looking up a job or daemon by name")
     });
     match rows.as_slice() {
         [] => raise(

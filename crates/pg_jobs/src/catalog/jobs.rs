@@ -30,11 +30,11 @@ impl JobRow {
             id: row::get_req(row, 1),
             text: row::get_req(row, 2),
             tz_name: row::get_opt(row, 3),
-            catch_up: row::get_opt(row, 4).unwrap_or(false),
+            catch_up: row::get_req(row, 4),
             once_at: row::get_opt(row, 5),
             created: row::get_req(row, 6),
             last_due: row::get_opt(row, 7),
-            owner: row::get_opt::<pg_sys::Oid>(row, 8).map_or(0, |o| o.to_u32()),
+            owner: row::get_req::<pg_sys::Oid>(row, 8).to_u32(),
             datid: row::get_opt::<pg_sys::Oid>(row, 9).map_or(0, |o| o.to_u32()),
         }
     }
@@ -176,22 +176,14 @@ pub(crate) fn settings(id: i64) -> Option<Settings> {
             None,
             &[id.into()],
         )
-        .ok()
-        .and_then(|t| {
-            t.into_iter().next().map(|r| Settings {
-                owner: r
-                    .get::<pg_sys::Oid>(1)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(pg_sys::InvalidOid),
-                datid: r
-                    .get::<pg_sys::Oid>(2)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(pg_sys::InvalidOid),
-                max_attempts: row::get_opt::<i32>(&r, 3).unwrap_or(1),
-                retry_backoff_ms: row::get_opt::<i64>(&r, 4).unwrap_or(0),
-            })
+        .or_raise("reading a job's settings")
+        .next()
+        .map(|r| Settings {
+            owner: row::get_req::<pg_sys::Oid>(&r, 1),
+            // NULL: its database is gone (checked where it matters).
+            datid: row::get_opt::<pg_sys::Oid>(&r, 2).unwrap_or(pg_sys::InvalidOid),
+            max_attempts: row::get_req::<i32>(&r, 3),
+            retry_backoff_ms: row::get_req::<i64>(&r, 4),
         })
     })
 }

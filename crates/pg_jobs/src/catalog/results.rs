@@ -29,7 +29,7 @@ pub(crate) fn rows(run_id: i64) -> Vec<pgrx::JsonB> {
             &[run_id.into()],
         )
         .map(|t| t.filter_map(|row| row::get_opt::<pgrx::JsonB>(&row, 1)).collect())
-        .unwrap_or_default()
+        .or_raise("reading a run's result")
     })
 }
 

@@ -85,17 +85,14 @@ pub(crate) fn overlap_state(client: &mut SpiClient, ids: Vec<i64>) -> HashMap<i6
         &[ids.into()],
     )
     .or_raise("reading due jobs")
-    .filter_map(|row| {
-        let id = row::get_opt::<i64>(&row, 1)?;
-        let overlap = row
-            .get::<String>(2)
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Overlap::Skip);
-        let active = row::get_opt::<i32>(&row, 3).unwrap_or(0) as u32;
-        let pending = row::get_opt::<i32>(&row, 4).unwrap_or(0) as u32;
-        Some((id, (overlap, active, pending)))
+    .map(|row| {
+        let id = row::get_req::<i64>(&row, 1);
+        let overlap = row::get_req::<String>(&row, 2)
+            .parse::<Overlap>()
+            .or_raise("reading a job's overlap policy");
+        let active = row::get_req::<i32>(&row, 3).max(0) as u32;
+        let pending = row::get_req::<i32>(&row, 4).max(0) as u32;
+        (id, (overlap, active, pending))
     })
     .collect()
 }
