@@ -102,3 +102,26 @@ mod tests {
         }
     }
 }
+
+/// How long a scheduler waits before retrying after `failures` failed
+/// passes in a row (a pass that raised an ERROR, rolled back): 100 ms,
+/// doubling, at most 5 s. Short, because runs are waiting; bounded, so an
+/// error that persists does not turn the log into a firehose.
+pub fn pass_retry_delay(failures: u32) -> std::time::Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    std::time::Duration::from_millis((100u64 << exp).min(5_000))
+}
+
+#[cfg(test)]
+mod pass_retry_tests {
+    use super::pass_retry_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn doubles_from_100_ms_to_a_5_s_ceiling() {
+        let ms: Vec<u128> = (1..=9).map(|n| pass_retry_delay(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        assert_eq!(pass_retry_delay(0), Duration::from_millis(100));
+        assert_eq!(pass_retry_delay(u32::MAX), Duration::from_millis(5000));
+    }
+}

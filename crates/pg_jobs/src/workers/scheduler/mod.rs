@@ -60,6 +60,7 @@ use jiff::Timestamp;
 
 use pg_jobs_core::executor_phase::ExecutorPhase;
 
+use pg_jobs_core::backoff;
 use pg_jobs_core::launcher::ExtPresence;
 
 use pg_jobs_core::overlap::OnDue;
@@ -87,7 +88,24 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
         return; // reclaimed before we started: someone else has this database
     };
     let db = pg_sys::Oid::from(slot.db);
-    // Bookkeeping runs as the bootstrap superuser; jobs never run here.
+    connect(db);
+    let probe = bgw::in_transaction("pg_jobs scheduler: probing for the extension", || {
+        extension_exists().then(|| bgw::database_name(db))
+    });
+    let Some(db_name) = probe else {
+        shmem::set_ext(db, ExtPresence::Absent);
+        return;
+    };
+    shmem::set_ext(db, ExtPresence::Present);
+    log!("pg_jobs scheduler started for database \"{db_name}\"");
+    shmem::retire_abandoned(db);
+    let mut s = Scheduler::new(me, db);
+    s.run(&db_name);
+}
+
+/// Connect to `db` as the bootstrap superuser (bookkeeping only; jobs never
+/// run in this process) with the session settings every pass relies on.
+fn connect(db: pg_sys::Oid) {
     // SAFETY: a database-connected background worker connects once, here,
     // before any transaction; InvalidOid means the bootstrap superuser.
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, pg_sys::InvalidOid, 0) };
@@ -107,93 +125,87 @@ pub extern "C-unwind" fn pg_jobs_scheduler_main(arg: pg_sys::Datum) {
             pg_sys::GucSource::PGC_S_OVERRIDE,
         )
     };
-
-    let probe = bgw::in_transaction("pg_jobs scheduler: probing for the extension", || {
-        extension_exists().then(|| bgw::database_name(db))
-    });
-    let Some(db_name) = probe else {
-        shmem::set_ext(db, ExtPresence::Absent);
-        return;
-    };
-    shmem::set_ext(db, ExtPresence::Present);
-    log!("pg_jobs scheduler started for database \"{db_name}\"");
-    shmem::retire_abandoned(db);
-
-    let cx = bgw::IterationContext::new(c"pg_jobs scheduler iteration");
-    let mut s = Scheduler {
-        me,
-        db,
-        launched: HashMap::new(),
-        segments: HashMap::new(),
-        shown_running: std::collections::HashSet::new(),
-        jobs: HashMap::new(),
-        heap: BinaryHeap::new(),
-        loaded: false,
-        reboot: shmem::take_reboot(db),
-        last_purge: None,
-        daemons: crate::workers::daemon::supervisor::Supervisor::new(db),
-        was_in_recovery: false,
-        vacuumed_at_claims: shmem::claims(db),
-        prewarmed_for: None,
-        failed_passes: 0,
-        fired_in_pass: Vec::new(),
-        reload_daemons_pending: false,
-        parsed: HashMap::new(),
-        zones: HashMap::new(),
-    };
-    loop {
-        pg_sys::check_for_interrupts!();
-        if bgw::reload_config_if_asked() {
-            s.loaded = false; // pg_jobs.timezone may have changed
-        }
-        if !gucs::enabled() {
-            log!("pg_jobs scheduler for database \"{db_name}\" stopping: pg_jobs.enabled is off");
-            s.daemons.terminate_all();
-            return;
-        }
-        let next = match bgw::recover_from_error(|| cx.run(|| s.pass())) {
-            Ok(next) => {
-                s.failed_passes = 0;
-                next
-            }
-            Err(e) => {
-                // A pass is one transaction: its writes are rolled back, and
-                // what it had taken from memory goes back, so the runs due
-                // in it are retried, not lost.
-                cx.reset();
-                s.failed_passes = s.failed_passes.saturating_add(1);
-                let delay = pass_retry_delay(s.failed_passes);
-                log!(
-                    "pg_jobs scheduler for database \"{db_name}\": pass failed with SQLSTATE {}: {}; retrying in {} ms",
-                    e.sqlstate,
-                    e.message,
-                    delay.as_millis()
-                );
-                s.undo_failed_pass();
-                Next::Sleep(Some(delay))
-            }
-        };
-        match next {
-            Next::Exit => {
-                log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
-                s.daemons.terminate_all();
-                // Their runs' history is gone with the extension: nothing
-                // would record them. Stop them rather than let them run on.
-                shmem::terminate_runs_of(db);
-                shmem::set_ext(db, ExtPresence::Absent);
-                return;
-            }
-            Next::Sleep(timeout) => bgw::wait(timeout),
-        }
-    }
 }
 
-/// How long to wait before retrying after `failures` failed passes in a row:
-/// 100 ms, doubling, at most 5 s (short: runs are waiting; bounded: an error
-/// that persists must not make the log a firehose).
-fn pass_retry_delay(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_millis((100u64 << exp).min(5_000))
+impl Scheduler {
+    fn new(me: SlotRef, db: pg_sys::Oid) -> Scheduler {
+        Scheduler {
+            me,
+            db,
+            launched: HashMap::new(),
+            segments: HashMap::new(),
+            shown_running: std::collections::HashSet::new(),
+            jobs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            loaded: false,
+            reboot: shmem::take_reboot(db),
+            last_purge: None,
+            daemons: crate::workers::daemon::supervisor::Supervisor::new(db),
+            was_in_recovery: false,
+            vacuumed_at_claims: shmem::claims(db),
+            prewarmed_for: None,
+            failed_passes: 0,
+            fired_in_pass: Vec::new(),
+            reload_daemons_pending: false,
+            parsed: HashMap::new(),
+            zones: HashMap::new(),
+        }
+    }
+
+    /// The main loop: a pass, then sleep until the next thing is due or
+    /// someone wakes us; returns when the scheduler should exit.
+    fn run(&mut self, db_name: &str) {
+        let cx = bgw::IterationContext::new(c"pg_jobs scheduler iteration");
+        loop {
+            pg_sys::check_for_interrupts!();
+            if bgw::reload_config_if_asked() {
+                self.loaded = false; // pg_jobs.timezone may have changed
+            }
+            if !gucs::enabled() {
+                log!("pg_jobs scheduler for database \"{db_name}\" stopping: pg_jobs.enabled is off");
+                self.daemons.terminate_all();
+                return;
+            }
+            let next = match bgw::recover_from_error(|| cx.run(|| self.pass())) {
+                Ok(next) => {
+                    self.failed_passes = 0;
+                    next
+                }
+                Err(e) => {
+                    cx.reset();
+                    self.after_failed_pass(db_name, &e)
+                }
+            };
+            match next {
+                Next::Exit => {
+                    log!("pg_jobs scheduler for database \"{db_name}\" stopping: the extension was dropped");
+                    self.daemons.terminate_all();
+                    // Their runs' history is gone with the extension: nothing
+                    // would record them. Stop them rather than let them run on.
+                    shmem::terminate_runs_of(self.db);
+                    shmem::set_ext(self.db, ExtPresence::Absent);
+                    return;
+                }
+                Next::Sleep(timeout) => bgw::wait(timeout),
+            }
+        }
+    }
+
+    /// A pass is one transaction: its writes were rolled back, and what it
+    /// had taken from memory goes back, so the runs due in it are retried,
+    /// not lost, after a short backoff.
+    fn after_failed_pass(&mut self, db_name: &str, e: &bgw::CaughtReport) -> Next {
+        self.failed_passes = self.failed_passes.saturating_add(1);
+        let delay = backoff::pass_retry_delay(self.failed_passes);
+        log!(
+            "pg_jobs scheduler for database \"{db_name}\": pass failed with SQLSTATE {}: {}; retrying in {} ms",
+            e.sqlstate,
+            e.message,
+            delay.as_millis()
+        );
+        self.undo_failed_pass();
+        Next::Sleep(Some(delay))
+    }
 }
 
 enum Next {
