@@ -107,18 +107,40 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     let prewarm = slot.run_id == 0;
     let mut next_command = None;
     if !prewarm {
-        let Some(command) = read_command(slot.dsm) else {
-            shmem::record_outcome(
-                me,
-                Outcome::Failed,
-                "55000",
-                crate::exec::command_segment::COMMAND_GONE,
-            );
+        let Some(command) = command_of(me, slot.dsm) else {
             return;
         };
         next_command = Some(command);
     }
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
+    connect(db, role);
+    if prewarm {
+        if slot.db == slot.home_db {
+            get_ready(role, db);
+        }
+        shmem::set_pooled(me);
+    }
+    serve(me, db, role, next_command);
+}
+
+/// The command of a handed-over run, from its segment; `None` (recorded as
+/// the run's failure) if the segment is gone.
+fn command_of(me: SlotRef, dsm: u32) -> Option<String> {
+    let command = read_command(dsm);
+    if command.is_none() {
+        shmem::record_outcome(
+            me,
+            Outcome::Failed,
+            "55000",
+            crate::exec::command_segment::COMMAND_GONE,
+        );
+    }
+    command
+}
+
+/// Connect as the run's owner, by OID, and register the "run is not
+/// short" timeout.
+fn connect(db: pg_sys::Oid, role: pg_sys::Oid) {
     // SAFETY: a background worker registered with BGWORKER_BACKEND_DATABASE_
     // CONNECTION connects once, here, before any transaction; the OIDs are
     // plain values (a dropped database or role raises a FATAL).
@@ -128,17 +150,12 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     // wake_scheduler_for_slow_run); once per process.
     let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
     SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
-    if prewarm {
-        if slot.db == slot.home_db {
-            get_ready(role, db);
-        }
-        shmem::set_pooled(me);
-    }
+}
 
-    // The warm pool: after each run, reset the session and take the next
-    // run: one this executor reserved, or a batch from the queue, or one
-    // the scheduler hands over within pg_jobs.executor_idle_timeout; then
-    // exit.
+/// The warm pool: after each run, reset the session and take the next
+/// run: one this executor reserved, or a batch from the queue, or one the
+/// scheduler hands over within pg_jobs.executor_idle_timeout; then exit.
+fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Option<String>) {
     let mut reserved: VecDeque<Claimed> = VecDeque::new();
     loop {
         let command = match next_command.take() {
@@ -150,13 +167,7 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
                 let Some(dsm) = wait_for_next_run(me) else {
                     return;
                 };
-                let Some(c) = read_command(dsm) else {
-                    shmem::record_outcome(
-                        me,
-                        Outcome::Failed,
-                        "55000",
-                        crate::exec::command_segment::COMMAND_GONE,
-                    );
+                let Some(c) = command_of(me, dsm) else {
                     return;
                 };
                 c
