@@ -7,7 +7,9 @@
 \echo Use "ALTER EXTENSION pg_jobs UPDATE TO '0.4.0'" to load this file. \quit
 
 -- jobs._next_due read the clock while declared STABLE; it now takes the
--- instant as an argument (jobs.job_status passes now()).
+-- instant as an argument (jobs.job_status passes now()). A one-off counts
+-- as fired only by a run due at or after its instant, as the scheduler
+-- counts it (a jobs.run_now before the instant does not cancel it).
 CREATE FUNCTION jobs."_next_due"(
 	"schedule" TEXT,
 	"once_at" timestamp with time zone,
@@ -27,7 +29,8 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
        l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
        CASE WHEN j.enabled THEN
          jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
-                        EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id),
+                        EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id
+                                   AND f.scheduled_for OPERATOR(pg_catalog.>=) j.once_at),
                         pg_catalog.now())
        END AS next_due,
        (SELECT pg_catalog.count(*) FROM jobs.run f

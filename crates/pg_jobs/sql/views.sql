@@ -97,7 +97,8 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
        l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
        CASE WHEN j.enabled THEN
          jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
-                        EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id),
+                        EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id
+                                   AND f.scheduled_for OPERATOR(pg_catalog.>=) j.once_at),
                         pg_catalog.now())
        END AS next_due,
        (SELECT pg_catalog.count(*) FROM jobs.run f

@@ -203,6 +203,20 @@ mod tests {
     fn daemon_rejects_a_null_command() {
         Spi::run("SELECT jobs.daemon('d', NULL)").unwrap();
     }
+
+    /// `jobs.job_status` counts a one-off as fired as the scheduler does:
+    /// only by a run due at or after its instant, so a `jobs.run_now`
+    /// before it leaves `next_due` at the instant.
+    #[pg_test]
+    fn run_now_before_a_one_off_keeps_its_next_due() {
+        Spi::run("SELECT jobs.schedule('once', (now() + interval '1 day')::text, 'SELECT 1')").unwrap();
+        Spi::run("SELECT jobs.run_now('once')").unwrap();
+        let same = Spi::get_one::<bool>(
+            "SELECT s.next_due = j.once_at FROM jobs.job_status s JOIN jobs.job j USING (id) WHERE s.name = 'once'",
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+    }
 }
 
 /// Required by `cargo pgrx test`.
