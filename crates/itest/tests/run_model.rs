@@ -40,6 +40,37 @@ fn status_writes(code: &str) -> Vec<String> {
     out
 }
 
+/// A write marked `(row locked)` updates rows its transaction has just read
+/// `FOR UPDATE` with the event's guard: that read, marked
+/// `/* locks for run events: …, NAME, … */` in the same file, must carry
+/// the model's guard and lock the rows; the write itself must set the
+/// model's target. (Used where a status condition in the UPDATE would make
+/// the planner scan the partial queue index instead of the primary key.)
+fn check_row_locked(event: RunEvent, sql: &str, code: &str) -> Result<(), String> {
+    let target = format!("SET status = '{}'", event.to().as_str());
+    if !sql.contains(&target) {
+        return Err(format!("the statement for {event} does not `{target}`"));
+    }
+    let guard = event.guard_sql("status");
+    let locked = code.split('"').skip(1).step_by(2).any(|lit| {
+        let flat = lit.split_whitespace().collect::<Vec<_>>().join(" ");
+        let events = flat
+            .split("/* locks for run events: ")
+            .nth(1)
+            .and_then(|r| r.split(" */").next())
+            .unwrap_or_default();
+        events.split(", ").any(|e| e == event.name()) && flat.contains(&guard) && flat.contains("FOR UPDATE")
+    });
+    if locked {
+        Ok(())
+    } else {
+        Err(format!(
+            "the statement for {event} is marked row locked, but no read in its file locks rows \
+             for it with `{guard}` and FOR UPDATE"
+        ))
+    }
+}
+
 #[test]
 fn every_status_write_is_a_transition_of_the_run_model() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pg_jobs/src");
@@ -63,11 +94,20 @@ fn every_status_write_is_a_transition_of_the_run_model() {
                 ));
                 continue;
             };
+            let (name, row_locked) = match name.strip_suffix(" (row locked)") {
+                Some(n) => (n, true),
+                None => (name, false),
+            };
             let Some(event) = RunEvent::ALL.into_iter().find(|e| e.name() == name) else {
                 wrong.push(format!("{at}: unknown run event `{name}`"));
                 continue;
             };
-            if let Err(e) = check_update_sql(event, &sql) {
+            let checked = if row_locked {
+                check_row_locked(event, &sql, &code)
+            } else {
+                check_update_sql(event, &sql).map_err(|e| e.to_string())
+            };
+            if let Err(e) = checked {
                 wrong.push(format!("{at}: {e}"));
             }
             seen.push(event);

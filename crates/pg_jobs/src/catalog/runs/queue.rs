@@ -57,7 +57,7 @@ pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
     plans::run_built(
         client,
         &format!(
-            "SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
+            "/* locks for run events: dispatch, refuse */ SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
                          THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
                     (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text
@@ -78,12 +78,20 @@ pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
     .collect()
 }
 
-/// Mark the runs `ids`, picked by [`queued`], `starting` (still queued ones only).
+/// Mark the runs `ids`, picked and row-locked by [`queued`] in this
+/// transaction, `starting`.
+///
+/// Its status guard is that locking read's `status = 'queued'` (see
+/// "row locked" in `crates/itest/tests/run_model.rs`), not a condition
+/// here: `id = ANY ($1) AND status = 'queued'` lets the planner pick the
+/// partial index `run_queue`, whose predicate it implies, and scan the
+/// whole queue for the ids (measured: 20,000 trivial runs/s fell to
+/// 16,000) instead of the primary key.
 pub(crate) fn mark_dispatched(client: &mut SpiClient, ids: Vec<i64>) {
     plans::run(
         client,
-        "/* run event: dispatch */ UPDATE jobs.run SET status = 'starting', message = NULL
-                  WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'",
+        "/* run event: dispatch (row locked) */ UPDATE jobs.run SET status = 'starting', message = NULL
+                  WHERE id OPERATOR(pg_catalog.=) ANY ($1)",
         &[ids.into()],
     )
     .or_raise("marking runs starting");
@@ -94,9 +102,9 @@ pub(crate) fn mark_dispatched(client: &mut SpiClient, ids: Vec<i64>) {
 pub(crate) fn refuse(client: &mut SpiClient, run_id: i64, code: &str, message: &str) {
     client
         .update(
-            "/* run event: refuse */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+            "/* run event: refuse (row locked) */ UPDATE jobs.run SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
                     sqlstate = $2, message = $3
-              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'",
+              WHERE id OPERATOR(pg_catalog.=) $1",
             None,
             &[run_id.into(), code.into(), message.into()],
         )
@@ -128,7 +136,7 @@ impl Claimed {
 /// batch of role `$1` in database `$2` (built once per process; a kept plan).
 static BATCH_HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+        "/* locks for run events: reserve */ SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
                        AND r.datid OPERATOR(pg_catalog.=) $2
                        AND {MAY_START_IN_BATCH})
            FROM jobs.run r
@@ -174,8 +182,8 @@ pub(crate) fn claim_batch(
     }
     let rows = plans::run(
         c,
-        "/* run event: reserve */ UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
-          WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND status OPERATOR(pg_catalog.=) 'queued'
+        "/* run event: reserve (row locked) */ UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
+          WHERE id OPERATOR(pg_catalog.=) ANY ($1)
       RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
         &[ids.clone().into()],
     )?;
