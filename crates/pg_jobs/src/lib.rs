@@ -204,6 +204,23 @@ mod tests {
         Spi::run("SELECT jobs.daemon('d', NULL)").unwrap();
     }
 
+    /// `jobs.job_status` answers for the statement's instant (`now()`), as a
+    /// STABLE function must: `jobs._next_due` used to read the clock itself,
+    /// so one transaction saw an interval job's next due time move.
+    #[pg_test]
+    fn next_due_is_stable_within_a_transaction() {
+        Spi::run("SELECT jobs.schedule('tick', '1 second', 'SELECT 1')").unwrap();
+        let first =
+            Spi::get_one::<TimestampWithTimeZone>("SELECT next_due FROM jobs.job_status WHERE name = 'tick'")
+                .unwrap();
+        Spi::run("SELECT pg_sleep(1.1)").unwrap();
+        let again =
+            Spi::get_one::<TimestampWithTimeZone>("SELECT next_due FROM jobs.job_status WHERE name = 'tick'")
+                .unwrap();
+        assert!(first.is_some());
+        assert_eq!(first, again);
+    }
+
     /// `jobs.job_status` counts a one-off as fired as the scheduler does:
     /// only by a run due at or after its instant, so a `jobs.run_now`
     /// before it leaves `next_due` at the instant.
