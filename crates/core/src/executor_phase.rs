@@ -94,6 +94,10 @@ pub enum ExecutorEvent {
     ClaimNext,
     /// `registry::take_idle`: a scheduler pass claims a pooled executor.
     TakeIdle,
+    /// A scheduler pass whose transaction failed after it harvested this
+    /// slot puts it back: the outcome it wrote was rolled back, so the slot
+    /// awaits harvest again (`shmem::undo_harvest`).
+    UndoHarvest,
     /// A scheduler pass gives up a claimed idle executor without handing
     /// it the run (`shmem::abandon_handover`, when an earlier dispatch of
     /// the pass found no worker slot; 0.3 freed the live executor's slot).
@@ -118,7 +122,7 @@ pub enum ExecutorEvent {
 }
 
 impl ExecutorEvent {
-    pub const ALL: [ExecutorEvent; 21] = [
+    pub const ALL: [ExecutorEvent; 22] = [
         ExecutorEvent::Reserve,
         ExecutorEvent::ReserveAhead,
         ExecutorEvent::Release,
@@ -133,6 +137,7 @@ impl ExecutorEvent {
         ExecutorEvent::ClaimNext,
         ExecutorEvent::TakeIdle,
         ExecutorEvent::AbandonHandover,
+        ExecutorEvent::UndoHarvest,
         ExecutorEvent::HandOver,
         ExecutorEvent::TakeAssignment,
         ExecutorEvent::Retire,
@@ -191,6 +196,7 @@ impl ExecutorPhase {
             (P::AwaitingHarvest, E::Harvested { retire: true }) => P::Retiring,
             (P::Pooled, E::TakeIdle) => P::HandoverPending,
             (P::HandoverPending, E::AbandonHandover) => P::Pooled,
+            (P::Pooled | P::Retiring, E::UndoHarvest) => P::AwaitingHarvest,
             (P::HandoverPending, E::HandOver) => P::Assigned,
             (P::Assigned, E::TakeAssignment) => P::Starting,
             (P::Pooled | P::HandoverPending | P::Retiring, E::Retire) => P::Retiring,

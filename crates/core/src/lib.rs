@@ -31,9 +31,3 @@ pub mod overlap;
 pub mod run;
 pub mod schedule;
 pub mod sqlstate;
-
-/// The old name of [`run`] (pg_jobs 0.3), so `pg_jobs_core::run_state::RunStatus`
-/// still resolves in code not yet moved to `run`.
-pub mod run_state {
-    pub use crate::run::*;
-}

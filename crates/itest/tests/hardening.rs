@@ -130,3 +130,67 @@ fn a_failing_scheduler_pass_is_retried_without_losing_its_runs() {
     let rows: i64 = one(&mut s, "SELECT count(*) FROM t");
     assert_eq!(rows, 1);
 }
+
+/// A pass that fails after it has reserved executors for the runs it
+/// picked gives them back (no phantom executors in `jobs.workers`, no
+/// capacity lost), waits out its backoff however often it is woken, and
+/// once the error is gone every run succeeds exactly once.
+#[test]
+fn a_pass_failing_after_reserving_executors_gives_them_back() {
+    let (c, mut s) = Cluster::with_app_db("pass-undo", "");
+    s.batch_execute(
+        "CREATE TABLE t (x int);
+         CREATE TABLE fail_passes ();
+         INSERT INTO fail_passes DEFAULT VALUES;
+         CREATE FUNCTION refuse_starting() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF EXISTS (SELECT FROM public.fail_passes) THEN RAISE EXCEPTION 'no starting today'; END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_starting BEFORE UPDATE ON jobs.run FOR EACH ROW
+           WHEN (NEW.status = 'starting') EXECUTE FUNCTION refuse_starting();",
+    )
+    .unwrap();
+    let (before, _) = wait_for("the scheduler of app", DEADLINE, || {
+        let pids = worker_pids(&mut s, "scheduler", Some("app"));
+        (pids.len() == 1).then_some(pids)
+    });
+    let mut ids: Vec<i64> = (0..3)
+        .map(|i| {
+            one(
+                &mut s,
+                &format!("SELECT jobs.submit('INSERT INTO t VALUES ({i})')"),
+            )
+        })
+        .collect();
+    wait_for("a failed pass in the log", DEADLINE, || {
+        c.log().contains("pass failed with SQLSTATE P0001").then_some(())
+    });
+    // Woken by every one of these commits, it still waits out its backoff.
+    let failed_before = c.log().matches("pass failed with SQLSTATE P0001").count();
+    for i in 3..40 {
+        ids.push(one(
+            &mut s,
+            &format!("SELECT jobs.submit('INSERT INTO t VALUES ({i})')"),
+        ));
+    }
+    let failed_during = c.log().matches("pass failed with SQLSTATE P0001").count() - failed_before;
+    assert!(
+        failed_during < 20,
+        "{failed_during} failed passes for 37 wake-ups: no backoff"
+    );
+    let executors: i64 = one(
+        &mut s,
+        "SELECT count(*) FROM jobs.workers WHERE kind = 'executor'",
+    );
+    assert_eq!(executors, 0, "a failed pass left executors reserved");
+
+    s.batch_execute("DELETE FROM fail_passes").unwrap();
+    for id in &ids {
+        assert_eq!(wait_run(&mut s, *id).0, "succeeded", "run {id}");
+    }
+    let rows: i64 = one(&mut s, "SELECT count(DISTINCT x) FROM t");
+    let all: i64 = one(&mut s, "SELECT count(*) FROM t");
+    assert_eq!((rows, all), (40, 40), "every run once");
+    assert_eq!(worker_pids(&mut s, "scheduler", Some("app")), before);
+}

@@ -225,3 +225,18 @@ proptest! {
         }
     }
 }
+
+/// A failed scheduler pass puts a slot it harvested back to awaiting its
+/// harvest (its outcome's write was rolled back); nothing else can.
+#[test]
+fn only_a_harvested_slot_can_be_unharvested() {
+    for p in ExecutorPhase::ALL {
+        let undone = p.on(ExecutorEvent::UndoHarvest);
+        match p {
+            ExecutorPhase::Pooled | ExecutorPhase::Retiring => {
+                assert_eq!(undone, Ok(ExecutorPhase::AwaitingHarvest), "{p:?}")
+            }
+            _ => assert!(undone.is_err(), "{p:?}"),
+        }
+    }
+}

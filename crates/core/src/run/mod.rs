@@ -12,8 +12,6 @@
 //! * [`start`] — why a queued run may not start now;
 //! * [`cancel`] — what `jobs.cancel` does with a run, given who holds it.
 //!
-//! `crate::run_state` is the old name of this module, kept so that
-//! `pg_jobs_core::run_state::RunStatus` still resolves.
 
 pub mod cancel;
 pub mod outcome;

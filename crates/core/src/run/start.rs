@@ -109,14 +109,30 @@ impl WhyNot {
             | WhyNot::ExecutorGone => return None,
         })
     }
+
+    /// Words for a log line or a status, for every reason (the waiting
+    /// reasons never reach a run's message; see [`WhyNot::message`]).
+    fn describe(self) -> &'static str {
+        match self {
+            WhyNot::NotYetDue => "not due yet",
+            WhyNot::Overlap => "another run of its job is going and its overlap policy waits",
+            WhyNot::NoExecutorCapacity => "pg_jobs.max_executors executors are busy",
+            WhyNot::RegistryFull => "pg_jobs' worker registry is full",
+            WhyNot::ExecutorGone => "the executor it was handed to is gone",
+            WhyNot::DatabaseGone => "its database no longer exists",
+            WhyNot::RoleGone => "the run's owner role no longer exists",
+            WhyNot::RoleCannotLogin => "the run's owner role is not permitted to log in (NOLOGIN)",
+            WhyNot::NoConnectPrivilege => "the run's owner role lacks CONNECT privilege on its database",
+            WhyNot::NoWorkerSlot => "no free background worker slot",
+            WhyNot::IdleExecutorRetiring => "an idle executor is giving up its background worker slot",
+            WhyNot::BehindEarlierRun => "waiting for an earlier run to get a background worker slot",
+        }
+    }
 }
 
 impl fmt::Display for WhyNot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.message("its database") {
-            Some(m) => f.write_str(&m),
-            None => write!(f, "{self:?}"),
-        }
+        f.write_str(self.describe())
     }
 }
 
@@ -255,7 +271,11 @@ mod tests {
             WhyNot::RoleCannotLogin.to_string(),
             "the run's owner role is not permitted to log in (NOLOGIN)"
         );
-        assert_eq!(WhyNot::Overlap.to_string(), "Overlap");
+        // Every reason has words of its own, never Rust's debug text.
+        assert_eq!(
+            WhyNot::Overlap.to_string(),
+            "another run of its job is going and its overlap policy waits"
+        );
     }
 
     #[test]

@@ -12,23 +12,23 @@ use pgrx::spi::{SpiClient, SpiHeapTupleData, SpiResult};
 pub(crate) struct DaemonRow {
     pub(crate) id: i64,
     pub(crate) name: String,
-    pub(crate) owner: Option<pg_sys::Oid>,
+    pub(crate) owner: pg_sys::Oid,
     /// Its database's current name (else the one stored).
     pub(crate) database: String,
     /// Its database's OID; `None` if it does not exist (any more).
     pub(crate) target: Option<pg_sys::Oid>,
     pub(crate) command: String,
-    pub(crate) run_on: Option<String>,
-    pub(crate) restart_delay_ms: Option<i64>,
-    pub(crate) max_restart_delay_ms: Option<i64>,
-    pub(crate) enabled: Option<bool>,
+    pub(crate) run_on: String,
+    pub(crate) restart_delay_ms: i64,
+    pub(crate) max_restart_delay_ms: i64,
+    pub(crate) enabled: bool,
     /// Its owner role exists.
     pub(crate) role_exists: Option<bool>,
     pub(crate) can_login: Option<bool>,
     pub(crate) can_connect: Option<bool>,
     pub(crate) allows_connections: Option<bool>,
     /// Restarts recorded by [`record_exit`].
-    pub(crate) restarts: Option<i64>,
+    pub(crate) restarts: i64,
 }
 
 impl DaemonRow {
@@ -36,19 +36,19 @@ impl DaemonRow {
         DaemonRow {
             id: row::get_req(r, 1),
             name: row::get_req(r, 2),
-            owner: row::get_opt(r, 3),
+            owner: row::get_req(r, 3),
             database: row::get_req(r, 4),
             target: row::get_opt(r, 5),
             command: row::get_req(r, 6),
-            run_on: row::get_opt(r, 7),
-            restart_delay_ms: row::get_opt(r, 8),
-            max_restart_delay_ms: row::get_opt(r, 9),
-            enabled: row::get_opt(r, 10),
+            run_on: row::get_req(r, 7),
+            restart_delay_ms: row::get_req(r, 8),
+            max_restart_delay_ms: row::get_req(r, 9),
+            enabled: row::get_req(r, 10),
             role_exists: row::get_opt(r, 11),
             can_login: row::get_opt(r, 12),
             can_connect: row::get_opt(r, 13),
             allows_connections: row::get_opt(r, 14),
-            restarts: row::get_opt(r, 15),
+            restarts: row::get_req(r, 15),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! UPDATE`, while the new library is already loaded (one library per
 //! cluster, one schema version per database).
 
+use crate::pg::error::OrRaise;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
@@ -25,8 +26,8 @@ pub fn has_daemons(client: &mut SpiClient) -> bool {
             None,
             &[],
         )
-        .ok()
-        .and_then(|t| t.first().get_one::<bool>().ok().flatten())
+        .and_then(|t| t.first().get_one::<bool>())
+        .or_raise("probing for jobs.daemon")
         .unwrap_or(false)
 }
 

@@ -100,9 +100,9 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
     // here, before the tree can be freed. Chaining to the previous hook (or
     // standard_ProcessUtility) with our own arguments is the hook protocol;
     // PREV_PROCESS_UTILITY is written only in `init`, before any backend
-    // exists. An ERROR from standard_ProcessUtility (a guarded binding)
-    // unwinds as a Rust panic; one from a previous hook, a raw C function
-    // pointer, longjmps straight over this frame, which is sound only
+    // exists. An ERROR from the chained call (a previous hook's raw C
+    // function pointer, or standard_ProcessUtility declared here without
+    // pgrx's guard) longjmps straight over this frame, which is sound only
     // because nothing in it has a destructor when the chained call runs.
     unsafe {
         let node = (*pstmt).utilityStmt;
@@ -135,6 +135,15 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 }
             }
             pg_sys::NodeTag::T_CreatedbStmt => note(|p| p.wake_launcher = true),
+            // What a prepared transaction did (a DROP SCHEMA … CASCADE, say)
+            // takes effect now: its scheduler re-checks its extension. (A
+            // COMMIT PREPARED runs in the prepared transaction's database.)
+            pg_sys::NodeTag::T_TransactionStmt
+                if (*(node as *mut pg_sys::TransactionStmt)).kind
+                    == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED =>
+            {
+                note(|p| p.recheck_extension = true)
+            }
             pg_sys::NodeTag::T_DropdbStmt => {
                 evict_database((*(node as *mut pg_sys::DropdbStmt)).dbname);
             }

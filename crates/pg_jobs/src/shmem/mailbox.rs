@@ -231,3 +231,32 @@ pub fn mark_harvested(r: SlotRef) {
         }
     }
 }
+
+/// Scheduler side, when the pass that harvested `r` failed (its writes,
+/// the outcome among them, were rolled back): the slot awaits its harvest
+/// again, with what it held then (`before`, the copy the harvest read).
+/// A pass that also took the executor for a new run has given it back
+/// first (`abandon_handover`). Not undone if the executor moved on (exited,
+/// or was handed a run): its exit or next report is harvested instead.
+pub fn undo_harvest(r: SlotRef, before: &Slot) {
+    let mut reg = REGISTRY.exclusive();
+    let slot = &mut reg.slots[r.index as usize];
+    if !(slot.in_use && slot.generation == r.generation) {
+        return;
+    }
+    if !step_if_admitted(slot, ExecutorEvent::UndoHarvest) {
+        return;
+    }
+    slot.run_id = before.run_id;
+    slot.job_id = before.job_id;
+    slot.timeout_ms = before.timeout_ms;
+    slot.outcome = before.outcome;
+    slot.cancel_requested = before.cancel_requested;
+    slot.killed_for_timeout = before.killed_for_timeout;
+    slot.started_at = before.started_at;
+    slot.finished_at = before.finished_at;
+    slot.sqlstate = before.sqlstate;
+    slot.message_len = before.message_len;
+    slot.message = before.message;
+    slot.state = State::Idle;
+}

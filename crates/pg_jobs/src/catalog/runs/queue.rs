@@ -275,7 +275,8 @@ pub(crate) fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
                 AND not_before OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
         &[],
     )
-    .ok()
-    .and_then(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
+    .or_raise("reading the next retry time")
+    .next()
+    .and_then(|r| row::get_opt::<i64>(&r, 1))
     .and_then(|us| Timestamp::from_microsecond(us).ok())
 }

@@ -30,7 +30,13 @@ fn refusal(q: &Queued) -> Option<WhyNot> {
 /// overlap policy forbids parallel runs waits while another is going. Runs
 /// whose owner cannot log in to the target database fail here with a clear
 /// message instead of killing an executor at connection time.
-pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch> {
+/// Each executor reserved or taken from the pool is noted in `journal`
+/// (slot, pooled, run) as it is, for a failed pass to give back.
+pub(super) fn pick_runs(
+    client: &mut SpiClient,
+    db: pg_sys::Oid,
+    journal: &mut Vec<(SlotRef, bool, i64)>,
+) -> Vec<Dispatch> {
     let free = gucs::max_executors().saturating_sub(shmem::executor_count());
     if free == 0 {
         return Vec::new(); // an executor's exit wakes us
@@ -44,6 +50,7 @@ pub(super) fn pick_runs(client: &mut SpiClient, db: pg_sys::Oid) -> Vec<Dispatch
         let Some(d) = reserve_executor(db, q) else {
             break; // registry full; an exit wakes us
         };
+        journal.push((d.slot, d.warm, d.run_id));
         out.push(d);
     }
     if !out.is_empty() {

@@ -112,7 +112,7 @@ impl Scheduler {
         if slots.is_empty() {
             return Vec::new();
         }
-        requeue_reserved_of_exited(&slots);
+        self.journal.requeued.extend(requeue_reserved_of_exited(&slots));
         // An executor that exited holding no run (idle in the pool, or
         // claimed for a run that was never handed to it: an earlier life
         // of this scheduler died in between) says nothing about a run:
@@ -127,10 +127,11 @@ impl Scheduler {
         }
         // A pooled executor whose outcome is now written may take the next
         // run in this same pass: it is handed over only after this commits
-        // (if this transaction fails, the scheduler exits, and the run is
-        // later marked crashed and retried).
-        for (slot, _) in slots.iter().filter(|(_, s)| !s.exited()) {
+        // (if this transaction fails, the journal puts the slot back to
+        // awaiting its harvest, with its outcome).
+        for (slot, s) in slots.iter().filter(|(_, s)| !s.exited()) {
             shmem::mark_harvested(*slot);
+            self.journal.harvested.push((*slot, *s));
         }
         slots
             .into_iter()
@@ -200,8 +201,10 @@ impl Scheduler {
 }
 
 /// An executor that exited may still hold reserved runs; its slot is freed
-/// after this pass, so they go back to the queue now.
-fn requeue_reserved_of_exited(slots: &[(SlotRef, shmem::Slot)]) {
+/// after this pass, so they go back to the queue now. Returns them (taken
+/// out of shared memory: a failed pass requeues them at its next try).
+fn requeue_reserved_of_exited(slots: &[(SlotRef, shmem::Slot)]) -> Vec<i64> {
+    let mut all = Vec::new();
     for (slot, _) in slots
         .iter()
         .filter(|(_, s)| s.exited() && !s.reserved().is_empty())
@@ -209,8 +212,10 @@ fn requeue_reserved_of_exited(slots: &[(SlotRef, shmem::Slot)]) {
         let ids = shmem::take_reserved(*slot);
         if !ids.is_empty() {
             requeue_reserved(&ids, false);
+            all.extend(ids);
         }
     }
+    all
 }
 
 /// Mark `crashed` the runs in flight that no executor of `db` holds, and

@@ -147,6 +147,8 @@ impl Scheduler {
             failed_passes: 0,
             fired_in_pass: Vec::new(),
             reload_daemons_pending: false,
+            journal: Journal::default(),
+            requeue_pending: Vec::new(),
             parsed: HashMap::new(),
             zones: HashMap::new(),
         }
@@ -156,6 +158,9 @@ impl Scheduler {
     /// someone wakes us; returns when the scheduler should exit.
     fn run(&mut self, db_name: &str) {
         let cx = bgw::IterationContext::new(c"pg_jobs scheduler iteration");
+        // After a failed pass, no pass before this, however often we are
+        // woken meanwhile (every submit and executor exit sets our latch).
+        let mut retry_at: Option<Instant> = None;
         loop {
             pg_sys::check_for_interrupts!();
             if bgw::reload_config_if_asked() {
@@ -166,6 +171,14 @@ impl Scheduler {
                 self.daemons.terminate_all();
                 return;
             }
+            if let Some(at) = retry_at {
+                let now = Instant::now();
+                if now < at {
+                    bgw::wait(Some(at - now));
+                    continue;
+                }
+                retry_at = None;
+            }
             let next = match bgw::recover_from_error(|| cx.run(|| self.pass())) {
                 Ok(next) => {
                     self.failed_passes = 0;
@@ -173,7 +186,9 @@ impl Scheduler {
                 }
                 Err(e) => {
                     cx.reset();
-                    self.after_failed_pass(db_name, &e)
+                    let delay = self.after_failed_pass(db_name, &e);
+                    retry_at = Some(Instant::now() + delay);
+                    Next::Sleep(Some(delay))
                 }
             };
             match next {
@@ -194,7 +209,7 @@ impl Scheduler {
     /// A pass is one transaction: its writes were rolled back, and what it
     /// had taken from memory goes back, so the runs due in it are retried,
     /// not lost, after a short backoff.
-    fn after_failed_pass(&mut self, db_name: &str, e: &bgw::CaughtReport) -> Next {
+    fn after_failed_pass(&mut self, db_name: &str, e: &bgw::CaughtReport) -> Duration {
         self.failed_passes = self.failed_passes.saturating_add(1);
         let delay = backoff::pass_retry_delay(self.failed_passes);
         log!(
@@ -204,8 +219,25 @@ impl Scheduler {
             delay.as_millis()
         );
         self.undo_failed_pass();
-        Next::Sleep(Some(delay))
+        shmem::set_state(self.me, State::Idle, None);
+        delay
     }
+}
+
+/// What a pass changed in shared memory that its transaction's rollback
+/// would not undo: runs taken back from executors' reservations, slots
+/// harvested, executors reserved or taken from the pool for the runs it
+/// picked. Undone by [`Scheduler::undo_failed_pass`] when the pass fails;
+/// the harvest and requeue entries are settled at commit, a dispatch entry
+/// once its run is handed over or requeued.
+#[derive(Default)]
+struct Journal {
+    requeued: Vec<i64>,
+    harvested: Vec<(SlotRef, shmem::Slot)>,
+    /// Slot, whether it was a pooled executor, run.
+    dispatched: Vec<(SlotRef, bool, i64)>,
+    /// The pass's transaction committed (its dispatched runs are `starting`).
+    committed: bool,
 }
 
 enum Next {
@@ -251,6 +283,12 @@ struct Scheduler {
     fired_in_pass: Vec<(i64, Timestamp)>,
     /// A reload of daemon definitions a failed pass had taken and not done.
     reload_daemons_pending: bool,
+    /// What the current pass changed in shared memory, to put back if it
+    /// fails (see [`Journal`]).
+    journal: Journal,
+    /// Reserved runs taken back from executors by a pass that failed before
+    /// its requeue committed: the next pass requeues them first.
+    requeue_pending: Vec<i64>,
     /// Parsed schedules and time zones by text, shared by the jobs that
     /// use them (rebuilt at each full load).
     parsed: HashMap<String, Schedule>,
@@ -263,6 +301,24 @@ impl Scheduler {
     /// reload requests it consumed are redone in full, and the `running`
     /// marks it wrote are written again.
     fn undo_failed_pass(&mut self) {
+        let journal = std::mem::take(&mut self.journal);
+        // Executors for the picked runs: a new one's reserved slot goes, a
+        // pooled one goes back to the pool. After commit the runs are
+        // `starting` with no executor: they go back to the queue next pass.
+        for (slot, warm, run_id) in journal.dispatched {
+            if warm {
+                shmem::abandon_handover(slot);
+            } else {
+                shmem::release(slot);
+            }
+            if journal.committed {
+                self.requeue_pending.push(run_id);
+            }
+        }
+        for (slot, before) in journal.harvested.iter().rev() {
+            shmem::undo_harvest(*slot, before);
+        }
+        self.requeue_pending.extend(journal.requeued);
         for (id, due) in std::mem::take(&mut self.fired_in_pass) {
             if let Some(job) = self.jobs.get_mut(&id) {
                 job.next_due = Some(due);

@@ -40,14 +40,20 @@ impl Scheduler {
         self.forget_runs_no_executor_holds();
         let reloads = self.reloads();
         self.fired_in_pass.clear();
+        self.journal = Journal::default();
         let result = bgw::in_transaction("pg_jobs scheduler: pass", || {
             if !extension_exists() {
                 return None;
             }
             // Runs reserved behind a slow run go back to the queue (and
             // out to others, below).
-            let taken_back = shmem::take_back_reserved(self.db, shmem::RUNNING_VISIBLE_WITHIN_MS * 1000);
+            let mut taken_back = std::mem::take(&mut self.requeue_pending);
+            taken_back.extend(shmem::take_back_reserved(
+                self.db,
+                shmem::RUNNING_VISIBLE_WITHIN_MS * 1000,
+            ));
             if !taken_back.is_empty() {
+                self.journal.requeued.extend(&taken_back);
                 requeue_reserved(&taken_back, false);
             }
             Some(Spi::connect_mut(|client| {
@@ -57,8 +63,12 @@ impl Scheduler {
         let Some(result) = result else {
             return Next::Exit;
         };
-        // Committed: what it fired stays fired whatever happens next.
+        // Committed: what it fired stays fired, what it harvested and
+        // requeued stays so, whatever happens next.
         self.fired_in_pass.clear();
+        self.journal.requeued.clear();
+        self.journal.harvested.clear();
+        self.journal.committed = true;
         self.after_commit(result)
     }
 
@@ -92,7 +102,7 @@ impl Scheduler {
             self.load_jobs(client, now, Some(&reloads.jobs));
         }
         self.fire_due_jobs(client, now);
-        let dispatch = pick_runs(client, self.db);
+        let dispatch = pick_runs(client, self.db, &mut self.journal.dispatched);
         if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             purge_history(client);
             self.last_purge = Some(Instant::now());
@@ -168,19 +178,24 @@ impl Scheduler {
     fn launch_all(&mut self, dispatch: Vec<Dispatch>) -> bool {
         let mut retry_soon = false;
         for d in dispatch {
+            let slot = d.slot;
             if !retry_soon {
                 retry_soon = !self.launch(d);
-                continue;
-            }
-            if d.warm {
-                // A live pooled executor: back to the pool, not freed.
-                shmem::abandon_handover(d.slot);
             } else {
-                shmem::release(d.slot);
+                if d.warm {
+                    // A live pooled executor: back to the pool, not freed.
+                    shmem::abandon_handover(d.slot);
+                } else {
+                    shmem::release(d.slot);
+                }
+                bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
+                    requeue(d.run_id, WhyNot::BehindEarlierRun.message("").as_deref())
+                });
             }
-            bgw::in_transaction("pg_jobs scheduler: requeueing a run", || {
-                requeue(d.run_id, WhyNot::BehindEarlierRun.message("").as_deref())
-            });
+            // Handed over, or requeued with its executor given back: nothing
+            // to undo for it. (An ERROR above leaves it in the journal: the
+            // failed pass gives its executor back and requeues it.)
+            self.journal.dispatched.retain(|(s, _, _)| *s != slot);
         }
         retry_soon
     }

@@ -24,6 +24,7 @@ mod start;
 use crate::catalog::{self, daemons::DaemonRow};
 
 use crate::exec::command_segment::Segment;
+use crate::pg::error::OrRaise;
 
 use crate::pg::bgw::{self, DynamicWorker, HandleStatus, WorkerHandle};
 
@@ -74,19 +75,19 @@ impl Def {
         let allows_connections = r.allows_connections != Some(false);
         let def = Def {
             name: r.name,
-            owner: r.owner.unwrap_or(pg_sys::InvalidOid),
+            owner: r.owner,
             database: r.database,
             target: r.target,
             command: r.command,
-            run_on: r.run_on.and_then(|s| s.parse().ok()).unwrap_or(RunOn::Primary),
+            run_on: r.run_on.parse::<RunOn>().or_raise("reading a daemon's run_on"),
             delays: RestartDelays {
-                restart_delay: r.restart_delay_ms.unwrap_or(5_000).max(0) as u64,
-                max_restart_delay: r.max_restart_delay_ms.unwrap_or(300_000).max(0) as u64,
+                restart_delay: r.restart_delay_ms.max(0) as u64,
+                max_restart_delay: r.max_restart_delay_ms.max(0) as u64,
             },
-            enabled: r.enabled.unwrap_or(false),
+            enabled: r.enabled,
             refusal: daemon::refusal(r.target.is_some(), owner, allows_connections),
         };
-        (r.id, def, r.restarts.unwrap_or(0))
+        (r.id, def, r.restarts)
     }
 
     /// Whether a running process of `self` must be restarted to become `new`.
