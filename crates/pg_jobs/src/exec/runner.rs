@@ -380,6 +380,26 @@ unsafe fn run_statements(
 mod tests {
     use pgrx::prelude::*;
 
+    /// Every statement type of PostgreSQL's PreventInTransactionBlock callers
+    /// (prevent_in_transaction_block.txt, derived from the 15 and 18 sources)
+    /// is classified as managing its own transactions.
+    #[pg_test]
+    fn every_prevent_in_transaction_block_caller_is_classified() {
+        let fixture = include_str!("prevent_in_transaction_block.txt");
+        let mut n = 0;
+        for line in fixture
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let (stmt_type, example) = line
+                .split_once(" | ")
+                .expect("a fixture line is `type | example`");
+            assert_eq!(super::classify(example), [true], "{stmt_type}: {example}");
+            n += 1;
+        }
+        assert!(n >= 25, "the fixture lists {n} statement types");
+    }
+
     /// Every statement form PostgreSQL runs through PreventInTransactionBlock
     /// (15 and 18), and the ones that commit internally, is never taken for
     /// a single transaction (which would make a false exactly-once claim).
