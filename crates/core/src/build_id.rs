@@ -40,6 +40,15 @@ pub fn of_workspace(root: &Path) -> String {
     format!("{h:016x}")
 }
 
+/// For a build script: rerun when an input changes, and set
+/// `PG_JOBS_BUILD_ID` for the crate being built.
+pub fn emit_cargo_directives(root: &Path) {
+    for input in INPUTS {
+        println!("cargo:rerun-if-changed={}", root.join(input).display());
+    }
+    println!("cargo:rustc-env=PG_JOBS_BUILD_ID={}", of_workspace(root));
+}
+
 fn collect(p: &Path, out: &mut Vec<PathBuf>) {
     if p.is_dir() {
         if let Ok(entries) = std::fs::read_dir(p) {

@@ -89,11 +89,15 @@ fn _schedule(
         overlap,
         catch_up,
     };
-    let id = bgw::as_superuser(|| jobs::save(&def));
-    let id = id
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", None));
+    let id = match bgw::as_superuser(|| jobs::save(&def)) {
+        Ok(Some(id)) => id,
+        Ok(None) => raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", None),
+        Err(e) => raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not save the job: {e}"),
+            None,
+        ),
+    };
     hooks::job_changed_at_commit(id);
     id
 }
@@ -197,9 +201,15 @@ fn run_now(name: Option<&str>) -> i64 {
     let id = find_job(required(name, "name"));
     let run = bgw::as_superuser(|| crate::catalog::runs::run_now(id));
     hooks::wake_scheduler_at_commit();
-    run.ok()
-        .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", None))
+    match run {
+        Ok(Some(id)) => id,
+        Ok(None) => raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", None),
+        Err(e) => raise(
+            Code::ERRCODE_INTERNAL_ERROR,
+            format!("could not queue the run: {e}"),
+            None,
+        ),
+    }
 }
 
 /// The next `count` times `schedule` fires after `after`, in `timezone`
