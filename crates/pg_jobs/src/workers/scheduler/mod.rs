@@ -125,6 +125,20 @@ fn connect(db: pg_sys::Oid) {
             pg_sys::GucSource::PGC_S_OVERRIDE,
         )
     };
+    // A pass that deadlocks with a user's DDL on pg_jobs' tables (DROP
+    // EXTENSION takes their locks in its own order) is the one to give way:
+    // it is rolled back and retried in 100 ms, where the user's statement
+    // would fail. The process that waits deadlock_timeout first checks for
+    // the deadlock and aborts itself, so ours waits very little.
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"deadlock_timeout".as_ptr(),
+            c"10ms".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        )
+    };
 }
 
 impl Scheduler {
