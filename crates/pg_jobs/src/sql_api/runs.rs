@@ -70,7 +70,7 @@ fn _submit(
 /// The status of a run the caller can see (row-level security), or an
 /// error if there is none.
 fn visible_status(run_id: i64) -> String {
-    runs::status(run_id).or_raise("reading a run").unwrap_or_else(|| {
+    runs::status(run_id).unwrap_or_else(|| {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("run {run_id} does not exist"),
@@ -203,7 +203,6 @@ fn cancel(run_id: Option<i64>) -> bool {
 /// executor was interrupted, `Some(false)` if there was nothing to cancel.
 fn cancel_locked(run_id: i64) -> Option<bool> {
     let status = bgw::as_superuser(|| runs::lock_status(run_id))
-        .or_raise("locking a run")
         .map(|s| s.parse::<RunStatus>().or_raise("reading a run's status"));
     let Some(status) = status else {
         return Some(false); // no such run (or none we can read)

@@ -9,19 +9,29 @@ use pgrx::spi::{SpiClient, SpiResult};
 
 /// The status of run `run_id`, as the caller sees it (row-level security:
 /// `None` for a run of a role the caller is not a member of).
-pub(crate) fn status(run_id: i64) -> SpiResult<Option<String>> {
-    Spi::get_one_with_args::<String>(
+pub(crate) fn status(run_id: i64) -> Option<String> {
+    one_status(
         "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
-        &[run_id.into()],
+        run_id,
     )
+}
+
+/// The one status `sql` reads for `run_id`; `None` if there is no such row
+/// (or none the caller may see). Any other error raises.
+fn one_status(sql: &str, run_id: i64) -> Option<String> {
+    match Spi::get_one_with_args::<String>(sql, &[run_id.into()]) {
+        Ok(status) => status,
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        Err(e) => Err::<Option<String>, _>(e).or_raise("reading a run's status"),
+    }
 }
 
 /// [`status`], with the run's row locked (`FOR UPDATE`) until the end of
 /// the (sub)transaction.
-pub(crate) fn lock_status(run_id: i64) -> SpiResult<Option<String>> {
-    Spi::get_one_with_args::<String>(
+pub(crate) fn lock_status(run_id: i64) -> Option<String> {
+    one_status(
         "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-        &[run_id.into()],
+        run_id,
     )
 }
 
