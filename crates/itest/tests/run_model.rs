@@ -94,23 +94,38 @@ fn every_status_write_is_a_transition_of_the_run_model() {
                 ));
                 continue;
             };
-            let (name, row_locked) = match name.strip_suffix(" (row locked)") {
+            let (names, row_locked) = match name.strip_suffix(" (row locked)") {
                 Some(n) => (n, true),
                 None => (name, false),
             };
-            let Some(event) = RunEvent::ALL.into_iter().find(|e| e.name() == name) else {
-                wrong.push(format!("{at}: unknown run event `{name}`"));
-                continue;
-            };
-            let checked = if row_locked {
-                check_row_locked(event, &sql, &code)
-            } else {
-                check_update_sql(event, &sql).map_err(|e| e.to_string())
-            };
-            if let Err(e) = checked {
-                wrong.push(format!("{at}: {e}"));
+            // One statement may perform several events (`fire, skip`: a due
+            // job's run is queued or recorded skipped), or every ending of
+            // one (`harvest(*)`): each is checked.
+            let mut events = Vec::new();
+            for name in names.split(", ") {
+                let matching: Vec<RunEvent> = match name.strip_suffix("(*)") {
+                    Some(stem) => RunEvent::ALL
+                        .into_iter()
+                        .filter(|e| e.name().starts_with(&format!("{stem}(")))
+                        .collect(),
+                    None => RunEvent::ALL.into_iter().filter(|e| e.name() == name).collect(),
+                };
+                if matching.is_empty() {
+                    wrong.push(format!("{at}: unknown run event `{name}`"));
+                }
+                events.extend(matching);
             }
-            seen.push(event);
+            for event in events {
+                let checked = if row_locked {
+                    check_row_locked(event, &sql, &code)
+                } else {
+                    check_update_sql(event, &sql).map_err(|e| e.to_string())
+                };
+                if let Err(e) = checked {
+                    wrong.push(format!("{at}: {e}"));
+                }
+                seen.push(event);
+            }
         }
     }
     assert!(

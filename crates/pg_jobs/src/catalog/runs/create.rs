@@ -121,7 +121,7 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
     plans::run_built(
         client,
         &format!(
-            "/* run event: fire */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
+            "/* run event: fire, skip */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
                                    retry_backoff, scheduled_for, status, message, finished_at)
              SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
                     TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',

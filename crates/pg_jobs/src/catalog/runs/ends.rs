@@ -88,7 +88,7 @@ pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<En
     plans::run(
         client,
         concat!(
-            "/* run event: harvest(failed) */ UPDATE jobs.run r
+            "/* run event: harvest(*) */ UPDATE jobs.run r
                     SET status = u.status, pid = u.pid,
                         started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
                         finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
