@@ -18,6 +18,17 @@
 //! table's section); every `jobs.<name>` and `pg_jobs.<name>` the reference
 //! mentions exists; and every function, table and view in schema `jobs` has
 //! a `COMMENT` (see [`AWAITING_COMMENT`]).
+//!
+//! And the reference says what the `COMMENT`s say: for every `COMMENT ON
+//! FUNCTION/TABLE/VIEW/COLUMN jobs.… IS '…'` of the install-script parts
+//! (the public objects and the internal `jobs._*` functions alike), the
+//! section of that object opens with a quote (`> …`, right under its
+//! heading) that contains the comment's text word for word (whitespace
+//! normalised, `''` read as `'`); for a column, its table's section opens
+//! with a quote containing ``- `column`: text``. An object's section is one
+//! whose heading's first `jobs.` name is the object, under `## Tables` for
+//! a table or column, `## Views` for a view, under neither for a function
+//! (`jobs.daemon` is both a function and a table).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -290,12 +301,18 @@ fn pg_externs(src: &str, default_schema: &str) -> Vec<(String, String)> {
 // ---------------------------------------------------------------------------
 // SQL: statements that create and comment objects of schema `jobs`.
 
-/// `sql` without `--` line comments and `/* */` block comments.
+/// `sql` without `--` line comments and `/* */` block comments. A
+/// `'…'` literal is kept as it is (a `--` in a COMMENT's text is text).
 fn strip_sql_comments(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("--") {
+        if rest.starts_with('\'') {
+            // Up to the closing quote; a doubled '' is part of the literal.
+            let len = rest[1..].find('\'').map_or(rest.len(), |n| n + 2);
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+        } else if let Some(r) = rest.strip_prefix("--") {
             rest = r.find('\n').map_or("", |n| &r[n..]);
         } else if let Some(r) = rest.strip_prefix("/*") {
             rest = r.find("*/").map_or("", |n| &r[n + 2..]);
@@ -350,8 +367,79 @@ fn statements<'a>(text: &'a str, forms: &[&str]) -> Vec<(String, &'a str, &'a st
     out
 }
 
+/// The text of a COMMENT, from what follows the object's name in `COMMENT
+/// ON … jobs.<name>…` (a function's argument list, a column's `.column`)
+/// through `IS '…'`: `''` read as `'`, adjacent literals on separate lines
+/// joined (as SQL does), whitespace normalised.
+fn comment_text(rest: &str) -> Result<String, String> {
+    let mut s = rest;
+    if s.starts_with('(') {
+        let mut depth = 0usize;
+        let close = s
+            .char_indices()
+            .find(|&(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .ok_or("unclosed argument list")?
+            .0;
+        s = &s[close + 1..];
+    } else if let Some(r) = s.strip_prefix('.') {
+        s = &r[ident_at(r, 0).len()..];
+    }
+    s = s.trim_start();
+    let glued = s.as_bytes().get(2).is_some_and(|&b| is_ident(b));
+    if !s.get(..2).is_some_and(|k| k.eq_ignore_ascii_case("IS")) || glued {
+        return Err(format!("no IS after the name: {:?}", first_line(s)));
+    }
+    s = s[2..].trim_start();
+    if !s.starts_with('\'') {
+        return Err(format!(
+            "the comment is not a plain '…' literal (IS NULL, E'…' and $$…$$ are not read): {:?}",
+            first_line(s)
+        ));
+    }
+    let mut text = String::new();
+    while let Some(body) = s.strip_prefix('\'') {
+        let mut chars = body.char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((i, '\'')) if body[i + 1..].starts_with('\'') => {
+                    text.push('\'');
+                    chars.next();
+                }
+                Some((i, '\'')) => break i + 1,
+                Some((_, c)) => text.push(c),
+                None => return Err("unterminated literal".into()),
+            }
+        };
+        let after = &body[end..];
+        let gap = &after[..after.len() - after.trim_start().len()];
+        if !gap.contains('\n') || !after.trim_start().starts_with('\'') {
+            break;
+        }
+        s = after.trim_start();
+    }
+    Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
 // ---------------------------------------------------------------------------
 // What the extension defines.
+
+/// The text of one COMMENT of an install-script part.
+#[derive(Debug)]
+struct CommentText {
+    text: String,
+    origin: String,
+}
 
 #[derive(Debug, Default)]
 struct Extension {
@@ -362,6 +450,10 @@ struct Extension {
     views: BTreeSet<String>,
     /// Objects named by a COMMENT: `function:x`, `table:x`, `view:x`, `column:t.c`.
     comments: BTreeSet<String>,
+    /// The text of each COMMENT in the install-script parts, by the same
+    /// keys as `comments` (a later COMMENT on the same object replaces an
+    /// earlier one, as in the database).
+    comment_texts: BTreeMap<String, CommentText>,
     settings: BTreeSet<String>,
 }
 
@@ -388,7 +480,9 @@ fn install_sql_parts(sql_dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn note_sql(ext: &mut Extension, text: &str, origin: &str) {
+/// Notes what `text` creates and comments; with `texts`, also the text of
+/// each COMMENT (`text` is then SQL, not Rust with its own escapes).
+fn note_sql(ext: &mut Extension, text: &str, origin: &str, texts: bool) {
     for (form, name, rest) in statements(
         text,
         &[
@@ -407,34 +501,39 @@ fn note_sql(ext: &mut Extension, text: &str, origin: &str) {
         ],
     ) {
         let name = name.to_owned();
-        match form.as_str() {
+        let key = match form.as_str() {
             f if f.starts_with("CREATE") && f.ends_with("FUNCTION") => {
                 ext.functions.entry(name).or_insert_with(|| origin.to_owned());
+                continue;
             }
             f if f.starts_with("CREATE") && f.ends_with("TABLE") => {
                 ext.tables.insert(name);
+                continue;
             }
             f if f.starts_with("CREATE") => {
                 ext.views.insert(name);
+                continue;
             }
-            "COMMENT ON FUNCTION" => {
-                ext.comments.insert(format!("function:{name}"));
-            }
-            "COMMENT ON TABLE" => {
-                ext.comments.insert(format!("table:{name}"));
-            }
+            "COMMENT ON FUNCTION" => format!("function:{name}"),
+            "COMMENT ON TABLE" => format!("table:{name}"),
             "COMMENT ON COLUMN" => {
                 let column = rest.strip_prefix('.').map(|r| ident_at(r, 0)).unwrap_or_default();
                 assert!(
                     !column.is_empty(),
                     "{origin}: cannot read the column of COMMENT ON COLUMN jobs.{name}"
                 );
-                ext.comments.insert(format!("column:{name}.{column}"));
+                format!("column:{name}.{column}")
             }
-            _ => {
-                ext.comments.insert(format!("view:{name}"));
-            }
+            _ => format!("view:{name}"),
+        };
+        if texts {
+            let text = comment_text(rest)
+                .unwrap_or_else(|e| panic!("{origin}: cannot read the text of {form} jobs.{name}: {e}"));
+            let origin = origin.to_owned();
+            ext.comment_texts
+                .insert(key.clone(), CommentText { text, origin });
         }
+        ext.comments.insert(key);
     }
 }
 
@@ -455,7 +554,7 @@ fn extension() -> &'static Extension {
         let mut ext = Extension::default();
         for part in install_sql_parts(&root.join("sql")) {
             let origin = part.strip_prefix(repo()).unwrap_or(&part).display().to_string();
-            note_sql(&mut ext, &strip_sql_comments(&read(&part)), &origin);
+            note_sql(&mut ext, &strip_sql_comments(&read(&part)), &origin, true);
         }
         for file in files(&root.join("src"), "rs") {
             let src = read(&file);
@@ -471,7 +570,7 @@ fn extension() -> &'static Extension {
                 .filter(|l| !l.trim_start().starts_with("//"))
                 .collect::<Vec<_>>()
                 .join("\n");
-            note_sql(&mut ext, &code, &origin);
+            note_sql(&mut ext, &code, &origin, false);
             for (name, rest) in qualified(&src, "pg_jobs.") {
                 // pg_jobs.so, pg_jobs.control and the like are files, not settings.
                 if !rest.starts_with('.') && !matches!(name, "so" | "control" | "sql" | "rs") {
@@ -489,6 +588,12 @@ fn extension() -> &'static Extension {
 struct Reference {
     /// Headings (without the leading #s), with their level.
     headings: Vec<(usize, String)>,
+    /// For each heading: the quote right under it (`>` lines after only
+    /// blank lines), without the `>`s, whitespace normalised; empty if none.
+    summaries: Vec<String>,
+    /// For each heading: the level-2 heading it is in (itself if level 2;
+    /// empty before the first one).
+    parts: Vec<String>,
     /// Inline code spans outside fenced blocks, with the index of the
     /// heading they are under (None: before the first heading).
     spans: Vec<(Option<usize>, String)>,
@@ -501,11 +606,16 @@ fn reference() -> &'static Reference {
     REF.get_or_init(|| {
         let text = read(&repo().join("docs/sql-reference.md"));
         let mut headings = Vec::new();
+        let mut summaries: Vec<String> = Vec::new();
+        let mut parts: Vec<String> = Vec::new();
         let mut spans = Vec::new();
         let mut fenced = false;
+        // Whether the lines read since the last heading may still be its summary.
+        let mut in_summary = false;
         for line in text.lines() {
             if line.trim_start().starts_with("```") {
                 fenced = !fenced;
+                in_summary = false;
                 continue;
             }
             if fenced {
@@ -513,7 +623,24 @@ fn reference() -> &'static Reference {
             }
             let level = line.bytes().take_while(|&b| b == b'#').count();
             if level > 0 && line[level..].starts_with(' ') {
-                headings.push((level, line[level..].trim().to_owned()));
+                let heading = line[level..].trim().to_owned();
+                let part = match level {
+                    1 => String::new(),
+                    2 => heading.clone(),
+                    _ => parts.last().cloned().unwrap_or_default(),
+                };
+                headings.push((level, heading));
+                summaries.push(String::new());
+                parts.push(part);
+                in_summary = true;
+            } else if in_summary {
+                if let Some(quoted) = line.trim_start().strip_prefix('>') {
+                    let summary = summaries.last_mut().unwrap();
+                    summary.push(' ');
+                    summary.push_str(quoted);
+                } else if !line.trim().is_empty() || !summaries.last().unwrap().is_empty() {
+                    in_summary = false;
+                }
             }
             let under = headings.len().checked_sub(1);
             // `code` and ``code``: a run of n backticks closes at the next run of n.
@@ -527,8 +654,14 @@ fn reference() -> &'static Reference {
                 rest = &body[close + ticks..];
             }
         }
+        let summaries = summaries
+            .into_iter()
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
         Reference {
             headings,
+            summaries,
+            parts,
             spans,
             text,
         }
@@ -581,6 +714,29 @@ impl Reference {
     }
 }
 
+impl Reference {
+    /// The headings (by index) of the sections of `jobs.<name>`, a
+    /// `kind` (`function`, `table` or `view`): their first `jobs.` name is
+    /// `name`, and they are under `## Tables` (a table), `## Views` (a view)
+    /// or neither (a function).
+    fn sections_of(&self, kind: &str, name: &str) -> Vec<usize> {
+        (0..self.headings.len())
+            .filter(|&h| {
+                let part = self.parts[h].as_str();
+                let in_part = match kind {
+                    "table" => part == "Tables",
+                    "view" => part == "Views",
+                    _ => part != "Tables" && part != "Views",
+                };
+                in_part
+                    && qualified(&self.headings[h].1, "jobs.")
+                        .first()
+                        .is_some_and(|(n, rest)| *n == name && !rest.starts_with('.'))
+            })
+            .collect()
+    }
+}
+
 fn fail_if_any(what: &str, missing: &[String]) {
     assert!(missing.is_empty(), "{what}:\n  {}", missing.join("\n  "));
 }
@@ -614,6 +770,19 @@ fn the_scan_finds_the_extension() {
     }
     assert!(ext.settings.len() >= 9, "settings found: {:?}", ext.settings);
     assert!(ext.comments.len() >= 20, "comments found: {:?}", ext.comments);
+    assert!(
+        ext.comment_texts.len() >= 30 && ext.comment_texts.values().all(|c| !c.text.is_empty()),
+        "comment texts found: {:?}",
+        ext.comment_texts
+    );
+    for key in [
+        "function:_submit",
+        "table:run",
+        "column:run.status",
+        "view:workers",
+    ] {
+        assert!(ext.comment_texts.contains_key(key), "no COMMENT text for {key}");
+    }
     assert!(!reference().headings.is_empty() && !reference().spans.is_empty());
 }
 
@@ -636,6 +805,66 @@ fn every_commented_object_is_in_the_reference() {
     fail_if_any(
         "objects with a COMMENT that docs/sql-reference.md does not name in a heading or code span",
         &missing,
+    );
+}
+
+#[test]
+fn every_comment_opens_its_objects_section() {
+    let (ext, doc) = (extension(), reference());
+    let mut missing = Vec::new();
+    for (key, CommentText { text, origin }) in &ext.comment_texts {
+        let (kind, object) = key.split_once(':').unwrap();
+        let (kind, name, expected) = match kind {
+            "column" => {
+                let (table, column) = object.split_once('.').unwrap();
+                ("table", table, format!("- `{column}`: {text}"))
+            }
+            _ => (kind, object, text.clone()),
+        };
+        let what = match key.split_once(':') {
+            Some(("column", tc)) => format!("column jobs.{tc}"),
+            _ => format!("{kind} jobs.{name}"),
+        };
+        let sections = doc.sections_of(kind, name);
+        let part = match kind {
+            "table" => "under ## Tables",
+            "view" => "under ## Views",
+            _ => "outside ## Tables and ## Views",
+        };
+        if sections.is_empty() {
+            missing.push(format!(
+                "{what} ({origin}): no heading {part} names jobs.{name} first; its section should open with\n    > {expected}"
+            ));
+        } else if !sections.iter().any(|&h| doc.summaries[h].contains(&expected)) {
+            let heading = &doc.headings[sections[0]].1;
+            missing.push(format!(
+                "{what} ({origin}): the quote under \"{heading}\" does not contain\n    > {expected}"
+            ));
+        }
+    }
+    eprintln!(
+        "{} COMMENT texts checked against docs/sql-reference.md",
+        ext.comment_texts.len()
+    );
+    fail_if_any(
+        "COMMENT texts that docs/sql-reference.md does not quote at the top of the object's section",
+        &missing,
+    );
+}
+
+#[test]
+fn comment_texts_are_read_as_sql_reads_them() {
+    assert_eq!(
+        comment_text("(text, numeric(10, 2)) IS\n  'Runs a job''s\n   command -- now';").as_deref(),
+        Ok("Runs a job's command -- now")
+    );
+    assert_eq!(comment_text(".owner is 'a' \n 'b';").as_deref(), Ok("ab"));
+    assert_eq!(comment_text(" IS 'a' 'b';").as_deref(), Ok("a"));
+    assert!(comment_text("(bigint) IS NULL;").is_err());
+    assert!(comment_text(" ISNT 'x';").is_err());
+    assert_eq!(
+        strip_sql_comments("COMMENT ON TABLE jobs.t IS 'a -- b'; -- gone\nx /* gone */ y"),
+        "COMMENT ON TABLE jobs.t IS 'a -- b'; \nx  y"
     );
 }
 
