@@ -68,3 +68,11 @@ COMMENT ON FUNCTION jobs._daemons() IS
   'Internal: what the schedulers publish about each daemon, for jobs.daemon_status.';
 COMMENT ON FUNCTION jobs._workers() IS
   'Internal: the shared-memory registry of pg_jobs workers, for jobs.workers.';
+
+-- COMMENTs that said less than the objects do.
+COMMENT ON VIEW jobs.daemon_status IS
+  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+COMMENT ON FUNCTION jobs.cancel(bigint) IS
+  'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
+COMMENT ON TABLE jobs.run IS
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';

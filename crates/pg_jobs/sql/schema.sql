@@ -62,7 +62,7 @@ CREATE TABLE jobs.run (
     datid          oid
 );
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
   'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';

@@ -48,7 +48,7 @@ AS $$ SELECT jobs._wait(run_id, (EXTRACT(EPOCH FROM timeout) * 1000)::int8);
 COMMENT ON FUNCTION jobs.wait(bigint, interval) IS
   'Wait until a run is finished (or the timeout passes) and return its row.';
 COMMENT ON FUNCTION jobs.cancel(bigint) IS
-  'Cancel a run: a queued one never starts, a running one is interrupted. False if it had already finished.';
+  'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 
 -- Scheduled jobs: typed wrappers with defaults around the jobs._* functions,
 -- which validate, check privileges and write. search_path is pinned.
@@ -160,7 +160,7 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
  WHERE pg_catalog.pg_has_role(d.owner::pg_catalog.oid, 'MEMBER');
 COMMENT ON VIEW jobs.daemon_status IS
-  'Each daemon you can see: running, starting, waiting_restart, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 
 -- Every function has a COMMENT; the internal jobs._* functions say which
