@@ -149,6 +149,16 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
         ("SELECT jobs.alter_job('j', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
         ("SELECT jobs.daemon('d2', 'SELECT 1', restart_delay => '2 days')".into(), "22023", "restart_delay must be between 100 milliseconds and 1 day, not 172800000 ms".into()),
+        // Values a worker could not compute with (issue 13, finding 2).
+        ("SELECT jobs.submit('SELECT 1', start_at => 'infinity')".into(), "22008", "start_at must be a finite time between the years -9999 and 9999".into()),
+        ("SELECT jobs.schedule('x', '9999-12-31 12:00+00', 'SELECT 1')".into(), "22008", "a one-off's time must be a finite time between the years -9999 and 9999".into()),
+        // COPY with a client that does not exist (issue 13, finding 6).
+        ("SELECT jobs.submit('COPY (SELECT 1) TO STDOUT')".into(), "0A000", "COPY to or from the client is not possible in a job (it has no client)".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'CREATE TEMP TABLE c (a int); COPY c FROM STDIN')".into(), "0A000", "COPY to or from the client is not possible in a job (it has no client)".into()),
+        // A database no job can connect to (issue 13, finding 8).
+        ("SELECT jobs.submit('SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
+        ("SELECT jobs.daemon('d2', 'SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
     ];
     let before = state(&mut s);
     let mut mismatches = Vec::new();

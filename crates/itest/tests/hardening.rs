@@ -194,3 +194,49 @@ fn a_pass_failing_after_reserving_executors_gives_them_back() {
     assert_eq!((rows, all), (40, 40), "every run once");
     assert_eq!(worker_pids(&mut s, "scheduler", Some("app")), before);
 }
+
+/// What a role could store before 0.4.0 refused it at submit must not hurt
+/// the worker that meets it: a run whose `not_before` is `infinity` made
+/// every scheduler pass fail (issue 13, finding 2), and a stored command
+/// that COPYs to the client wrote raw bytes into the server log (finding 6).
+#[test]
+fn values_stored_before_they_were_refused_do_not_hurt_workers() {
+    let (_c, mut s) = Cluster::with_app_db("stored-values", "");
+    s.batch_execute("CREATE TABLE t (x int)").unwrap();
+    // As an old version could have stored them (the API refuses both now).
+    let stuck: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour')",
+    );
+    let copy: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT 2', start_at => now() + interval '1 hour')",
+    );
+    s.execute(
+        "UPDATE jobs.run SET not_before = 'infinity' WHERE id = $1",
+        &[&stuck],
+    )
+    .unwrap();
+    s.execute(
+        "UPDATE jobs.run SET command = 'COPY (SELECT 1) TO STDOUT', not_before = now() WHERE id = $1",
+        &[&copy],
+    )
+    .unwrap();
+    let id: i64 = one(&mut s, "SELECT jobs.submit('INSERT INTO t VALUES (1)')");
+    assert_eq!(
+        wait_run(&mut s, id).0,
+        "succeeded",
+        "the scheduler still dispatches"
+    );
+    let (status, sqlstate, message) = wait_run(&mut s, copy);
+    assert_eq!(
+        (status.as_str(), sqlstate.as_deref(), message.as_deref()),
+        (
+            "failed",
+            Some("0A000"),
+            Some("COPY to or from the client is not possible in a job (it has no client)")
+        )
+    );
+    let stuck_status: String = one(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {stuck}"));
+    assert_eq!(stuck_status, "queued");
+}

@@ -29,7 +29,20 @@ pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
     // SAFETY: called from SQL functions, so in a transaction, as the catalog
     // look-up needs; `c` is NUL-terminated and outlives the call. A missing
     // database raises an ERROR, which unwinds through pgrx's guard.
-    unsafe { pg_sys::get_database_oid(c.as_ptr(), false) }
+    let oid = unsafe { pg_sys::get_database_oid(c.as_ptr(), false) };
+    // A run there could only end `crashed` (its executor cannot connect).
+    let allows = Spi::get_one_with_args::<bool>(
+        "SELECT datallowconn FROM pg_catalog.pg_database WHERE oid OPERATOR(pg_catalog.=) $1",
+        &[oid.into()],
+    );
+    if matches!(allows, Ok(Some(false))) {
+        raise(
+            Code::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("database \"{name}\" is not accepting connections"),
+            Some("Its datallowconn is false (as for template0): no job can run there."),
+        );
+    }
+    oid
 }
 
 /// The caller may act as `role` (SET ROLE semantics); superuser roles only

@@ -87,6 +87,28 @@ unsafe fn manages_its_own_transactions(node: *mut pg_sys::Node) -> bool {
     }
 }
 
+/// Whether raw statement `node` is a COPY to or from the client (`TO
+/// STDOUT`, `FROM STDIN`): a job has no client, so such data would go
+/// nowhere, or (COPY TO) into the server log as raw bytes a role could use
+/// to forge log lines. Refused at submit and at run time.
+///
+/// # Safety
+///
+/// `node` is a valid parse-tree node.
+pub unsafe fn copies_with_the_client(node: *mut pg_sys::Node) -> bool {
+    // SAFETY: a valid node starts with its tag; the cast follows the tag.
+    unsafe {
+        (*node).type_ == pg_sys::NodeTag::T_CopyStmt && {
+            let copy = node as *mut pg_sys::CopyStmt;
+            (*copy).filename.is_null() && !(*copy).is_program
+        }
+    }
+}
+
+/// The error of a command that copies with the client.
+pub const COPY_WITH_THE_CLIENT: &str =
+    "COPY to or from the client is not possible in a job (it has no client)";
+
 /// The nodes of a parse-tree `List` (empty for NIL).
 ///
 /// # Safety
@@ -272,6 +294,10 @@ unsafe fn run_statements(
         start_xact(&mut in_xact);
         pg_sys::MemoryContextSwitchTo(cmd_cx);
         let stmts = raw_statements(pg_sys::pg_parse_query(command.as_ptr()));
+        // Commands stored before this was checked at submit.
+        if stmts.iter().any(|raw| copies_with_the_client((**raw).stmt)) {
+            return Err(("0A000".into(), COPY_WITH_THE_CLIENT.into()));
+        }
         let implicit_block = stmts.len() > 1;
         let single_transaction = stmts
             .iter()

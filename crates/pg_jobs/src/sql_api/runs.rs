@@ -33,6 +33,9 @@ fn _submit(
     let priority = required(priority, "priority");
     check_command(command);
     crate::sql_api::validate::validate_numbers(timeout_ms, max_attempts, 0, false);
+    if let Some(at) = start_at {
+        crate::sql_api::validate::check_instant(at.into(), "start_at");
+    }
     // SAFETY: GetUserId only reads the backend's current user, set in any
     // connected session (SQL functions run in one).
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });

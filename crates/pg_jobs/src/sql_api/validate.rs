@@ -49,15 +49,22 @@ pub(crate) fn check_command(command: &str) -> usize {
     };
     // SAFETY: raw_parser only parses (no catalog access) a NUL-terminated
     // string that outlives the call; the List it returns (null for an
-    // empty string) is palloc'd in the current context and only its length
-    // is read. A syntax ERROR unwinds into the PgTry's catch.
+    // empty string) is palloc'd in the current context, its `length` cells
+    // are RawStmts of this parse, read while the list lives. A syntax ERROR
+    // unwinds into the PgTry's catch.
     let parsed = PgTryBuilder::new(|| unsafe {
         let list = pg_sys::raw_parser(c.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
-        Ok(if list.is_null() {
+        let len = if list.is_null() {
             0
         } else {
             (*list).length as usize
-        })
+        };
+        // Each cell is a RawStmt of this parse.
+        let copies = (0..len).any(|i| {
+            let raw = (*(*list).elements.add(i)).ptr_value as *mut pg_sys::RawStmt;
+            crate::exec::runner::copies_with_the_client((*raw).stmt)
+        });
+        Ok((len, copies))
     })
     .catch_others(|e| match e {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => Err(r.message().to_owned()),
@@ -65,17 +72,35 @@ pub(crate) fn check_command(command: &str) -> usize {
     })
     .execute();
     match parsed {
-        Ok(0) => raise(
+        Ok((_, true)) => raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            crate::exec::runner::COPY_WITH_THE_CLIENT,
+            Some("COPY to or from a file on the server, or return rows from a query and read them with jobs.result."),
+        ),
+        Ok((0, _)) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "command is empty",
             Some("Pass one or more SQL statements, e.g. jobs.submit('VACUUM my_table')."),
         ),
-        Ok(n) => n,
+        Ok((n, _)) => n,
         Err(msg) => raise(
             PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
             format!("command is not valid SQL: {msg}"),
             Some("The command is parsed when submitted; fix it and submit again."),
         ),
+    }
+}
+
+/// An instant a worker will compute with (a run's `start_at`, a one-off's
+/// time) must be finite and within the years -9999 to 9999: `infinity`
+/// made every scheduler pass fail ("cannot convert infinity to bigint").
+pub(crate) fn check_instant(us: i64, what: &str) {
+    if crate::pg::time::from_pg(us).is_none() {
+        raise(
+            Code::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            format!("{what} must be a finite time between the years -9999 and 9999"),
+            None,
+        );
     }
 }
 
@@ -106,7 +131,9 @@ pub(crate) fn validate_schedule(text: &str) -> Option<i64> {
                 Some(SCHEDULE_HINT),
             )
         });
-        return Some(pg_sys::TimestampTz::from(ts));
+        let us = pg_sys::TimestampTz::from(ts);
+        check_instant(us, "a one-off's time");
+        return Some(us);
     }
     if let Err(e) = Schedule::parse(text) {
         raise(

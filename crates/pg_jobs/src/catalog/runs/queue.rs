@@ -270,9 +270,13 @@ pub(crate) fn next_not_before(client: &mut SpiClient) -> Option<Timestamp> {
         // Future ones only: a run already due waits for an executor (whose
         // exit or return to the pool wakes us), not for the clock; a past
         // time here would make the scheduler spin.
-        "SELECT (EXTRACT(EPOCH FROM min(not_before)) * 1000000)::int8 FROM jobs.run
-              WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL
-                AND not_before OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+        // At most a day ahead: a stored `infinity` (refused at submit since
+        // 0.4.0, but older rows may hold one) must not make the pass fail.
+        "SELECT (EXTRACT(EPOCH FROM LEAST(m, pg_catalog.clock_timestamp() + INTERVAL '1 day')) * 1000000)::int8
+           FROM (SELECT min(not_before) AS m FROM jobs.run
+                  WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL
+                    AND not_before OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()) n
+          WHERE m IS NOT NULL",
         &[],
     )
     .or_raise("reading the next retry time")
