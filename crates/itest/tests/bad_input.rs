@@ -73,7 +73,11 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', max_attempts => -1)".into(), "22023", "max_attempts must be at least 1, not -1".into()),
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', timeout => '-1 second')".into(), "22023", "timeout must be positive".into()),
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', timeout => '0')".into(), "22023", "timeout must be positive".into()),
-        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '-1 second')".into(), "22023", "retry_backoff must not be negative".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '-1 second')".into(), "22023", "retry_backoff must be at least 1 second, not -1000 ms".into()),
+        // A retry chain its owner could not stop (issue 13, finding 3).
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '0')".into(), "22023", "retry_backoff must be at least 1 second, not 0 ms".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', max_attempts => 2147483647)".into(), "22023", "max_attempts must be at most 100, not 2147483647".into()),
+        ("SELECT jobs.submit('SELECT 1', max_attempts => 101)".into(), "22023", "max_attempts must be at most 100, not 101".into()),
         ("SELECT jobs.schedule('x', '@hourly', 'SELEC 1')".into(), "42601", "command is not valid SQL: syntax error at or near \"SELEC\"".into()),
         ("SELECT jobs.schedule('x', '@hourly', '')".into(), "22023", "command is empty".into()),
         ("SELECT jobs.schedule('x', '@hourly', '  ;  ;')".into(), "22023", "command is empty".into()),

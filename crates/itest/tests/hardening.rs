@@ -240,3 +240,32 @@ fn values_stored_before_they_were_refused_do_not_hurt_workers() {
     let stuck_status: String = one(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {stuck}"));
     assert_eq!(stuck_status, "queued");
 }
+
+/// Unscheduling a failing job ends its retry chain: the run in flight may
+/// finish, but no further attempt is queued (issue 13, finding 3: with
+/// many attempts and no backoff, retries went on ~90 times a second after
+/// `unschedule`).
+#[test]
+fn unscheduling_a_job_ends_its_retries() {
+    let (_c, mut s) = Cluster::with_app_db("retry-chain", "");
+    let job: i64 = one(
+        &mut s,
+        "SELECT jobs.schedule('flaky', '1 second', 'SELECT 1/0', max_attempts => 100, retry_backoff => '1 second')",
+    );
+    wait_for("a retry of the failing job", DEADLINE, || {
+        let retries: i64 = one(
+            &mut s,
+            &format!("SELECT count(*) FROM jobs.run WHERE job_id = {job} AND attempt > 1"),
+        );
+        (retries > 0).then_some(())
+    });
+    s.batch_execute("SELECT jobs.unschedule('flaky')").unwrap();
+    // With the chain cut, every run of the job ends and none is queued again.
+    wait_for("the job's runs all ended, none queued", DEADLINE, || {
+        let live: i64 = one(
+            &mut s,
+            &format!("SELECT count(*) FROM jobs.run WHERE job_id = {job} AND status IN ('queued', 'starting', 'running')"),
+        );
+        (live == 0).then_some(())
+    });
+}

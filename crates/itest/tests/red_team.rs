@@ -308,3 +308,38 @@ fn a_job_whose_owner_is_dropped_renamed_nologin_or_loses_connect_fails_clearly_a
     assert_eq!(started, 1, "the scheduler restarted {started} times");
     println!("RELIABILITY| jobs of a dropped / NOLOGIN / no-CONNECT owner fail clearly; others run; scheduler never restarted | 3 of 3");
 }
+
+/// A role with BYPASSRLS that is not superuser sees every row of the
+/// tables, but pg_jobs' functions still check ownership themselves: it can
+/// neither read another role's results, wait on its runs, nor cancel them
+/// (issue 13, finding 7).
+#[test]
+fn bypassrls_does_not_make_another_roles_runs_yours() {
+    let (c, mut s) = Cluster::with_app_db("bypassrls", "");
+    s.batch_execute("CREATE ROLE bob LOGIN; CREATE ROLE mallory LOGIN BYPASSRLS")
+        .unwrap();
+    let mut bob = c.connect_as("app", "bob");
+    let bobs_run: i64 = one(&mut bob, "SELECT jobs.submit('SELECT 42 AS secret')");
+    assert_eq!(wait_run(&mut bob, bobs_run).0, "succeeded");
+    let bobs_queued: i64 = one(
+        &mut bob,
+        "SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour')",
+    );
+    let mut mallory = c.connect_as("app", "mallory");
+    // The rows are visible to it (that is what BYPASSRLS does) ...
+    let seen: i64 = one(&mut mallory, "SELECT count(*) FROM jobs.run");
+    assert_eq!(seen, 2, "BYPASSRLS sees the rows");
+    // ... but they are not its runs.
+    for sql in [
+        format!("SELECT * FROM jobs.result({bobs_run})"),
+        format!("SELECT * FROM jobs.wait({bobs_run})"),
+        format!("SELECT jobs.cancel({bobs_queued})"),
+    ] {
+        assert_eq!(denied(&mut mallory, &sql), Ok("42704".to_owned()), "{sql}");
+    }
+    let status: String = one(
+        &mut s,
+        &format!("SELECT status FROM jobs.run WHERE id = {bobs_queued}"),
+    );
+    assert_eq!(status, "queued", "bob's run was not cancelled");
+}

@@ -32,7 +32,13 @@ fn _submit(
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
     check_command(command);
-    crate::sql_api::validate::validate_numbers(timeout_ms, max_attempts, 0, false);
+    // A submitted run's retries wait the table's default backoff.
+    crate::sql_api::validate::validate_numbers(
+        timeout_ms,
+        max_attempts,
+        crate::sql_api::validate::MIN_RETRY_BACKOFF_MS,
+        false,
+    );
     if let Some(at) = start_at {
         crate::sql_api::validate::check_instant(at.into(), "start_at");
     }

@@ -213,6 +213,12 @@ pub(crate) const MAX_TIMEOUT_MS: i64 = i32::MAX as i64;
 /// Longest retry backoff (retries back off exponentially from it, up to an
 /// hour, so a larger base only ever means "an hour").
 pub(crate) const MAX_RETRY_BACKOFF_MS: i64 = 86_400_000;
+/// Shortest retry backoff: a failing job with many attempts and no backoff
+/// retried ~90 times a second (issue 13, finding 3).
+pub(crate) const MIN_RETRY_BACKOFF_MS: i64 = 1_000;
+/// Most attempts of one run: with the backoff doubling up to an hour, 100
+/// attempts already span about four days.
+pub(crate) const MAX_ATTEMPTS: i32 = 100;
 
 pub(crate) fn validate_numbers(
     timeout_ms: Option<i64>,
@@ -256,10 +262,17 @@ pub(crate) fn validate_numbers(
             Some("1 means no retries."),
         );
     }
-    if retry_backoff_ms < 0 {
+    if max_attempts > MAX_ATTEMPTS {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            "retry_backoff must not be negative",
+            format!("max_attempts must be at most {MAX_ATTEMPTS}, not {max_attempts}"),
+            None,
+        );
+    }
+    if retry_backoff_ms < MIN_RETRY_BACKOFF_MS {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("retry_backoff must be at least 1 second, not {retry_backoff_ms} ms"),
             None,
         );
     }

@@ -151,7 +151,9 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
                                    retry_backoff, scheduled_for, not_before)
              SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
                     pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
-               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+               FROM jobs.run r WHERE id OPERATOR(pg_catalog.=) $1
+                -- A job's retries stop when the job is unscheduled.
+                AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))",
             datid = if schema_version::databases_by_oid() { ", datid" } else { "" }
         ),
         &[failed.into(), attempt.into(), delay_ms.into()],

@@ -7,11 +7,16 @@ use crate::pg::error::OrRaise;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
-/// The status of run `run_id`, as the caller sees it (row-level security:
-/// `None` for a run of a role the caller is not a member of).
+/// The status of run `run_id`, as the caller sees it: `None` for a run of
+/// a role the caller is not a member of. The ownership rule is stated here
+/// too, not left to row-level security alone: a BYPASSRLS role that is not
+/// superuser would otherwise see every role's runs, and `jobs.cancel`,
+/// `jobs.result` and `jobs.wait` act on what this says (issue 13, finding
+/// 7). Superusers are members of every role.
 pub(crate) fn status(run_id: i64) -> Option<String> {
     one_status(
-        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
+            AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')",
         run_id,
     )
 }
