@@ -16,7 +16,6 @@
 use crate::shmem::{self, Kind};
 use pg_jobs_core::launcher::ExtPresence;
 use pgrx::prelude::*;
-use std::cell::Cell;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
 
@@ -42,6 +41,21 @@ struct Pending {
 }
 
 impl Pending {
+    /// What a committed subtransaction noted becomes its parent's.
+    fn merge(self, child: Pending) -> Pending {
+        Pending {
+            wake_scheduler: self.wake_scheduler || child.wake_scheduler,
+            reload_jobs: self.reload_jobs || child.reload_jobs,
+            reload_daemons: self.reload_daemons || child.reload_daemons,
+            runs_finished: self.runs_finished || child.runs_finished,
+            wake_launcher: self.wake_launcher || child.wake_launcher,
+            ext_created: self.ext_created || child.ext_created,
+            ext_dropped: self.ext_dropped || child.ext_dropped,
+            evicted_db: child.evicted_db.or(self.evicted_db),
+            recheck_extension: self.recheck_extension || child.recheck_extension,
+        }
+    }
+
     /// Whether the transaction did pg_jobs work that only takes effect when
     /// this backend sees its commit: two-phase commit would strand it (the
     /// COMMIT PREPARED runs elsewhere, with none of this state).
@@ -56,7 +70,10 @@ impl Pending {
 }
 
 thread_local! {
-    static PENDING: Cell<Pending> = Cell::new(Pending::default());
+    /// What the transaction noted, one entry per (sub)transaction level
+    /// that noted or began since: a subtransaction that aborts takes what
+    /// it noted with it, one that commits hands it to its parent.
+    static PENDING: std::cell::RefCell<Vec<Pending>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Runs submitted in the current transaction (`jobs.wait` on one would
     /// wait for a commit that cannot come while it waits).
     static SUBMITTED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -66,10 +83,27 @@ thread_local! {
 
 fn note(f: impl FnOnce(&mut Pending)) {
     PENDING.with(|p| {
-        let mut v = p.get();
-        f(&mut v);
-        p.set(v);
+        let mut levels = p.borrow_mut();
+        if levels.is_empty() {
+            levels.push(Pending::default());
+        }
+        if let Some(top) = levels.last_mut() {
+            f(top);
+        }
     });
+}
+
+/// Everything the transaction noted, in its committed subtransactions
+/// too; with `reset`, forgotten (the transaction ended).
+fn noted(reset: bool) -> Pending {
+    PENDING.with(|p| {
+        let mut levels = p.borrow_mut();
+        let all = levels.iter().fold(Pending::default(), |acc, l| acc.merge(*l));
+        if reset {
+            levels.clear();
+        }
+        all
+    })
 }
 
 /// Wake this database's scheduler when the current transaction commits.
@@ -134,5 +168,6 @@ pub fn init() {
         utility::PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(utility::process_utility);
         pg_sys::RegisterXactCallback(Some(xact::xact_callback), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(xact::subxact_callback), std::ptr::null_mut());
     }
 }

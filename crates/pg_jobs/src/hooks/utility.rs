@@ -106,18 +106,22 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
     // because nothing in it has a destructor when the chained call runs.
     unsafe {
         let node = (*pstmt).utilityStmt;
+        // What the statement will mean to pg_jobs, noted only once it has
+        // run: one that fails (a permission check, say), even inside a
+        // block that catches the error, must change nothing.
+        let mut after: Option<fn(&mut Pending)> = None;
         match (*node).type_ {
             pg_sys::NodeTag::T_CreateExtensionStmt => {
                 let s = node as *mut pg_sys::CreateExtensionStmt;
                 if cstr((*s).extname) == Some("pg_jobs") {
-                    note(|p| p.ext_created = true);
+                    after = Some(|p| p.ext_created = true);
                 }
             }
             pg_sys::NodeTag::T_AlterExtensionStmt => {
                 // ALTER EXTENSION pg_jobs UPDATE: the scheduler reads what the new version has.
                 let s = node as *mut pg_sys::AlterExtensionStmt;
                 if cstr((*s).extname) == Some("pg_jobs") {
-                    note(|p| {
+                    after = Some(|p| {
                         p.reload_jobs = true;
                         p.reload_daemons = true;
                     });
@@ -125,16 +129,16 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
             }
             pg_sys::NodeTag::T_DropStmt => {
                 let s = node as *mut pg_sys::DropStmt;
-                if (*s).removeType == pg_sys::ObjectType::OBJECT_EXTENSION
+                after = if (*s).removeType == pg_sys::ObjectType::OBJECT_EXTENSION
                     && list_strings((*s).objects).contains(&"pg_jobs")
                 {
-                    note(|p| p.ext_dropped = true);
+                    Some(|p| p.ext_dropped = true)
                 } else {
                     // Cheap: the scheduler re-checks that the extension exists.
-                    note(|p| p.recheck_extension = true);
-                }
+                    Some(|p| p.recheck_extension = true)
+                };
             }
-            pg_sys::NodeTag::T_CreatedbStmt => note(|p| p.wake_launcher = true),
+            pg_sys::NodeTag::T_CreatedbStmt => after = Some(|p| p.wake_launcher = true),
             // What a prepared transaction did (a DROP SCHEMA … CASCADE, say)
             // takes effect now: its scheduler re-checks its extension. (A
             // COMMIT PREPARED runs in the prepared transaction's database.)
@@ -142,15 +146,21 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 if (*(node as *mut pg_sys::TransactionStmt)).kind
                     == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED =>
             {
-                note(|p| p.recheck_extension = true)
+                after = Some(|p| p.recheck_extension = true)
             }
+            // These need the database's workers gone before they run; they
+            // are evicted only if the statement will get past PostgreSQL's
+            // own checks (see `will_run`).
             pg_sys::NodeTag::T_DropdbStmt => {
-                evict_database((*(node as *mut pg_sys::DropdbStmt)).dbname);
+                let top_level = context == pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL;
+                evict_database((*(node as *mut pg_sys::DropdbStmt)).dbname, |db| {
+                    top_level && !pg_sys::IsTransactionBlock() && may_drop_or_rename(db, false)
+                });
             }
             pg_sys::NodeTag::T_RenameStmt => {
                 let s = node as *mut pg_sys::RenameStmt;
                 if (*s).renameType == pg_sys::ObjectType::OBJECT_DATABASE {
-                    evict_database((*s).subname);
+                    evict_database((*s).subname, |db| may_drop_or_rename(db, true));
                 }
             }
             _ => {}
@@ -180,6 +190,9 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 qc,
             ),
         }
+        if let Some(f) = after {
+            note(f);
+        }
     }
 }
 
@@ -193,15 +206,15 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
 /// `name` is null or a NUL-terminated string valid for the call (the
 /// statement's parse tree); called in a backend inside a transaction
 /// (`get_database_oid` reads the catalog).
-unsafe fn evict_database(name: *const std::ffi::c_char) {
+unsafe fn evict_database(name: *const std::ffi::c_char, will_run: impl FnOnce(pg_sys::Oid) -> bool) {
     if name.is_null() {
         return;
     }
     // SAFETY: `name` is a valid C string (caller's contract) and we are in a
     // transaction, as the catalog look-up needs.
     let db = unsafe { pg_sys::get_database_oid(name, true) };
-    if db == pg_sys::InvalidOid {
-        return; // let PostgreSQL report the missing database
+    if db == pg_sys::InvalidOid || !will_run(db) {
+        return; // let PostgreSQL report what is wrong; nothing is touched
     }
     shmem::set_evicting(db, true);
     note(|p| p.evicted_db = Some(db));
@@ -230,5 +243,35 @@ unsafe fn evict_database(name: *const std::ffi::c_char) {
             pg_sys::ResetLatch(pg_sys::MyLatch);
         }
         pg_sys::check_for_interrupts!();
+    }
+}
+
+/// Whether the current user gets past PostgreSQL's checks for dropping
+/// (`rename`: renaming) database `db`: not the database we are connected
+/// to, owned by the user (superusers own everything), and for a rename the
+/// CREATEDB attribute. Asked before workers are evicted, so that a role
+/// that may not do it cannot stop a database's jobs by trying (issue 13,
+/// finding 1). (DROP DATABASE's own top-level check is the caller's.)
+fn may_drop_or_rename(db: pg_sys::Oid, rename: bool) -> bool {
+    // SAFETY: plain reads of the backend's connection state and catalog
+    // look-ups through the syscache, in the utility statement's transaction.
+    unsafe {
+        let me = pg_sys::GetUserId();
+        if db == pg_sys::MyDatabaseId || !pg_sys::pg_database_ownercheck(db, me) {
+            return false;
+        }
+        if !rename || pg_sys::superuser() {
+            return true;
+        }
+        let tup = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::AUTHOID as i32,
+            pg_sys::Datum::from(me.to_u32()),
+        );
+        if tup.is_null() {
+            return false;
+        }
+        let createdb = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tup)).rolcreatedb;
+        pg_sys::ReleaseSysCache(tup);
+        createdb
     }
 }

@@ -28,7 +28,7 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
         XACT_EVENT_PREPARE => false,
         _ => return,
     };
-    let p = PENDING.with(|p| p.replace(Pending::default()));
+    let p = noted(true);
     SUBMITTED.with(|s| s.borrow_mut().clear());
     let changed = CHANGED_JOBS.with(|c| std::mem::take(&mut *c.borrow_mut()));
     let mut wake_launcher = p.wake_launcher;
@@ -76,7 +76,7 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
 /// COMMIT PREPARED (later, from any session) could not deliver them, so
 /// the work would sit unseen until something else woke the scheduler.
 fn refuse_prepare_of_pg_jobs_work() {
-    let pending = PENDING.with(|p| p.get());
+    let pending = noted(false);
     let changed = CHANGED_JOBS.with(|c| !c.borrow().is_empty());
     if pending.needs_commit_here() || changed {
         crate::pg::error::raise(
@@ -85,4 +85,48 @@ fn refuse_prepare_of_pg_jobs_work() {
             None,
         );
     }
+}
+
+/// Subtransactions (SAVEPOINT, a PL/pgSQL block with EXCEPTION): what one
+/// noted follows its fate. An aborted one forgets it, and if it had evicted
+/// a database's workers (a DROP DATABASE that then failed, caught), lets
+/// them back at once rather than when the whole transaction ends.
+///
+/// # Safety
+///
+/// Only PostgreSQL calls this, as a subtransaction callback registered in
+/// [`super::init`].
+#[pg_guard]
+pub(super) unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    PENDING.with(|p| {
+        let mut levels = p.borrow_mut();
+        match event {
+            SUBXACT_EVENT_START_SUB => {
+                if levels.is_empty() {
+                    levels.push(Pending::default()); // the top level
+                }
+                levels.push(Pending::default());
+            }
+            SUBXACT_EVENT_COMMIT_SUB if levels.len() > 1 => {
+                if let Some(child) = levels.pop() {
+                    if let Some(parent) = levels.last_mut() {
+                        *parent = parent.merge(child);
+                    }
+                }
+            }
+            SUBXACT_EVENT_ABORT_SUB if levels.len() > 1 => {
+                if let Some(db) = levels.pop().and_then(|child| child.evicted_db) {
+                    shmem::set_evicting(db, false);
+                    shmem::wake_launcher();
+                }
+            }
+            _ => {}
+        }
+    });
 }

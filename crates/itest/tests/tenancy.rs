@@ -1,0 +1,62 @@
+//! Safe to share (issue 13): what one role does cannot stop other roles'
+//! jobs. Each test failed before its fix.
+
+use pg_jobs_itest::{one, wait_for, wait_run, worker_pids, Cluster, DEADLINE};
+use postgres::Client;
+
+/// The scheduler of `app`, once it is up.
+fn scheduler(s: &mut Client) -> Vec<i32> {
+    wait_for("the scheduler of app", DEADLINE, || {
+        let pids = worker_pids(s, "scheduler", Some("app"));
+        (pids.len() == 1).then_some(pids)
+    })
+    .0
+}
+
+/// The database's jobs still run, by the same scheduler.
+fn still_served(s: &mut Client, scheduler_before: &[i32], what: &str) {
+    let id: i64 = one(s, "SELECT jobs.submit('SELECT 1')");
+    assert_eq!(wait_run(s, id).0, "succeeded", "{what}: a run after it");
+    assert_eq!(
+        worker_pids(s, "scheduler", Some("app")),
+        scheduler_before,
+        "{what}: the scheduler was stopped"
+    );
+}
+
+/// Statements that fail PostgreSQL's own checks, or are rolled back, change
+/// nothing for pg_jobs: the utility hook acts only on what really runs, and
+/// what it notes follows subtransaction abort (finding 1).
+#[test]
+fn failed_or_rolled_back_ddl_does_not_stop_a_databases_jobs() {
+    let (c, mut s) = Cluster::with_app_db("tenancy-ddl", "");
+    s.batch_execute("CREATE ROLE mallory LOGIN").unwrap();
+    let before = scheduler(&mut s);
+    let mut mallory = c.connect_as("app", "mallory");
+
+    // A role that owns nothing tries, and catches the error.
+    mallory
+        .batch_execute("DO $$ BEGIN DROP EXTENSION pg_jobs; EXCEPTION WHEN OTHERS THEN NULL; END $$")
+        .unwrap();
+    still_served(&mut s, &before, "a caught DROP EXTENSION by a non-owner");
+
+    let err = mallory
+        .batch_execute("ALTER DATABASE app RENAME TO gone")
+        .unwrap_err();
+    assert_eq!(err.as_db_error().map(|e| e.code().code()), Some("42501"));
+    still_served(&mut s, &before, "a refused ALTER DATABASE RENAME");
+
+    // The owner drops it in a savepoint it rolls back.
+    s.batch_execute("BEGIN; SAVEPOINT a; DROP EXTENSION pg_jobs; ROLLBACK TO a; COMMIT")
+        .unwrap();
+    still_served(&mut s, &before, "a DROP EXTENSION rolled back to a savepoint");
+
+    // A DROP DATABASE that cannot run (inside a function), caught, in a
+    // transaction left open: the database's workers stay.
+    let mut other = c.connect("postgres");
+    other
+        .batch_execute("BEGIN; DO $$ BEGIN DROP DATABASE app; EXCEPTION WHEN OTHERS THEN NULL; END $$")
+        .unwrap();
+    still_served(&mut s, &before, "a caught DROP DATABASE in an open transaction");
+    other.batch_execute("COMMIT").unwrap();
+}
