@@ -60,3 +60,40 @@ fn failed_or_rolled_back_ddl_does_not_stop_a_databases_jobs() {
     still_served(&mut s, &before, "a caught DROP DATABASE in an open transaction");
     other.batch_execute("COMMIT").unwrap();
 }
+
+/// A run on a pooled executor gets its role's own session defaults, as a
+/// fresh connection of that role would: the second run on the same process
+/// used to run READ COMMITTED under a role set to SERIALIZABLE (finding 4).
+#[test]
+fn pooled_runs_keep_their_roles_transaction_defaults() {
+    let (c, mut s) = Cluster::with_app_db("tenancy-defaults", "");
+    s.batch_execute(
+        "CREATE ROLE strict LOGIN;
+         ALTER ROLE strict SET default_transaction_isolation = 'serializable';
+         CREATE TABLE seen (run int, pid int, isolation text);
+         GRANT INSERT ON seen TO strict;",
+    )
+    .unwrap();
+    let mut strict = c.connect_as("app", "strict");
+    for run in 0..3 {
+        let id: i64 = one(
+            &mut strict,
+            &format!(
+                "SELECT jobs.submit('INSERT INTO seen VALUES ({run}, pg_backend_pid(), current_setting(''transaction_isolation''))')"
+            ),
+        );
+        assert_eq!(wait_run(&mut strict, id).0, "succeeded");
+    }
+    let rows = s
+        .query("SELECT run, pid, isolation FROM seen ORDER BY run", &[])
+        .unwrap();
+    let pids: std::collections::HashSet<i32> = rows.iter().map(|r| r.get(1)).collect();
+    assert!(
+        pids.len() < 3,
+        "the runs should share a pooled executor: {pids:?}"
+    );
+    for r in &rows {
+        let (run, isolation): (i32, String) = (r.get(0), r.get(2));
+        assert_eq!(isolation, "serializable", "run {run}");
+    }
+}

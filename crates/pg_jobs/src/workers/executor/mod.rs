@@ -242,7 +242,7 @@ fn between_runs(
         // reset inside then restores the session's defaults for the next.
         own_transaction_characteristics();
     }
-    crate::pg::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
+    let next = crate::pg::bgw::in_transaction_flushing("pg_jobs executor: between runs", false, || {
         // SAFETY: reset_session's contract: we are inside the transaction
         // in_transaction_flushing started, between two commands, with no
         // portal of ours open.
@@ -262,7 +262,13 @@ fn between_runs(
         let first = claimed.remove(0);
         reserved.extend(claimed);
         Some(first.command)
-    })
+    });
+    // The next command runs with the session's own defaults again (its
+    // role's and database's `default_transaction_*`), not the ones pg_jobs'
+    // own transaction above used (issue 13, finding 4).
+    // SAFETY: between transactions, on the process's only thread.
+    unsafe { restore_session_characteristics() };
+    next
 }
 
 /// Sleep until a new run is handed over (its command's segment), or the

@@ -22,6 +22,46 @@ pub(super) unsafe fn own_transaction_characteristics() {
     }
 }
 
+/// The transaction characteristics the session's next transaction gets,
+/// back to the session's defaults: the reset values of
+/// `default_transaction_isolation`, `_read_only` and `_deferrable` (which
+/// hold the role's and database's settings from connection time).
+/// [`own_transaction_characteristics`] writes the variables directly, and
+/// RESET ALL leaves settings that came from the role alone, so without
+/// this a pooled executor's second run lost its role's SERIALIZABLE.
+///
+/// # Safety
+///
+/// As [`own_transaction_characteristics`]: between transactions.
+pub(super) unsafe fn restore_session_characteristics() {
+    let reset = |name: &std::ffi::CStr| -> String {
+        // SAFETY: a NUL-terminated literal naming a built-in setting; the
+        // returned string is the setting's own, copied at once.
+        unsafe {
+            let p = pg_sys::GetConfigOptionResetString(name.as_ptr());
+            if p.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        }
+    };
+    let isolation = match reset(c"default_transaction_isolation").as_str() {
+        "serializable" => pg_sys::XACT_SERIALIZABLE,
+        "repeatable read" => pg_sys::XACT_REPEATABLE_READ,
+        "read uncommitted" => pg_sys::XACT_READ_UNCOMMITTED,
+        _ => pg_sys::XACT_READ_COMMITTED,
+    };
+    let read_only = reset(c"default_transaction_read_only") == "on";
+    let deferrable = reset(c"default_transaction_deferrable") == "on";
+    // SAFETY: plain globals written between transactions (the contract).
+    unsafe {
+        pg_sys::DefaultXactIsoLevel = isolation as i32;
+        pg_sys::DefaultXactReadOnly = read_only;
+        pg_sys::DefaultXactDeferrable = deferrable;
+    }
+}
+
 /// Everything `DISCARD ALL` resets, by the same calls (`DiscardAll()` in
 /// `commands/discard.c`), less `ResetPlanCache()`: cached plans are not
 /// session state a run can see (they are re-planned whenever what they
