@@ -34,3 +34,21 @@ impl<T, E: std::fmt::Display> OrRaise<T> for Result<T, E> {
         })
     }
 }
+
+/// The id an `INSERT … RETURNING id` of pg_jobs' own gave back; an ERROR
+/// saying `could not {what}` (with the cause) if it gave none or failed.
+pub fn returned_id<E: std::fmt::Display>(result: Result<Option<i64>, E>, what: &str) -> i64 {
+    match result {
+        Ok(Some(id)) => id,
+        Ok(None) => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not {what}: no id was returned"),
+            None,
+        ),
+        Err(e) => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not {what}: {e}"),
+            None,
+        ),
+    }
+}

@@ -10,7 +10,7 @@
 use crate::catalog::daemons;
 use crate::hooks;
 use crate::pg::bgw;
-use crate::pg::error::raise;
+use crate::pg::error::{raise, returned_id};
 use crate::shmem;
 use crate::sql_api::validate::{check_command, required};
 use pg_jobs_core::daemon::{DaemonState, RunOn};
@@ -70,9 +70,7 @@ fn _daemon(
     };
     let id = bgw::as_superuser(|| daemons::save(&def));
     hooks::daemons_changed_at_commit();
-    id.ok()
-        .flatten()
-        .unwrap_or_else(|| raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the daemon", None))
+    returned_id(id, "save the daemon")
 }
 
 /// Both restart delays within bounds, the longest no shorter than the first.

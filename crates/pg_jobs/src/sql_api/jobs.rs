@@ -15,7 +15,7 @@ use crate::catalog::jobs;
 use crate::gucs;
 use crate::hooks;
 use crate::pg::bgw;
-use crate::pg::error::raise;
+use crate::pg::error::{raise, returned_id};
 use crate::pg::time;
 use crate::sql_api::validate::*;
 use crate::sql_api::validate::{check_command, required};
@@ -89,15 +89,7 @@ fn _schedule(
         overlap,
         catch_up,
     };
-    let id = match bgw::as_superuser(|| jobs::save(&def)) {
-        Ok(Some(id)) => id,
-        Ok(None) => raise(Code::ERRCODE_INTERNAL_ERROR, "could not save the job", None),
-        Err(e) => raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("could not save the job: {e}"),
-            None,
-        ),
-    };
+    let id = returned_id(bgw::as_superuser(|| jobs::save(&def)), "save the job");
     hooks::job_changed_at_commit(id);
     id
 }
@@ -201,15 +193,7 @@ fn run_now(name: Option<&str>) -> i64 {
     let id = find_job(required(name, "name"));
     let run = bgw::as_superuser(|| crate::catalog::runs::run_now(id));
     hooks::wake_scheduler_at_commit();
-    match run {
-        Ok(Some(id)) => id,
-        Ok(None) => raise(Code::ERRCODE_INTERNAL_ERROR, "could not queue the run", None),
-        Err(e) => raise(
-            Code::ERRCODE_INTERNAL_ERROR,
-            format!("could not queue the run: {e}"),
-            None,
-        ),
-    }
+    returned_id(run, "queue the run")
 }
 
 /// The next `count` times `schedule` fires after `after`, in `timezone`

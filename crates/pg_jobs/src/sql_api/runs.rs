@@ -5,7 +5,7 @@
 use crate::catalog::{results, runs};
 use crate::hooks;
 use crate::pg::bgw;
-use crate::pg::error::{raise, OrRaise};
+use crate::pg::error::{raise, returned_id, OrRaise};
 use crate::shmem;
 use crate::sql_api::validate::*;
 use pg_jobs_core::run::{cancel, RunStatus};
@@ -58,20 +58,7 @@ fn _submit(
         priority,
     };
     // A kept plan: a burst of submits plans this INSERT once per session.
-    let id = bgw::as_superuser(|| runs::submit(&run));
-    let id = match id {
-        Ok(Some(id)) => id,
-        Ok(None) => raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "could not queue the run: the insert returned no id",
-            None,
-        ),
-        Err(e) => raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not queue the run: {e}"),
-            None,
-        ),
-    };
+    let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
     hooks::submitted_at_commit(id);
     id
 }
