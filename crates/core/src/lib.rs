@@ -8,6 +8,7 @@
 //!   statuses, the events that change them (the one model every status
 //!   write obeys), how a run ended, retries, why a run may not start now;
 //! * [`executor_phase`] — the life of an executor's registry slot;
+//! * [`fair`] — how a scheduler pass shares free executors among roles;
 //! * [`backoff`] — how long to wait before restarting a worker that died;
 //! * [`daemon`] — where a daemon runs, why it cannot start, its lifecycle
 //!   under its supervisor and when an ended one restarts;
@@ -26,6 +27,7 @@ pub mod build_id;
 pub mod cron;
 pub mod daemon;
 pub mod executor_phase;
+pub mod fair;
 pub mod launcher;
 pub mod overlap;
 pub mod run;

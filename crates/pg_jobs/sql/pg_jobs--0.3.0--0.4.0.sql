@@ -76,3 +76,12 @@ COMMENT ON FUNCTION jobs.cancel(bigint) IS
   'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';
+
+-- Fair sharing (0.4.0): each role's queued runs form a lane, in the role's
+-- own priority and due order; the scheduler shares executors across lanes
+-- (see docs/security.md). The queue's index leads with the owner, so the
+-- roles with queued runs are found by a skip scan and each lane's head by
+-- a top-N scan.
+DROP INDEX jobs.run_queue;
+CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+  WHERE status OPERATOR(pg_catalog.=) 'queued';

@@ -85,8 +85,9 @@ COMMENT ON TABLE jobs.run_result IS 'Rows returned by the last statement of a ru
 -- a long queue costs it a top-N index scan, not a sort:
 -- runs in flight (crash detection),
 CREATE INDEX run_active ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running']);
--- the queue in dispatch order,
-CREATE INDEX run_queue ON jobs.run (priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+-- the queue: each role's lane in dispatch order (and the roles with queued
+-- runs, by skip scan),
+CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued';
 -- and the next retry or start_at due.
 CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL;

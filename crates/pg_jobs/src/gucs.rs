@@ -19,6 +19,20 @@ pub static LAUNCHER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// a background worker, so it also needs a free `max_worker_processes` slot.
 pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
+/// `pg_jobs.max_runs_per_role`: runs of one role going at once,
+/// cluster-wide (-1: three quarters of `max_executors`, at least one), so
+/// one role's flood leaves executors for the others.
+pub static MAX_RUNS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(-1);
+
+/// `pg_jobs.max_runs_per_database`: runs of one database's jobs going at
+/// once (-1: three quarters of `max_executors`, at least one).
+pub static MAX_RUNS_PER_DATABASE: GucSetting<i32> = GucSetting::<i32>::new(-1);
+
+/// `pg_jobs.priority_role`: members of this role (and superusers) have
+/// their runs' `priority` count across roles; everyone else's orders only
+/// their own runs. Empty (the default): superusers only.
+pub static PRIORITY_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// `pg_jobs.executor_idle_timeout`: how long an executor that finished a run
 /// waits for another run of the same database and role before it exits
 /// (0: never reuse executors).
@@ -96,6 +110,34 @@ pub fn init() {
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
+        c"pg_jobs.max_runs_per_role",
+        c"Maximum number of runs of one role going at once, cluster-wide.",
+        c"-1: three quarters of pg_jobs.max_executors (at least one), so one role never holds every executor.",
+        &MAX_RUNS_PER_ROLE,
+        -1,
+        (crate::shmem::MAX_WORKERS as i32) - 64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_runs_per_database",
+        c"Maximum number of runs of one database's jobs going at once.",
+        c"-1: three quarters of pg_jobs.max_executors (at least one), so one database never holds every executor.",
+        &MAX_RUNS_PER_DATABASE,
+        -1,
+        (crate::shmem::MAX_WORKERS as i32) - 64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"pg_jobs.priority_role",
+        c"Role whose members' run priority counts across roles (empty: superusers only).",
+        c"Everyone else's priority orders only their own runs; across roles, executors are shared fairly.",
+        &PRIORITY_ROLE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
         c"pg_jobs.executor_idle_timeout",
         c"How long an idle executor waits for another run of the same database and role.",
         c"A warm executor takes the next run with no fork and no new connection; 0 disables reuse.",
@@ -165,6 +207,33 @@ pub fn max_executors() -> usize {
 
 /// The time zone for jobs scheduled without one: `pg_jobs.timezone`, else
 /// the server's (or session's) `TimeZone`.
+/// A cap setting, with -1 standing for [`pg_jobs_core::fair::default_cap`].
+fn cap(setting: i32) -> usize {
+    if setting < 0 {
+        pg_jobs_core::fair::default_cap(max_executors())
+    } else {
+        setting as usize
+    }
+}
+pub fn max_runs_per_role() -> usize {
+    cap(MAX_RUNS_PER_ROLE.get())
+}
+pub fn max_runs_per_database() -> usize {
+    cap(MAX_RUNS_PER_DATABASE.get())
+}
+/// The OID of the role `pg_jobs.priority_role` names; `InvalidOid` when it
+/// is empty or names no role. In a transaction (reads `pg_authid`).
+pub fn priority_role() -> pg_sys::Oid {
+    let Some(name) = PRIORITY_ROLE.get() else {
+        return pg_sys::InvalidOid;
+    };
+    if name.as_bytes().is_empty() {
+        return pg_sys::InvalidOid;
+    }
+    // SAFETY: a NUL-terminated string owned by this frame; missing_ok, so
+    // an unknown name gives InvalidOid instead of an ERROR.
+    unsafe { pg_sys::get_role_oid(name.as_ptr(), true) }
+}
 pub fn default_timezone() -> String {
     if let Some(tz) = TIMEZONE
         .get()

@@ -306,6 +306,26 @@ pub fn executor_count() -> usize {
         .count()
 }
 
+/// Busy executors (as [`executor_count`] counts them) by role,
+/// cluster-wide, and how many of them run work of database `home_db`: what
+/// the per-role and per-database caps compare with.
+pub fn executors_busy_by_role(home_db: pg_sys::Oid) -> (std::collections::HashMap<u32, usize>, usize) {
+    let reg = REGISTRY.share();
+    let mut by_role = std::collections::HashMap::new();
+    let mut of_db = 0;
+    for s in reg
+        .slots
+        .iter()
+        .filter(|s| s.in_use && s.kind == Kind::Executor && s.phase().counts_against_capacity())
+    {
+        *by_role.entry(s.role).or_insert(0) += 1;
+        if s.home_db == home_db.to_u32() {
+            of_db += 1;
+        }
+    }
+    (by_role, of_db)
+}
+
 /// A copy of our own slot.
 pub fn slot(r: SlotRef) -> Option<Slot> {
     let reg = REGISTRY.share();

@@ -21,17 +21,19 @@ pub(crate) use ends::*;
 pub(crate) use history::*;
 pub(crate) use queue::*;
 
-/// The dispatch order of queued runs: highest priority first, then the
-/// earliest due (a retry's or `start_at`'s `not_before`, else the due
-/// instant of a scheduled run, else when it was submitted), then the oldest.
+/// The dispatch order of a role's queued runs (its *lane*): highest
+/// priority first, then the earliest due (a retry's or `start_at`'s
+/// `not_before`, else the due instant of a scheduled run, else when it was
+/// submitted), then the oldest. Across roles, the scheduler shares
+/// executors fairly (`pg_jobs_core::fair`).
 ///
-/// It must stay the key of the index `run_queue` in
-/// `crates/pg_jobs/sql/schema.sql`:
-/// `(priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
-/// WHERE status = 'queued'`. With it, taking the head of a long queue is a
-/// top-N index scan; with any other order, a sort of the whole queue on
-/// every pass and every claim. Every statement that takes queued runs in
-/// order (the scheduler's dispatch, both executor claims) uses this;
+/// With the owner in front, it must stay the key of the index `run_queue`
+/// in `crates/pg_jobs/sql/schema.sql`: `(owner, priority DESC,
+/// (COALESCE(not_before, scheduled_for, submitted_at)), id) WHERE status =
+/// 'queued'`. With it, taking the head of a long lane is a top-N index
+/// scan; with any other order, a sort of the whole lane on every pass and
+/// every claim. Every statement that takes queued runs in order (the
+/// scheduler's dispatch, both executor claims) uses this;
 /// `the_dispatch_order_is_the_run_queue_index` in
 /// `crates/itest/tests/run_model.rs` compares it with the index.
 const DISPATCH_ORDER: &str =

@@ -23,6 +23,11 @@ pub(crate) struct Queued {
     pub(crate) timeout_ms: Option<i64>,
     pub(crate) job_id: Option<i64>,
     pub(crate) db_name: String,
+    /// Its priority across roles: its own if its owner is a superuser or a
+    /// member of the role `pg_jobs.priority_role` names, else 0.
+    pub(crate) rank: i32,
+    /// When it became due, in microseconds since the Unix epoch.
+    pub(crate) due_us: i64,
 }
 
 impl Queued {
@@ -37,15 +42,29 @@ impl Queued {
             timeout_ms: row::get_opt(r, 7),
             job_id: row::get_opt(r, 8),
             db_name: row::get_req(r, 9),
+            rank: row::get_opt(r, 10).unwrap_or(0),
+            due_us: row::get_opt(r, 11).unwrap_or(0),
         }
     }
 }
 
-/// Up to `limit` queued runs that may start now, in dispatch order,
-/// locked (FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from the
-/// queue itself, see [`claim_batch`] and [`claim_head`], never gets the
-/// same one).
-pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
+/// The queued runs that may start now, up to `per_lane` of each role (its
+/// *lane*: the role's own runs in dispatch order), lanes in role order,
+/// locked (FOR UPDATE SKIP LOCKED: a pooled executor claiming runs from its
+/// lane itself, see [`claim_batch`] and [`claim_head`], never gets the same
+/// one). Which of them start is `pg_jobs_core::fair::plan`'s choice.
+///
+/// The roles with queued runs are found by a skip scan of the index
+/// `run_queue` (one index probe per role, however long its lane), and each
+/// lane's head is a top-N scan of the same index: a pass costs the number
+/// of roles times the runs it may start, never the queue's length.
+/// `priority_role`: the OID of the role whose members' priority counts
+/// across roles (0: superusers only).
+pub(crate) fn queued(
+    client: &mut SpiClient,
+    per_lane: usize,
+    priority_role: pg_sys::Oid,
+) -> Vec<Queued> {
     // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
     // none), else by name (a database not yet updated from 0.1.0).
     let database_match = if schema_version::databases_by_oid() {
@@ -57,21 +76,41 @@ pub(crate) fn queued(client: &mut SpiClient, limit: usize) -> Vec<Queued> {
     plans::run_built(
         client,
         &format!(
-            "/* locks for run events: dispatch, refuse */ SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
+            "/* locks for run events: dispatch, refuse */ WITH RECURSIVE lane(owner) AS (
+                 (SELECT r.owner::pg_catalog.oid FROM jobs.run r
+                   WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                   ORDER BY r.owner LIMIT 1)
+               UNION ALL
+                 SELECT (SELECT r.owner::pg_catalog.oid FROM jobs.run r
+                          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                            AND r.owner OPERATOR(pg_catalog.>) l.owner
+                          ORDER BY r.owner LIMIT 1)
+                   FROM lane l WHERE l.owner IS NOT NULL)
+             SELECT r.id, r.owner::pg_catalog.oid, d.oid, r.command, ro.rolcanlogin,
                     CASE WHEN d.oid IS NOT NULL AND ro.oid IS NOT NULL
                          THEN pg_catalog.has_database_privilege(ro.oid, d.oid, 'CONNECT') END,
-                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text
-               FROM jobs.run r
+                    (EXTRACT(EPOCH FROM r.timeout) * 1000)::int8, r.job_id, r.database::text,
+                    CASE WHEN ro.rolsuper
+                           OR ($2 OPERATOR(pg_catalog.<>) 0 AND ro.oid IS NOT NULL
+                               AND pg_catalog.pg_has_role(ro.oid, $2, 'MEMBER'))
+                         THEN r.priority ELSE 0 END,
+                    (EXTRACT(EPOCH FROM COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) * 1000000)::int8
+               FROM lane l
+               CROSS JOIN LATERAL (
+                 SELECT r.* FROM jobs.run r
+                  WHERE r.owner OPERATOR(pg_catalog.=) l.owner
+                    AND r.status OPERATOR(pg_catalog.=) 'queued'
+                    AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+                    AND {MAY_START}
+                  {DISPATCH_ORDER}
+                  LIMIT $1
+                    FOR UPDATE OF r SKIP LOCKED) r
                LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
                LEFT JOIN pg_catalog.pg_database d ON {database_match}
-              WHERE r.status OPERATOR(pg_catalog.=) 'queued'
-                AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
-                AND {MAY_START}
-              {DISPATCH_ORDER}
-              LIMIT $1
-                FOR UPDATE OF r SKIP LOCKED"
+              WHERE l.owner IS NOT NULL
+              ORDER BY r.owner, r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id"
         ),
-        &[(limit as i64).into()],
+        &[(per_lane as i64).into(), priority_role.into()],
     )
     .or_raise("reading queued runs")
     .map(|r| Queued::from_row(&r))
@@ -132,15 +171,16 @@ impl Claimed {
     }
 }
 
-/// The head of the queue, locked, each row with whether it may go in a
-/// batch of role `$1` in database `$2` (built once per process; a kept plan).
+/// The head of role `$1`'s lane (its queued runs in dispatch order),
+/// locked, each row with whether it may go in a batch of that role in
+/// database `$2` (built once per process; a kept plan).
 static BATCH_HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "/* locks for run events: reserve */ SELECT r.id, (r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                       AND r.datid OPERATOR(pg_catalog.=) $2
+        "/* locks for run events: reserve */ SELECT r.id, (r.datid OPERATOR(pg_catalog.=) $2
                        AND {MAY_START_IN_BATCH})
            FROM jobs.run r
-          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+          WHERE r.owner OPERATOR(pg_catalog.=) $1
+            AND r.status OPERATOR(pg_catalog.=) 'queued'
             AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
           {DISPATCH_ORDER}
           LIMIT $3
@@ -149,8 +189,8 @@ static BATCH_HEAD: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Up to `batch` runs of role `role` in database `db` from the head of the
-/// queue, in queue order, marked `starting`; none if the head is not one of
-/// them. A scheduled job's run counts only if no other run of that job is
+/// role's lane, in its order, marked `starting`; none if the lane's head is
+/// not one of them. A scheduled job's run counts only if no other run of that job is
 /// queued or going (unless the job allows overlap): see [`MAY_START_IN_BATCH`].
 pub(crate) fn claim_batch(
     c: &mut SpiClient<'_>,
@@ -158,9 +198,9 @@ pub(crate) fn claim_batch(
     db: pg_sys::Oid,
     batch: usize,
 ) -> Result<Vec<Claimed>, SpiError> {
-    // Lock the head rows (others skip them), then keep the leading ones
-    // that are ours: the first run of another role, or of a job that must
-    // wait, ends the batch.
+    // Lock the lane's head rows (others skip them), then keep the leading
+    // ones of our database: the first run of another database, or of a job
+    // that must wait, ends the batch.
     let head = plans::run(
         c,
         BATCH_HEAD.as_str(),
@@ -192,13 +232,15 @@ pub(crate) fn claim_batch(
     Ok(runs)
 }
 
-/// The claim of the queue's head alone (built once per process; a kept plan).
+/// The claim of the head of a role's lane alone (built once per process; a
+/// kept plan).
 static HEAD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "/* run event: claim */ WITH head AS (
-           SELECT r.id, r.owner, r.datid, r.job_id
+           SELECT r.id, r.datid, r.job_id
              FROM jobs.run r
-            WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+            WHERE r.owner OPERATOR(pg_catalog.=) $1
+              AND r.status OPERATOR(pg_catalog.=) 'queued'
               AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
             {DISPATCH_ORDER}
             LIMIT 1
@@ -208,7 +250,6 @@ static HEAD: LazyLock<String> = LazyLock::new(|| {
                 started_at = pg_catalog.clock_timestamp(), message = NULL
            FROM head r
           WHERE u.id OPERATOR(pg_catalog.=) r.id
-            AND r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
             AND r.datid OPERATOR(pg_catalog.=) $2
             -- A scheduled job's run waits, as the scheduler makes it
             -- wait, while another run of that job is going (unless
@@ -219,8 +260,8 @@ static HEAD: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The head of the queue alone, if it is a run of role `role` in database
-/// `db` that may start now, marked `running`.
+/// The head of role `role`'s lane alone, if it is a run in database `db`
+/// that may start now, marked `running`.
 pub(crate) fn claim_head(
     c: &mut SpiClient<'_>,
     role: pg_sys::Oid,

@@ -22,11 +22,13 @@ pub(super) fn give_back(me: SlotRef, reserved: &mut VecDeque<Claimed>) {
     }
 }
 
-/// Take runs from the head of the queue: up to `batch` consecutive runs of
-/// our database and role (a scheduled job's run only when its overlap
-/// policy lets it start now), or else the head alone if it is ours. The head only: priority and due
-/// order stay global; when the head is another role's, the scheduler
-/// dispatches it. Re-checks that the role may still log in and connect, as
+/// Take runs from the head of our role's lane (its queued runs in its own
+/// priority and due order): up to `batch` consecutive runs of our database
+/// (a scheduled job's run only when its overlap policy lets it start now),
+/// or else the head alone if it is of our database. Only our own lane: an
+/// executor keeps its role's share of the executors and never takes one
+/// from another role; sharing across roles is the scheduler's
+/// (`pg_jobs_core::fair`). Re-checks that the role may still log in and connect, as
 /// the scheduler does. The first run is this executor's current run, the
 /// rest are reserved for it in the registry (`jobs.run` says `starting`).
 /// The claim commits with `synchronous_commit = off`: if the server

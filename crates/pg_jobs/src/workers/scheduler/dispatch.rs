@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::catalog::runs::{self, Queued};
+use pg_jobs_core::fair;
 use pg_jobs_core::run::start::{self, Owner, WhyNot};
 
 /// A queued run picked for an executor.
@@ -25,11 +26,15 @@ fn refusal(q: &Queued) -> Option<WhyNot> {
     start::refusal(q.target.is_some(), owner)
 }
 
-/// Pick queued runs, earliest due first, while executors are free; mark
-/// each `starting` and reserve its registry slot. A run of a job whose
-/// overlap policy forbids parallel runs waits while another is going. Runs
-/// whose owner cannot log in to the target database fail here with a clear
-/// message instead of killing an executor at connection time.
+/// Pick queued runs while executors are free, shared fairly among roles
+/// (`pg_jobs_core::fair`: each role's lane in its own priority and due
+/// order; across lanes the role with the fewest runs going first; no role
+/// past `pg_jobs.max_runs_per_role`, no database past
+/// `pg_jobs.max_runs_per_database`); mark each `starting` and reserve its
+/// registry slot. A run of a job whose overlap policy forbids parallel
+/// runs waits while another is going. Runs whose owner cannot log in to
+/// the target database fail here with a clear message instead of killing
+/// an executor at connection time.
 /// Each executor reserved or taken from the pool is noted in `journal`
 /// (slot, pooled, run) as it is, for a failed pass to give back.
 pub(super) fn pick_runs(
@@ -37,16 +42,49 @@ pub(super) fn pick_runs(
     db: pg_sys::Oid,
     journal: &mut Vec<(SlotRef, bool, i64)>,
 ) -> Vec<Dispatch> {
-    let free = gucs::max_executors().saturating_sub(shmem::executor_count());
-    if free == 0 {
+    let (busy_by_role, busy_here) = shmem::executors_busy_by_role(db);
+    let limits = fair::Limits {
+        free: gucs::max_executors().saturating_sub(busy_by_role.values().sum()),
+        per_role: gucs::max_runs_per_role(),
+        per_database: gucs::max_runs_per_database(),
+        database_running: busy_here,
+    };
+    if limits.budget() == 0 {
         return Vec::new(); // an executor's exit wakes us
     }
-    let mut out = Vec::new();
-    for q in runs::queued(client, free) {
+    // Lanes in role order, each in its own dispatch order; runs that can
+    // never start are failed here and leave their lane.
+    let mut lanes: Vec<(fair::Lane, std::collections::VecDeque<Queued>)> = Vec::new();
+    for q in runs::queued(client, limits.budget(), gucs::priority_role()) {
         if let Some(why) = refusal(&q) {
             refuse(client, &q, why);
             continue;
         }
+        match lanes.last_mut() {
+            Some((lane, runs)) if runs.front().is_some_and(|f| f.role == q.role) => {
+                lane.ready += 1;
+                runs.push_back(q);
+            }
+            _ => {
+                let lane = fair::Lane {
+                    rank: q.rank,
+                    running: busy_by_role.get(&q.role.to_u32()).copied().unwrap_or(0),
+                    ready: 1,
+                    head_due_us: q.due_us,
+                };
+                lanes.push((lane, std::collections::VecDeque::from([q])));
+            }
+        }
+    }
+    let plan = fair::plan(
+        &lanes.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
+        limits,
+    );
+    let mut out = Vec::new();
+    for i in plan {
+        let Some(q) = lanes[i].1.pop_front() else {
+            continue;
+        };
         let Some(d) = reserve_executor(db, q) else {
             break; // registry full; an exit wakes us
         };

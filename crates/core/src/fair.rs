@@ -1,0 +1,243 @@
+//! Sharing the executors among roles: which queued runs one scheduler pass
+//! starts.
+//!
+//! Each role's queued runs in a database form a *lane*, kept in that role's
+//! own order (its `priority`, then due time). Across lanes a pass is fair:
+//! it water-fills, always serving next the lane whose role has the fewest
+//! runs going cluster-wide, so a role with 20,000 queued runs and one with
+//! a single run each get executors, and a flood's age gives it no head
+//! start. A role never goes past `per_role` runs at once, a database past
+//! `per_database`, so a flood leaves executors for everyone else.
+//!
+//! A lane's `rank` is the cross-role priority a superuser granted its role
+//! (see `pg_jobs.priority_role`); 0 for everyone else, so an ordinary
+//! role's `priority` orders only its own runs. A lane of higher rank is
+//! served before any of lower rank (still within its role's cap).
+
+/// One role's queued runs that may start now, in one database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    /// Cross-role priority: the head run's priority if its role was granted
+    /// cross-role priority, else 0.
+    pub rank: i32,
+    /// Runs of this role going now, cluster-wide (every database).
+    pub running: usize,
+    /// Runs of this lane that may start now (read up to the pass's budget).
+    pub ready: usize,
+    /// When the lane's head became due (microseconds): the older head goes
+    /// first between otherwise equal lanes.
+    pub head_due_us: i64,
+}
+
+/// The bounds a pass works within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Executors free cluster-wide (`max_executors` less those busy).
+    pub free: usize,
+    /// `pg_jobs.max_runs_per_role`: runs of one role at once.
+    pub per_role: usize,
+    /// `pg_jobs.max_runs_per_database`: runs of this database at once.
+    pub per_database: usize,
+    /// Runs of this database going now.
+    pub database_running: usize,
+}
+
+impl Limits {
+    /// How many runs this pass may start at most.
+    pub fn budget(&self) -> usize {
+        self.free
+            .min(self.per_database.saturating_sub(self.database_running))
+    }
+}
+
+/// The runs to start, as lane indices in start order: lane `i` appearing
+/// `n` times means its first `n` ready runs start. Lanes are served by
+/// rank (highest first), then fewest runs going, then oldest head.
+pub fn plan(lanes: &[Lane], limits: Limits) -> Vec<usize> {
+    let allowance: Vec<usize> = lanes
+        .iter()
+        .map(|l| l.ready.min(limits.per_role.saturating_sub(l.running)))
+        .collect();
+    let mut taken = vec![0usize; lanes.len()];
+    let mut out = Vec::new();
+    while out.len() < limits.budget() {
+        let next = (0..lanes.len())
+            .filter(|&i| taken[i] < allowance[i])
+            .min_by_key(|&i| {
+                let l = &lanes[i];
+                (
+                    std::cmp::Reverse(l.rank),
+                    l.running + taken[i],
+                    l.head_due_us,
+                    i,
+                )
+            });
+        let Some(i) = next else { break };
+        taken[i] += 1;
+        out.push(i);
+    }
+    out
+}
+
+/// The per-role and per-database caps a setting of `-1` (the default)
+/// stands for: three quarters of the executors (at least one), so a single
+/// role or database never holds them all.
+pub fn default_cap(max_executors: usize) -> usize {
+    (max_executors - max_executors / 4).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lane(rank: i32, running: usize, ready: usize, head_due_us: i64) -> Lane {
+        Lane {
+            rank,
+            running,
+            ready,
+            head_due_us,
+        }
+    }
+
+    fn limits(free: usize, per_role: usize) -> Limits {
+        Limits {
+            free,
+            per_role,
+            per_database: usize::MAX,
+            database_running: 0,
+        }
+    }
+
+    #[test]
+    fn a_flood_does_not_starve_a_single_run() {
+        // Role 0 floods (20,000 queued, older), role 1 has one run.
+        let lanes = [lane(0, 0, 20_000, 1), lane(0, 0, 1, 2)];
+        let picked = plan(&lanes, limits(4, 3));
+        assert_eq!(picked.iter().filter(|&&i| i == 1).count(), 1);
+        // Three for the flood (its cap), one for the single run.
+        assert_eq!(picked.len(), 4);
+    }
+
+    #[test]
+    fn a_role_at_its_cap_gets_nothing_more() {
+        let lanes = [lane(0, 3, 100, 1), lane(0, 0, 1, 2)];
+        assert_eq!(plan(&lanes, limits(4, 3)), vec![1]);
+    }
+
+    #[test]
+    fn the_least_served_role_goes_first() {
+        let lanes = [lane(0, 2, 10, 1), lane(0, 0, 10, 5)];
+        assert_eq!(plan(&lanes, limits(3, 8)), vec![1, 1, 0]);
+    }
+
+    #[test]
+    fn equal_lanes_alternate_oldest_head_first() {
+        let lanes = [lane(0, 0, 10, 9), lane(0, 0, 10, 3)];
+        assert_eq!(plan(&lanes, limits(4, 8)), vec![1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn a_granted_rank_goes_before_fair_share() {
+        let lanes = [lane(0, 0, 10, 1), lane(5, 2, 10, 9)];
+        assert_eq!(plan(&lanes, limits(3, 4)), vec![1, 1, 0]);
+    }
+
+    #[test]
+    fn the_database_cap_bounds_the_pass() {
+        let lanes = [lane(0, 0, 10, 1), lane(0, 0, 10, 2)];
+        let l = Limits {
+            free: 8,
+            per_role: 8,
+            per_database: 5,
+            database_running: 2,
+        };
+        assert_eq!(plan(&lanes, l).len(), 3);
+    }
+
+    #[test]
+    fn default_caps_leave_room_for_others() {
+        assert_eq!(default_cap(1), 1);
+        assert_eq!(default_cap(2), 2);
+        assert_eq!(default_cap(4), 3);
+        assert_eq!(default_cap(8), 6);
+    }
+
+    fn lanes_strategy() -> impl Strategy<Value = Vec<Lane>> {
+        prop::collection::vec(
+            (0i32..3, 0usize..6, 0usize..12, 0i64..100).prop_map(|(r, g, n, d)| lane(r, g, n, d)),
+            0..6,
+        )
+    }
+
+    proptest! {
+        /// Never past a cap; never more than the budget; work-conserving:
+        /// it stops short of the budget only when no lane can take more.
+        #[test]
+        fn caps_hold_and_no_executor_idles_needlessly(
+            lanes in lanes_strategy(),
+            free in 0usize..12,
+            per_role in 1usize..8,
+            per_database in 1usize..12,
+            database_running in 0usize..12,
+        ) {
+            let l = Limits { free, per_role, per_database, database_running };
+            let picked = plan(&lanes, l);
+            prop_assert!(picked.len() <= l.budget());
+            let mut taken = vec![0usize; lanes.len()];
+            for &i in &picked { taken[i] += 1; }
+            for (i, lane) in lanes.iter().enumerate() {
+                prop_assert!(taken[i] <= lane.ready);
+                prop_assert!(lane.running + taken[i] <= per_role.max(lane.running));
+            }
+            if picked.len() < l.budget() {
+                for (i, lane) in lanes.iter().enumerate() {
+                    prop_assert!(taken[i] == lane.ready.min(per_role.saturating_sub(lane.running)));
+                }
+            }
+        }
+
+        /// Among lanes of equal rank the outcome is max-min fair: a lane got
+        /// a run only if every lane of its rank that could still take one
+        /// had at least as many going.
+        #[test]
+        fn equal_ranks_share_max_min_fairly(
+            lanes in lanes_strategy(),
+            free in 0usize..12,
+            per_role in 1usize..8,
+        ) {
+            let picked = plan(&lanes, limits(free, per_role));
+            let mut taken = vec![0usize; lanes.len()];
+            for &i in &picked { taken[i] += 1; }
+            for a in 0..lanes.len() {
+                for b in 0..lanes.len() {
+                    let (la, lb) = (&lanes[a], &lanes[b]);
+                    let b_could_take = taken[b] < lb.ready.min(per_role.saturating_sub(lb.running));
+                    if la.rank == lb.rank && taken[a] > 0 && b_could_take {
+                        prop_assert!(la.running + taken[a] <= lb.running + taken[b] + 1);
+                    }
+                }
+            }
+        }
+
+        /// A higher rank that could take more leaves nothing to lower ranks.
+        #[test]
+        fn higher_ranks_are_served_first(
+            lanes in lanes_strategy(),
+            free in 0usize..12,
+            per_role in 1usize..8,
+        ) {
+            let picked = plan(&lanes, limits(free, per_role));
+            let mut taken = vec![0usize; lanes.len()];
+            for &i in &picked { taken[i] += 1; }
+            for (a, la) in lanes.iter().enumerate() {
+                let a_could_take = taken[a] < la.ready.min(per_role.saturating_sub(la.running));
+                if a_could_take {
+                    for (b, lb) in lanes.iter().enumerate() {
+                        if lb.rank < la.rank { prop_assert_eq!(taken[b], 0); }
+                    }
+                }
+            }
+        }
+    }
+}
