@@ -1,5 +1,5 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
-.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale soak chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale bench-sharing soak chaos reliability-report
 
 # Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -34,6 +34,9 @@ bench: setup
 # The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs, memory, slot pressure (~12 min).
 bench-scale: setup
 	bash scripts/bench scale
+
+bench-sharing: setup
+	bash scripts/bench sharing
 
 # Memory over 10 minutes of steady load (scheduler and executor RSS at start and end).
 soak: setup
