@@ -97,3 +97,101 @@ fn pooled_runs_keep_their_roles_transaction_defaults() {
         assert_eq!(isolation, "serializable", "run {run}");
     }
 }
+
+/// A role's `statement_timeout` cancels a job's statement as it would under
+/// `psql -c`, on a fresh executor and on a pooled one: the run fails with
+/// PostgreSQL's own 57014 "statement timeout" (finding 5). It used to
+/// sleep its 3 s and succeed.
+#[test]
+fn a_roles_statement_timeout_cancels_a_jobs_statement() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-role-statement-timeout", "");
+    s.batch_execute("CREATE ROLE hasty LOGIN; ALTER ROLE hasty SET statement_timeout = '500ms'")
+        .unwrap();
+    for attempt in ["fresh", "pooled"] {
+        let id: i64 = one(
+            &mut s,
+            "SELECT jobs.submit('SELECT pg_sleep(3)', run_as => 'hasty')",
+        );
+        let (status, code, message) = wait_run(&mut s, id);
+        assert_eq!(
+            (status.as_str(), code.as_deref(), message.as_deref()),
+            (
+                "failed",
+                Some("57014"),
+                Some("canceling statement due to statement timeout")
+            ),
+            "{attempt} executor"
+        );
+    }
+    // Shorter statements run, and so does pg_jobs' own work around them.
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT pg_sleep(0.1)', run_as => 'hasty')",
+    );
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+}
+
+/// `SET statement_timeout` inside a command applies to the statements after
+/// it, each with a timeout of its own (PostgreSQL 13+, as `psql -c`); a
+/// statement timeout shorter than the run's `timeout` ends the run
+/// `failed`, not `timed_out` (finding 5).
+#[test]
+fn set_statement_timeout_in_a_command_applies_to_its_later_statements() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-set-statement-timeout", "");
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''300ms''; SELECT pg_sleep(3)')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref(), message.as_deref()),
+        (
+            "failed",
+            Some("57014"),
+            Some("canceling statement due to statement timeout")
+        )
+    );
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''300ms''; SELECT pg_sleep(3)', timeout => '5 s')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref()),
+        ("failed", Some("57014")),
+        "{message:?}"
+    );
+    // Two statements of 0.6 s under a 1 s statement timeout: 1.2 s in all.
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''1s''; SELECT pg_sleep(0.6); SELECT pg_sleep(0.6)')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(status, "succeeded", "{code:?} {message:?}");
+}
+
+/// The run's own `timeout` is not the statement timeout: a command that
+/// turns `statement_timeout` off is still stopped by it, and the run ends
+/// `timed_out` with the same SQLSTATE and message as before.
+#[test]
+fn a_runs_timeout_holds_whatever_its_command_sets() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-run-timeout", "");
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = 0; SELECT pg_sleep(30)', timeout => '1 s')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref(), message.as_deref()),
+        (
+            "timed_out",
+            Some("57014"),
+            Some("canceling statement due to statement timeout")
+        )
+    );
+    let took: f64 = one(
+        &mut s,
+        &format!("SELECT extract(epoch FROM finished_at - started_at)::float8 FROM jobs.run WHERE id = {id}"),
+    );
+    assert!((0.9..10.0).contains(&took), "took {took} s");
+}
