@@ -98,6 +98,97 @@ fn pooled_runs_keep_their_roles_transaction_defaults() {
     }
 }
 
+/// Submit, as `role`, a run that stores its transaction isolation and its
+/// executor's pid in `seen` under `step`; wait for it to succeed and return
+/// both.
+fn isolation_of_a_run(s: &mut Client, role: &str, step: i32) -> (String, i32) {
+    let id: i64 = one(
+        s,
+        &format!(
+            "SELECT jobs.submit('INSERT INTO seen VALUES ({step}, pg_backend_pid(), current_setting(''transaction_isolation''))',
+                                run_as => '{role}')"
+        ),
+    );
+    let (status, code, message) = wait_run(s, id);
+    assert_eq!(status, "succeeded", "step {step}: {code:?} {message:?}");
+    let row = s
+        .query_one("SELECT isolation, pid FROM seen WHERE run = $1", &[&step])
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Wait until executor `pid` is idle in the pool: were it kept, the next
+/// run of its role would be handed to it.
+fn idle_in_the_pool(s: &mut Client, pid: i32) {
+    wait_for(&format!("executor {pid} idle in the pool"), DEADLINE, || {
+        let n: i64 = one(
+            s,
+            &format!("SELECT count(*) FROM jobs.workers WHERE kind = 'executor' AND pid = {pid} AND state = 'idle'"),
+        );
+        (n == 1).then_some(())
+    });
+}
+
+/// A run on a pooled executor sees the role and database settings a fresh
+/// connection would, including ones changed after the executor connected:
+/// `ALTER ROLE … SET` and `RESET`, `ALTER DATABASE … SET`, and one made in
+/// a prepared transaction, once `COMMIT PREPARED`. Each change is made
+/// while the executor that ran the previous step is idle in the pool; it
+/// used to take the next run with the settings of its connection
+/// (finding 4).
+#[test]
+fn settings_changed_after_an_executor_connected_reach_the_next_run() {
+    let (_c, mut s) = Cluster::with_app_db(
+        "tenancy-alter-role",
+        "pg_jobs.executor_idle_timeout = '60s'\nmax_prepared_transactions = 2",
+    );
+    s.batch_execute(
+        "CREATE ROLE strict LOGIN;
+         CREATE TABLE seen (run int, pid int, isolation text);
+         GRANT INSERT ON seen TO strict;",
+    )
+    .unwrap();
+    let (level, pid) = isolation_of_a_run(&mut s, "strict", 0);
+    assert_eq!(level, "read committed");
+
+    // Each change, one statement per call (COMMIT PREPARED may not share a
+    // query string with others), and what the next run sees.
+    let steps: [(&[&str], &str); 4] = [
+        (
+            &["ALTER ROLE strict SET default_transaction_isolation = 'serializable'"],
+            "serializable",
+        ),
+        (
+            &["ALTER ROLE strict RESET default_transaction_isolation"],
+            "read committed",
+        ),
+        (
+            &["ALTER DATABASE app SET default_transaction_isolation = 'repeatable read'"],
+            "repeatable read",
+        ),
+        (
+            // The role's setting in this database wins over the database's.
+            &[
+                "BEGIN",
+                "ALTER ROLE strict IN DATABASE app SET default_transaction_isolation = 'serializable'",
+                "PREPARE TRANSACTION 'role_settings'",
+                "COMMIT PREPARED 'role_settings'",
+            ],
+            "serializable",
+        ),
+    ];
+    let mut last_pid = pid;
+    for (step, (change, expected)) in (1..).zip(steps) {
+        idle_in_the_pool(&mut s, last_pid);
+        for statement in change {
+            s.batch_execute(statement).unwrap();
+        }
+        let (level, pid) = isolation_of_a_run(&mut s, "strict", step);
+        assert_eq!(level, expected, "after {change:?}");
+        last_pid = pid;
+    }
+}
+
 /// A role's `statement_timeout` cancels a job's statement as it would under
 /// `psql -c`, on a fresh executor and on a pooled one: the run fails with
 /// PostgreSQL's own 57014 "statement timeout" (finding 5). It used to

@@ -22,6 +22,11 @@
 //! ignores the cancel. Never restarted by the postmaster: if it dies, the
 //! scheduler records the run as crashed (or timed out, if it killed it for
 //! that).
+//!
+//! A pooled executor keeps the role and database settings of its
+//! connection; a committed `ALTER ROLE`/`ALTER DATABASE … SET` retires
+//! every executor connected before it (`hooks`), so the next run gets a
+//! fresh connection with the new settings.
 
 mod claim;
 mod record;
@@ -258,6 +263,11 @@ fn between_runs(
     quick: bool,
     reserved: &mut VecDeque<Claimed>,
 ) -> Option<String> {
+    // A SIGHUP since the last run: the next one sees the server's settings
+    // as a new connection would (a backend reloads between queries too;
+    // runs taken here one after another never pass through the idle wait,
+    // which reloads as well).
+    crate::pg::bgw::reload_config_if_asked();
     // SAFETY: plain globals of this process, written on its only thread
     // between commands (no statement is running to look at the cancel flag
     // or the transaction defaults); QueryCancelPending is a sig_atomic_t its
