@@ -23,7 +23,9 @@
 //! ```
 //! Three flags stay beside the phase because they are not phases: `retire`
 //! (asked to exit after the current run, sent to a busy executor when its
-//! database's extension is dropped; it decides where [`ExecutorEvent::Pool`]
+//! database's extension is dropped, and to every connected executor when
+//! a committed `ALTER ROLE`/`ALTER DATABASE … SET` changes what a new
+//! connection gets; it decides where [`ExecutorEvent::Pool`]
 //! and [`ExecutorEvent::Harvested`] lead, and the shell then emits no
 //! `ClaimNext`), and the run's `cancel_requested` and `killed_for_timeout`
 //! (inputs of [`crate::run::outcome`]). The events that set them are
@@ -107,7 +109,8 @@ pub enum ExecutorEvent {
     /// `registry::take_assignment` found the handed-over run.
     TakeAssignment,
     /// Asked to exit: `retire_one_idle`, `take_assignment` at the idle
-    /// timeout, `retire_abandoned`; `terminate_runs_of` for a busy one.
+    /// timeout, `retire_abandoned`; `terminate_runs_of` for a busy one;
+    /// `retire_connected_executors` for every one with a process.
     Retire,
     /// `registry::cancel_run`: `jobs.cancel` flags the slot's run.
     CancelRequested,

@@ -97,3 +97,192 @@ fn pooled_runs_keep_their_roles_transaction_defaults() {
         assert_eq!(isolation, "serializable", "run {run}");
     }
 }
+
+/// Submit, as `role`, a run that stores its transaction isolation and its
+/// executor's pid in `seen` under `step`; wait for it to succeed and return
+/// both.
+fn isolation_of_a_run(s: &mut Client, role: &str, step: i32) -> (String, i32) {
+    let id: i64 = one(
+        s,
+        &format!(
+            "SELECT jobs.submit('INSERT INTO seen VALUES ({step}, pg_backend_pid(), current_setting(''transaction_isolation''))',
+                                run_as => '{role}')"
+        ),
+    );
+    let (status, code, message) = wait_run(s, id);
+    assert_eq!(status, "succeeded", "step {step}: {code:?} {message:?}");
+    let row = s
+        .query_one("SELECT isolation, pid FROM seen WHERE run = $1", &[&step])
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Wait until executor `pid` is idle in the pool: were it kept, the next
+/// run of its role would be handed to it.
+fn idle_in_the_pool(s: &mut Client, pid: i32) {
+    wait_for(&format!("executor {pid} idle in the pool"), DEADLINE, || {
+        let n: i64 = one(
+            s,
+            &format!("SELECT count(*) FROM jobs.workers WHERE kind = 'executor' AND pid = {pid} AND state = 'idle'"),
+        );
+        (n == 1).then_some(())
+    });
+}
+
+/// A run on a pooled executor sees the role and database settings a fresh
+/// connection would, including ones changed after the executor connected:
+/// `ALTER ROLE … SET` and `RESET`, `ALTER DATABASE … SET`, and one made in
+/// a prepared transaction, once `COMMIT PREPARED`. Each change is made
+/// while the executor that ran the previous step is idle in the pool; it
+/// used to take the next run with the settings of its connection
+/// (finding 4).
+#[test]
+fn settings_changed_after_an_executor_connected_reach_the_next_run() {
+    let (_c, mut s) = Cluster::with_app_db(
+        "tenancy-alter-role",
+        "pg_jobs.executor_idle_timeout = '60s'\nmax_prepared_transactions = 2",
+    );
+    s.batch_execute(
+        "CREATE ROLE strict LOGIN;
+         CREATE TABLE seen (run int, pid int, isolation text);
+         GRANT INSERT ON seen TO strict;",
+    )
+    .unwrap();
+    let (level, pid) = isolation_of_a_run(&mut s, "strict", 0);
+    assert_eq!(level, "read committed");
+
+    // Each change, one statement per call (COMMIT PREPARED may not share a
+    // query string with others), and what the next run sees.
+    let steps: [(&[&str], &str); 4] = [
+        (
+            &["ALTER ROLE strict SET default_transaction_isolation = 'serializable'"],
+            "serializable",
+        ),
+        (
+            &["ALTER ROLE strict RESET default_transaction_isolation"],
+            "read committed",
+        ),
+        (
+            &["ALTER DATABASE app SET default_transaction_isolation = 'repeatable read'"],
+            "repeatable read",
+        ),
+        (
+            // The role's setting in this database wins over the database's.
+            &[
+                "BEGIN",
+                "ALTER ROLE strict IN DATABASE app SET default_transaction_isolation = 'serializable'",
+                "PREPARE TRANSACTION 'role_settings'",
+                "COMMIT PREPARED 'role_settings'",
+            ],
+            "serializable",
+        ),
+    ];
+    let mut last_pid = pid;
+    for (step, (change, expected)) in (1..).zip(steps) {
+        idle_in_the_pool(&mut s, last_pid);
+        for statement in change {
+            s.batch_execute(statement).unwrap();
+        }
+        let (level, pid) = isolation_of_a_run(&mut s, "strict", step);
+        assert_eq!(level, expected, "after {change:?}");
+        last_pid = pid;
+    }
+}
+
+/// A role's `statement_timeout` cancels a job's statement as it would under
+/// `psql -c`, on a fresh executor and on a pooled one: the run fails with
+/// PostgreSQL's own 57014 "statement timeout" (finding 5). It used to
+/// sleep its 3 s and succeed.
+#[test]
+fn a_roles_statement_timeout_cancels_a_jobs_statement() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-role-statement-timeout", "");
+    s.batch_execute("CREATE ROLE hasty LOGIN; ALTER ROLE hasty SET statement_timeout = '500ms'")
+        .unwrap();
+    for attempt in ["fresh", "pooled"] {
+        let id: i64 = one(
+            &mut s,
+            "SELECT jobs.submit('SELECT pg_sleep(3)', run_as => 'hasty')",
+        );
+        let (status, code, message) = wait_run(&mut s, id);
+        assert_eq!(
+            (status.as_str(), code.as_deref(), message.as_deref()),
+            (
+                "failed",
+                Some("57014"),
+                Some("canceling statement due to statement timeout")
+            ),
+            "{attempt} executor"
+        );
+    }
+    // Shorter statements run, and so does pg_jobs' own work around them.
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT pg_sleep(0.1)', run_as => 'hasty')",
+    );
+    assert_eq!(wait_run(&mut s, id).0, "succeeded");
+}
+
+/// `SET statement_timeout` inside a command applies to the statements after
+/// it, each with a timeout of its own (PostgreSQL 13+, as `psql -c`); a
+/// statement timeout shorter than the run's `timeout` ends the run
+/// `failed`, not `timed_out` (finding 5).
+#[test]
+fn set_statement_timeout_in_a_command_applies_to_its_later_statements() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-set-statement-timeout", "");
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''300ms''; SELECT pg_sleep(3)')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref(), message.as_deref()),
+        (
+            "failed",
+            Some("57014"),
+            Some("canceling statement due to statement timeout")
+        )
+    );
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''300ms''; SELECT pg_sleep(3)', timeout => '5 s')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref()),
+        ("failed", Some("57014")),
+        "{message:?}"
+    );
+    // Two statements of 0.6 s under a 1 s statement timeout: 1.2 s in all.
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = ''1s''; SELECT pg_sleep(0.6); SELECT pg_sleep(0.6)')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(status, "succeeded", "{code:?} {message:?}");
+}
+
+/// The run's own `timeout` is not the statement timeout: a command that
+/// turns `statement_timeout` off is still stopped by it, and the run ends
+/// `timed_out` with the same SQLSTATE and message as before.
+#[test]
+fn a_runs_timeout_holds_whatever_its_command_sets() {
+    let (_c, mut s) = Cluster::with_app_db("tenancy-run-timeout", "");
+    let id: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SET statement_timeout = 0; SELECT pg_sleep(30)', timeout => '1 s')",
+    );
+    let (status, code, message) = wait_run(&mut s, id);
+    assert_eq!(
+        (status.as_str(), code.as_deref(), message.as_deref()),
+        (
+            "timed_out",
+            Some("57014"),
+            Some("canceling statement due to statement timeout")
+        )
+    );
+    let took: f64 = one(
+        &mut s,
+        &format!("SELECT extract(epoch FROM finished_at - started_at)::float8 FROM jobs.run WHERE id = {id}"),
+    );
+    assert!((0.9..10.0).contains(&took), "took {took} s");
+}

@@ -240,3 +240,47 @@ fn only_a_harvested_slot_can_be_unharvested() {
         }
     }
 }
+
+/// A committed `ALTER ROLE … SET` (or `ALTER DATABASE … SET`, `ALTER ROLE`)
+/// retires every executor that has a process, whatever it is doing
+/// (`shmem::retire_connected_executors`): each such phase admits `Retire`,
+/// an idle one leaves the pool at once, a busy one keeps its phase and
+/// retires after its run. Slots with no process yet (reserved) are left
+/// alone: their process connects later and reads the new settings.
+#[test]
+fn a_settings_change_can_retire_every_connected_executor() {
+    for p in ExecutorPhase::ALL {
+        let retired = p.on(E::Retire);
+        if !p.has_process() {
+            assert!(retired.is_err(), "{p}");
+            continue;
+        }
+        match p {
+            P::Pooled | P::HandoverPending | P::Retiring => assert_eq!(retired, Ok(P::Retiring), "{p}"),
+            _ => assert_eq!(retired, Ok(p), "{p}: busy, flagged"),
+        }
+    }
+    // A busy one ends up retiring, never back in the pool: after its run
+    // (harvested with the flag), or when it was connecting ahead of a due
+    // instant (pooled with the flag).
+    assert_eq!(
+        walk(
+            P::Running,
+            &[
+                E::Retire,
+                E::RecordOutcome,
+                E::FinishRun,
+                E::Harvested { retire: true }
+            ]
+        ),
+        P::Retiring
+    );
+    assert_eq!(
+        walk(P::Warming, &[E::Retire, E::Pool { retire: true }]),
+        P::Retiring
+    );
+    // One handed a run just before keeps it: the hand-over came first.
+    assert_eq!(walk(P::Assigned, &[E::Retire, E::TakeAssignment]), P::Starting);
+    // One claimed for a run not yet handed over is not handed it.
+    assert!(walk(P::HandoverPending, &[E::Retire]).on(E::HandOver).is_err());
+}

@@ -10,13 +10,16 @@
 //!   timeout vs failure), a vanished executor, the timeout kill deadline;
 //! * [`retry`] — whether an ended run is tried again, and when;
 //! * [`start`] — why a queued run may not start now;
-//! * [`cancel`] — what `jobs.cancel` does with a run, given who holds it.
+//! * [`cancel`] — what `jobs.cancel` does with a run, given who holds it;
+//! * [`statement_timeout`] — which statement timeout a command's next
+//!   statement gets, as under `psql -c`.
 //!
 
 pub mod cancel;
 pub mod outcome;
 pub mod retry;
 pub mod start;
+pub mod statement_timeout;
 pub mod status;
 pub mod transition;
 

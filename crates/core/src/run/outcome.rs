@@ -18,6 +18,11 @@ pub const QUERY_CANCELED: &str = "57014";
 /// scheduler terminates it.
 pub const TIMEOUT_GRACE_MS: i64 = 2_000;
 
+/// Message of a run stopped by its own `timeout`: PostgreSQL's own for a
+/// statement timeout, which the run's timeout was armed as before 0.4 (it
+/// has its own timer now, so a command's `statement_timeout` cannot touch
+/// it, and PostgreSQL reports its cancel as "due to user request").
+pub const TIMED_OUT: &str = "canceling statement due to statement timeout";
 /// Message of a run cancelled by `jobs.cancel` before its command started.
 pub const CANCELLED_BEFORE_START: &str = "cancelled by jobs.cancel before it started";
 /// Message of a run whose executor exited without reporting (harvest).
@@ -122,10 +127,10 @@ pub fn unreported_detail(killed_for_timeout: bool) -> (Option<&'static str>, Str
 }
 
 /// Whether a command that ran `elapsed_us` was stopped by its own timeout
-/// of `timeout_ms` (0: none). PostgreSQL clears the timeout's indicator when
-/// it reports the cancel, so the clock is the only witness left; the caller
-/// must start `elapsed` no later than it arms the timer, or a timeout that
-/// fires on time can look early and read as a plain failure.
+/// of `timeout_ms` (0: none), by the clock: the witness besides the timer's
+/// own flag (see [`classify_error`]). The caller must start `elapsed` no
+/// later than it arms the timer, or a timeout that fires on time can look
+/// early and read as a plain failure.
 pub const fn timed_out(timeout_ms: i64, elapsed_us: i64) -> bool {
     timeout_ms > 0 && elapsed_us >= timeout_ms.saturating_mul(1000)
 }
@@ -133,17 +138,36 @@ pub const fn timed_out(timeout_ms: i64, elapsed_us: i64) -> bool {
 /// The executor's verdict on a command that raised `sqlstate`: a
 /// `query_canceled` is `jobs.cancel`'s if it flagged the run (a cancel wins
 /// over a timeout that fired at the same moment: the user asked), else the
-/// run's timeout if that much time passed, else an ordinary failure (the
-/// command's own `statement_timeout`, or someone's `pg_cancel_backend`).
-pub fn classify_error(sqlstate: &str, cancel_requested: bool, timeout_ms: i64, elapsed_us: i64) -> Reported {
+/// run's timeout if its timer fired (`timeout_fired`) or that much time
+/// passed, else an ordinary failure (the command's own `statement_timeout`,
+/// or someone's `pg_cancel_backend`).
+pub fn classify_error(
+    sqlstate: &str,
+    cancel_requested: bool,
+    timeout_fired: bool,
+    timeout_ms: i64,
+    elapsed_us: i64,
+) -> Reported {
     if sqlstate != QUERY_CANCELED {
         Reported::Failed
     } else if cancel_requested {
         Reported::Cancelled
-    } else if timed_out(timeout_ms, elapsed_us) {
+    } else if timeout_fired || timed_out(timeout_ms, elapsed_us) {
         Reported::TimedOut
     } else {
         Reported::Failed
+    }
+}
+
+/// The message an executor records with its verdict `kind` on a command
+/// that failed with `message`: a timed-out run always says [`TIMED_OUT`]
+/// (what PostgreSQL said when the run's timeout was its statement timeout),
+/// whatever the cancel was reported as; any other keeps the command's own.
+pub fn reported_message(kind: Reported, message: &str) -> &str {
+    if kind == Reported::TimedOut {
+        TIMED_OUT
+    } else {
+        message
     }
 }
 
@@ -187,20 +211,48 @@ mod tests {
     fn cancel_timeout_and_failure_are_told_apart() {
         // jobs.cancel flagged it: cancelled, even past the timeout.
         assert_eq!(
-            classify_error("57014", true, 1_000, 5_000_000),
+            classify_error("57014", true, true, 1_000, 5_000_000),
             Reported::Cancelled
         );
-        // Our timeout: at or after timeout_ms.
+        // Our timeout: its timer fired, or at or after timeout_ms.
         assert_eq!(
-            classify_error("57014", false, 1_000, 1_000_000),
+            classify_error("57014", false, true, 1_000, 1_000_000),
+            Reported::TimedOut
+        );
+        assert_eq!(
+            classify_error("57014", false, false, 1_000, 1_000_000),
             Reported::TimedOut
         );
         // A cancel before the timeout (the command's own statement_timeout,
         // pg_cancel_backend): a failure.
-        assert_eq!(classify_error("57014", false, 1_000, 999_999), Reported::Failed);
-        assert_eq!(classify_error("57014", false, 0, 10_000_000), Reported::Failed);
-        // Not a cancel at all.
-        assert_eq!(classify_error("22012", true, 1_000, 5_000_000), Reported::Failed);
+        assert_eq!(
+            classify_error("57014", false, false, 1_000, 999_999),
+            Reported::Failed
+        );
+        assert_eq!(
+            classify_error("57014", false, false, 0, 10_000_000),
+            Reported::Failed
+        );
+        // Not a cancel at all, even after the timer fired (the command
+        // caught the cancel and failed otherwise).
+        assert_eq!(
+            classify_error("22012", true, true, 1_000, 5_000_000),
+            Reported::Failed
+        );
+    }
+
+    /// A run stopped by its own timer says what it said when that timer
+    /// was PostgreSQL's statement timeout, though PostgreSQL now reports
+    /// the cancel as a user's; every other verdict keeps the message.
+    #[test]
+    fn a_timed_out_run_says_statement_timeout() {
+        let user = "canceling statement due to user request";
+        let kind = classify_error("57014", false, true, 1_000, 1_000_000);
+        assert_eq!(reported_message(kind, user), TIMED_OUT);
+        assert_eq!(TIMED_OUT, "canceling statement due to statement timeout");
+        for kind in [Reported::Failed, Reported::Cancelled, Reported::Succeeded] {
+            assert_eq!(reported_message(kind, user), user, "{kind:?}");
+        }
     }
 
     #[test]
@@ -220,11 +272,11 @@ mod tests {
         }
 
         #[test]
-        fn an_error_is_never_a_success(code in "[0-9A-Z]{5}", cancel in any::<bool>(),
+        fn an_error_is_never_a_success(code in "[0-9A-Z]{5}", cancel in any::<bool>(), fired in any::<bool>(),
                                        timeout in -5i64..100_000, elapsed in 0i64..200_000_000) {
-            let r = classify_error(&code, cancel, timeout, elapsed);
+            let r = classify_error(&code, cancel, fired, timeout, elapsed);
             prop_assert!(matches!(r, Reported::Failed | Reported::TimedOut | Reported::Cancelled));
-            prop_assert_eq!(r != Reported::Failed, code == "57014" && (cancel || timed_out(timeout, elapsed)));
+            prop_assert_eq!(r != Reported::Failed, code == "57014" && (cancel || fired || timed_out(timeout, elapsed)));
         }
     }
 }

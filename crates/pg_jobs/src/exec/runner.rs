@@ -7,7 +7,9 @@
 //! plan, and run it in an unnamed portal at top level. A string of several
 //! statements is one implicit transaction block (so VACUUM refuses to run
 //! in one, exactly as with psql -c), unless it contains its own
-//! BEGIN/COMMIT; a single statement runs with no block around it.
+//! BEGIN/COMMIT; a single statement runs with no block around it. Job
+//! commands get the session's `statement_timeout` per statement, as
+//! exec_simple_query arms it ([`StatementTimeout::Enforced`]).
 
 use pg_jobs_core::sqlstate;
 use pgrx::pg_sys::panic::CaughtError;
@@ -20,12 +22,29 @@ pub enum Outcome {
     Failed { sqlstate: String, message: String },
 }
 
+/// Whether the session's `statement_timeout` cancels the command's
+/// statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatementTimeout {
+    /// As under `psql -c`: each statement gets the session's
+    /// `statement_timeout` of the moment it starts (its role's or
+    /// database's default, or a `SET` earlier in the string), and is
+    /// cancelled with PostgreSQL's own 57014 when it runs out. Job commands.
+    Enforced,
+    /// Never armed: pg_jobs' own statements (its `VACUUM`), which no
+    /// role's or server's setting may cancel, and daemons, whose command is
+    /// meant to run until stopped (usually one `CALL` of a procedure that
+    /// loops and commits, which could not `SET statement_timeout = 0`
+    /// before it in the same string: an implicit block forbids its COMMIT).
+    NotArmed,
+}
+
 /// Run `command` in the current session (already connected, as the run's
 /// owner), outside any transaction. Never raises: an ERROR is caught,
 /// the transaction cleaned up, and returned as `Outcome::Failed`.
 /// (FATAL — e.g. SIGTERM — ends the process; its supervisor records that.)
-pub fn run(command: &str) -> Outcome {
-    run_with(command, None, None)
+pub fn run(command: &str, statement_timeout: StatementTimeout) -> Outcome {
+    run_with(command, None, None, statement_timeout)
 }
 
 /// Nodes whose statements commit on their own or refuse a transaction
@@ -153,8 +172,10 @@ pub fn classify(sql: &str) -> Vec<bool> {
     }
 }
 
-/// Like [`run`], but if the whole command is one transaction, call
-/// `before_commit` inside that transaction just before it commits, so what
+/// Like [`run`] of a job's command ([`StatementTimeout::Enforced`]), but
+/// if the whole command is one transaction, call `before_commit` inside
+/// that transaction just before it commits (after the last statement's
+/// timeout is disarmed, as PostgreSQL disarms it before a commit), so what
 /// it writes commits (or is lost) together with the command's effects.
 /// Returns whether it was called (and the transaction then committed).
 /// `capture`: keep up to this many bytes of the last statement's rows
@@ -165,7 +186,7 @@ pub fn run_recording(
     before_commit: &(dyn Fn() + std::panic::RefUnwindSafe),
 ) -> (Outcome, bool) {
     RECORDED.with(|r| r.set(false));
-    let outcome = run_with(command, Some(before_commit), capture);
+    let outcome = run_with(command, Some(before_commit), capture, StatementTimeout::Enforced);
     let recorded = RECORDED.with(|r| r.get()) && outcome == Outcome::Succeeded;
     (outcome, recorded)
 }
@@ -178,6 +199,7 @@ fn run_with(
     command: &str,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
     capture: Option<usize>,
+    statement_timeout: StatementTimeout,
 ) -> Outcome {
     let Ok(c_command) = CString::new(command) else {
         return Outcome::Failed {
@@ -199,31 +221,40 @@ fn run_with(
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         )
     };
+    let enforce = statement_timeout == StatementTimeout::Enforced;
     // SAFETY: run_statements' contract: we are a connected worker outside any
     // transaction (run's callers: the executor and daemon main loops),
     // `cmd_cx` was just created under TopMemoryContext, and `c_command`
     // outlives the call and the clean-up below.
-    let result = PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit, capture) })
-        .catch_others(|e| {
-            let report = match e {
-                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-                CaughtError::RustPanic { ereport, .. } => ereport,
-            };
-            Err((
-                sqlstate::unpack(report.sql_error_code() as i32),
-                report.message().to_owned(),
-            ))
-        })
-        .execute();
+    let result =
+        PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit, capture, enforce) })
+            .catch_others(|e| {
+                let report = match e {
+                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+                    CaughtError::RustPanic { ereport, .. } => ereport,
+                };
+                Err((
+                    sqlstate::unpack(report.sql_error_code() as i32),
+                    report.message().to_owned(),
+                ))
+            })
+            .execute();
     // SAFETY: AbortOutOfAnyTransaction is safe in any transaction state;
     // after it nothing refers to `cmd_cx` (the portals and transactions that
     // used it are gone, and we switch away from it before deleting it), and
     // debug_query_string stops pointing at `c_command` before that is freed.
+    // end_statement_timeout only needs a connected backend.
     unsafe {
         // After an ERROR the transaction (or block) is aborted but not
         // cleaned up; after success there is none. Either way, leave no
         // transaction behind, then drop the command's memory.
         pg_sys::AbortOutOfAnyTransaction();
+        // An ERROR skipped the statement's disarming: what follows (the
+        // executor's own statements, its wait in the pool) is never
+        // subject to the command's statement_timeout.
+        if enforce {
+            crate::pg::timeout::end_statement_timeout();
+        }
         pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         pg_sys::MemoryContextDelete(cmd_cx);
         pg_sys::debug_query_string = std::ptr::null();
@@ -254,12 +285,17 @@ unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
 }
 
 /// Parse, plan and run each statement of `command` (see [`run_with`]).
+/// With `statement_timeout`, arm and disarm PostgreSQL's statement timeout
+/// around each statement where exec_simple_query does
+/// (`start_xact_command` and `finish_xact_command`, or the disarming
+/// between two statements of one string).
 ///
 /// # Safety
 ///
 /// Called in a background worker connected to a database, outside any
 /// transaction, inside a PgTry whose handler aborts whatever transaction an
-/// ERROR leaves; `cmd_cx` is a memory context that outlives transactions
+/// ERROR leaves (and whose caller ends a statement timeout an ERROR left
+/// running); `cmd_cx` is a memory context that outlives transactions
 /// (a child of TopMemoryContext), and `command` outlives the call and
 /// whatever `debug_query_string` use follows it.
 unsafe fn run_statements(
@@ -267,6 +303,7 @@ unsafe fn run_statements(
     cmd_cx: pg_sys::MemoryContext,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
     capture: Option<usize>,
+    statement_timeout: bool,
 ) -> Result<(), (String, String)> {
     // SAFETY: this is exec_simple_query's sequence, run in a connected
     // worker outside any transaction (the caller's contract), on its only
@@ -278,17 +315,31 @@ unsafe fn run_statements(
     // pgrx's guards to the caller's PgTry, which aborts the transaction;
     // the Rust values held here (`stmts`, the closure) own no PostgreSQL
     // memory. `(*raw).stmt` and `(*portal)` are valid for the same reason:
-    // fresh results of pg_parse_query and CreatePortal.
+    // fresh results of pg_parse_query and CreatePortal. The statement
+    // timeout is armed inside the statement's transaction and disarmed
+    // after it, on this thread, as the timeout functions require.
     unsafe {
         pg_sys::debug_query_string = command.as_ptr();
         pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, command.as_ptr());
         pg_sys::SetCurrentStatementStartTimestamp();
 
         let mut in_xact = false;
+        // start_xact_command(): a transaction if none is open, and the
+        // statement timeout of the session's current statement_timeout
+        // (left running if it already is: the first statement's clock
+        // starts before parsing, as in PostgreSQL).
         let start_xact = |in_xact: &mut bool| {
             if !*in_xact {
                 pg_sys::StartTransactionCommand();
                 *in_xact = true;
+            }
+            if statement_timeout {
+                crate::pg::timeout::enable_statement_timeout();
+            }
+        };
+        let end_statement = || {
+            if statement_timeout {
+                crate::pg::timeout::disable_statement_timeout();
             }
         };
         start_xact(&mut in_xact);
@@ -367,6 +418,9 @@ unsafe fn run_statements(
                 if implicit_block {
                     pg_sys::EndImplicitTransactionBlock();
                 }
+                // finish_xact_command(): the timeout ends before the
+                // commit (and before pg_jobs records the run in it).
+                end_statement();
                 if pg_sys::IsTransactionBlock() {
                     // BEGIN without COMMIT: a client disconnecting here would
                     // have its transaction rolled back. Say so instead of
@@ -387,14 +441,20 @@ unsafe fn run_statements(
                 pg_sys::CommitTransactionCommand();
                 in_xact = false;
             } else if is_transaction_stmt {
+                end_statement();
                 pg_sys::CommitTransactionCommand();
                 in_xact = false;
             } else {
                 pg_sys::CommandCounterIncrement();
+                // Each statement of a string has a timeout of its own: the
+                // next one starts a fresh one (with the setting as it is
+                // then).
+                end_statement();
             }
         }
         if in_xact {
             // An empty command string: nothing ran.
+            end_statement();
             pg_sys::CommitTransactionCommand();
         }
     }

@@ -10,8 +10,11 @@
 //!   transaction ends (TimescaleDB and Citus do the same).
 //! * A transaction callback acts on what was noted only when the
 //!   transaction commits: waking the database's scheduler after a submit,
-//!   telling the launcher about a new or dropped extension. A rolled-back
-//!   transaction wakes nobody, so a rolled-back submit is never seen.
+//!   telling the launcher about a new or dropped extension, retiring the
+//!   pooled executors after a change to what a new connection of a role
+//!   gets (`ALTER ROLE`, `ALTER ROLE … SET`, `ALTER DATABASE … SET`). A
+//!   rolled-back transaction wakes nobody, so a rolled-back submit is never
+//!   seen.
 
 use crate::shmem::{self, Kind};
 use pg_jobs_core::launcher::ExtPresence;
@@ -38,6 +41,13 @@ struct Pending {
     /// Some other object was dropped (DROP SCHEMA … CASCADE can take the
     /// extension with it): the scheduler re-checks that it still exists.
     recheck_extension: bool,
+    /// What a new connection of some role to some database gets changed
+    /// (`ALTER ROLE … SET`, `ALTER DATABASE … SET`, a role's attributes):
+    /// every executor connected before the commit retires, so no later run
+    /// gets a session set up from the old settings (issue 13, finding 4).
+    /// Cluster-wide and coarse: a spurious retirement costs one fresh
+    /// connection, a missed one would run a job with stale settings.
+    session_defaults_changed: bool,
 }
 
 impl Pending {
@@ -53,6 +63,7 @@ impl Pending {
             ext_dropped: self.ext_dropped || child.ext_dropped,
             evicted_db: child.evicted_db.or(self.evicted_db),
             recheck_extension: self.recheck_extension || child.recheck_extension,
+            session_defaults_changed: self.session_defaults_changed || child.session_defaults_changed,
         }
     }
 

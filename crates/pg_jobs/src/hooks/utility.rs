@@ -1,6 +1,7 @@
 //! The utility hook: notes CREATE/ALTER/DROP EXTENSION pg_jobs, other
-//! drops and CREATE DATABASE for the transaction callback, and before DROP
-//! DATABASE and ALTER DATABASE RENAME evicts that database's workers.
+//! drops, CREATE DATABASE and changes to role and database settings for
+//! the transaction callback, and before DROP DATABASE and ALTER DATABASE
+//! RENAME evicts that database's workers.
 
 use super::*;
 
@@ -139,14 +140,28 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 };
             }
             pg_sys::NodeTag::T_CreatedbStmt => after = Some(|p| p.wake_launcher = true),
-            // What a prepared transaction did (a DROP SCHEMA … CASCADE, say)
-            // takes effect now: its scheduler re-checks its extension. (A
-            // COMMIT PREPARED runs in the prepared transaction's database.)
+            // What a new connection gets: ALTER ROLE [ALL] [IN DATABASE]
+            // SET/RESET, ALTER DATABASE SET/RESET, and a role's attributes
+            // (some, such as superuser for SET SESSION AUTHORIZATION, are
+            // read once at connection). Pooled executors connected before
+            // the commit retire.
+            pg_sys::NodeTag::T_AlterRoleSetStmt
+            | pg_sys::NodeTag::T_AlterDatabaseSetStmt
+            | pg_sys::NodeTag::T_AlterRoleStmt => after = Some(|p| p.session_defaults_changed = true),
+            // What a prepared transaction did (a DROP SCHEMA … CASCADE, an
+            // ALTER ROLE … SET, say) takes effect now: its scheduler
+            // re-checks its extension, and pooled executors retire (we
+            // cannot tell what it did; a spurious retirement is harmless).
+            // (A COMMIT PREPARED runs in the prepared transaction's
+            // database.)
             pg_sys::NodeTag::T_TransactionStmt
                 if (*(node as *mut pg_sys::TransactionStmt)).kind
                     == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED =>
             {
-                after = Some(|p| p.recheck_extension = true)
+                after = Some(|p| {
+                    p.recheck_extension = true;
+                    p.session_defaults_changed = true;
+                })
             }
             // These need the database's workers gone before they run; they
             // are evicted only if the statement will get past PostgreSQL's

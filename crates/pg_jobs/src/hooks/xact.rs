@@ -24,7 +24,9 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
             return;
         }
         // Nothing of pg_jobs' own is pending (see above): forget the rest,
-        // as at the end of any transaction.
+        // as at the end of any transaction. (A change to role settings is
+        // not visible before its COMMIT PREPARED, which retires the pooled
+        // executors then: see the utility hook.)
         XACT_EVENT_PREPARE => false,
         _ => return,
     };
@@ -53,6 +55,12 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
         }
         if p.runs_finished {
             shmem::broadcast_runs_finished();
+        }
+        if p.session_defaults_changed {
+            // Committed and visible by now (this callback runs after the
+            // commit is in the proc array), and before our client hears of
+            // it: a run dispatched after that gets a fresh connection.
+            shmem::retire_connected_executors();
         }
         if p.reload_jobs || p.reload_daemons || !changed.is_empty() {
             shmem::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);

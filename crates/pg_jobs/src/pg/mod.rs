@@ -1,7 +1,8 @@
 //! PostgreSQL plumbing with no pg_jobs policy in it: background-worker
-//! signals, latches and transactions, privilege switching, and time
-//! conversion.
+//! signals, latches and transactions, privilege switching, time
+//! conversion, and PostgreSQL's timeouts.
 
 pub mod bgw;
 pub mod error;
 pub mod time;
+pub mod timeout;

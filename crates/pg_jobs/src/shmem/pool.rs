@@ -301,6 +301,36 @@ pub fn retire_requested(r: SlotRef) -> bool {
     s.in_use && s.generation == r.generation && s.retire
 }
 
+/// A committed change to what a new connection of a role gets (`ALTER
+/// ROLE … SET`, `ALTER DATABASE … SET`, a role's attributes): every
+/// executor with a process may have set up its session from the old
+/// settings, so each is asked to exit — an idle one now (woken, it leaves
+/// the pool and exits), a busy one after its run, giving back any runs it
+/// reserved. None is handed or takes another run from here on (`take_idle`,
+/// `hand_over` and `self_claim` refuse a retiring one), so the next run of
+/// every role starts in a fresh process with the settings as committed.
+/// Slots reserved for a process that has not claimed them yet are left
+/// alone: it connects after this, and reads the new settings. Cluster-wide
+/// (settings live in a shared catalog): pooled executors of other roles
+/// go too, at the cost of one cold start each.
+pub fn retire_connected_executors() {
+    let latches: Vec<usize> = {
+        let mut reg = REGISTRY.exclusive();
+        reg.slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.kind == Kind::Executor && s.phase().has_process())
+            .filter_map(|s| {
+                retire(s);
+                // Only idle ones wait on their latch for this.
+                (s.phase() == ExecutorPhase::Retiring).then_some(s.latch)
+            })
+            .collect()
+    };
+    for l in latches {
+        set_latch(l);
+    }
+}
+
 /// Ask one idle pooled executor to exit, to free its worker slot. Returns
 /// whether there was one.
 pub fn retire_one_idle() -> bool {

@@ -90,10 +90,14 @@ pub(crate) fn purge_beyond_per_job(client: &mut SpiClient, per_job: i64) {
         .or_raise("purging runs beyond the per-job bound");
 }
 
-/// Vacuum the run table, as psql would run it: outside a transaction.
-/// Returns why it failed, if it did.
+/// Vacuum the run table, as psql would run it: outside a transaction, and
+/// whatever `statement_timeout` the server or database sets (pg_jobs' own
+/// statement). Returns why it failed, if it did.
 pub(crate) fn vacuum() -> Option<String> {
-    match runner::run("VACUUM (SKIP_LOCKED) jobs.run") {
+    match runner::run(
+        "VACUUM (SKIP_LOCKED) jobs.run",
+        runner::StatementTimeout::NotArmed,
+    ) {
         Outcome::Failed { message, .. } => Some(message),
         _ => None,
     }

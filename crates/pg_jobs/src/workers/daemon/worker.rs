@@ -5,6 +5,8 @@
 //! daemons that may run on a standby, at recovery end otherwise. It connects
 //! as the daemon's owner, by role OID, runs the command like psql would and
 //! records how it ended (returned, or failed with a SQLSTATE) in its slot.
+//! Unlike a job's command, it is not subject to `statement_timeout` (a
+//! role's or server's default would cancel it every so often).
 //! Restarting is the scheduler's business (`daemons.rs`), never the
 //! postmaster's, so the restart policy and the stop/start switch are one
 //! thing in one place.
@@ -42,7 +44,9 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
         pg_sys::RegisterXactCallback(Some(reload_after_commit), std::ptr::null_mut());
     }
     shmem::set_running(me);
-    match runner::run(&command) {
+    // Not subject to statement_timeout: a daemon runs until it is stopped
+    // (see runner::StatementTimeout::NotArmed).
+    match runner::run(&command, runner::StatementTimeout::NotArmed) {
         runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
         runner::Outcome::Failed { sqlstate, message } => {
             shmem::record_outcome(me, Outcome::Failed, &sqlstate, &message)

@@ -14,10 +14,19 @@
 //! registry slot to run next (the scheduler takes them back if the run in
 //! front turns out slow).
 //!
-//! A timeout is armed as PostgreSQL's statement timeout over the whole
-//! command; the scheduler terminates an executor that ignores the cancel.
-//! Never restarted by the postmaster: if it dies, the scheduler records
-//! the run as crashed (or timed out, if it killed it for that).
+//! A run's `timeout` is a timer of its own over the whole command, which
+//! cancels the statement running when it fires; the command's own
+//! `statement_timeout` (its role's, its database's, or a `SET` in the
+//! command) applies per statement besides, as under `psql -c`, and cannot
+//! turn the run's timer off. The scheduler terminates an executor that
+//! ignores the cancel. Never restarted by the postmaster: if it dies, the
+//! scheduler records the run as crashed (or timed out, if it killed it for
+//! that).
+//!
+//! A pooled executor keeps the role and database settings of its
+//! connection; a committed `ALTER ROLE`/`ALTER DATABASE … SET` retires
+//! every executor connected before it (`hooks`), so the next run gets a
+//! fresh connection with the new settings.
 
 mod claim;
 mod record;
@@ -39,31 +48,19 @@ use pgrx::prelude::*;
 
 use std::collections::VecDeque;
 
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-/// What pgrx does not bind: `utils/timeout.h`, and two of the resets
-/// `DISCARD ALL` makes (`commands/async.h`, `commands/sequence.h`).
+use crate::pg::timeout;
+
+/// What pgrx does not bind: two of the resets `DISCARD ALL` makes
+/// (`commands/async.h`, `commands/sequence.h`).
 mod ffi {
-    /// `TimeoutId.STATEMENT_TIMEOUT` in PostgreSQL 15.
-    pub const STATEMENT_TIMEOUT: i32 = 3;
-    /// `TimeoutId.USER_TIMEOUT`: the first one an extension may register.
-    pub const USER_TIMEOUT: i32 = 12;
     // Raw bindings, not guarded like pgrx's: an ERROR raised inside one would
-    // longjmp over the Rust frames above it instead of unwinding. The
-    // timeout functions only raise FATAL (which exits without a longjmp);
-    // Async_UnlistenAll and ResetSequenceCaches can fail only if palloc does.
+    // longjmp over the Rust frames above it instead of unwinding. They can
+    // fail only if palloc does.
     unsafe extern "C-unwind" {
-        pub fn RegisterTimeout(id: i32, handler: extern "C" fn()) -> i32;
-        pub fn enable_timeout_after(id: i32, delay_ms: i32);
-        pub fn disable_timeout(id: i32, keep_indicator: bool);
         pub fn Async_UnlistenAll();
         pub fn ResetSequenceCaches();
-    }
-    unsafe extern "C" {
-        /// Called from a signal handler, so not through pgrx's guarded
-        /// binding (SetLatch is async-signal-safe).
-        #[link_name = "SetLatch"]
-        pub fn set_latch_from_signal_handler(latch: *mut std::ffi::c_void);
     }
 }
 
@@ -72,6 +69,39 @@ mod ffi {
 static SLOW_RUN_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
 
 static SCHEDULER_LATCH: AtomicUsize = AtomicUsize::new(0);
+
+/// The registered timeout of the run's own `timeout` (see
+/// [`cancel_for_run_timeout`]), and whether it fired during this run.
+static RUN_TIMEOUT: AtomicI32 = AtomicI32::new(-1);
+
+static RUN_TIMEOUT_FIRED: AtomicBool = AtomicBool::new(false);
+
+/// Timeout handler (in SIGALRM context: no allocation, no locks): the
+/// run's own `timeout` has passed. Cancel the running statement exactly as
+/// PostgreSQL's SIGINT handler (`StatementCancelHandler`) does — set the
+/// interrupt flags and the latch — and note that it was this timer, since
+/// PostgreSQL then reports the cancel as "due to user request". A timer of
+/// its own, not the statement timeout: the command's `statement_timeout`
+/// (a `SET`, its role's default) arms and disarms that one per statement,
+/// and must not be able to switch the run's timeout off.
+extern "C" fn cancel_for_run_timeout() {
+    RUN_TIMEOUT_FIRED.store(true, Ordering::Relaxed);
+    // SAFETY: plain sig_atomic_t and bool globals of this process, written
+    // and read with volatile accesses through raw pointers (no reference to
+    // a static mut), as a C signal handler does; MyLatch is set before any
+    // timeout can be armed and stays valid for the process's life. SetLatch
+    // is async-signal-safe and this binding is the raw symbol, not pgrx's
+    // guarded wrapper.
+    unsafe {
+        // Don't joggle the elbow of proc_exit (StatementCancelHandler).
+        if !(&raw const pg_sys::proc_exit_inprogress).read_volatile() {
+            (&raw mut pg_sys::InterruptPending).write_volatile(1);
+            (&raw mut pg_sys::QueryCancelPending).write_volatile(1);
+        }
+        let latch = (&raw const pg_sys::MyLatch).read_volatile();
+        timeout::set_latch_from_signal_handler(latch.cast());
+    }
+}
 
 /// Timeout handler (in SIGALRM context: no allocation, no locks): the run
 /// has gone on for `RUNNING_VISIBLE_WITHIN_MS`. Runs an executor took from
@@ -87,7 +117,7 @@ extern "C" fn wake_scheduler_for_slow_run() {
         // life), stored by run_one before the timeout is armed; SetLatch is
         // async-signal-safe (PostgreSQL's own timeout handlers call it), and
         // this binding is the raw symbol, not pgrx's guarded wrapper.
-        unsafe { ffi::set_latch_from_signal_handler(latch as *mut std::ffi::c_void) };
+        unsafe { timeout::set_latch_from_signal_handler(latch as *mut std::ffi::c_void) };
     }
 }
 
@@ -138,18 +168,25 @@ fn command_of(me: SlotRef, dsm: u32) -> Option<String> {
     command
 }
 
-/// Connect as the run's owner, by OID, and register the "run is not
-/// short" timeout.
+/// Connect as the run's owner, by OID, and register the run's timeout and
+/// the "run is not short" timeout.
 fn connect(db: pg_sys::Oid, role: pg_sys::Oid) {
     // SAFETY: a background worker registered with BGWORKER_BACKEND_DATABASE_
     // CONNECTION connects once, here, before any transaction; the OIDs are
     // plain values (a dropped database or role raises a FATAL).
     unsafe { pg_sys::BackgroundWorkerInitializeConnectionByOid(db, role, 0) };
     // SAFETY: after InitPostgres (which set up the timeout module), register
-    // a handler that only does async-signal-safe work (see
-    // wake_scheduler_for_slow_run); once per process.
-    let id = unsafe { ffi::RegisterTimeout(ffi::USER_TIMEOUT, wake_scheduler_for_slow_run) };
-    SLOW_RUN_TIMEOUT.store(id, Ordering::Relaxed);
+    // handlers that only do async-signal-safe work (see
+    // cancel_for_run_timeout and wake_scheduler_for_slow_run); once per
+    // process, each getting the next free user timeout id.
+    let (run, slow) = unsafe {
+        (
+            timeout::RegisterTimeout(timeout::USER_TIMEOUT, cancel_for_run_timeout),
+            timeout::RegisterTimeout(timeout::USER_TIMEOUT, wake_scheduler_for_slow_run),
+        )
+    };
+    RUN_TIMEOUT.store(run, Ordering::Relaxed);
+    SLOW_RUN_TIMEOUT.store(slow, Ordering::Relaxed);
 }
 
 /// The warm pool: after each run, reset the session and take the next
@@ -226,6 +263,11 @@ fn between_runs(
     quick: bool,
     reserved: &mut VecDeque<Claimed>,
 ) -> Option<String> {
+    // A SIGHUP since the last run: the next one sees the server's settings
+    // as a new connection would (a backend reloads between queries too;
+    // runs taken here one after another never pass through the idle wait,
+    // which reloads as well).
+    crate::pg::bgw::reload_config_if_asked();
     // SAFETY: plain globals of this process, written on its only thread
     // between commands (no statement is running to look at the cancel flag
     // or the transaction defaults); QueryCancelPending is a sig_atomic_t its
@@ -305,13 +347,17 @@ fn run_one(me: SlotRef, command: &str) -> bool {
     // The clock starts before the timeout is armed, so a timeout that fires
     // on time is never measured as early (and taken for another cancel).
     let started = std::time::Instant::now();
-    let slow_run = arm_timeouts(slot.timeout_ms);
+    let armed = arm_timeouts(slot.timeout_ms);
     let (result, recorded_in_transaction) = execute(command, &slot);
-    disarm_timeouts(slow_run);
-    // PostgreSQL resets the timeout's indicator when it reports the cancel,
-    // so our timeout is told from any other cancel by the time that passed
-    // (outcome::classify_error).
+    disarm_timeouts(armed);
+    let timeout_fired = RUN_TIMEOUT_FIRED.load(Ordering::Relaxed);
     let elapsed_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    // SAFETY: a plain global of this process, on its only thread, between
+    // transactions; clearing it with a plain store is what PostgreSQL does.
+    // The command is over: a cancel that reached us after its last
+    // statement (the run's timer firing just then, a late jobs.cancel) is
+    // moot, and left pending it would fail pg_jobs' own transaction below.
+    unsafe { pg_sys::QueryCancelPending = 0 };
 
     if recorded_in_transaction {
         shmem::record_outcome(me, Outcome::Succeeded, "00000", "");
@@ -324,45 +370,70 @@ fn run_one(me: SlotRef, command: &str) -> bool {
         return true;
     }
     match result {
-        runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
+        runner::Outcome::Succeeded => {
+            if slot.db == slot.home_db {
+                keep_result_after_own_commit(slot.run_id);
+            }
+            shmem::record_outcome(me, Outcome::Succeeded, "00000", "")
+        }
         runner::Outcome::Failed { sqlstate, message } => {
+            // A cancel is the run's timeout if its own timer fired (or, as
+            // a second witness, that much time passed), jobs.cancel's if it
+            // flagged the run, else the command's (its statement_timeout,
+            // someone's pg_cancel_backend).
             let kind = outcome::classify_error(
                 &sqlstate,
                 shmem::cancel_requested(me),
+                timeout_fired,
                 slot.timeout_ms,
                 elapsed_us,
             );
-            shmem::record_outcome(me, kind, &sqlstate, &message)
+            let message = outcome::reported_message(kind, &message);
+            shmem::record_outcome(me, kind, &sqlstate, message)
         }
     }
     false
 }
 
-/// Arm the run's timeout (`timeout_ms`, 0: none) and our slow-run timer;
-/// returns the slow-run timer's id (negative: none).
-fn arm_timeouts(timeout_ms: i64) -> i32 {
-    if timeout_ms > 0 {
-        // SAFETY: the timeout module is initialised (we are connected), and
-        // STATEMENT_TIMEOUT is registered by PostgreSQL itself; the delay is
-        // clamped to an int.
-        unsafe { ffi::enable_timeout_after(ffi::STATEMENT_TIMEOUT, timeout_ms.min(i32::MAX as i64) as i32) };
-    }
-    let slow_run = SLOW_RUN_TIMEOUT.load(Ordering::Relaxed);
-    if slow_run >= 0 {
-        // SAFETY: `slow_run` is the id RegisterTimeout returned us.
-        unsafe { ffi::enable_timeout_after(slow_run, shmem::RUNNING_VISIBLE_WITHIN_MS as i32) };
-    }
-    slow_run
+/// The timers armed for a run: the ids of the run's timeout and of the
+/// slow-run timer (negative: not armed).
+#[derive(Clone, Copy)]
+struct Armed {
+    run_timeout: i32,
+    slow_run: i32,
 }
 
-fn disarm_timeouts(slow_run: i32) {
-    // SAFETY: disabling timeouts that are registered (STATEMENT_TIMEOUT by
-    // PostgreSQL, `slow_run` by us) is allowed whether or not they are
-    // armed or have fired.
+/// Arm the run's timeout (`timeout_ms`, 0: none) and our slow-run timer.
+fn arm_timeouts(timeout_ms: i64) -> Armed {
+    RUN_TIMEOUT_FIRED.store(false, Ordering::Relaxed);
+    let mut armed = Armed {
+        run_timeout: -1,
+        slow_run: SLOW_RUN_TIMEOUT.load(Ordering::Relaxed),
+    };
+    let run_timeout = RUN_TIMEOUT.load(Ordering::Relaxed);
+    if timeout_ms > 0 && run_timeout >= 0 {
+        // SAFETY: `run_timeout` is the id RegisterTimeout returned us, in a
+        // connected backend; the delay is clamped to an int (validated at
+        // submit to fit one anyway).
+        unsafe { timeout::enable_timeout_after(run_timeout, timeout_ms.min(i32::MAX as i64) as i32) };
+        armed.run_timeout = run_timeout;
+    }
+    if armed.slow_run >= 0 {
+        // SAFETY: `slow_run` is the id RegisterTimeout returned us.
+        unsafe { timeout::enable_timeout_after(armed.slow_run, shmem::RUNNING_VISIBLE_WITHIN_MS as i32) };
+    }
+    armed
+}
+
+fn disarm_timeouts(armed: Armed) {
+    // SAFETY: disabling timeouts we registered is allowed whether or not
+    // they are armed or have fired.
     unsafe {
-        ffi::disable_timeout(ffi::STATEMENT_TIMEOUT, false);
-        if slow_run >= 0 {
-            ffi::disable_timeout(slow_run, false);
+        if armed.run_timeout >= 0 {
+            timeout::disable_timeout(armed.run_timeout, false);
+        }
+        if armed.slow_run >= 0 {
+            timeout::disable_timeout(armed.slow_run, false);
         }
     }
 }
@@ -371,22 +442,18 @@ fn disarm_timeouts(slow_run: i32) {
 /// `succeeded` inside its own transaction. Exactly once: when the command
 /// is one transaction in the database that holds its history, the run is
 /// recorded inside that transaction, so its effects and its record commit
-/// together.
+/// together. (A command that committed on its own keeps its result after
+/// the timers are disarmed: [`keep_result_after_own_commit`].)
 fn execute(command: &str, slot: &shmem::Slot) -> (runner::Outcome, bool) {
     let run_id = slot.run_id;
     crate::exec::result_capture::reset();
     if slot.db != slot.home_db {
         // The history is in another database: this executor cannot write
         // there, so results of runs in other databases are not kept.
-        return (runner::run(command), false);
+        return (runner::run(command, runner::StatementTimeout::Enforced), false);
     }
     let cap = crate::gucs::max_result_bytes();
-    let (outcome, recorded) =
-        runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id));
-    if !recorded && outcome == runner::Outcome::Succeeded {
-        keep_result_after_own_commit(run_id);
-    }
-    (outcome, recorded)
+    runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id))
 }
 
 /// A command that committed on its own: keep its rows afterwards, in a

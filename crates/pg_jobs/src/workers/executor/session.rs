@@ -25,7 +25,9 @@ pub(super) unsafe fn own_transaction_characteristics() {
 /// The transaction characteristics the session's next transaction gets,
 /// back to the session's defaults: the reset values of
 /// `default_transaction_isolation`, `_read_only` and `_deferrable` (which
-/// hold the role's and database's settings from connection time).
+/// hold the role's and database's settings from connection time: a later
+/// `ALTER ROLE`/`ALTER DATABASE … SET` retires the executor instead, see
+/// `shmem::retire_connected_executors`).
 /// [`own_transaction_characteristics`] writes the variables directly, and
 /// RESET ALL leaves settings that came from the role alone, so without
 /// this a pooled executor's second run lost its role's SERIALIZABLE.
