@@ -65,12 +65,7 @@ pub fn plan(lanes: &[Lane], limits: Limits) -> Vec<usize> {
             .filter(|&i| taken[i] < allowance[i])
             .min_by_key(|&i| {
                 let l = &lanes[i];
-                (
-                    std::cmp::Reverse(l.rank),
-                    l.running + taken[i],
-                    l.head_due_us,
-                    i,
-                )
+                (std::cmp::Reverse(l.rank), l.running + taken[i], l.head_due_us, i)
             });
         let Some(i) = next else { break };
         taken[i] += 1;

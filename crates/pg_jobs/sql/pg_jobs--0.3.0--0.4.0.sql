@@ -85,3 +85,11 @@ COMMENT ON TABLE jobs.run IS
 DROP INDEX jobs.run_queue;
 CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued';
+
+-- A job's runs not finished yet, by job (0.4.0): the overlap checks when a
+-- job falls due and at dispatch probe it, instead of scanning the job's
+-- whole history (run_job_started) or the whole queue (run_queue) for each
+-- due job: with 500 every-second jobs and 20,000 queued runs, the pass had
+-- become quadratic.
+CREATE INDEX run_job_live ON jobs.run (job_id)
+  WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);

@@ -89,6 +89,10 @@ CREATE INDEX run_active ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) ANY
 -- runs, by skip scan),
 CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued';
+-- a job's runs not finished yet (its overlap check when it falls due and
+-- at dispatch: a probe, however long the queue or the job's history),
+CREATE INDEX run_job_live ON jobs.run (job_id)
+  WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);
 -- and the next retry or start_at due.
 CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL;
 -- The history by job (overlap checks, per-job bounds) and by age (purge):

@@ -7,8 +7,12 @@
 //! 2. Pass cost with what is due: 100, 500 and 2,000 one-second jobs among
 //!    2,000 in all. It must grow no faster than the due count.
 //!
-//!    In both, every due job has `HISTORY` finished runs in its history
-//!    already (as after a few minutes of running), written directly so the
+//!    Then 500 due among 2,000 with 20,000 submitted runs waiting in the
+//!    queue (`start_at` an hour ahead): the queue's length must not matter.
+//!
+//!    In all, every due job has `HISTORY` finished runs in its history
+//!    already (`pg_jobs.history_max_runs_per_job`'s default bound, as after
+//!    17 minutes of running), written directly so the
 //!    figures do not depend on how long the benchmark ran. Cost = the
 //!    scheduler process's CPU time (from /proc) over a 10-second window,
 //!    per second and per due run; and how many runs were queued in the
@@ -24,7 +28,7 @@ use postgres::Client;
 use std::time::{Duration, Instant};
 
 /// Finished runs already in each due job's history.
-const HISTORY: i64 = 300;
+const HISTORY: i64 = 1000;
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -55,7 +59,8 @@ fn scheduler_pid(s: &mut Client) -> i32 {
 
 /// Define `total` jobs, `due` of them every second (each with `HISTORY`
 /// finished runs), and measure the scheduler for 10 s.
-fn pass_cost(c: &Cluster, total: i64, due: i64) -> (f64, f64, i64) {
+/// `waiting` submitted runs sit in the queue, due in an hour.
+fn pass_cost(c: &Cluster, total: i64, due: i64, waiting: i64) -> (f64, f64, i64) {
     let mut s = c.connect("bench");
     s.batch_execute("SELECT jobs.unschedule(name) FROM jobs.job; TRUNCATE jobs.run_result, jobs.run")
         .unwrap();
@@ -66,6 +71,7 @@ fn pass_cost(c: &Cluster, total: i64, due: i64) -> (f64, f64, i64) {
          SELECT j.id, j.owner, j.command, j.database, j.datid, 'succeeded',
                 now() - h * interval '1 second', now() - h * interval '1 second', now() - h * interval '1 second'
            FROM jobs.job j, generate_series(1, {HISTORY}) h WHERE j.name LIKE 'd%';
+         SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour') FROM generate_series(1, {waiting});
          ANALYZE jobs.run; ANALYZE jobs.job;",
         total - due
     ))
@@ -120,7 +126,9 @@ fn flood(c: &Cluster) {
     let window = t0.elapsed().as_secs_f64();
     let ticks: i64 = one(
         &mut su,
-        &format!("SELECT count(*) FROM calm_ticks WHERE at > clock_timestamp() - interval '{window} seconds'"),
+        &format!(
+            "SELECT count(*) FROM calm_ticks WHERE at > clock_timestamp() - interval '{window} seconds'"
+        ),
     );
     wait_for("calm's submits to finish", Duration::from_secs(120), || {
         one::<i64>(
@@ -169,19 +177,23 @@ fn main() {
     if only.is_empty() || only == "pass" {
         println!("1. pass cost with what exists (100 due each second, {HISTORY} finished runs each):");
         for total in [1_000, 10_000, 100_000] {
-            let (ms, per_run, queued) = pass_cost(&c, total, 100);
+            let (ms, per_run, queued) = pass_cost(&c, total, 100, 0);
             println!(
                 "   {total:>7} jobs: scheduler CPU {ms:6.1} ms/s, {per_run:.3} ms per due run, {queued} of 1000 due runs queued in 10 s"
             );
         }
         println!("2. pass cost with what is due (2,000 jobs in all):");
         for due in [100, 500, 2_000] {
-            let (ms, per_run, queued) = pass_cost(&c, 2_000, due);
+            let (ms, per_run, queued) = pass_cost(&c, 2_000, due, 0);
             println!(
                 "   {due:>5} due/s: scheduler CPU {ms:6.1} ms/s, {per_run:.3} ms per due run, {queued} of {} due runs queued in 10 s",
                 due * 10
             );
         }
+        let (ms, per_run, queued) = pass_cost(&c, 2_000, 500, 20_000);
+        println!(
+            "     500 due/s, 20,000 runs waiting: scheduler CPU {ms:6.1} ms/s, {per_run:.3} ms per due run, {queued} of 5000 due runs queued in 10 s"
+        );
     }
     if only.is_empty() || only == "flood" {
         flood(&c);

@@ -60,11 +60,7 @@ impl Queued {
 /// of roles times the runs it may start, never the queue's length.
 /// `priority_role`: the OID of the role whose members' priority counts
 /// across roles (0: superusers only).
-pub(crate) fn queued(
-    client: &mut SpiClient,
-    per_lane: usize,
-    priority_role: pg_sys::Oid,
-) -> Vec<Queued> {
+pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_sys::Oid) -> Vec<Queued> {
     // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
     // none), else by name (a database not yet updated from 0.1.0).
     let database_match = if schema_version::databases_by_oid() {

@@ -76,10 +76,7 @@ pub(super) fn pick_runs(
             }
         }
     }
-    let plan = fair::plan(
-        &lanes.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
-        limits,
-    );
+    let plan = fair::plan(&lanes.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(), limits);
     let mut out = Vec::new();
     for i in plan {
         let Some(q) = lanes[i].1.pop_front() else {
