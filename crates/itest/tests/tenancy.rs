@@ -483,10 +483,10 @@ fn jobs_and_daemons_are_bounded_per_role() {
 
 const LOOPER: &str = "
     CREATE TABLE tick (who text, at timestamptz DEFAULT clock_timestamp());
-    CREATE PROCEDURE looper(who text) LANGUAGE plpgsql AS $$
+    CREATE PROCEDURE looper(tag text) LANGUAGE plpgsql AS $$
     BEGIN
         LOOP
-            INSERT INTO tick (who) VALUES (who);
+            INSERT INTO tick (who) VALUES (tag);
             COMMIT;
             PERFORM pg_sleep(0.1);
         END LOOP;
