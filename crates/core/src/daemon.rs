@@ -9,17 +9,42 @@
 //! errors at once costs one start per `max_restart_delay`, not a hot loop.
 //! A daemon that stayed up for [`HEALTHY_AFTER`] has proved itself: its
 //! next failure starts the doubling afresh.
+//!
+//! Restart storms are bounded three ways: `restart_delay` is at least
+//! [`MIN_RESTART_DELAY`]; no daemon's process starts less than
+//! [`MIN_START_INTERVAL`] after its previous start, whatever asks for it (a
+//! restart, a redefinition, `jobs.start_daemon`); and a role's daemons in
+//! one database start at most `pg_jobs.max_daemons_per_role` processes per
+//! [`MIN_START_INTERVAL`] ([`StartBudget`]), which also covers daemons that
+//! are dropped and declared again under new names.
 
 use crate::backoff::Millis;
 use crate::run::start::{self, Owner, WhyNot};
 use std::fmt;
 use std::str::FromStr;
 
+mod budget;
 mod lifecycle;
+pub use budget::StartBudget;
 pub use lifecycle::{Action, DaemonEvent, Ended, Facts, Life, Stop, STOP_GRACE_MS};
 
 /// Uptime after which a daemon's failure count starts again from zero.
 pub const HEALTHY_AFTER: Millis = 10_000;
+
+/// The shortest `restart_delay` a daemon may have (`jobs.daemon` refuses
+/// less; a definition stored with less by an older version is read as
+/// this): 20 daemons restarting every 100 ms made 175 process starts a
+/// second.
+pub const MIN_RESTART_DELAY: Millis = 1_000;
+
+/// The shortest time between two starts of one daemon's process, and the
+/// window of a role's [`StartBudget`].
+pub const MIN_START_INTERVAL: Millis = MIN_RESTART_DELAY;
+
+/// How long a daemon waiting for a daemon slot (`pg_jobs.max_daemons`)
+/// waits before it looks again on its own; a daemon process that ends
+/// anywhere in the cluster wakes it earlier.
+pub const DAEMON_SLOT_RECHECK: Millis = 10_000;
 
 /// Where a daemon runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +210,9 @@ pub enum DaemonState {
     NotOnThisNode = 6,
     /// Should run, but no background worker slot is free (`max_worker_processes`).
     NoWorkerSlot = 7,
+    /// Should run, but `pg_jobs.max_daemons` daemon processes run already,
+    /// cluster-wide: it starts when one ends.
+    NoDaemonSlot = 8,
 }
 
 impl DaemonState {
@@ -198,6 +226,7 @@ impl DaemonState {
             DaemonState::Stopped => "stopped",
             DaemonState::NotOnThisNode => "not_on_this_node",
             DaemonState::NoWorkerSlot => "no_worker_slot",
+            DaemonState::NoDaemonSlot => "no_daemon_slot",
         }
     }
 
@@ -210,6 +239,7 @@ impl DaemonState {
             5 => DaemonState::Stopped,
             6 => DaemonState::NotOnThisNode,
             7 => DaemonState::NoWorkerSlot,
+            8 => DaemonState::NoDaemonSlot,
             _ => DaemonState::Pending,
         }
     }
@@ -377,6 +407,7 @@ mod tests {
             DaemonState::Stopped,
             DaemonState::NotOnThisNode,
             DaemonState::NoWorkerSlot,
+            DaemonState::NoDaemonSlot,
         ] {
             assert_eq!(DaemonState::from_u8(s as u8), s);
         }

@@ -13,6 +13,7 @@
 //! * [`daemon`] — where a daemon runs, why it cannot start, its lifecycle
 //!   under its supervisor and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
+//! * [`quota`] — the amortized per-role bound on queued runs;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
@@ -30,6 +31,7 @@ pub mod executor_phase;
 pub mod fair;
 pub mod launcher;
 pub mod overlap;
+pub mod quota;
 pub mod run;
 pub mod schedule;
 pub mod sqlstate;

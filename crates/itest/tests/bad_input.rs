@@ -135,8 +135,12 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.daemon('x', 'SELEC 1')".into(), "42601", "command is not valid SQL: syntax error at or near \"SELEC\"".into()),
         ("SELECT jobs.daemon('x', 'SELECT 1', run_on => 'replica')".into(), "22023", "invalid run_on \"replica\": expected primary, standby or any".into()),
         ("SELECT jobs.daemon('x', 'SELECT 1', run_on => NULL)".into(), "22004", "run_on must not be NULL".into()),
-        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '10 ms')".into(), "22023", "restart_delay must be between 100 milliseconds and 1 day, not 10 ms".into()),
-        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '-1 second')".into(), "22023", "restart_delay must be between 100 milliseconds and 1 day, not -1000 ms".into()),
+        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '10 ms')".into(), "22023", "restart_delay must be between 1 second and 1 day, not 10 ms".into()),
+        // No daemon restarts more often than once a second (issue 13: 20 daemons at 100 ms made 175 starts a second).
+        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '999 ms')".into(), "22023", "restart_delay must be between 1 second and 1 day, not 999 ms".into()),
+        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '100 ms', max_restart_delay => '100 ms')".into(), "22023", "restart_delay must be between 1 second and 1 day, not 100 ms".into()),
+        ("SELECT jobs.daemon('d', 'SELECT pg_sleep(3600)', restart_delay => '0')".into(), "22023", "restart_delay must be between 1 second and 1 day, not 0 ms".into()),
+        ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '-1 second')".into(), "22023", "restart_delay must be between 1 second and 1 day, not -1000 ms".into()),
         ("SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '10 s', max_restart_delay => '1 s')".into(), "22023", "max_restart_delay must be between restart_delay (10000 ms) and 1 day, not 1000 ms".into()),
         ("SELECT jobs.daemon('x', 'SELECT 1', max_restart_delay => '2 days')".into(), "22023", "max_restart_delay must be between restart_delay (5000 ms) and 1 day, not 172800000 ms".into()),
         ("SELECT jobs.daemon('x', 'SELECT 1', database => 'nope')".into(), "3D000", "database \"nope\" does not exist".into()),
@@ -152,7 +156,7 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.alter_job('j', timeout => '25 days')".into(), "22023", "timeout must be at most 2147483647 ms (about 24.8 days), not 2160000000 ms".into()),
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
         ("SELECT jobs.alter_job('j', retry_backoff => '2 days')".into(), "22023", "retry_backoff must be at most 1 day, not 172800000 ms".into()),
-        ("SELECT jobs.daemon('d2', 'SELECT 1', restart_delay => '2 days')".into(), "22023", "restart_delay must be between 100 milliseconds and 1 day, not 172800000 ms".into()),
+        ("SELECT jobs.daemon('d2', 'SELECT 1', restart_delay => '2 days')".into(), "22023", "restart_delay must be between 1 second and 1 day, not 172800000 ms".into()),
         // Values a worker could not compute with (issue 13, finding 2).
         ("SELECT jobs.submit('SELECT 1', start_at => 'infinity')".into(), "22008", "start_at must be a finite time between the years -9999 and 9999".into()),
         ("SELECT jobs.schedule('x', '9999-12-31 12:00+00', 'SELECT 1')".into(), "22008", "a one-off's time must be a finite time between the years -9999 and 9999".into()),

@@ -73,7 +73,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
          CREATE PROCEDURE looper() LANGUAGE plpgsql AS $$
          BEGIN LOOP INSERT INTO beat (who) VALUES ('daemon'); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$;
          SELECT jobs.schedule('beat', '1 second', $$INSERT INTO beat (who) VALUES ('job')$$);
-         SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '200 ms', max_restart_delay => '1 s');",
+         SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '1 s', max_restart_delay => '2 s');",
     )
     .unwrap();
     record_status_changes(&mut s);

@@ -71,7 +71,7 @@ COMMENT ON FUNCTION jobs._workers() IS
 
 -- COMMENTs that said less than the objects do.
 COMMENT ON VIEW jobs.daemon_status IS
-  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, no_daemon_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 COMMENT ON FUNCTION jobs.cancel(bigint) IS
   'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 COMMENT ON TABLE jobs.run IS

@@ -160,7 +160,7 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
  WHERE pg_catalog.pg_has_role(d.owner::pg_catalog.oid, 'MEMBER');
 COMMENT ON VIEW jobs.daemon_status IS
-  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
+  'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, no_daemon_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 
 -- Every function has a COMMENT; the internal jobs._* functions say which

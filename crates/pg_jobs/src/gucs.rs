@@ -1,5 +1,8 @@
 //! Every `pg_jobs.*` setting, with its documentation and a typed getter.
-//! All are reloadable (SIGHUP): workers re-read them at the top of their loop.
+//! All are reloadable (SIGHUP): workers re-read them at the top of their
+//! loop. The per-role bounds are `SUSET`: set in the server's configuration,
+//! or by a superuser for a role or database (`ALTER ROLE … SET`), never by
+//! the roles they bound.
 
 use pgrx::pg_sys;
 use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
@@ -61,6 +64,27 @@ pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 
 
 /// `pg_jobs.history_max_runs_per_job`: finished runs kept per job (0: no bound).
 pub static HISTORY_MAX_RUNS_PER_JOB: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// `pg_jobs.max_queued_runs_per_role`: queued runs a role may have in one
+/// database before `jobs.submit` and `jobs.run_now` refuse more (0: no
+/// bound). Checked on an estimate, counted exactly now and then
+/// (`pg_jobs_core::quota`).
+pub static MAX_QUEUED_RUNS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(100_000);
+
+/// `pg_jobs.max_jobs_per_role`: scheduled jobs a role may own in one
+/// database (0: no bound).
+pub static MAX_JOBS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+
+/// `pg_jobs.max_daemons_per_role`: daemons a role may own in one database
+/// (0: no bound); also how many of its daemons' processes may start per
+/// second there.
+pub static MAX_DAEMONS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(10);
+
+/// `pg_jobs.max_daemons`: daemon processes running at once, cluster-wide.
+/// A daemon over it waits (`no_daemon_slot`) until one ends, so daemons
+/// never take the worker slots executors, schedulers and parallel query
+/// need beyond this many.
+pub static MAX_DAEMONS: GucSetting<i32> = GucSetting::<i32>::new(8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PostgresGucEnum)]
 pub enum LogRuns {
@@ -185,6 +209,46 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_queued_runs_per_role",
+        c"Queued runs a role may have in a database before jobs.submit and jobs.run_now refuse more (0: no bound).",
+        c"Superusers are not bounded. Enforced on a per-session estimate recounted exactly now and then: see the operations guide for the tolerance.",
+        &MAX_QUEUED_RUNS_PER_ROLE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_jobs_per_role",
+        c"Scheduled jobs a role may own in a database (0: no bound).",
+        c"jobs.schedule refuses a new job beyond it; superusers are not bounded.",
+        &MAX_JOBS_PER_ROLE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_daemons_per_role",
+        c"Daemons a role may own in a database (0: no bound).",
+        c"jobs.daemon refuses a new daemon beyond it; it is also how many of a role's daemon processes may start per second in a database. Superusers are not bounded.",
+        &MAX_DAEMONS_PER_ROLE,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.max_daemons",
+        c"Maximum number of pg_jobs daemon processes running at once, cluster-wide.",
+        c"A daemon beyond it waits as no_daemon_slot until another ends. Each daemon is a background worker and also needs a free max_worker_processes slot.",
+        &MAX_DAEMONS,
+        0,
+        crate::shmem::MAX_DAEMONS as i32,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
     GucRegistry::define_enum_guc(
         c"pg_jobs.log_runs",
         c"Which finished runs get a line in the server log: off, errors, all.",
@@ -269,4 +333,20 @@ pub fn executor_idle_timeout_ms() -> u64 {
 }
 pub fn max_result_bytes() -> usize {
     MAX_RESULT_BYTES.get() as usize
+}
+/// `pg_jobs.max_queued_runs_per_role` (0: no bound).
+pub fn max_queued_runs_per_role() -> u64 {
+    MAX_QUEUED_RUNS_PER_ROLE.get().max(0) as u64
+}
+/// `pg_jobs.max_jobs_per_role` (0: no bound).
+pub fn max_jobs_per_role() -> u64 {
+    MAX_JOBS_PER_ROLE.get().max(0) as u64
+}
+/// `pg_jobs.max_daemons_per_role` (0: no bound).
+pub fn max_daemons_per_role() -> u64 {
+    MAX_DAEMONS_PER_ROLE.get().max(0) as u64
+}
+/// `pg_jobs.max_daemons`.
+pub fn max_daemons() -> usize {
+    MAX_DAEMONS.get().max(0) as usize
 }

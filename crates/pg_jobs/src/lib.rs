@@ -194,7 +194,7 @@ mod tests {
         Spi::run("SELECT jobs.daemon('d', 'SELECT 1', run_on => 'replica')").unwrap();
     }
 
-    #[pg_test(error = "restart_delay must be between 100 milliseconds and 1 day, not 10 ms")]
+    #[pg_test(error = "restart_delay must be between 1 second and 1 day, not 10 ms")]
     fn daemon_rejects_a_restart_delay_that_would_spin() {
         Spi::run("SELECT jobs.daemon('d', 'SELECT 1', restart_delay => '10 ms')").unwrap();
     }

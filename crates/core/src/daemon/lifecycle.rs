@@ -7,6 +7,9 @@
 //!             ▼                                                                    │
 //! Pending ─tick→ Start ─Started→ Starting ─tick (process up)→ Running              │
 //!                     ─NoWorkerSlot→ NoWorkerSlot ─(retry due)→ Start              │
+//!                     ─NoDaemonSlot→ NoDaemonSlot ─(a slot freed, or recheck due)→ Start
+//!                     ─Deferred→ WaitingRestart (the role's start budget is spent)   │
+//!         ─tick (last start < 1 s ago)→ WaitingRestart ─(a second after it)→ Start │
 //!         ─tick (refused)→ WaitingRestart ─(delay over)→ Start                     │
 //! Starting | Running ─tick (should not run, or redefined)→ Stopping (cancel)       │
 //!                        Stopping ─tick (grace over)→ terminate                    │
@@ -16,7 +19,7 @@
 //! Times are TimestampTz microseconds (`now` is passed in: the pure crate
 //! reads no clock); delays are milliseconds.
 
-use super::{DaemonBackoff, DaemonState, Exit, RestartDelays};
+use super::{DaemonBackoff, DaemonState, Exit, RestartDelays, MIN_START_INTERVAL};
 
 /// How long a daemon being stopped may ignore the cancel before it is terminated.
 pub const STOP_GRACE_MS: i64 = 5_000;
@@ -55,6 +58,9 @@ pub struct Life {
     pub restart_now: bool,
     /// Its definition is gone: forget it once its process is.
     pub dropped: bool,
+    /// When its last process was started (or, adopted, had started): the
+    /// next start is at least [`MIN_START_INTERVAL`] later.
+    pub last_start: Option<i64>,
 }
 
 /// What happens to a daemon.
@@ -72,6 +78,16 @@ pub enum DaemonEvent {
     Started,
     /// [`Action::Start`] found no background worker slot: try again in `retry_ms`.
     NoWorkerSlot { retry_ms: u64 },
+    /// [`Action::Start`] found `pg_jobs.max_daemons` daemon processes
+    /// running: wait for [`DaemonEvent::DaemonSlotFreed`], or look again in
+    /// `retry_ms`.
+    NoDaemonSlot { retry_ms: u64 },
+    /// Fewer than `pg_jobs.max_daemons` daemon processes run now: a daemon
+    /// waiting for a daemon slot may try at once.
+    DaemonSlotFreed,
+    /// [`Action::Start`] was not done: its role's start budget is spent
+    /// until `until`.
+    Deferred { until: i64 },
     /// Its process ended, how and after how long; `enabled`: its definition
     /// still says it should run.
     Exited {
@@ -161,6 +177,7 @@ impl Life {
                 self.stop = None;
                 self.state = DaemonState::Running;
                 self.since = started_at;
+                self.last_start = Some(started_at);
             }
             DaemonEvent::Started => {
                 self.has_process = true;
@@ -168,10 +185,24 @@ impl Life {
                 self.state = DaemonState::Starting;
                 self.since = now;
                 self.next_start = None;
+                self.last_start = Some(now);
             }
             DaemonEvent::NoWorkerSlot { retry_ms } => {
                 self.enter(DaemonState::NoWorkerSlot, now);
                 self.next_start = Some(after_ms(now, retry_ms));
+            }
+            DaemonEvent::NoDaemonSlot { retry_ms } => {
+                self.enter(DaemonState::NoDaemonSlot, now);
+                self.next_start = Some(after_ms(now, retry_ms));
+            }
+            DaemonEvent::DaemonSlotFreed => {
+                if self.state == DaemonState::NoDaemonSlot && !self.has_process {
+                    self.next_start = None;
+                }
+            }
+            DaemonEvent::Deferred { until } => {
+                self.enter(DaemonState::WaitingRestart, now);
+                self.next_start = Some(until.max(now));
             }
             DaemonEvent::Exited {
                 exit,
@@ -250,7 +281,7 @@ impl Life {
             return (Action::Nothing, None);
         }
         if let Some(at) = self.next_start.filter(|at| *at > now) {
-            if self.state != DaemonState::NoWorkerSlot {
+            if !matches!(self.state, DaemonState::NoWorkerSlot | DaemonState::NoDaemonSlot) {
                 self.state = DaemonState::WaitingRestart;
             }
             return (Action::Nothing, Some(at));
@@ -262,6 +293,17 @@ impl Life {
             self.since = now;
             self.next_start = Some(at);
             return (Action::Refuse, Some(at));
+        }
+        // However it is asked for (a restart, a redefinition, start_daemon),
+        // a process starts at most once per MIN_START_INTERVAL.
+        if let Some(at) = self
+            .last_start
+            .map(|t| after_ms(t, MIN_START_INTERVAL))
+            .filter(|at| *at > now)
+        {
+            self.enter(DaemonState::WaitingRestart, now);
+            self.next_start = Some(at);
+            return (Action::Nothing, Some(at));
         }
         (Action::Start, None)
     }

@@ -29,6 +29,8 @@ pub(crate) struct DaemonRow {
     pub(crate) allows_connections: Option<bool>,
     /// Restarts recorded by [`record_exit`].
     pub(crate) restarts: i64,
+    /// Its owner role is a superuser (not bounded by the per-role start budget).
+    pub(crate) owner_is_superuser: Option<bool>,
 }
 
 impl DaemonRow {
@@ -49,6 +51,7 @@ impl DaemonRow {
             can_connect: row::get_opt(r, 13),
             allows_connections: row::get_opt(r, 14),
             restarts: row::get_req(r, 15),
+            owner_is_superuser: row::get_opt(r, 16),
         }
     }
 }
@@ -64,7 +67,7 @@ pub(crate) fn load(client: &mut SpiClient) -> Vec<DaemonRow> {
                         d.enabled, ro.oid IS NOT NULL, ro.rolcanlogin,
                         CASE WHEN db.oid IS NOT NULL AND ro.oid IS NOT NULL
                              THEN pg_catalog.has_database_privilege(ro.oid, db.oid, 'CONNECT') END,
-                        db.datallowconn, d.restarts
+                        db.datallowconn, d.restarts, ro.rolsuper
                    FROM jobs.daemon d
                    LEFT JOIN pg_catalog.pg_roles ro ON ro.oid OPERATOR(pg_catalog.=) d.owner::pg_catalog.oid
                    LEFT JOIN pg_catalog.pg_database db ON db.oid OPERATOR(pg_catalog.=) d.datid",
@@ -154,6 +157,13 @@ pub(crate) fn save(def: &DaemonDef) -> SpiResult<Option<i64>> {
             def.datid.into(),
         ],
     )
+}
+
+/// How many daemons `owner` has here, and whether one of them is called
+/// `name` (as pg_jobs, past row-level security). For the bound in
+/// `sql_api::bounds`.
+pub(crate) fn owned_by(owner: pg_sys::Oid, name: &str) -> (i64, bool) {
+    crate::catalog::acl::count_owned("daemon", owner, name)
 }
 
 /// Stop (`false`) or start daemon `id`.

@@ -249,6 +249,13 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
     Spi::run_with_args(&sql, &args)
 }
 
+/// How many jobs `owner` has here, and whether one of them is called
+/// `name` (as pg_jobs, past row-level security). For the bound in
+/// `sql_api::bounds`.
+pub(crate) fn owned_by(owner: pg_sys::Oid, name: &str) -> (i64, bool) {
+    crate::catalog::acl::count_owned("job", owner, name)
+}
+
 /// Remove job `id` (its run history stays).
 pub(crate) fn delete(id: i64) -> SpiResult<()> {
     Spi::run_with_args(

@@ -41,7 +41,43 @@ pub(super) fn admits(slot: &Slot, event: ExecutorEvent) -> bool {
 /// Reserve a slot for a worker about to be started. `None` when the
 /// registry is full.
 pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
+    reserve_in(&mut REGISTRY.exclusive(), kind, r)
+}
+
+/// Why [`reserve_daemon`] reserved nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDaemonSlot {
+    /// `cap` (`pg_jobs.max_daemons`) daemon processes run or are starting.
+    AtCap,
+    RegistryFull,
+}
+
+/// Daemon processes running or starting, cluster-wide (an exited one
+/// waiting for its scheduler to harvest it holds no process).
+pub fn daemon_processes() -> usize {
+    count_daemon_processes(&REGISTRY.share())
+}
+
+fn count_daemon_processes(reg: &Registry) -> usize {
+    reg.slots
+        .iter()
+        .filter(|s| s.in_use && s.kind == Kind::Daemon && !s.exited())
+        .count()
+}
+
+/// Reserve a slot for a daemon process about to be started, if fewer than
+/// `cap` run or are starting cluster-wide: counted and reserved under one
+/// lock, so schedulers of several databases never start more than `cap`
+/// between them.
+pub fn reserve_daemon(r: Reservation, cap: usize) -> Result<SlotRef, NoDaemonSlot> {
     let mut reg = REGISTRY.exclusive();
+    if count_daemon_processes(&reg) >= cap {
+        return Err(NoDaemonSlot::AtCap);
+    }
+    reserve_in(&mut reg, Kind::Daemon, r).ok_or(NoDaemonSlot::RegistryFull)
+}
+
+fn reserve_in(reg: &mut Registry, kind: Kind, r: Reservation) -> Option<SlotRef> {
     let (index, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| !s.in_use)?;
     let generation = slot.generation;
     // An executor reserved with no run is started ahead of a due instant.
@@ -75,17 +111,26 @@ pub fn reserve(kind: Kind, r: Reservation) -> Option<SlotRef> {
 /// worker that never started (`Release`), or an exited one whose end is
 /// recorded (`Free`). A live process's slot is not freed (logged).
 pub fn release(r: SlotRef) {
-    let mut reg = REGISTRY.exclusive();
-    let slot = &mut reg.slots[r.index as usize];
-    if slot.in_use && slot.generation == r.generation {
+    let unstarted_daemon = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        if !(slot.in_use && slot.generation == r.generation) {
+            return;
+        }
         let event = if slot.exited() {
             ExecutorEvent::Free
         } else {
             ExecutorEvent::Release
         };
+        let unstarted_daemon = slot.kind == Kind::Daemon && event == ExecutorEvent::Release;
         if step(slot, event) {
             free(slot);
         }
+        unstarted_daemon
+    };
+    if unstarted_daemon {
+        // It counted against pg_jobs.max_daemons: a daemon may wait for it.
+        wake_all_schedulers();
     }
 }
 
@@ -93,6 +138,15 @@ pub fn release(r: SlotRef) {
 /// `older_than_us` that no supervisor holds a handle for (its supervisor
 /// died between reserving and starting). Returns whether any was freed.
 pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
+    let freed = reap_unclaimed_locked(kind, db, older_than_us);
+    if freed && kind == Kind::Daemon {
+        // They counted against pg_jobs.max_daemons: a daemon may wait for them.
+        wake_all_schedulers();
+    }
+    freed
+}
+
+fn reap_unclaimed_locked(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
     let cutoff = now() - older_than_us;
     let mut reg = REGISTRY.exclusive();
     let mut freed = false;
@@ -119,14 +173,22 @@ pub fn reap_unclaimed(kind: Kind, db: pg_sys::Oid, older_than_us: i64) -> bool {
 /// Free a reserved slot whose process never claimed it (its worker is known
 /// to be gone); a claimed slot is left alone: it carries an outcome.
 pub fn release_unclaimed(r: SlotRef) {
-    let mut reg = REGISTRY.exclusive();
-    let slot = &mut reg.slots[r.index as usize];
-    if slot.in_use
-        && slot.generation == r.generation
-        && slot.phase().unclaimed()
-        && step(slot, ExecutorEvent::Release)
-    {
-        free(slot);
+    let daemon = {
+        let mut reg = REGISTRY.exclusive();
+        let slot = &mut reg.slots[r.index as usize];
+        let freed = slot.in_use
+            && slot.generation == r.generation
+            && slot.phase().unclaimed()
+            && step(slot, ExecutorEvent::Release);
+        let daemon = freed && slot.kind == Kind::Daemon;
+        if freed {
+            free(slot);
+        }
+        daemon
+    };
+    if daemon {
+        // It counted against pg_jobs.max_daemons: a daemon may wait for it.
+        wake_all_schedulers();
     }
 }
 
@@ -213,11 +275,13 @@ unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
                 step(s, ExecutorEvent::Exit);
                 s.latch = 0;
                 s.finished_at = now();
-                let home = s.home_db;
-                reg.slots
-                    .iter()
-                    .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == home)
-                    .map_or(0, |s| s.latch)
+                // Its scheduler harvests it; and daemons are limited
+                // cluster-wide (pg_jobs.max_daemons), so one of any database
+                // may be waiting for the process slot it leaves.
+                for s in reg.slots.iter().filter(|s| s.in_use && s.kind == Kind::Scheduler) {
+                    set_latch(s.latch);
+                }
+                0
             }
         }
     };

@@ -17,8 +17,9 @@ use pg_jobs_core::daemon::{DaemonState, RunOn};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
 
-/// Shortest restart delay: a daemon that returns at once must not spin.
-const MIN_RESTART_DELAY_MS: i64 = 100;
+/// Shortest restart delay: a daemon that returns at once must not spin
+/// (20 daemons restarting every 100 ms made 175 process starts a second).
+const MIN_RESTART_DELAY_MS: i64 = pg_jobs_core::daemon::MIN_RESTART_DELAY as i64;
 /// Longest restart delay: a day.
 const MAX_RESTART_DELAY_MS: i64 = 86_400_000;
 
@@ -58,6 +59,7 @@ fn _daemon(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
+    crate::sql_api::bounds::check_new_daemon(owner, name);
     let def = daemons::DaemonDef {
         name,
         owner,
@@ -78,8 +80,10 @@ fn check_restart_delays(restart_delay_ms: i64, max_restart_delay_ms: i64) {
     if !(MIN_RESTART_DELAY_MS..=MAX_RESTART_DELAY_MS).contains(&restart_delay_ms) {
         raise(
             Code::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("restart_delay must be between 100 milliseconds and 1 day, not {restart_delay_ms} ms"),
-            None,
+            format!("restart_delay must be between 1 second and 1 day, not {restart_delay_ms} ms"),
+            (restart_delay_ms < MIN_RESTART_DELAY_MS).then_some(
+                "No daemon restarts more often than once a second; a daemon that should act more often loops inside its command.",
+            ),
         );
     }
     if !(restart_delay_ms..=MAX_RESTART_DELAY_MS).contains(&max_restart_delay_ms) {

@@ -17,6 +17,7 @@ use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::{raise, returned_id};
 use crate::pg::time;
+use crate::sql_api::bounds;
 use crate::sql_api::validate::*;
 use crate::sql_api::validate::{check_command, required};
 use jiff::tz::TimeZone;
@@ -74,6 +75,7 @@ fn _schedule(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = database_oid(database);
     check_run_as(owner, datid);
+    bounds::check_new_job(owner, name);
     let def = jobs::JobDef {
         name,
         owner,
@@ -143,6 +145,10 @@ fn _alter_job(
     if run_as.is_some() || database.is_some() {
         check_run_as(run_as.unwrap_or(cur.owner), datid.unwrap_or(cur.datid));
     }
+    // Given to another role: one more job of that role's.
+    if let Some(new_owner) = run_as.filter(|o| *o != cur.owner) {
+        bounds::check_new_job(new_owner, name);
+    }
     let change = jobs::JobChange {
         schedule: schedule.map(str::trim),
         once_at: once_at.flatten(),
@@ -190,7 +196,16 @@ fn resume(name: Option<&str>) {
 /// Queue a run of the job now, whatever its schedule says. Returns the run id.
 #[pg_extern(volatile, parallel_unsafe)]
 fn run_now(name: Option<&str>) -> i64 {
-    let id = find_job(required(name, "name"));
+    let name = required(name, "name");
+    let id = find_job(name);
+    let owner = jobs::settings(id).map(|s| s.owner).unwrap_or_else(|| {
+        raise(
+            Code::ERRCODE_UNDEFINED_OBJECT,
+            format!("job \"{name}\" does not exist"),
+            None,
+        )
+    });
+    bounds::admit_queued_run(owner);
     let run = bgw::as_superuser(|| crate::catalog::runs::run_now(id));
     hooks::wake_scheduler_at_commit();
     returned_id(run, "queue the run")

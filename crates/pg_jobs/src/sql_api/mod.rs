@@ -2,6 +2,7 @@
 //! everything, check privileges, and are the only write path to pg_jobs'
 //! tables; workers learn of changes when the writing transaction commits.
 
+pub(crate) mod bounds;
 mod daemons;
 mod jobs;
 mod runs;

@@ -47,6 +47,7 @@ fn _submit(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
+    crate::sql_api::bounds::admit_queued_run(owner);
     let run = runs::Submitted {
         owner,
         command,

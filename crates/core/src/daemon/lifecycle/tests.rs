@@ -90,14 +90,96 @@ fn a_redefined_daemon_is_stopped_and_started_again_at_once() {
             changed: true,
             enabled_again: false,
         },
-        2,
+        2_000_000,
     );
     assert!(l.restart_now);
-    assert_eq!(l.tick(3, &facts(None)).0, Action::Cancel);
-    let ended = l.on(exited(Exit::Error, 1), 4).unwrap();
+    assert_eq!(l.tick(2_000_001, &facts(None)).0, Action::Cancel);
+    let ended = l.on(exited(Exit::Error, 1), 2_000_002).unwrap();
     assert!(ended.restarting && !ended.stopping && ended.next_start.is_none());
     assert!(!l.restart_now);
-    assert_eq!(l.tick(5, &facts(None)).0, Action::Start);
+    assert_eq!(l.tick(2_000_003, &facts(None)).0, Action::Start);
+}
+
+#[test]
+fn a_process_starts_at_most_once_a_second_whatever_asks() {
+    let mut l = Life::new(0, None, 0);
+    l.on(DaemonEvent::Started, 10);
+    // Redefined at once: the new process waits for the old one's second.
+    l.on(
+        DaemonEvent::Redefined {
+            changed: true,
+            enabled_again: false,
+        },
+        20,
+    );
+    assert_eq!(l.tick(30, &facts(None)).0, Action::Cancel);
+    l.on(exited(Exit::Error, 0), 40);
+    assert_eq!(l.tick(50, &facts(None)), (Action::Nothing, Some(1_000_010)));
+    assert_eq!(l.state, DaemonState::WaitingRestart);
+    assert!(!l.start_due(true, 60));
+    assert_eq!(l.tick(1_000_010, &facts(None)).0, Action::Start);
+    // stop_daemon then start_daemon within the second: the same.
+    l.on(DaemonEvent::Started, 1_000_010);
+    let stopped = facts(Some(DaemonState::Stopped));
+    assert_eq!(l.tick(1_000_020, &stopped).0, Action::Cancel);
+    l.on(
+        DaemonEvent::Exited {
+            exit: Exit::Error,
+            uptime_ms: 0,
+            enabled: false,
+            delays: D,
+        },
+        1_000_030,
+    );
+    l.on(
+        DaemonEvent::Redefined {
+            changed: false,
+            enabled_again: true,
+        },
+        1_000_040,
+    );
+    assert_eq!(
+        l.tick(1_000_050, &facts(None)),
+        (Action::Nothing, Some(2_000_010))
+    );
+    // An adopted process counts from when it started.
+    let mut a = Life::new(0, None, 0);
+    a.on(DaemonEvent::Adopted { started_at: 500 }, 600);
+    assert_eq!(a.last_start, Some(500));
+}
+
+#[test]
+fn no_daemon_slot_waits_for_a_freed_slot_or_the_recheck() {
+    let mut l = Life::new(0, None, 0);
+    assert_eq!(l.tick(0, &facts(None)).0, Action::Start);
+    l.on(DaemonEvent::NoDaemonSlot { retry_ms: 10_000 }, 0);
+    assert_eq!(
+        (l.state, l.next_start),
+        (DaemonState::NoDaemonSlot, Some(10_000_000))
+    );
+    assert_eq!(l.tick(10, &facts(None)), (Action::Nothing, Some(10_000_000)));
+    assert_eq!(l.state, DaemonState::NoDaemonSlot, "not shown as waiting_restart");
+    assert!(!l.start_due(true, 20));
+    l.on(DaemonEvent::DaemonSlotFreed, 30);
+    assert!(l.start_due(true, 30));
+    assert_eq!(l.tick(30, &facts(None)).0, Action::Start);
+    // A freed slot means nothing to a daemon that is not waiting for one.
+    let mut w = Life::new(0, Some(5_000_000), 0);
+    w.on(DaemonEvent::DaemonSlotFreed, 40);
+    assert_eq!(w.next_start, Some(5_000_000));
+}
+
+#[test]
+fn a_deferred_start_waits_until_the_budget_has_room() {
+    let mut l = Life::new(0, None, 0);
+    assert_eq!(l.tick(0, &facts(None)).0, Action::Start);
+    l.on(DaemonEvent::Deferred { until: 700_000 }, 5);
+    assert_eq!(
+        (l.state, l.next_start),
+        (DaemonState::WaitingRestart, Some(700_000))
+    );
+    assert_eq!(l.tick(10, &facts(None)), (Action::Nothing, Some(700_000)));
+    assert_eq!(l.tick(700_000, &facts(None)).0, Action::Start);
 }
 
 #[test]
@@ -176,6 +258,9 @@ enum Step {
     Dropped,
     Exit { kind: u8, uptime_ms: u64, enabled: bool },
     StartFails { retry_ms: u64 },
+    NoDaemonSlot { retry_ms: u64 },
+    DaemonSlotFreed,
+    Deferred { ms: u64 },
     Wait { ms: u64 },
 }
 
@@ -197,6 +282,9 @@ fn step() -> impl Strategy<Value = Step> {
             enabled
         }),
         (1u64..2_000).prop_map(|retry_ms| Step::StartFails { retry_ms }),
+        (1u64..20_000).prop_map(|retry_ms| Step::NoDaemonSlot { retry_ms }),
+        Just(Step::DaemonSlotFreed),
+        (0u64..2_000).prop_map(|ms| Step::Deferred { ms }),
         (0u64..400_000).prop_map(|ms| Step::Wait { ms }),
     ]
 }
@@ -204,9 +292,10 @@ fn step() -> impl Strategy<Value = Step> {
 proptest! {
     /// Whatever happens, in an order a supervisor can see it: a daemon with
     /// a process shows a state that has one; a start is asked for only when
-    /// it should run, has no process and its delay is over; a terminate
-    /// comes only after a cancel and the grace period; restarts never go
-    /// down; a restart is never scheduled in the past.
+    /// it should run, has no process, its delay is over and its last start
+    /// is at least MIN_START_INTERVAL ago; a terminate comes only after a
+    /// cancel and the grace period; restarts never go down; a restart is
+    /// never scheduled in the past.
     #[test]
     fn random_lives_keep_the_invariants(steps in proptest::collection::vec(step(), 1..80)) {
         let mut l = Life::new(0, None, 0);
@@ -225,6 +314,9 @@ proptest! {
                         Action::Start => {
                             prop_assert!(!before.has_process && idle.is_none() && !refused);
                             prop_assert!(before.next_start.is_none_or(|t| t <= now));
+                            prop_assert!(before
+                                .last_start
+                                .is_none_or(|t| now >= t + MIN_START_INTERVAL as i64 * 1000));
                         }
                         Action::Terminate => {
                             let stop = before.stop.unwrap();
@@ -250,6 +342,22 @@ proptest! {
                     if !l.has_process && l.tick(now, &facts(None)).0 == Action::Start {
                         l.on(DaemonEvent::NoWorkerSlot { retry_ms }, now);
                         prop_assert_eq!(l.state, DaemonState::NoWorkerSlot);
+                    }
+                }
+                Step::NoDaemonSlot { retry_ms } => {
+                    if !l.has_process && l.tick(now, &facts(None)).0 == Action::Start {
+                        l.on(DaemonEvent::NoDaemonSlot { retry_ms }, now);
+                        prop_assert_eq!(l.state, DaemonState::NoDaemonSlot);
+                        prop_assert!(!l.start_due(true, now));
+                    }
+                }
+                Step::DaemonSlotFreed => {
+                    l.on(DaemonEvent::DaemonSlotFreed, now);
+                }
+                Step::Deferred { ms } => {
+                    if !l.has_process && l.tick(now, &facts(None)).0 == Action::Start {
+                        l.on(DaemonEvent::Deferred { until: now + ms as i64 * 1000 }, now);
+                        prop_assert!(l.next_start.is_some_and(|t| t >= now));
                     }
                 }
                 Step::Redefined { changed, enabled_again } => {

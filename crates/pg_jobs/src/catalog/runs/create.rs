@@ -53,6 +53,23 @@ pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
     })
 }
 
+/// How many queued runs `owner` has here, counted exactly: an index scan of
+/// the owner's part of the queue (a kept plan; as pg_jobs, past row-level
+/// security). For the amortized bound in `sql_api::bounds`.
+pub(crate) fn queued_of(owner: pg_sys::Oid) -> i64 {
+    Spi::connect_mut(|c| {
+        plans::run(
+            c,
+            "SELECT pg_catalog.count(*) FROM jobs.run r
+              WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                AND r.status OPERATOR(pg_catalog.=) 'queued'",
+            &[owner.into()],
+        )
+        .map(|t| t.into_iter().next().map_or(0, |r| row::get_req::<i64>(&r, 1)))
+    })
+    .or_raise("counting a role's queued runs")
+}
+
 /// Queue a run of job `job_id` now (`jobs.run_now`); returns its id.
 pub(crate) fn run_now(job_id: i64) -> SpiResult<Option<i64>> {
     Spi::get_one_with_args::<i64>(

@@ -16,12 +16,21 @@
 //! that restarts finds its daemons' processes still running and adopts
 //! them; their restart counts are kept in the registry (and, on a primary,
 //! in `jobs.daemon`).
+//!
+//! Bounds: at most `pg_jobs.max_daemons` daemon processes run cluster-wide
+//! (a daemon over it waits as `no_daemon_slot`, woken when any daemon
+//! process ends); each daemon's process starts at most once a second
+//! (core's [`Life`]); and the daemons of one role start at most
+//! `pg_jobs.max_daemons_per_role` processes a second in this database
+//! ([`StartBudget`]; superusers' daemons are not bounded by it).
 
 mod exits;
 mod load;
 mod start;
 
 use crate::catalog::{self, daemons::DaemonRow};
+
+use crate::gucs;
 
 use crate::exec::command_segment::Segment;
 use crate::pg::error::OrRaise;
@@ -32,7 +41,7 @@ use crate::shmem::{self, DaemonEntry, Kind, Outcome, Reservation, SlotRef};
 
 use pg_jobs_core::daemon::{
     self, idle_state, Action, CannotStart, DaemonEvent, DaemonState, Exit, Facts, Life, RestartDelays, RunOn,
-    STOP_GRACE_MS,
+    StartBudget, DAEMON_SLOT_RECHECK, MIN_RESTART_DELAY, STOP_GRACE_MS,
 };
 
 use pg_jobs_core::run::start::Owner;
@@ -62,6 +71,8 @@ struct Def {
     enabled: bool,
     /// Why it cannot start now: a dropped role, NOLOGIN, no CONNECT, no database.
     refusal: Option<CannotStart>,
+    /// Its owner is a superuser: its starts are not counted in a role's budget.
+    owner_is_superuser: bool,
 }
 
 impl Def {
@@ -80,12 +91,10 @@ impl Def {
             target: r.target,
             command: r.command,
             run_on: r.run_on.parse::<RunOn>().or_raise("reading a daemon's run_on"),
-            delays: RestartDelays {
-                restart_delay: r.restart_delay_ms.max(0) as u64,
-                max_restart_delay: r.max_restart_delay_ms.max(0) as u64,
-            },
+            delays: clamped_delays(r.restart_delay_ms, r.max_restart_delay_ms),
             enabled: r.enabled,
             refusal: daemon::refusal(r.target.is_some(), owner, allows_connections),
+            owner_is_superuser: r.owner_is_superuser == Some(true),
         };
         (r.id, def, r.restarts)
     }
@@ -96,6 +105,16 @@ impl Def {
             || self.target != new.target
             || self.command != new.command
             || self.run_on != new.run_on
+    }
+}
+
+/// A definition's restart delays, at least [`MIN_RESTART_DELAY`]: one
+/// stored by an older version with less (100 ms was allowed) is read as that.
+fn clamped_delays(restart_delay_ms: i64, max_restart_delay_ms: i64) -> RestartDelays {
+    let restart_delay = (restart_delay_ms.max(0) as u64).max(MIN_RESTART_DELAY);
+    RestartDelays {
+        restart_delay,
+        max_restart_delay: (max_restart_delay_ms.max(0) as u64).max(restart_delay),
     }
 }
 
@@ -128,6 +147,8 @@ pub struct Supervisor {
     daemons: HashMap<i64, Daemon>,
     loaded: bool,
     schema_has_daemons: bool,
+    /// Recent starts per owner role, for `pg_jobs.max_daemons_per_role`.
+    budget: StartBudget,
 }
 
 fn now() -> i64 {
@@ -167,6 +188,7 @@ impl Supervisor {
             daemons: HashMap::new(),
             loaded: false,
             schema_has_daemons: false,
+            budget: StartBudget::default(),
         }
     }
 
@@ -175,6 +197,18 @@ impl Supervisor {
     /// in the exits of daemon processes, recording them if `persist`.
     pub fn observe(&mut self, client: &mut SpiClient, reload: bool, persist: bool) {
         let t = now();
+        // A daemon process ended somewhere (its exit woke us) or the cap was
+        // raised: daemons waiting for a daemon slot may try now.
+        if self
+            .daemons
+            .values()
+            .any(|d| d.life.state == DaemonState::NoDaemonSlot)
+            && shmem::daemon_processes() < gucs::max_daemons()
+        {
+            for d in self.daemons.values_mut() {
+                d.life.on(DaemonEvent::DaemonSlotFreed, t);
+            }
+        }
         let due = self.daemons.values().any(|d| d.life.start_due(d.def.enabled, t));
         if reload || due || !self.loaded {
             // Daemons came with 0.2.0: a database still on 0.1.0 (until
@@ -198,8 +232,9 @@ impl Supervisor {
         let t = now();
         let mut wake: Option<i64> = None;
         let home_db = self.home_db;
+        self.budget.prune(t);
         for (id, d) in self.daemons.iter_mut() {
-            if let Some(at) = d.act(home_db, *id, in_recovery, t) {
+            if let Some(at) = d.act(home_db, *id, in_recovery, t, &mut self.budget) {
                 wake = Some(wake.map_or(at, |w: i64| w.min(at)));
             }
         }

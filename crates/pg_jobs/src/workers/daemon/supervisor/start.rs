@@ -3,17 +3,30 @@
 
 use super::*;
 
+/// Why a daemon's process was not started.
+enum NotStarted {
+    /// `pg_jobs.max_daemons` daemon processes run already.
+    DaemonCap,
+    /// No background worker slot (`max_worker_processes`), or the registry
+    /// is full.
+    NoWorkerSlot,
+}
+
 /// Start a process for daemon `id`.
-fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
+fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Result<Worker, NotStarted> {
     let reservation = Reservation {
-        db: def.target?.to_u32(),
+        db: def.target.ok_or(NotStarted::NoWorkerSlot)?.to_u32(),
         home_db: home_db.to_u32(),
         role: def.owner.to_u32(),
         job_id: id,
         run_id: 0,
         timeout_ms: 0,
     };
-    let slot = shmem::reserve(Kind::Daemon, reservation)?;
+    let slot = match shmem::reserve_daemon(reservation, gucs::max_daemons()) {
+        Ok(slot) => slot,
+        Err(shmem::NoDaemonSlot::AtCap) => return Err(NotStarted::DaemonCap),
+        Err(shmem::NoDaemonSlot::RegistryFull) => return Err(NotStarted::NoWorkerSlot),
+    };
     let segment = Segment::new(&def.command);
     shmem::set_dsm(slot, segment.handle());
     let name = format!("pg_jobs daemon \"{}\"", def.name);
@@ -32,7 +45,7 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
     match bgw::start_dynamic(&w) {
         Some(handle) => {
             log!("pg_jobs: starting daemon \"{}\"", def.name);
-            Some(Worker {
+            Ok(Worker {
                 slot,
                 handle: Some(handle),
                 _segment: Some(segment),
@@ -40,7 +53,7 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
         }
         None => {
             shmem::release(slot);
-            None
+            Err(NotStarted::NoWorkerSlot)
         }
     }
 }
@@ -48,7 +61,14 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Option<Worker> {
 impl Daemon {
     /// After the pass commits: what its lifecycle says to do now, done.
     /// Returns when to look at it again.
-    pub(super) fn act(&mut self, home_db: pg_sys::Oid, id: i64, in_recovery: bool, t: i64) -> Option<i64> {
+    pub(super) fn act(
+        &mut self,
+        home_db: pg_sys::Oid,
+        id: i64,
+        in_recovery: bool,
+        t: i64,
+        budget: &mut StartBudget,
+    ) -> Option<i64> {
         let idle = if self.life.dropped {
             Some(DaemonState::Stopped)
         } else {
@@ -85,7 +105,7 @@ impl Daemon {
                 self.refused(t);
                 wake
             }
-            Action::Start => self.start(home_db, id, t),
+            Action::Start => self.start(home_db, id, t, budget),
         }
     }
 
@@ -110,13 +130,52 @@ impl Daemon {
         });
     }
 
-    /// Start its process; when there is no background worker slot, say so
-    /// and return when to try again.
-    pub(super) fn start(&mut self, home_db: pg_sys::Oid, id: i64, t: i64) -> Option<i64> {
-        if let Some(w) = start(home_db, id, &self.def) {
-            self.worker = Some(w);
-            self.life.on(DaemonEvent::Started, t);
-            return None;
+    /// Start its process, within its role's start budget; when it cannot
+    /// start now (the budget is spent, `pg_jobs.max_daemons` daemons run,
+    /// no background worker slot), say so and return when to try again.
+    pub(super) fn start(
+        &mut self,
+        home_db: pg_sys::Oid,
+        id: i64,
+        t: i64,
+        budget: &mut StartBudget,
+    ) -> Option<i64> {
+        let owner = self.def.owner.to_u32();
+        let per_second = if self.def.owner_is_superuser {
+            0
+        } else {
+            gucs::max_daemons_per_role() as usize
+        };
+        if let Err(until) = budget.check(owner, t, per_second) {
+            self.life.on(DaemonEvent::Deferred { until }, t);
+            return self.life.next_start;
+        }
+        let not_started = match start(home_db, id, &self.def) {
+            Ok(w) => {
+                budget.record(owner, t);
+                self.worker = Some(w);
+                self.life.on(DaemonEvent::Started, t);
+                return None;
+            }
+            Err(why) => why,
+        };
+        if let NotStarted::DaemonCap = not_started {
+            // Woken when any daemon process ends (or the cap is raised);
+            // this recheck is only a backstop.
+            if self.life.state != DaemonState::NoDaemonSlot {
+                log!(
+                    "pg_jobs: daemon \"{}\" waits for a daemon slot: pg_jobs.max_daemons ({}) daemon processes are running",
+                    self.def.name,
+                    gucs::max_daemons()
+                );
+            }
+            self.life.on(
+                DaemonEvent::NoDaemonSlot {
+                    retry_ms: DAEMON_SLOT_RECHECK,
+                },
+                t,
+            );
+            return self.life.next_start;
         }
         // No background worker slot. Idle pooled executors hold some: ask
         // one to go (its exit wakes us), else look again in a second.
