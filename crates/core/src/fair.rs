@@ -74,10 +74,17 @@ pub fn plan(lanes: &[Lane], limits: Limits) -> Vec<usize> {
     out
 }
 
-/// The per-role and per-database caps a setting of `-1` (the default)
-/// stands for: three quarters of the executors (at least one), so a single
-/// role or database never holds them all.
-pub fn default_cap(max_executors: usize) -> usize {
+/// The per-role cap a setting of `-1` (the default) stands for: half the
+/// executors (at least one). Below the per-database cap, so that a role
+/// at its cap leaves room for other roles of its own database too.
+pub fn default_role_cap(max_executors: usize) -> usize {
+    (max_executors / 2).max(1)
+}
+
+/// The per-database cap a setting of `-1` (the default) stands for: three
+/// quarters of the executors (at least one), so that one database never
+/// holds them all.
+pub fn default_database_cap(max_executors: usize) -> usize {
     (max_executors - max_executors / 4).max(1)
 }
 
@@ -152,10 +159,17 @@ mod tests {
 
     #[test]
     fn default_caps_leave_room_for_others() {
-        assert_eq!(default_cap(1), 1);
-        assert_eq!(default_cap(2), 2);
-        assert_eq!(default_cap(4), 3);
-        assert_eq!(default_cap(8), 6);
+        for (max, role, database) in [(1, 1, 1), (2, 1, 2), (4, 2, 3), (8, 4, 6), (16, 8, 12)] {
+            assert_eq!(default_role_cap(max), role);
+            assert_eq!(default_database_cap(max), database);
+        }
+        // A role at its cap leaves room for another role of its database,
+        // and a database at its cap for another database (from 2 and 4
+        // executors on).
+        for max in 4..200 {
+            assert!(default_role_cap(max) < default_database_cap(max));
+            assert!(default_database_cap(max) < max);
+        }
     }
 
     fn lanes_strategy() -> impl Strategy<Value = Vec<Lane>> {

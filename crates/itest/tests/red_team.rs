@@ -105,6 +105,18 @@ fn unprivileged_roles_cannot_act_as_others_or_reach_around_the_api() {
         ("terminate the scheduler", format!("SELECT pg_terminate_backend({scheduler_pid})"), "42501"),
         ("terminate bob's daemon", format!("SELECT pg_terminate_backend({bob_daemon_pid})"), "42501"),
         ("cancel bob's daemon's statement", format!("SELECT pg_cancel_backend({bob_daemon_pid})"), "42501"),
+        // Stopping or starving everyone (issue 13): refused at the API.
+        ("a run no pass can read (start_at infinity)", "SELECT jobs.submit('SELECT 1', start_at => 'infinity')".into(), "22008"),
+        ("a one-off no pass can read", "SELECT jobs.schedule('x', '9999-12-31 12:00+00', 'SELECT 1')".into(), "22008"),
+        ("an endless retry chain", "SELECT jobs.schedule('x', '1 second', 'SELECT 1/0', max_attempts => 2147483647)".into(), "22023"),
+        ("retries without backoff", "SELECT jobs.schedule('x', '1 second', 'SELECT 1/0', max_attempts => 5, retry_backoff => '0')".into(), "22023"),
+        ("a daemon restart storm", "SELECT jobs.daemon('x', 'SELECT 1', restart_delay => '100 ms')".into(), "22023"),
+        ("forge server log lines with COPY TO STDOUT", "SELECT jobs.submit('COPY (SELECT ''LOG: forged'') TO STDOUT')".into(), "0A000"),
+        ("a run in a database that allows no connections", "SELECT jobs.submit('SELECT 1', database => 'template0')".into(), "55000"),
+        ("lift one's own queued-runs bound", "SET pg_jobs.max_queued_runs_per_role = 0".into(), "42501"),
+        ("lift one's own jobs bound", "SET pg_jobs.max_jobs_per_role = 0".into(), "42501"),
+        ("grant oneself cross-role priority", "SET pg_jobs.priority_role = 'alice'".into(), "55P02"),
+        ("lift the per-role cap on runs", "SET pg_jobs.max_runs_per_role = 100".into(), "55P02"),
     ];
     s.batch_execute("SELECT jobs.schedule('probe', '1 second', 'SELECT 1')")
         .unwrap();

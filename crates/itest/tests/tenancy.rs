@@ -569,9 +569,9 @@ fn max_daemons_caps_daemon_processes_cluster_wide() {
 fn a_dba_restricts_pg_jobs_to_a_group_role() {
     let (c, mut s) = Cluster::with_app_db("tenancy-grants", "");
     s.batch_execute(
-        "CREATE ROLE pg_jobs_users NOLOGIN; CREATE ROLE daemon_users NOLOGIN;
+        "CREATE ROLE jobs_users NOLOGIN; CREATE ROLE daemon_users NOLOGIN;
          CREATE ROLE member LOGIN; CREATE ROLE outsider LOGIN;
-         GRANT pg_jobs_users TO member;
+         GRANT jobs_users TO member;
          CREATE TABLE tick (who text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());
          GRANT INSERT ON tick TO member, outsider;",
     )
@@ -587,7 +587,7 @@ fn a_dba_restricts_pg_jobs_to_a_group_role() {
 
     s.batch_execute(
         "REVOKE USAGE ON SCHEMA jobs FROM PUBLIC;
-         GRANT USAGE ON SCHEMA jobs TO pg_jobs_users;
+         GRANT USAGE ON SCHEMA jobs TO jobs_users;
          REVOKE EXECUTE ON FUNCTION jobs._daemon(text, text, text, oid, text, bigint, bigint) FROM PUBLIC;
          GRANT EXECUTE ON FUNCTION jobs._daemon(text, text, text, oid, text, bigint, bigint) TO daemon_users;",
     )

@@ -23,7 +23,7 @@ pub static LAUNCHER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
 /// `pg_jobs.max_runs_per_role`: runs of one role going at once,
-/// cluster-wide (-1: three quarters of `max_executors`, at least one), so
+/// cluster-wide (-1: half of `max_executors`, at least one), so
 /// one role's flood leaves executors for the others.
 pub static MAX_RUNS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(-1);
 
@@ -136,7 +136,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"pg_jobs.max_runs_per_role",
         c"Maximum number of runs of one role going at once, cluster-wide.",
-        c"-1: three quarters of pg_jobs.max_executors (at least one), so one role never holds every executor.",
+        c"-1: half of pg_jobs.max_executors (at least one), so one role leaves executors for the others.",
         &MAX_RUNS_PER_ROLE,
         -1,
         (crate::shmem::MAX_WORKERS as i32) - 64,
@@ -271,19 +271,22 @@ pub fn max_executors() -> usize {
 
 /// The time zone for jobs scheduled without one: `pg_jobs.timezone`, else
 /// the server's (or session's) `TimeZone`.
-/// A cap setting, with -1 standing for [`pg_jobs_core::fair::default_cap`].
-fn cap(setting: i32) -> usize {
+/// A cap setting, with -1 standing for `default(max_executors)`.
+fn cap(setting: i32, default: fn(usize) -> usize) -> usize {
     if setting < 0 {
-        pg_jobs_core::fair::default_cap(max_executors())
+        default(max_executors())
     } else {
         setting as usize
     }
 }
 pub fn max_runs_per_role() -> usize {
-    cap(MAX_RUNS_PER_ROLE.get())
+    cap(MAX_RUNS_PER_ROLE.get(), pg_jobs_core::fair::default_role_cap)
 }
 pub fn max_runs_per_database() -> usize {
-    cap(MAX_RUNS_PER_DATABASE.get())
+    cap(
+        MAX_RUNS_PER_DATABASE.get(),
+        pg_jobs_core::fair::default_database_cap,
+    )
 }
 /// The OID of the role `pg_jobs.priority_role` names; `InvalidOid` when it
 /// is empty or names no role. In a transaction (reads `pg_authid`).

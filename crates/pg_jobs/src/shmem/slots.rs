@@ -357,22 +357,12 @@ pub fn snapshot() -> Vec<Slot> {
         .collect()
 }
 
-/// How many executors are busy (starting, running, or reporting),
-/// cluster-wide. Idle pooled executors do not count: they hold no work and
-/// are asked to exit when their worker slot is needed. Exited ones awaiting
-/// harvest hold no process either.
-pub fn executor_count() -> usize {
-    REGISTRY
-        .share()
-        .slots
-        .iter()
-        .filter(|s| s.in_use && s.kind == Kind::Executor && s.phase().counts_against_capacity())
-        .count()
-}
-
-/// Busy executors (as [`executor_count`] counts them) by role,
+/// Busy executors (starting, running, or reporting) by role,
 /// cluster-wide, and how many of them run work of database `home_db`: what
-/// the per-role and per-database caps compare with.
+/// `pg_jobs.max_executors` and the per-role and per-database caps compare
+/// with. Idle pooled executors do not count: they hold no work and are
+/// asked to exit when their worker slot is needed. Exited ones awaiting
+/// harvest hold no process either.
 pub fn executors_busy_by_role(home_db: pg_sys::Oid) -> (std::collections::HashMap<u32, usize>, usize) {
     let reg = REGISTRY.share();
     let mut by_role = std::collections::HashMap::new();

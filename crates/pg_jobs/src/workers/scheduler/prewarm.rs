@@ -21,14 +21,16 @@ impl Scheduler {
     }
 
     /// Start idle executors for the jobs due at `t` (as many as run as each
-    /// role in each database, up to the free executor capacity), so they are
+    /// role in each database, up to the free executor capacity and what
+    /// the role's cap, `pg_jobs.max_runs_per_role`, still lets it run: a
+    /// role at its cap would only hold worker slots), so they are
     /// connected and pooled when `t` comes. In a transaction of its own,
     /// after the pass's dispatch (the owner's LOGIN and CONNECT, and that
     /// the database still exists, are checked as for a run).
     pub(super) fn prewarm(&mut self, t: Timestamp) {
         self.prewarmed_for = Some(t);
-        let max = gucs::max_executors();
-        let mut free = max.saturating_sub(shmem::executor_count());
+        let (busy_by_role, _) = shmem::executors_busy_by_role(self.db);
+        let mut free = gucs::max_executors().saturating_sub(busy_by_role.values().sum());
         if free == 0 {
             return;
         }
@@ -51,7 +53,9 @@ impl Scheduler {
                 continue;
             }
             let have = shmem::pooled_or_warming(self.db, db, role);
-            for _ in 0..n.min(max).saturating_sub(have).min(free) {
+            let going = busy_by_role.get(&role).copied().unwrap_or(0);
+            let room = gucs::max_runs_per_role().saturating_sub(going);
+            for _ in 0..n.min(room).saturating_sub(have).min(free) {
                 let reservation = Reservation {
                     db,
                     home_db: self.db.to_u32(),
