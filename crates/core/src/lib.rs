@@ -12,6 +12,8 @@
 //! * [`daemon`] — where a daemon runs, why it cannot start, its lifecycle
 //!   under its supervisor and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
+//! * [`ownership`] — the object that makes PostgreSQL's `DROP ROLE`,
+//!   `REASSIGN OWNED` and `DROP OWNED` see a role's jobs and daemons;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
@@ -28,6 +30,7 @@ pub mod daemon;
 pub mod executor_phase;
 pub mod launcher;
 pub mod overlap;
+pub mod ownership;
 pub mod run;
 pub mod schedule;
 pub mod sqlstate;
