@@ -76,3 +76,18 @@ COMMENT ON FUNCTION jobs.cancel(bigint) IS
   'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';
+
+-- Ownership recorded as PostgreSQL records it (issue 13, finding 9): each
+-- role that owns jobs or daemons here gets an ownership anchor, a shell
+-- type jobs."jobs of <role>" owned by it, so that DROP ROLE is refused while
+-- it owns any, and REASSIGN OWNED / DROP OWNED move or remove its jobs and
+-- daemons (the library's utility hook, from this version on). The anchors
+-- of the roles that own jobs or daemons now are made at the end.
+CREATE FUNCTION jobs."_sync_ownership"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_sync_ownership_wrapper';
+COMMENT ON FUNCTION jobs._sync_ownership() IS
+  'Internal: makes the ownership anchors in this database (one shell type per role that owns jobs or daemons here, so that DROP ROLE is refused while it does) match what each role owns. The 0.4.0 upgrade runs it; superusers only.';
+REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;
+SELECT jobs._sync_ownership();

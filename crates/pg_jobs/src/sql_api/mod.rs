@@ -4,5 +4,6 @@
 
 mod daemons;
 mod jobs;
+mod ownership;
 mod runs;
 pub mod validate;
