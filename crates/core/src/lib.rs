@@ -14,6 +14,8 @@
 //!   under its supervisor and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
 //! * [`quota`] — the amortized per-role bound on queued runs;
+//! * [`ownership`] — the object that makes PostgreSQL's `DROP ROLE`,
+//!   `REASSIGN OWNED` and `DROP OWNED` see a role's jobs and daemons;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
@@ -32,6 +34,7 @@ pub mod fair;
 pub mod launcher;
 pub mod overlap;
 pub mod quota;
+pub mod ownership;
 pub mod run;
 pub mod schedule;
 pub mod sqlstate;

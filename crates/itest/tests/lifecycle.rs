@@ -1,5 +1,6 @@
 //! The extension's life cycle with live workers: upgrading from the
-//! released 0.1.0 with jobs present.
+//! released 0.1.0 with jobs present (the upgrade also anchors their owners,
+//! issue 13 finding 9).
 
 use pg_jobs_itest::{one, wait_for, wait_run, Cluster, DEADLINE};
 use postgres::Client;
@@ -76,6 +77,20 @@ fn upgrade_from_0_1_0_matches_a_fresh_install_and_keeps_jobs_running() {
         (one::<i64>(&mut old, "SELECT count(*) FROM tick") > 0).then_some(())
     });
     let runs_before: i64 = one(&mut old, "SELECT count(*) FROM jobs.run");
+    // A role's job, from before ownership was recorded: no anchor yet, so
+    // nothing would stop DROP ROLE.
+    old.batch_execute(
+        "CREATE ROLE olduser LOGIN;
+         SELECT jobs.schedule('olds', '@yearly', 'SELECT 1', run_as => 'olduser');",
+    )
+    .unwrap();
+    let anchor = "SELECT coalesce(string_agg(t.typname || ' ' || coalesce((
+                       SELECT string_agg(d.deptype::text, '' ORDER BY d.deptype::text) FROM pg_depend d
+                        WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid
+                          AND d.refclassid = 'pg_extension'::regclass), '-'), ','), 'none')
+                    FROM pg_type t
+                   WHERE t.typnamespace = 'jobs'::regnamespace AND t.typowner = 'olduser'::regrole::oid";
+    assert_eq!(one::<String>(&mut old, anchor), "none", "an anchor at 0.1.0");
 
     // Upgrade with the scheduler and executors live.
     old.batch_execute("ALTER EXTENSION pg_jobs UPDATE").unwrap();
@@ -92,6 +107,16 @@ fn upgrade_from_0_1_0_matches_a_fresh_install_and_keeps_jobs_running() {
     assert!(
         kept >= runs_before,
         "history lost in the upgrade: {kept} < {runs_before}"
+    );
+    // The upgrade anchored the role's job: one shell type it owns, tied to
+    // the extension automatically ('a'), not a member of it ('e'); and
+    // DROP ROLE is refused now.
+    assert_eq!(one::<String>(&mut old, anchor), "jobs of olduser a");
+    let err = old.batch_execute("DROP ROLE olduser").unwrap_err();
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("2BP01"),
+        "DROP ROLE of a job's owner after the upgrade: {err}"
     );
 
     // What the upgrade brought works: a daemon, and the job keeps running.

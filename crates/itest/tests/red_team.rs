@@ -117,6 +117,12 @@ fn unprivileged_roles_cannot_act_as_others_or_reach_around_the_api() {
         ("lift one's own jobs bound", "SET pg_jobs.max_jobs_per_role = 0".into(), "42501"),
         ("grant oneself cross-role priority", "SET pg_jobs.priority_role = 'alice'".into(), "55P02"),
         ("lift the per-role cap on runs", "SET pg_jobs.max_runs_per_role = 100".into(), "55P02"),
+        // bob's ownership, as PostgreSQL records it (issue 13, finding 9).
+        ("drop bob's ownership anchor", r#"DROP TYPE jobs."jobs of bob""#.into(), "42501"),
+        ("take bob's ownership anchor", r#"ALTER TYPE jobs."jobs of bob" OWNER TO alice"#.into(), "42501"),
+        ("drop bob's jobs with DROP OWNED", "DROP OWNED BY bob".into(), "42501"),
+        ("take bob's jobs with REASSIGN OWNED", "REASSIGN OWNED BY bob TO alice".into(), "42501"),
+        ("re-synchronise the ownership anchors", "SELECT jobs._sync_ownership()".into(), "42501"),
     ];
     s.batch_execute("SELECT jobs.schedule('probe', '1 second', 'SELECT 1')")
         .unwrap();
@@ -249,8 +255,13 @@ fn search_path_hijacks(c: &Cluster, s: &mut Client, alice: &mut Client) -> (usiz
     (12, failures)
 }
 
+/// Runs whose owner can no longer run them fail at dispatch with a clear
+/// SQLSTATE, and nothing else stops: a queued run of a dropped role, jobs
+/// of a NOLOGIN role and of a role without CONNECT. A renamed role's job
+/// runs on (roles are kept by OID). A role that owns a job cannot be
+/// dropped at all (issue 13, finding 9).
 #[test]
-fn a_job_whose_owner_is_dropped_renamed_nologin_or_loses_connect_fails_clearly_and_others_run() {
+fn runs_of_a_dropped_nologin_or_unconnectable_owner_fail_clearly_and_others_run() {
     let (c, mut s) = Cluster::with_app_db("red-team-owner", "");
     s.batch_execute(
         "CREATE TABLE public.tick (who text DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());
@@ -269,8 +280,23 @@ fn a_job_whose_owner_is_dropped_renamed_nologin_or_loses_connect_fails_clearly_a
         let n: i64 = one(&mut s, "SELECT count(DISTINCT who) FROM public.tick");
         (n == 5).then_some(())
     });
+    // A role that owns a job cannot be dropped (issue 13, finding 9) ...
+    let err = s.batch_execute("DROP ROLE dropme").unwrap_err();
+    assert_eq!(
+        err.as_db_error().map(|e| e.code().code()),
+        Some("2BP01"),
+        "DROP ROLE of a job's owner: {err}"
+    );
+    // ... but one whose only work left is a queued run can be (a run is not
+    // an object it owns): that run fails clearly when its time comes.
+    let orphan: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO public.tick DEFAULT VALUES', run_as => 'dropme',
+                            start_at => now() + interval '10 seconds')",
+    );
     s.batch_execute(
-        "DROP ROLE dropme;
+        "SELECT jobs.unschedule('dropme');
+         DROP ROLE dropme;
          ALTER ROLE renameme RENAME TO renamed;
          ALTER ROLE lockme NOLOGIN;
          REVOKE CONNECT ON DATABASE app FROM PUBLIC;
@@ -294,9 +320,10 @@ fn a_job_whose_owner_is_dropped_renamed_nologin_or_loses_connect_fails_clearly_a
     for (job, code, message) in expect {
         let (row, _) = wait_for(&format!("{job}'s run failing clearly"), DEADLINE, || {
             s.query_opt(
-                "SELECT r.sqlstate, r.message FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
-                  WHERE j.name = $1 AND r.status = 'failed' ORDER BY r.id DESC LIMIT 1",
-                &[&job],
+                "SELECT r.sqlstate, r.message FROM jobs.run r LEFT JOIN jobs.job j ON j.id = r.job_id
+                  WHERE (j.name = $1 OR ($1 = 'dropme' AND r.id = $2)) AND r.status = 'failed'
+                  ORDER BY r.id DESC LIMIT 1",
+                &[&job, &orphan],
             )
             .unwrap()
             .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -318,7 +345,7 @@ fn a_job_whose_owner_is_dropped_renamed_nologin_or_loses_connect_fails_clearly_a
         .matches("pg_jobs scheduler started for database \"app\"")
         .count();
     assert_eq!(started, 1, "the scheduler restarted {started} times");
-    println!("RELIABILITY| jobs of a dropped / NOLOGIN / no-CONNECT owner fail clearly; others run; scheduler never restarted | 3 of 3");
+    println!("RELIABILITY| runs of a dropped / NOLOGIN / no-CONNECT owner fail clearly; others run; scheduler never restarted | 3 of 3");
 }
 
 /// A role with BYPASSRLS that is not superuser sees every row of the

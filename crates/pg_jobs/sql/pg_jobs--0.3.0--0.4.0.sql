@@ -93,3 +93,17 @@ CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, 
 -- become quadratic.
 CREATE INDEX run_job_live ON jobs.run (job_id)
   WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);
+-- Ownership recorded as PostgreSQL records it (issue 13, finding 9): each
+-- role that owns jobs or daemons here gets an ownership anchor, a shell
+-- type jobs."jobs of <role>" owned by it, so that DROP ROLE is refused while
+-- it owns any, and REASSIGN OWNED / DROP OWNED move or remove its jobs and
+-- daemons (the library's utility hook, from this version on). The anchors
+-- of the roles that own jobs or daemons now are made at the end.
+CREATE FUNCTION jobs."_sync_ownership"() RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_sync_ownership_wrapper';
+COMMENT ON FUNCTION jobs._sync_ownership() IS
+  'Internal: makes the ownership anchors in this database (one shell type per role that owns jobs or daemons here, so that DROP ROLE is refused while it does) match what each role owns. The 0.4.0 upgrade runs it; superusers only.';
+REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;
+SELECT jobs._sync_ownership();

@@ -183,3 +183,7 @@ COMMENT ON FUNCTION jobs._daemons() IS
   'Internal: what the schedulers publish about each daemon, for jobs.daemon_status.';
 COMMENT ON FUNCTION jobs._workers() IS
   'Internal: the shared-memory registry of pg_jobs workers, for jobs.workers.';
+COMMENT ON FUNCTION jobs._sync_ownership() IS
+  'Internal: makes the ownership anchors in this database (one shell type per role that owns jobs or daemons here, so that DROP ROLE is refused while it does) match what each role owns. The 0.4.0 upgrade runs it; superusers only.';
+-- Superusers only (it also checks): it writes pg_jobs' catalog as pg_jobs.
+REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;

@@ -256,12 +256,69 @@ pub(crate) fn owned_by(owner: pg_sys::Oid, name: &str) -> (i64, bool) {
     crate::catalog::acl::count_owned("job", owner, name)
 }
 
-/// Remove job `id` (its run history stays).
-pub(crate) fn delete(id: i64) -> SpiResult<()> {
-    Spi::run_with_args(
-        "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into()],
-    )
+/// Remove job `id` (its run history stays); returns its owner (`None`:
+/// it was gone already).
+pub(crate) fn delete(id: i64) -> SpiResult<Option<pg_sys::Oid>> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "DELETE FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1 RETURNING owner::pg_catalog.oid",
+            None,
+            &[id.into()],
+        )
+        .map(|t| {
+            t.into_iter()
+                .next()
+                .and_then(|r| row::get_opt::<pg_sys::Oid>(&r, 1))
+        })
+    })
+}
+
+/// The name of a job of role `from` that a job of role `to` already has
+/// (the first by name), if any: a job's name is unique per owner.
+pub(crate) fn name_clash(from: pg_sys::Oid, to: pg_sys::Oid) -> Option<String> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT a.name FROM jobs.job a JOIN jobs.job b ON b.name OPERATOR(pg_catalog.=) a.name
+              WHERE a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                AND b.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2
+              ORDER BY a.name LIMIT 1",
+            None,
+            &[from.into(), to.into()],
+        )
+        .or_raise("comparing two roles' job names")
+        .next()
+        .map(|r| row::get_req::<String>(&r, 1))
+    })
+}
+
+/// Give role `to` the jobs of role `from` (REASSIGN OWNED); returns their ids.
+pub(crate) fn reassign(from: pg_sys::Oid, to: pg_sys::Oid) -> Vec<i64> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "UPDATE jobs.job SET owner = $2::pg_catalog.regrole
+              WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id",
+            None,
+            &[from.into(), to.into()],
+        )
+        .or_raise("reassigning jobs")
+        .map(|r| row::get_req::<i64>(&r, 1))
+        .collect()
+    })
+}
+
+/// Remove the jobs of role `role` (DROP OWNED; their run history stays);
+/// returns their ids.
+pub(crate) fn delete_owned_by(role: pg_sys::Oid) -> Vec<i64> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "DELETE FROM jobs.job WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id",
+            None,
+            &[role.into()],
+        )
+        .or_raise("dropping a role's jobs")
+        .map(|r| row::get_req::<i64>(&r, 1))
+        .collect()
+    })
 }
 
 /// Pause (`false`) or resume job `id`.

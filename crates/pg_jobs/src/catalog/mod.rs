@@ -9,11 +9,14 @@
 //! - [`daemons`]: `jobs.daemon` (daemon definitions, their exits);
 //! - [`schema_version`]: whether the extension is here, and its schema's version;
 //! - [`acl`]: access checks (which job or daemon the caller may change);
+//! - [`ownership`]: each owner's ownership anchor, the object that makes
+//!   PostgreSQL's DROP ROLE, REASSIGN OWNED and DROP OWNED see its jobs;
 //! - [`plans`]: statements planned once per process; [`row`]: reading a column.
 
 pub mod acl;
 pub mod daemons;
 pub mod jobs;
+pub mod ownership;
 pub mod plans;
 pub mod results;
 pub mod row;

@@ -54,3 +54,13 @@ fn has_column(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
 pub fn databases_by_oid() -> bool {
     has_column(c"run", c"datid")
 }
+
+/// 0.4.0 and later record who owns jobs and daemons where PostgreSQL's
+/// `DROP ROLE`, `REASSIGN OWNED` and `DROP OWNED` see it (ownership
+/// anchors, see [`crate::catalog::ownership`]); `jobs._sync_ownership()`
+/// came with them. A database not yet updated keeps 0.3.0's behaviour.
+pub fn records_ownership() -> bool {
+    pgrx::Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('jobs._sync_ownership()') IS NOT NULL")
+        .or_raise("probing for jobs._sync_ownership()")
+        .unwrap_or(false)
+}

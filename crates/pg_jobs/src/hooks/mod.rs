@@ -8,6 +8,10 @@
 //!   those it terminates that database's pg_jobs workers and waits for them
 //!   to go, keeping the launcher from restarting them until the statement's
 //!   transaction ends (TimescaleDB and Citus do the same).
+//! * After REASSIGN OWNED and DROP OWNED have run, the same hook moves or
+//!   removes the roles' jobs, daemons and queued runs in this database, in
+//!   the statement's transaction (`owned.rs`; PostgreSQL itself moves or
+//!   drops the roles' ownership anchors, `catalog::ownership`).
 //! * A transaction callback acts on what was noted only when the
 //!   transaction commits: waking the database's scheduler after a submit,
 //!   telling the launcher about a new or dropped extension, retiring the
@@ -163,6 +167,7 @@ pub fn daemons_changed_at_commit() {
     note(|p| p.reload_daemons = true);
 }
 
+mod owned;
 mod utility;
 mod xact;
 

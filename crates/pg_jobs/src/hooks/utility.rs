@@ -1,7 +1,8 @@
 //! The utility hook: notes CREATE/ALTER/DROP EXTENSION pg_jobs, other
 //! drops, CREATE DATABASE and changes to role and database settings for
-//! the transaction callback, and before DROP DATABASE and ALTER DATABASE
-//! RENAME evicts that database's workers.
+//! the transaction callback, before DROP DATABASE and ALTER DATABASE
+//! RENAME evicts that database's workers, and after REASSIGN OWNED and
+//! DROP OWNED does pg_jobs' part of them (`owned.rs`).
 
 use super::*;
 
@@ -111,6 +112,8 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
         // run: one that fails (a permission check, say), even inside a
         // block that catches the error, must change nothing.
         let mut after: Option<fn(&mut Pending)> = None;
+        // REASSIGN OWNED or DROP OWNED: moves or removes jobs once it has run.
+        let mut owned_statement = false;
         match (*node).type_ {
             pg_sys::NodeTag::T_CreateExtensionStmt => {
                 let s = node as *mut pg_sys::CreateExtensionStmt;
@@ -140,6 +143,13 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 };
             }
             pg_sys::NodeTag::T_CreatedbStmt => after = Some(|p| p.wake_launcher = true),
+            pg_sys::NodeTag::T_ReassignOwnedStmt => owned_statement = true,
+            pg_sys::NodeTag::T_DropOwnedStmt => {
+                owned_statement = true;
+                // It drops the extension too if the role owns it: the
+                // scheduler re-checks (cheap), as after other drops.
+                after = Some(|p| p.recheck_extension = true);
+            }
             // What a new connection gets: ALTER ROLE [ALL] [IN DATABASE]
             // SET/RESET, ALTER DATABASE SET/RESET, and a role's attributes
             // (some, such as superuser for SET SESSION AUTHORIZATION, are
@@ -204,6 +214,12 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
+        }
+        // SAFETY: the statement ran (an ERROR would not have returned
+        // here), so its parse tree, which it only read, is still the valid
+        // ReassignOwnedStmt or DropOwnedStmt it was, in its transaction.
+        if owned_statement {
+            owned::after_owned_statement(node);
         }
         if let Some(f) = after {
             note(f);

@@ -8,6 +8,7 @@
 //! here; the scheduler reloads them when the writing transaction commits.
 
 use crate::catalog::daemons;
+use crate::catalog::ownership::{self, Change};
 use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::{raise, returned_id};
@@ -70,9 +71,10 @@ fn _daemon(
         restart_delay_ms,
         max_restart_delay_ms,
     };
-    let id = bgw::as_superuser(|| daemons::save(&def));
+    let id = returned_id(bgw::as_superuser(|| daemons::save(&def)), "save the daemon");
     hooks::daemons_changed_at_commit();
-    returned_id(id, "save the daemon")
+    ownership::sync(owner, Change::Gained);
+    id
 }
 
 /// Both restart delays within bounds, the longest no shorter than the first.
@@ -105,8 +107,8 @@ fn find_daemon(name: Option<&str>) -> i64 {
 
 /// Write a daemon's definition as pg_jobs (its only writer) with `write`;
 /// its scheduler reloads it when (and only if) the calling transaction commits.
-fn write_daemon(what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<()>) {
-    bgw::as_superuser(write).unwrap_or_else(|e| {
+fn write_daemon<T>(what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> T {
+    let written = bgw::as_superuser(write).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
             format!("could not {what}: {e}"),
@@ -114,6 +116,7 @@ fn write_daemon(what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<()>) {
         )
     });
     hooks::daemons_changed_at_commit();
+    written
 }
 
 /// Stop a daemon and keep it stopped: its command is cancelled, and
@@ -135,7 +138,9 @@ fn start_daemon(name: Option<&str>) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_daemon(name: Option<&str>) -> bool {
     let id = find_daemon(name);
-    write_daemon("remove the daemon", || daemons::delete(id));
+    if let Some(owner) = write_daemon("remove the daemon", || daemons::delete(id)) {
+        ownership::sync(owner, Change::Lost);
+    }
     true
 }
 

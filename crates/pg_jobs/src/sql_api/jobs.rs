@@ -12,6 +12,7 @@
 
 use crate::catalog::acl::*;
 use crate::catalog::jobs;
+use crate::catalog::ownership::{self, Change};
 use crate::gucs;
 use crate::hooks;
 use crate::pg::bgw;
@@ -27,8 +28,8 @@ use pgrx::PgSqlErrorCode as Code;
 
 /// Write job `id` in `jobs.job` as pg_jobs (its only writer) with `write`;
 /// the scheduler reloads it when (and only if) the calling transaction commits.
-fn write_job(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<()>) {
-    bgw::as_superuser(write).unwrap_or_else(|e| {
+fn write_job<T>(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> T {
+    let written = bgw::as_superuser(write).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
             format!("could not {what}: {e}"),
@@ -36,6 +37,7 @@ fn write_job(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<(
         )
     });
     hooks::job_changed_at_commit(id);
+    written
 }
 
 /// `jobs.schedule(...)`: create the job `name` (per owner), or update it.
@@ -93,6 +95,7 @@ fn _schedule(
     };
     let id = returned_id(bgw::as_superuser(|| jobs::save(&def)), "save the job");
     hooks::job_changed_at_commit(id);
+    ownership::sync(owner, Change::Gained);
     id
 }
 
@@ -165,6 +168,10 @@ fn _alter_job(
         enabled,
     };
     write_job(id, "change the job", || jobs::alter(id, &change));
+    if let Some(new_owner) = run_as.filter(|&o| o != cur.owner) {
+        ownership::sync(new_owner, Change::Gained);
+        ownership::sync(cur.owner, Change::Lost);
+    }
     id
 }
 
@@ -172,7 +179,9 @@ fn _alter_job(
 #[pg_extern(volatile, parallel_unsafe)]
 fn unschedule(name: Option<&str>) -> bool {
     let id = find_job(required(name, "name"));
-    write_job(id, "remove the job", || jobs::delete(id));
+    if let Some(owner) = write_job(id, "remove the job", || jobs::delete(id)) {
+        ownership::sync(owner, Change::Lost);
+    }
     true
 }
 

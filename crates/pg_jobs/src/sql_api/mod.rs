@@ -5,5 +5,6 @@
 pub(crate) mod bounds;
 mod daemons;
 mod jobs;
+mod ownership;
 mod runs;
 pub mod validate;

@@ -1,6 +1,7 @@
-//! What the SQL API reads of a run and how it cancels one, and the
-//! scheduler's housekeeping of the history: purging old runs (with their
-//! kept rows) and vacuuming the queue.
+//! What the SQL API reads of a run and how it cancels one, what REASSIGN
+//! OWNED and DROP OWNED do to a role's queued runs, and the scheduler's
+//! housekeeping of the history: purging old runs (with their kept rows)
+//! and vacuuming the queue.
 
 use crate::exec::runner::{self, Outcome};
 use crate::pg::error::OrRaise;
@@ -48,6 +49,50 @@ pub(crate) fn mark_cancelled(run_id: i64) -> SpiResult<()> {
               WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')",
         &[run_id.into()],
     )
+}
+
+/// Give role `to` the queued runs of role `from` (REASSIGN OWNED): they
+/// will run as `to`, as the jobs they belong to now do. Runs an executor
+/// has taken (starting, running) go on as `from`; a queued run being
+/// claimed right now is waited for and, taken, left alone. Returns how many.
+pub(crate) fn reassign_queued(from: pg_sys::Oid, to: pg_sys::Oid) -> usize {
+    Spi::connect_mut(|c| {
+        c.update(
+            "UPDATE jobs.run SET owner = $2::pg_catalog.regrole
+              WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'
+          RETURNING id",
+            None,
+            &[from.into(), to.into()],
+        )
+        .or_raise("reassigning queued runs")
+        .count()
+    })
+}
+
+/// Cancel the queued runs of role `role` (DROP OWNED BY it): they never
+/// start. Runs an executor has taken already (starting, running) are left
+/// to finish, as PostgreSQL leaves a dropped role's sessions running. The
+/// queued ones are picked and locked first (a run being claimed right now
+/// is waited for and, taken, left alone), then cancelled as `jobs.cancel`
+/// cancels a run that has not started. Returns how many.
+pub(crate) fn cancel_queued_of(role: pg_sys::Oid) -> usize {
+    Spi::connect_mut(|c| {
+        c.update(
+            "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = '57014', message = 'cancelled by DROP OWNED before it started'
+              WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                      SELECT q.id FROM jobs.run q
+                       WHERE q.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                         AND q.status OPERATOR(pg_catalog.=) 'queued'
+                         FOR UPDATE))
+                AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')
+          RETURNING id",
+            None,
+            &[role.into()],
+        )
+        .or_raise("cancelling a role's queued runs")
+        .count()
+    })
 }
 
 /// Delete finished runs that ended more than `retention_s` seconds ago, in

@@ -9,7 +9,8 @@
 //! - [`ends`]: runs starting, ending (harvest, crash sweep, the record in the
 //!   command's own transaction) and their retries;
 //! - [`create`]: new runs (submit, run_now, due jobs firing);
-//! - [`history`]: what the SQL API reads, cancel, and purging history.
+//! - [`history`]: what the SQL API reads, cancel (also of a role's queued
+//!   runs at DROP OWNED), reassigning queued runs, and purging history.
 
 mod create;
 mod ends;
