@@ -74,18 +74,21 @@ pub fn plan(lanes: &[Lane], limits: Limits) -> Vec<usize> {
     out
 }
 
-/// The per-role cap a setting of `-1` (the default) stands for: half the
-/// executors (at least one). Below the per-database cap, so that a role
-/// at its cap leaves room for other roles of its own database too.
+/// The per-role cap a setting of `-1` (the default) stands for: all the
+/// executors but one (at least one), so that no role, however much it
+/// submits or however long its runs, can hold the last executor, while a
+/// cluster used by a single role loses only one executor of parallelism.
 pub fn default_role_cap(max_executors: usize) -> usize {
-    (max_executors / 2).max(1)
+    max_executors.saturating_sub(1).max(1)
 }
 
-/// The per-database cap a setting of `-1` (the default) stands for: three
-/// quarters of the executors (at least one), so that one database never
-/// holds them all.
+/// The per-database cap a setting of `-1` (the default) stands for: none
+/// beyond `max_executors`. A per-database default at or below the
+/// per-role one would let one role at its cap shut out the other roles of
+/// its own database; a DBA of a cluster of many databases sets one below
+/// `max_executors` (docs/operations.md).
 pub fn default_database_cap(max_executors: usize) -> usize {
-    (max_executors - max_executors / 4).max(1)
+    max_executors.max(1)
 }
 
 #[cfg(test)]
@@ -159,16 +162,14 @@ mod tests {
 
     #[test]
     fn default_caps_leave_room_for_others() {
-        for (max, role, database) in [(1, 1, 1), (2, 1, 2), (4, 2, 3), (8, 4, 6), (16, 8, 12)] {
+        for (max, role, database) in [(1, 1, 1), (2, 1, 2), (4, 3, 4), (8, 7, 8)] {
             assert_eq!(default_role_cap(max), role);
             assert_eq!(default_database_cap(max), database);
         }
-        // A role at its cap leaves room for another role of its database,
-        // and a database at its cap for another database (from 2 and 4
-        // executors on).
-        for max in 4..200 {
+        // A role at its cap leaves room for another role, of its own
+        // database too (from 2 executors on).
+        for max in 2..200 {
             assert!(default_role_cap(max) < default_database_cap(max));
-            assert!(default_database_cap(max) < max);
         }
     }
 

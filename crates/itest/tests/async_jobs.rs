@@ -259,7 +259,12 @@ fn a_burst_of_submits_all_finish_and_none_is_lost() {
 /// runs them. The slow run shows `running` meanwhile.
 #[test]
 fn runs_reserved_behind_a_slow_run_do_not_wait_for_it() {
-    let (_c, mut s) = cluster("reserved", "pg_jobs.max_executors = 2");
+    // One role alone, allowed both executors (by default a role gets all
+    // but one).
+    let (_c, mut s) = cluster(
+        "reserved",
+        "pg_jobs.max_executors = 2\npg_jobs.max_runs_per_role = 2",
+    );
     s.batch_execute("CREATE TABLE hits (n int)").unwrap();
     // 400 quick runs (executors warm up and claim in batches), the slow
     // one, then 40 quick ones queued right behind it.

@@ -757,7 +757,11 @@ fn drop_role_is_refused_while_the_role_owns_jobs_or_daemons() {
     // Unscheduling one of its jobs leaves the anchor (a2 is left), and so
     // does a rolled-back unschedule of the last one.
     alice.batch_execute("SELECT jobs.unschedule('a1')").unwrap();
-    assert_eq!(refused_with_detail(&mut other, "DROP ROLE alice").0, "2BP01", "a2 is left");
+    assert_eq!(
+        refused_with_detail(&mut other, "DROP ROLE alice").0,
+        "2BP01",
+        "a2 is left"
+    );
     alice
         .batch_execute("BEGIN; SELECT jobs.unschedule('a2'); ROLLBACK")
         .unwrap();
@@ -795,7 +799,10 @@ fn drop_role_is_refused_while_the_role_owns_jobs_or_daemons() {
         names[0].starts_with("jobs of A role whose name") && names[0].len() <= 63,
         "{names:?}"
     );
-    assert_eq!(refused_with_detail(&mut other, &format!("DROP ROLE \"{long}\"")).0, "2BP01");
+    assert_eq!(
+        refused_with_detail(&mut other, &format!("DROP ROLE \"{long}\"")).0,
+        "2BP01"
+    );
 
     // Superuser jobs need no anchor (the bootstrap superuser cannot be dropped).
     s.batch_execute("SELECT jobs.schedule('su', '@yearly', 'SELECT 1')")
@@ -933,7 +940,7 @@ fn drop_owned_removes_jobs_stops_daemons_and_cancels_queued_runs() {
     let (pid, _) = wait_for("a's daemon running and its job ticking", DEADLINE, || {
         let pid: Option<i32> = one(
             &mut s,
-            "SELECT pid FROM jobs.daemon_status WHERE name = 'sleeper' AND state = 'running'",
+            "SELECT (SELECT pid FROM jobs.daemon_status WHERE name = 'sleeper' AND state = 'running')",
         );
         pid.filter(|_| ticks(&mut s) > 0)
     });
@@ -964,7 +971,7 @@ fn drop_owned_removes_jobs_stops_daemons_and_cancels_queued_runs() {
     assert_eq!(anchors(&mut s, "a"), ["jobs of a"]);
     let still: Option<i32> = one(
         &mut s,
-        "SELECT pid FROM jobs.daemon_status WHERE name = 'sleeper' AND state = 'running'",
+        "SELECT (SELECT pid FROM jobs.daemon_status WHERE name = 'sleeper' AND state = 'running')",
     );
     assert_eq!(
         still,

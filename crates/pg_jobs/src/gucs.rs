@@ -23,12 +23,12 @@ pub static LAUNCHER_NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 pub static MAX_EXECUTORS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
 /// `pg_jobs.max_runs_per_role`: runs of one role going at once,
-/// cluster-wide (-1: half of `max_executors`, at least one), so
+/// cluster-wide (-1: all of `max_executors` but one, at least one), so
 /// one role's flood leaves executors for the others.
 pub static MAX_RUNS_PER_ROLE: GucSetting<i32> = GucSetting::<i32>::new(-1);
 
 /// `pg_jobs.max_runs_per_database`: runs of one database's jobs going at
-/// once (-1: three quarters of `max_executors`, at least one).
+/// once (-1: no cap beyond `max_executors`).
 pub static MAX_RUNS_PER_DATABASE: GucSetting<i32> = GucSetting::<i32>::new(-1);
 
 /// `pg_jobs.priority_role`: members of this role (and superusers) have
@@ -136,7 +136,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"pg_jobs.max_runs_per_role",
         c"Maximum number of runs of one role going at once, cluster-wide.",
-        c"-1: half of pg_jobs.max_executors (at least one), so one role leaves executors for the others.",
+        c"-1: all of pg_jobs.max_executors but one (at least one), so no role can hold the last executor.",
         &MAX_RUNS_PER_ROLE,
         -1,
         (crate::shmem::MAX_WORKERS as i32) - 64,
@@ -146,7 +146,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"pg_jobs.max_runs_per_database",
         c"Maximum number of runs of one database's jobs going at once.",
-        c"-1: three quarters of pg_jobs.max_executors (at least one), so one database never holds every executor.",
+        c"-1: no cap beyond pg_jobs.max_executors. Set it below that when many databases share the cluster.",
         &MAX_RUNS_PER_DATABASE,
         -1,
         (crate::shmem::MAX_WORKERS as i32) - 64,

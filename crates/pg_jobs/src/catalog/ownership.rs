@@ -374,6 +374,8 @@ fn create_anchor(role: pg_sys::Oid, role_name: &[u8], ns: pg_sys::Oid, ext: pg_s
         // NUL-terminated literal. An ERROR unwinds.
         let anchor = unsafe {
             let addr = pg_sys::TypeShellMake(name.as_ptr(), ns, role);
+            // Its dependency rows become visible to the scan below.
+            pg_sys::CommandCounterIncrement();
             // Made inside the extension's own script (the upgrade runs
             // jobs._sync_ownership()), it was recorded as a member of the
             // extension. An anchor must not be one: DROP OWNED could not
