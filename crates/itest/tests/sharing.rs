@@ -28,7 +28,14 @@ fn running_of(s: &mut Client, owner: &str) -> i64 {
 /// one-second job keeps running and its single submits start at once.
 #[test]
 fn a_flood_does_not_starve_another_role() {
-    let (c, mut s) = Cluster::with_app_db("sharing-flood", "pg_jobs.log_runs = off");
+    // Sized as docs/operations.md says: the flood's daemons must not take
+    // the worker slots executors need (PostgreSQL's default of 8 holds the
+    // launcher, the scheduler, 4 executors, the logical replication
+    // launcher and one daemon).
+    let (c, mut s) = Cluster::with_app_db(
+        "sharing-flood",
+        "pg_jobs.log_runs = off\nmax_worker_processes = 16",
+    );
     s.batch_execute("CREATE TABLE t (who text, at timestamptz DEFAULT clock_timestamp())")
         .unwrap();
     role(&mut s, "flood");

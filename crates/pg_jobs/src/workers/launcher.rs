@@ -87,6 +87,7 @@ pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
         error!("pg_jobs launcher: the worker registry is full");
     };
     log!("pg_jobs launcher started");
+    warn_if_worker_slots_are_short();
 
     let cx = bgw::IterationContext::new(c"pg_jobs launcher iteration");
     let mut tracked: HashMap<u32, Tracked> = HashMap::new();
@@ -269,4 +270,21 @@ fn list_databases() -> Vec<Database> {
         pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
     }
     out
+}
+
+/// Say once, at start, when `max_worker_processes` cannot hold what
+/// pg_jobs alone may run at once (the launcher, a scheduler, every
+/// executor and daemon): runs and daemons would then wait for slots that
+/// parallel query or logical replication also need. Nothing fails;
+/// docs/operations.md says how to size it.
+fn warn_if_worker_slots_are_short() {
+    // SAFETY: a plain global, set from postgresql.conf at server start
+    // (PGC_POSTMASTER) and inherited; read only.
+    let slots = unsafe { pg_sys::max_worker_processes } as usize;
+    let wanted = 2 + gucs::max_executors() + gucs::max_daemons();
+    if slots < wanted {
+        warning!(
+            "pg_jobs: max_worker_processes ({slots}) is below what pg_jobs may run at once ({wanted}: the launcher, a scheduler, pg_jobs.max_executors and pg_jobs.max_daemons); runs and daemons may wait for a worker slot (see \"Sizing max_worker_processes\" in docs/operations.md)"
+        );
+    }
 }
