@@ -119,6 +119,21 @@ pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bo
     set_latch(latch);
 }
 
+/// Scheduler side: what waits for a pass, without taking it — a reload
+/// request (`.0`; the next pass always takes it), or a worker of its
+/// database that exited and awaits harvest (`.1`). Checked before sleeping:
+/// a lock wait inside a pass (PostgreSQL's ProcSleep) resets the process
+/// latch, so a wake-up set during the pass can be gone by then.
+pub fn work_waiting(r: SlotRef, db: pg_sys::Oid) -> (bool, bool) {
+    let reg = REGISTRY.share();
+    let me = &reg.slots[r.index as usize];
+    let reload = me.reload_jobs || me.reload_daemons || me.changed_len > 0;
+    let exited = reg.slots.iter().any(|s| {
+        s.in_use && matches!(s.kind, Kind::Executor | Kind::Daemon) && s.home_db == db.to_u32() && s.exited()
+    });
+    (reload, exited)
+}
+
 /// Scheduler side: take (and clear) what changed.
 pub fn take_reload(r: SlotRef) -> Reload {
     let mut reg = REGISTRY.exclusive();

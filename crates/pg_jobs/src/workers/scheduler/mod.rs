@@ -215,7 +215,17 @@ impl Scheduler {
                     shmem::set_ext(self.db, ExtPresence::Absent);
                     return;
                 }
-                Next::Sleep(timeout) => bgw::wait(timeout),
+                Next::Sleep(timeout) => match shmem::work_waiting(self.me, self.db) {
+                    // A reload asked for during the pass, whose wake-up a
+                    // lock wait in it may have swallowed: pass again now
+                    // (the pass takes the request, so this cannot spin).
+                    (true, _) if retry_at.is_none() => {}
+                    // An exited worker not harvested yet: look again within
+                    // a second rather than sleep on a wake-up that may be
+                    // gone (not at once: it may be one a later pass takes).
+                    (_, true) => bgw::wait(Some(timeout.map_or(EXITED_RECHECK, |t| t.min(EXITED_RECHECK)))),
+                    _ => bgw::wait(timeout),
+                },
             }
         }
     }
@@ -253,6 +263,10 @@ struct Journal {
     /// The pass's transaction committed (its dispatched runs are `starting`).
     committed: bool,
 }
+
+/// How soon a scheduler looks again when a worker of its database exited
+/// and was not harvested by the pass that just ran.
+const EXITED_RECHECK: Duration = Duration::from_secs(1);
 
 enum Next {
     Exit,
