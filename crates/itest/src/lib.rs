@@ -11,14 +11,73 @@
 //! Tests wait for conditions with deadlines ([`wait_for`]) instead of
 //! sleeping. Deadlines are generous (CI is a loaded 2-core machine): they
 //! guard correctness; timing targets are measured by benchmarks.
+//!
+//! Which PostgreSQL: the one whose `pg_config` is `$PG_CONFIG` (its
+//! `--bindir` holds `initdb`, `pg_ctl`, …), Debian's PostgreSQL 15 when
+//! unset. `scripts/lib.sh` exports the one `make test PG=…` selects, and
+//! `$PG_MAJOR` with it: when both are set they must agree, so a test run
+//! never silently uses another major than the one asked for.
 
 use postgres::{Client, NoTls};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Debian's PostgreSQL 15, the default.
+const DEFAULT_PG_CONFIG: &str = "/usr/lib/postgresql/15/bin/pg_config";
+
+struct Postgres {
+    bin: PathBuf,
+    major: u32,
+}
+
+fn postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.into());
+        let ask = |flag: &str| {
+            let out = Command::new(&pg_config)
+                .arg(flag)
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {pg_config} {flag}: {e}"));
+            assert!(out.status.success(), "{pg_config} {flag} failed");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        // "PostgreSQL 18.6" (or "PostgreSQL 15.20 (Debian 15.20-1)").
+        let version = ask("--version");
+        let major: u32 = version
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("{pg_config} --version said {version:?}"));
+        if let Ok(want) = std::env::var("PG_MAJOR") {
+            assert_eq!(
+                want,
+                major.to_string(),
+                "PG_MAJOR={want} but PG_CONFIG={pg_config} is PostgreSQL {major}"
+            );
+        }
+        Postgres {
+            bin: PathBuf::from(ask("--bindir")),
+            major,
+        }
+    })
+}
+
+/// The directory of the PostgreSQL programs the tests run (`pg_config
+/// --bindir` of the selected PostgreSQL).
+pub fn pg_bin() -> &'static Path {
+    &postgres().bin
+}
+
+/// The major version of the selected PostgreSQL (15, 18), for the few
+/// tests whose expectations differ between majors.
+pub fn pg_major() -> u32 {
+    postgres().major
+}
 
 pub struct Cluster {
     pub dir: PathBuf,
@@ -109,7 +168,7 @@ impl Cluster {
         );
     }
 
-    /// Run a PostgreSQL program from `PG_BIN` in the cluster directory, as
+    /// Run a PostgreSQL program from [`pg_bin`] in the cluster directory, as
     /// the cluster's OS user. Panics (with its output) if it fails.
     pub fn pg(&self, args: &[&str]) -> String {
         let out = self.pg_try(args);
@@ -120,11 +179,11 @@ impl Cluster {
     }
 
     pub fn pg_try(&self, args: &[&str]) -> Result<String, String> {
-        let prog = format!("{PG_BIN}/{}", args[0]);
+        let prog = pg_bin().join(args[0]);
         let mut cmd = match &self.os_user {
             Some(u) => {
                 let mut c = Command::new("runuser");
-                c.args(["-u", u, "--", &prog]);
+                c.args(["-u", u, "--"]).arg(&prog);
                 c
             }
             None => Command::new(&prog),
@@ -174,7 +233,7 @@ impl Cluster {
         args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         args.extend(
             [
-                &format!("{PG_BIN}/pg_ctl"),
+                &pg_bin().join("pg_ctl").display().to_string(),
                 "-D",
                 "data",
                 "-l",

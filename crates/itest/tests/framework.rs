@@ -2,7 +2,7 @@
 //! executors, the registry, and `jobs.submit`, across terminations,
 //! crashes, DROP DATABASE and reloads.
 
-use pg_jobs_itest::{one, wait_for, wait_run, worker_pids, Cluster, DEADLINE};
+use pg_jobs_itest::{one, pg_major, wait_for, wait_run, worker_pids, Cluster, DEADLINE};
 use std::time::{Duration, Instant};
 
 fn cluster_with_dbs(name: &str, dbs: &[&str]) -> Cluster {
@@ -13,6 +13,19 @@ fn cluster_with_dbs(name: &str, dbs: &[&str]) -> Cluster {
         c.connect(db).batch_execute("CREATE EXTENSION pg_jobs").unwrap();
     }
     c
+}
+
+/// The clusters run the PostgreSQL the run selected (`PG_CONFIG`, as
+/// `make test PG=…` exports it), not whatever is installed first.
+#[test]
+fn clusters_run_the_selected_postgres() {
+    let c = Cluster::start("version", "");
+    let num: String = one(&mut c.connect("postgres"), "SHOW server_version_num");
+    assert_eq!(
+        num.parse::<u32>().unwrap() / 10_000,
+        pg_major(),
+        "server_version_num {num}"
+    );
 }
 
 #[test]

@@ -113,6 +113,53 @@ mod tests {
         assert!(superuser_sees.unwrap() >= 3);
     }
 
+    /// PostgreSQL 16 and later: a membership granted `WITH SET FALSE` does
+    /// not let its holder `SET ROLE`, so it does not let it run jobs as the
+    /// role either.
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    #[pg_test(error = "permission denied to run jobs as role \"pgj_target\"")]
+    fn run_as_needs_the_set_option_of_a_membership() {
+        Spi::run("CREATE ROLE pgj_target; CREATE ROLE pgj_holder").unwrap();
+        Spi::run("GRANT pgj_target TO pgj_holder WITH INHERIT TRUE, SET FALSE; SET ROLE pgj_holder").unwrap();
+        Spi::run("SELECT jobs.submit('SELECT 1', run_as => 'pgj_target')").unwrap();
+    }
+
+    /// PostgreSQL 16 and later: a membership granted with neither `INHERIT`
+    /// nor `SET` does not let its holder change the role's jobs (their
+    /// command runs as the role); the holder still sees them.
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    #[pg_test(error = "job \"pgj_job\" does not exist")]
+    fn changing_a_job_needs_inherit_or_set() {
+        Spi::run("CREATE ROLE pgj_target; CREATE ROLE pgj_holder").unwrap();
+        Spi::run("GRANT pgj_target TO pgj_holder WITH INHERIT FALSE, SET FALSE").unwrap();
+        Spi::run("SET ROLE pgj_target; SELECT jobs.schedule('pgj_job', '@daily', 'SELECT 1'); RESET ROLE")
+            .unwrap();
+        Spi::run("SET ROLE pgj_holder").unwrap();
+        let seen = Spi::get_one::<i64>("SELECT count(*) FROM jobs.job WHERE name = 'pgj_job'").unwrap();
+        assert_eq!(seen, Some(1));
+        Spi::run("SELECT jobs.alter_job('pgj_job', command => 'SELECT 2')").unwrap();
+    }
+
+    /// A membership that lets its holder `SET ROLE` lets it run jobs as the
+    /// role, whether or not it inherits the role's privileges (PostgreSQL
+    /// 16's `INHERIT FALSE, SET TRUE`; on 15 every membership).
+    #[pg_test]
+    fn run_as_follows_set_role() {
+        Spi::run("CREATE ROLE pgj_target; CREATE ROLE pgj_holder").unwrap();
+        #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+        Spi::run("GRANT pgj_target TO pgj_holder WITH INHERIT FALSE, SET TRUE").unwrap();
+        #[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
+        Spi::run("GRANT pgj_target TO pgj_holder").unwrap();
+        Spi::run("SET ROLE pgj_holder").unwrap();
+        let id = Spi::get_one::<i64>("SELECT jobs.submit('SELECT 1', run_as => 'pgj_target')");
+        Spi::run("RESET ROLE").unwrap();
+        let owner = Spi::get_one_with_args::<String>(
+            "SELECT owner::text FROM jobs.run WHERE id = $1",
+            &[id.unwrap().into()],
+        );
+        assert_eq!(owner.unwrap().as_deref(), Some("pgj_target"));
+    }
+
     #[pg_test(error = "invalid schedule \"61 * * * *\": minute field: 61 is out of range 0-59")]
     fn schedule_rejects_an_out_of_range_field() {
         Spi::run("SELECT jobs.schedule('x', '61 * * * *', 'SELECT 1')").unwrap();

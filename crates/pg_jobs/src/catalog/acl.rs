@@ -3,8 +3,8 @@
 //! a given name the caller owns, and how many a role has.
 
 use crate::catalog::row;
-use crate::pg::bgw;
 use crate::pg::error::{raise, OrRaise};
+use crate::pg::{self, bgw};
 use pg_jobs_core::run::start::{self, WhyNot};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -49,29 +49,34 @@ pub(crate) fn database_oid(name: &str) -> pg_sys::Oid {
 /// by superusers; `role` may connect to database `db`.
 pub(crate) fn check_run_as(role: pg_sys::Oid, db: pg_sys::Oid) {
     // SAFETY: called from SQL functions, so in a transaction, as the
-    // membership, superuser and ACL look-ups (syscache) need; they take OIDs
-    // only. `raise` unwinds (an ERROR), which these calls tolerate.
-    unsafe {
-        let me = pg_sys::GetUserId();
-        if !pg_sys::is_member_of_role(me, role) || (pg_sys::superuser_arg(role) && !pg_sys::superuser()) {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!("permission denied to run jobs as role \"{}\"", role_name(role)),
-                Some("You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser."),
-            );
-        }
-        if pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) != pg_sys::AclResult::ACLCHECK_OK
-        {
-            raise(
-                Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "role \"{}\" may not connect to database \"{}\"",
-                    role_name(role),
-                    bgw::database_name(db)
-                ),
-                Some("GRANT CONNECT ON DATABASE to the role first."),
-            );
-        }
+    // superuser look-ups (syscache) need; they take OIDs only. `raise`
+    // unwinds (an ERROR), which these calls tolerate.
+    let (me, superuser_role, i_am_superuser) = unsafe {
+        (
+            pg_sys::GetUserId(),
+            pg_sys::superuser_arg(role),
+            pg_sys::superuser(),
+        )
+    };
+    // The membership and CONNECT checks need the same transaction, which
+    // SQL functions run in.
+    if !pg::acl::can_set_role(me, role) || (superuser_role && !i_am_superuser) {
+        raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to run jobs as role \"{}\"", role_name(role)),
+            Some("You can schedule jobs only as a role you could SET ROLE to; jobs of superusers only as a superuser."),
+        );
+    }
+    if !pg::acl::may_connect(role, db) {
+        raise(
+            Code::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "role \"{}\" may not connect to database \"{}\"",
+                role_name(role),
+                bgw::database_name(db)
+            ),
+            Some("GRANT CONNECT ON DATABASE to the role first."),
+        );
     }
 }
 
@@ -89,8 +94,10 @@ pub(crate) fn find_job(name: &str) -> i64 {
 }
 
 /// The `kind` (`job` or `daemon`, stored in `jobs.<kind>`) called `name`
-/// that the caller may change: one owned by a role the caller is a member
-/// of, preferring the caller's own.
+/// that the caller may change: one owned by a role whose jobs the caller
+/// may change ([`pg::acl::CHANGE_OWNED_PRIVILEGES`]: any membership up to
+/// PostgreSQL 15; from 16 on, one that inherits or may `SET ROLE`),
+/// preferring the caller's own.
 pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
     // SAFETY: GetUserId only reads the backend's current user (it asserts it
     // is set, which it is in any connected session).
@@ -99,21 +106,13 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
         c.select(
             &format!(
                 "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
-                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')
+                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, $3)
                   ORDER BY 2 DESC, id"
             ),
             None,
-            &[name.into(), me.into()],
+            &[name.into(), me.into(), pg::acl::CHANGE_OWNED_PRIVILEGES.into()],
         )
-        .map(|t| {
-            t.map(|r| {
-                (
-                    row::get_req(&r, 1),
-                    row::get_req(&r, 2),
-                )
-            })
-            .collect()
-        })
+        .map(|t| t.map(|r| (row::get_req(&r, 1), row::get_req(&r, 2))).collect())
         .or_raise("looking up a job or daemon by name")
     });
     match rows.as_slice() {
@@ -164,7 +163,7 @@ pub(crate) fn start_refusal(role: pg_sys::Oid, db: pg_sys::Oid) -> Option<WhyNot
     // SearchSysCache1 and ReleaseSysCache (a pg_authid tuple's fixed part
     // is a FormData_pg_authid), and released exactly once.
     unsafe {
-        // A dropped database: pg_database_aclcheck would raise an ERROR.
+        // A dropped database: the CONNECT check would raise an ERROR.
         let dbtup = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::DATABASEOID as i32,
             pg_sys::Datum::from(db.to_u32()),
@@ -184,9 +183,7 @@ pub(crate) fn start_refusal(role: pg_sys::Oid, db: pg_sys::Oid) -> Option<WhyNot
         pg_sys::ReleaseSysCache(tup);
         // Asked only of a role that may log in (the model refuses a
         // NOLOGIN one first).
-        let can_connect = !can_login
-            || pg_sys::pg_database_aclcheck(db, role, pg_sys::ACL_CONNECT as _)
-                == pg_sys::AclResult::ACLCHECK_OK;
+        let can_connect = !can_login || pg::acl::may_connect(role, db);
         start::refusal(
             true,
             Some(start::Owner {

@@ -147,9 +147,8 @@ unsafe extern "C-unwind" fn receive_slot(
     let mut row = String::from("{");
     let mut first = true;
     for i in 0..natts as usize {
-        // SAFETY: i < natts, and a TupleDesc's `attrs` is a flexible array
-        // of `natts` attributes.
-        let att = unsafe { &*(*desc).attrs.as_ptr().add(i) };
+        // SAFETY: i < natts, and `desc` outlives this row.
+        let att = unsafe { crate::pg::tupdesc::attribute(desc, i) };
         if att.attisdropped {
             continue;
         }

@@ -407,7 +407,7 @@ unsafe fn run_statements(
                 _ => pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone),
             };
             let mut qc = pg_sys::QueryCompletion::default();
-            pg_sys::PortalRun(portal, i64::MAX as _, true, true, receiver, receiver, &mut qc);
+            crate::pg::portal::run_to_completion(portal, receiver, &mut qc);
             if let Some(destroy) = (*receiver).rDestroy {
                 destroy(receiver);
             }

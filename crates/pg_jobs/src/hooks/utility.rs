@@ -288,7 +288,7 @@ fn may_drop_or_rename(db: pg_sys::Oid, rename: bool) -> bool {
     // look-ups through the syscache, in the utility statement's transaction.
     unsafe {
         let me = pg_sys::GetUserId();
-        if db == pg_sys::MyDatabaseId || !pg_sys::pg_database_ownercheck(db, me) {
+        if db == pg_sys::MyDatabaseId || !crate::pg::acl::owns_database(me, db) {
             return false;
         }
         if !rename || pg_sys::superuser() {

@@ -29,9 +29,33 @@ pub fn install_signal_handlers() {
     // handlers (plain C functions that only set flags and the latch) and
     // unblocking signals is the worker_spi start-up sequence.
     unsafe {
-        pg_sys::pqsignal(libc::SIGTERM, Some(die));
-        pg_sys::pqsignal(libc::SIGHUP, Some(SignalHandlerForConfigReload));
+        set_signal_handler(libc::SIGTERM, die);
+        set_signal_handler(libc::SIGHUP, SignalHandlerForConfigReload);
         pg_sys::BackgroundWorkerUnblockSignals();
+    }
+}
+
+/// `pqsignal(signo, handler)`: install `handler` for `signo` (with
+/// PostgreSQL's flags and, from 17 on, its wrapper that restores `errno`
+/// and ignores signals delivered to a forked child). PostgreSQL 18 made the
+/// backend's version a function of its own, `pqsignal_be` (`pqsignal` is a
+/// macro for it in `port.h`, so there is no `pqsignal` symbol to call), and
+/// it no longer returns the previous handler.
+///
+/// # Safety
+///
+/// `handler` must be async-signal-safe; called in a process that runs
+/// PostgreSQL's signal handling (a backend or background worker).
+unsafe fn set_signal_handler(signo: libc::c_int, handler: unsafe extern "C-unwind" fn(libc::c_int)) {
+    // SAFETY: the caller's contract; pqsignal only installs the handler.
+    #[cfg(not(feature = "pg18"))]
+    unsafe {
+        pg_sys::pqsignal(signo, Some(handler));
+    }
+    // SAFETY: as above.
+    #[cfg(feature = "pg18")]
+    unsafe {
+        pg_sys::pqsignal_be(signo, Some(handler));
     }
 }
 

@@ -2,7 +2,10 @@
 //! signals, latches and transactions, privilege switching, time
 //! conversion, and PostgreSQL's timeouts.
 
+pub mod acl;
 pub mod bgw;
 pub mod error;
+pub mod portal;
 pub mod time;
 pub mod timeout;
+pub mod tupdesc;

@@ -112,3 +112,57 @@ pub unsafe fn end_statement_timeout() {
         get_timeout_indicator(STATEMENT_TIMEOUT, true);
     }
 }
+
+/// The version gates of this module, checked against the server the tests
+/// run on: a gate that picks the wrong value for a version fails here.
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+
+    extern "C" fn never_fires() {}
+
+    /// Registering two timeouts at `USER_TIMEOUT` must give two ids of their
+    /// own. If the constant named a predefined timeout instead (12 on
+    /// PostgreSQL 17 and later, where `TRANSACTION_TIMEOUT` shifted the
+    /// list), `RegisterTimeout` would take it as that id: both calls would
+    /// return it, and the executor's second handler would replace its
+    /// first.
+    #[pg_test]
+    fn user_timeout_allocates_fresh_ids() {
+        // SAFETY: a connected backend, on its only thread; a handler that
+        // does nothing, registered and never armed.
+        let (a, b) = unsafe {
+            (
+                RegisterTimeout(USER_TIMEOUT, never_fires),
+                RegisterTimeout(USER_TIMEOUT, never_fires),
+            )
+        };
+        assert!(a >= USER_TIMEOUT && b >= USER_TIMEOUT, "ids {a} and {b}");
+        assert_ne!(a, b);
+    }
+
+    /// `STATEMENT_TIMEOUT` is the timer PostgreSQL arms for
+    /// `statement_timeout`.
+    #[pg_test]
+    fn statement_timeout_is_the_statement_timer() {
+        Spi::run("SET LOCAL statement_timeout = '1h'").unwrap();
+        // SAFETY: a connected backend, in a transaction, on its only thread.
+        unsafe {
+            enable_statement_timeout();
+            assert!(get_timeout_active(STATEMENT_TIMEOUT));
+            end_statement_timeout();
+            assert!(!get_timeout_active(STATEMENT_TIMEOUT));
+        }
+    }
+
+    /// `transaction_timeout` (PostgreSQL 17 and later) is read from the
+    /// server's own variable.
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    #[pg_test]
+    fn transaction_timeout_is_read() {
+        Spi::run("SET LOCAL transaction_timeout = '42s'").unwrap();
+        assert_eq!(transaction_timeout_ms(), 42_000);
+    }
+}

@@ -68,17 +68,19 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        // What ConditionVariableInit does: an unlocked spinlock and an empty
-        // wait list (INVALID_PGPROCNO at both ends).
-        let empty = pg_sys::proclist_head {
-            head: i32::MAX,
-            tail: i32::MAX,
-        };
+        // PostgreSQL's own initialiser, not a hand-made copy: an unlocked
+        // spinlock and an empty wait list, whose "no process" mark changed
+        // in PostgreSQL 17 (INVALID_PGPROCNO, INT_MAX, became
+        // INVALID_PROC_NUMBER, -1). The value is plain data with no pointer
+        // into itself, so initialising it here and moving it into shared
+        // memory (which pgrx does with this value) is what initialising it in
+        // place would do.
+        let mut runs_finished = pg_sys::ConditionVariable::default();
+        // SAFETY: a pointer to our own local, valid for the call; the
+        // function only writes the spinlock and the list ends.
+        unsafe { pg_sys::ConditionVariableInit(&mut runs_finished) };
         Registry {
-            runs_finished: pg_sys::ConditionVariable {
-                mutex: 0,
-                wakeup: empty,
-            },
+            runs_finished,
             launcher_latch: 0,
             slots: [Slot::default(); MAX_WORKERS],
             dbs: [DbEntry::default(); MAX_DATABASES],
@@ -89,7 +91,7 @@ impl Default for Registry {
 
 // SAFETY: `#[repr(C)]`, `Copy` plain old data: integers, fixed arrays of
 // plain slots and entries, and a ConditionVariable (PostgreSQL's own
-// shared-memory type, initialised as ConditionVariableInit does). No pointer
+// shared-memory type, initialised by ConditionVariableInit). No pointer
 // into process-local memory: the latches are kept as the addresses of PGPROC
 // latches, which live in shared memory mapped at the same address in every
 // process of the cluster.
@@ -152,4 +154,30 @@ fn scheduler_latch(reg: &Registry, db: u32) -> usize {
         .iter()
         .find(|s| s.in_use && s.kind == Kind::Scheduler && s.db == db)
         .map_or(0, |s| s.latch)
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// The runs-finished condition variable starts with an empty wait list.
+    /// Initialised with the wrong "no process" mark for the version (the
+    /// mark changed in PostgreSQL 17), a broadcast would take it for a
+    /// waiting process and crash this backend; sleeping on it and waking
+    /// from the timeout must work too.
+    #[pg_test]
+    fn runs_finished_starts_empty_and_works() {
+        let cv = super::runs_finished_cv();
+        // SAFETY: the registry's condition variable, in shared memory for
+        // the server's life; this backend sleeps on no other one, and the
+        // sleep is cancelled before returning.
+        unsafe {
+            pg_sys::ConditionVariableBroadcast(cv);
+            pg_sys::ConditionVariablePrepareToSleep(cv);
+            pg_sys::ConditionVariableTimedSleep(cv, 1, pg_sys::PG_WAIT_EXTENSION);
+            pg_sys::ConditionVariableCancelSleep();
+            pg_sys::ConditionVariableBroadcast(cv);
+        }
+    }
 }

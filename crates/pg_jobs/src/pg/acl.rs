@@ -1,0 +1,89 @@
+//! Privilege checks whose C entry points differ between PostgreSQL majors.
+//!
+//! PostgreSQL 16 replaced the per-object-kind ACL and ownership checks
+//! (`pg_database_aclcheck`, `pg_database_ownercheck`, …) with generic ones
+//! that take the catalog's OID (`object_aclcheck`, `object_ownercheck`),
+//! and split a role membership's right to `SET ROLE` from its other
+//! rights (the `SET` option of `GRANT role TO member`,
+//! `member_can_set_role`). Each difference has its one home here; callers
+//! ask the question, not the version.
+//!
+//! Every function needs a transaction (the checks read the syscache and the
+//! role membership cache) and raises an ERROR, through pgrx's guard, if a
+//! catalog look-up fails.
+
+use pgrx::pg_sys;
+
+/// Whether `role` has the CONNECT privilege on database `db` (which must
+/// exist: a dropped database raises an ERROR).
+pub fn may_connect(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+    database_aclcheck(db, role, pg_sys::ACL_CONNECT as _) == pg_sys::AclResult::ACLCHECK_OK
+}
+
+/// PostgreSQL 15 and earlier: the database-specific check.
+#[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
+fn database_aclcheck(db: pg_sys::Oid, role: pg_sys::Oid, mode: pg_sys::AclMode) -> pg_sys::AclResult::Type {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::pg_database_aclcheck(db, role, mode) }
+}
+
+/// PostgreSQL 16 and later: the generic check, given the catalog.
+#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+fn database_aclcheck(db: pg_sys::Oid, role: pg_sys::Oid, mode: pg_sys::AclMode) -> pg_sys::AclResult::Type {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::object_aclcheck(pg_sys::DatabaseRelationId, db, role, mode) }
+}
+
+/// Whether `role` owns database `db` (superusers own everything).
+/// PostgreSQL 15 and earlier: the database-specific check.
+#[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
+pub fn owns_database(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::pg_database_ownercheck(db, role) }
+}
+
+/// Whether `role` owns database `db` (superusers own everything).
+/// PostgreSQL 16 and later: the generic check, given the catalog.
+#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+pub fn owns_database(role: pg_sys::Oid, db: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::object_ownercheck(pg_sys::DatabaseRelationId, db, role) }
+}
+
+/// Whether `member` may `SET ROLE` to `role`: what running something as
+/// `role` on `member`'s behalf requires. Superusers may become any role.
+/// PostgreSQL 15 and earlier: every membership carries that right (what
+/// `SET ROLE` checks there is `is_member_of_role`).
+#[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
+pub fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::is_member_of_role(member, role) }
+}
+
+/// Whether `member` may `SET ROLE` to `role`: what running something as
+/// `role` on `member`'s behalf requires. Superusers may become any role.
+/// PostgreSQL 16 and later: a membership granted `WITH SET FALSE` does not
+/// let its holder become the role, so neither may pg_jobs act as it on the
+/// holder's behalf; `member_can_set_role` is what `SET ROLE` checks.
+#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+pub fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::member_can_set_role(member, role) }
+}
+
+/// The `pg_has_role(role, …)` privileges (a list: any one suffices) that
+/// let the current user change a job or daemon owned by `role`. Changing
+/// what runs as a role is acting as it: allowed to whoever may use the
+/// role's privileges (PostgreSQL's own owner checks) or become it.
+/// PostgreSQL 15 and earlier: every membership is both (`MEMBER`).
+#[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
+pub const CHANGE_OWNED_PRIVILEGES: &str = "MEMBER";
+
+/// The `pg_has_role(role, …)` privileges (a list: any one suffices) that
+/// let the current user change a job or daemon owned by `role`. Changing
+/// what runs as a role is acting as it: allowed to whoever may use the
+/// role's privileges (PostgreSQL's own owner checks) or become it.
+/// PostgreSQL 16 and later: `USAGE` (the membership's `INHERIT` option) or
+/// `SET`; `MEMBER` would also admit a membership granted with neither.
+#[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+pub const CHANGE_OWNED_PRIVILEGES: &str = "USAGE, SET";
