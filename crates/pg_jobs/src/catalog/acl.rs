@@ -132,28 +132,6 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
     }
 }
 
-/// How many rows of `jobs.<table>` (`job` or `daemon`: both are unique by
-/// owner and name) `owner` has, and whether one is called `name`: an index
-/// scan of the unique index's owner prefix.
-pub(crate) fn count_owned(table: &str, owner: pg_sys::Oid, name: &str) -> (i64, bool) {
-    Spi::connect(|c| {
-        c.select(
-            &format!(
-                "SELECT pg_catalog.count(*), COALESCE(pg_catalog.bool_or(name OPERATOR(pg_catalog.=) $2), false)
-                   FROM jobs.{table} WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1"
-            ),
-            None,
-            &[owner.into(), name.into()],
-        )
-        .map(|t| {
-            t.into_iter()
-                .next()
-                .map_or((0, false), |r| (row::get_req::<i64>(&r, 1), row::get_req::<bool>(&r, 2)))
-        })
-    })
-    .or_raise("counting a role's jobs or daemons")
-}
-
 /// Why runs of `role` in `db` can never start as they stand (`None`: they
 /// can), as the run model decides it from the catalogs (syscache look-ups;
 /// needs a transaction).

@@ -159,13 +159,6 @@ pub(crate) fn save(def: &DaemonDef) -> SpiResult<Option<i64>> {
     )
 }
 
-/// How many daemons `owner` has here, and whether one of them is called
-/// `name` (as pg_jobs, past row-level security). For the bound in
-/// `sql_api::bounds`.
-pub(crate) fn owned_by(owner: pg_sys::Oid, name: &str) -> (i64, bool) {
-    crate::catalog::acl::count_owned("daemon", owner, name)
-}
-
 /// Stop (`false`) or start daemon `id`.
 pub(crate) fn set_enabled(id: i64, enabled: bool) -> SpiResult<()> {
     if enabled {
@@ -179,68 +172,4 @@ pub(crate) fn set_enabled(id: i64, enabled: bool) -> SpiResult<()> {
             &[id.into()],
         )
     }
-}
-
-/// Remove daemon `id`; returns its owner (`None`: it was gone already).
-pub(crate) fn delete(id: i64) -> SpiResult<Option<pg_sys::Oid>> {
-    Spi::connect_mut(|c| {
-        c.update(
-            "DELETE FROM jobs.daemon WHERE id OPERATOR(pg_catalog.=) $1 RETURNING owner::pg_catalog.oid",
-            None,
-            &[id.into()],
-        )
-        .map(|t| {
-            t.into_iter()
-                .next()
-                .and_then(|r| row::get_opt::<pg_sys::Oid>(&r, 1))
-        })
-    })
-}
-
-/// The name of a daemon of role `from` that a daemon of role `to` already
-/// has (the first by name), if any: a daemon's name is unique per owner.
-pub(crate) fn name_clash(from: pg_sys::Oid, to: pg_sys::Oid) -> Option<String> {
-    Spi::connect(|c| {
-        c.select(
-            "SELECT a.name FROM jobs.daemon a JOIN jobs.daemon b ON b.name OPERATOR(pg_catalog.=) a.name
-              WHERE a.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                AND b.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2
-              ORDER BY a.name LIMIT 1",
-            None,
-            &[from.into(), to.into()],
-        )
-        .or_raise("comparing two roles' daemon names")
-        .next()
-        .map(|r| row::get_req::<String>(&r, 1))
-    })
-}
-
-/// Give role `to` the daemons of role `from` (REASSIGN OWNED; a running
-/// one restarts as `to`, its owner being part of its definition); returns
-/// how many.
-pub(crate) fn reassign(from: pg_sys::Oid, to: pg_sys::Oid) -> usize {
-    Spi::connect_mut(|c| {
-        c.update(
-            "UPDATE jobs.daemon SET owner = $2::pg_catalog.regrole
-              WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id",
-            None,
-            &[from.into(), to.into()],
-        )
-        .or_raise("reassigning daemons")
-        .count()
-    })
-}
-
-/// Remove the daemons of role `role` (DROP OWNED; their scheduler stops
-/// them, as for `jobs.drop_daemon`); returns how many.
-pub(crate) fn delete_owned_by(role: pg_sys::Oid) -> usize {
-    Spi::connect_mut(|c| {
-        c.update(
-            "DELETE FROM jobs.daemon WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 RETURNING id",
-            None,
-            &[role.into()],
-        )
-        .or_raise("dropping a role's daemons")
-        .count()
-    })
 }

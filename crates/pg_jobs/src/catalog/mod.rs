@@ -7,6 +7,8 @@
 //! - [`results`]: `jobs.run_result` (rows kept for `jobs.result`);
 //! - [`jobs`]: `jobs.job` (scheduled job definitions);
 //! - [`daemons`]: `jobs.daemon` (daemon definitions, their exits);
+//! - [`owned`]: what those two share: rows a role owns by name (counting,
+//!   removing, moving a role's);
 //! - [`schema_version`]: whether the extension is here, and its schema's version;
 //! - [`acl`]: access checks (which job or daemon the caller may change);
 //! - [`ownership`]: each owner's ownership anchor, the object that makes
@@ -16,6 +18,7 @@
 pub mod acl;
 pub mod daemons;
 pub mod jobs;
+pub mod owned;
 pub mod ownership;
 pub mod plans;
 pub mod results;

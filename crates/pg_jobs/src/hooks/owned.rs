@@ -23,8 +23,9 @@
 //! the workers hear of it at commit, as of any change.
 
 use super::*;
+use crate::catalog::owned::{self, Owned};
 use crate::catalog::ownership::{self, Change};
-use crate::catalog::{daemons, jobs, runs, schema_version};
+use crate::catalog::{runs, schema_version};
 use crate::pg::bgw;
 use crate::pg::error::raise;
 use pgrx::PgSqlErrorCode as Code;
@@ -95,15 +96,15 @@ fn reassign(from: &[pg_sys::Oid], to: pg_sys::Oid) {
     let (caller_is_superuser, to_is_superuser) = unsafe { (pg_sys::superuser(), pg_sys::superuser_arg(to)) };
     for &role in from.iter().filter(|&&r| r != to) {
         let (ids, daemons_moved, runs_moved) = bgw::as_superuser(|| {
-            if let Some(name) = jobs::name_clash(role, to) {
+            if let Some(name) = owned::name_clash(Owned::Job, role, to) {
                 clash("job", &name, role, to);
             }
-            if let Some(name) = daemons::name_clash(role, to) {
+            if let Some(name) = owned::name_clash(Owned::Daemon, role, to) {
                 clash("daemon", &name, role, to);
             }
             (
-                jobs::reassign(role, to),
-                daemons::reassign(role, to),
+                owned::reassign(Owned::Job, role, to),
+                owned::reassign(Owned::Daemon, role, to).len(),
                 runs::reassign_queued(role, to),
             )
         });
@@ -157,8 +158,8 @@ fn drop_owned(roles: &[pg_sys::Oid]) {
     for &role in roles {
         let (ids, daemons_dropped, cancelled) = bgw::as_superuser(|| {
             (
-                jobs::delete_owned_by(role),
-                daemons::delete_owned_by(role),
+                owned::delete_owned_by(Owned::Job, role),
+                owned::delete_owned_by(Owned::Daemon, role).len(),
                 runs::cancel_queued_of(role),
             )
         });

@@ -99,8 +99,8 @@ fn check_new(kind: &str, owner: pg_sys::Oid, name: &str, bound: u64, setting: &s
     }
     lock_definitions_of(kind, owner);
     let (count, has_name) = bgw::as_superuser(|| match kind {
-        "job" => catalog::jobs::owned_by(owner, name),
-        _ => catalog::daemons::owned_by(owner, name),
+        "job" => catalog::owned::count(catalog::owned::Owned::Job, owner, name),
+        _ => catalog::owned::count(catalog::owned::Owned::Daemon, owner, name),
     });
     if has_name || (count.max(0) as u64) < bound {
         return;

@@ -8,6 +8,7 @@
 //! here; the scheduler reloads them when the writing transaction commits.
 
 use crate::catalog::daemons;
+use crate::catalog::owned::{self, Owned};
 use crate::catalog::ownership::{self, Change};
 use crate::hooks;
 use crate::pg::bgw;
@@ -138,7 +139,7 @@ fn start_daemon(name: Option<&str>) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_daemon(name: Option<&str>) -> bool {
     let id = find_daemon(name);
-    if let Some(owner) = write_daemon("remove the daemon", || daemons::delete(id)) {
+    if let Some(owner) = write_daemon("remove the daemon", || owned::delete(Owned::Daemon, id)) {
         ownership::sync(owner, Change::Lost);
     }
     true

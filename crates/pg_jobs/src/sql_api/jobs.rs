@@ -12,6 +12,7 @@
 
 use crate::catalog::acl::*;
 use crate::catalog::jobs;
+use crate::catalog::owned::{self, Owned};
 use crate::catalog::ownership::{self, Change};
 use crate::gucs;
 use crate::hooks;
@@ -179,7 +180,7 @@ fn _alter_job(
 #[pg_extern(volatile, parallel_unsafe)]
 fn unschedule(name: Option<&str>) -> bool {
     let id = find_job(required(name, "name"));
-    if let Some(owner) = write_job(id, "remove the job", || jobs::delete(id)) {
+    if let Some(owner) = write_job(id, "remove the job", || owned::delete(Owned::Job, id)) {
         ownership::sync(owner, Change::Lost);
     }
     true
