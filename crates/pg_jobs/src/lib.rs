@@ -48,7 +48,15 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     shmem::init();
     hooks::init();
-    workers::launcher::register();
+    // Under pg_upgrade no worker may run (see `pg::bgw::binary_upgrade`):
+    // no launcher, so no scheduler, executor or daemon either. The settings,
+    // shared memory and hooks stay, so the server and its pg_jobs settings
+    // load as usual.
+    if pg::bgw::binary_upgrade() {
+        log!("pg_jobs: binary upgrade mode (pg_upgrade): no pg_jobs worker will start");
+    } else {
+        workers::launcher::register();
+    }
 }
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);

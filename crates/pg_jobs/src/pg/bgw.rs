@@ -14,6 +14,22 @@ use pgrx::prelude::*;
 use std::ffi::CString;
 use std::time::Duration;
 
+/// Whether this server was started by `pg_upgrade` (`postgres -b`,
+/// PostgreSQL's `IsBinaryUpgrade`). pg_upgrade starts the old and the new
+/// cluster in this mode to read and restore their schemas, and copies the
+/// old cluster's data files afterwards: anything a worker did meanwhile
+/// (an `@reboot` job, a due run, a daemon) would be done behind the DBA's
+/// back, with the cluster supposed to be down, and carried into the new
+/// cluster. PostgreSQL 15 starts background workers in this mode, so
+/// pg_jobs starts none: `_PG_init` registers no launcher (and so nothing
+/// else starts), and the launcher and `start_dynamic` refuse as well.
+pub fn binary_upgrade() -> bool {
+    // SAFETY: a plain bool global that the postmaster sets from its command
+    // line before it loads shared_preload_libraries, and that every process
+    // it forks inherits; nothing writes it afterwards.
+    unsafe { pg_sys::IsBinaryUpgrade }
+}
+
 /// Install `die` for SIGTERM and the flag-setting reload handler for
 /// SIGHUP, then unblock signals. A SIGHUP sent before this point is lost,
 /// which is why callers read their settings after calling it.
@@ -258,6 +274,9 @@ pub struct DynamicWorker<'a> {
 /// supervisors decide). We are notified (latch) when it starts or stops.
 /// `None` when no background-worker slot is free.
 pub fn start_dynamic(w: &DynamicWorker) -> Option<WorkerHandle> {
+    if binary_upgrade() {
+        return None;
+    }
     let builder = BackgroundWorkerBuilder::new(w.bgw_name)
         .set_type(w.bgw_type)
         .set_library("pg_jobs")

@@ -78,6 +78,12 @@ struct Database {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_jobs_launcher_main(_arg: pg_sys::Datum) {
     bgw::install_signal_handlers();
+    // `_PG_init` registers no launcher under pg_upgrade; should one start
+    // anyway, it exits at once, with code 0 so the postmaster does not
+    // restart it.
+    if bgw::binary_upgrade() {
+        return;
+    }
     // No database: only shared catalogs (pg_database) are readable.
     // SAFETY: a background worker connects once, here, before any
     // transaction; null database and user connect to no database, which
