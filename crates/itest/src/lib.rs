@@ -28,43 +28,88 @@ use std::time::{Duration, Instant};
 /// Debian's PostgreSQL 15, the default.
 const DEFAULT_PG_CONFIG: &str = "/usr/lib/postgresql/15/bin/pg_config";
 
-struct Postgres {
-    bin: PathBuf,
-    major: u32,
+/// A PostgreSQL installation, as its `pg_config` describes it.
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub pg_config: PathBuf,
+    /// `pg_config --bindir`: initdb, pg_ctl, pg_upgrade, …
+    pub bin: PathBuf,
+    /// 15, 18, …
+    pub major: u32,
+    /// `pg_config --pkglibdir`: where `pg_jobs.so` is installed.
+    pub pkglibdir: PathBuf,
 }
 
-fn postgres() -> &'static Postgres {
-    static PG: OnceLock<Postgres> = OnceLock::new();
-    PG.get_or_init(|| {
-        let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.into());
+impl Installation {
+    /// The installation whose `pg_config` is `pg_config`.
+    pub fn from_pg_config(pg_config: impl AsRef<Path>) -> Result<Installation, String> {
+        let pg_config = pg_config.as_ref();
         let ask = |flag: &str| {
-            let out = Command::new(&pg_config)
+            let out = Command::new(pg_config)
                 .arg(flag)
                 .output()
-                .unwrap_or_else(|e| panic!("cannot run {pg_config} {flag}: {e}"));
-            assert!(out.status.success(), "{pg_config} {flag} failed");
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+                .map_err(|e| format!("cannot run {} {flag}: {e}", pg_config.display()))?;
+            if !out.status.success() {
+                return Err(format!("{} {flag} failed", pg_config.display()));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         };
         // "PostgreSQL 18.6" (or "PostgreSQL 15.20 (Debian 15.20-1)").
-        let version = ask("--version");
+        let version = ask("--version")?;
         let major: u32 = version
             .split_whitespace()
             .nth(1)
             .and_then(|v| v.split('.').next())
             .and_then(|m| m.parse().ok())
-            .unwrap_or_else(|| panic!("{pg_config} --version said {version:?}"));
+            .ok_or_else(|| format!("{} --version said {version:?}", pg_config.display()))?;
+        Ok(Installation {
+            pg_config: pg_config.to_owned(),
+            bin: PathBuf::from(ask("--bindir")?),
+            major,
+            pkglibdir: PathBuf::from(ask("--pkglibdir")?),
+        })
+    }
+
+    /// `Ok` if the pg_jobs library installed here was built from this tree
+    /// (it carries this tree's `pg_jobs.build_id`), else why not. Reads
+    /// the library file: no server needed.
+    pub fn has_this_build(&self) -> Result<(), String> {
+        let lib = self.pkglibdir.join("pg_jobs.so");
+        let bytes = std::fs::read(&lib)
+            .map_err(|e| format!("no pg_jobs in PostgreSQL {} ({}: {e})", self.major, lib.display()))?;
+        let id = env!("PG_JOBS_BUILD_ID").as_bytes();
+        if bytes.windows(id.len()).any(|w| w == id) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the pg_jobs in PostgreSQL {} ({}) was not built from this tree",
+                self.major,
+                lib.display()
+            ))
+        }
+    }
+}
+
+fn postgres() -> &'static Installation {
+    static PG: OnceLock<Installation> = OnceLock::new();
+    PG.get_or_init(|| {
+        let pg_config = std::env::var("PG_CONFIG").unwrap_or_else(|_| DEFAULT_PG_CONFIG.into());
+        let pg = Installation::from_pg_config(&pg_config).unwrap_or_else(|e| panic!("{e}"));
         if let Ok(want) = std::env::var("PG_MAJOR") {
             assert_eq!(
                 want,
-                major.to_string(),
-                "PG_MAJOR={want} but PG_CONFIG={pg_config} is PostgreSQL {major}"
+                pg.major.to_string(),
+                "PG_MAJOR={want} but PG_CONFIG={pg_config} is PostgreSQL {}",
+                pg.major
             );
         }
-        Postgres {
-            bin: PathBuf::from(ask("--bindir")),
-            major,
-        }
+        pg
     })
+}
+
+/// The PostgreSQL the tests run (`$PG_CONFIG`, else Debian's 15).
+pub fn installation() -> &'static Installation {
+    postgres()
 }
 
 /// The directory of the PostgreSQL programs the tests run (`pg_config
@@ -82,6 +127,8 @@ pub fn pg_major() -> u32 {
 pub struct Cluster {
     pub dir: PathBuf,
     pub port: u16,
+    /// The programs it runs (`pg_config --bindir` of its installation).
+    bin: PathBuf,
     os_user: Option<String>,
     running: bool,
 }
@@ -109,6 +156,23 @@ impl Cluster {
     /// initdb + start a cluster with `shared_preload_libraries = 'pg_jobs'`
     /// (unless `extra_conf` overrides it) and the lines of `extra_conf`.
     pub fn start(name: &str, extra_conf: &str) -> Cluster {
+        Cluster::start_on(installation(), name, extra_conf)
+    }
+
+    /// [`Cluster::start`] with the programs of installation `pg`.
+    pub fn start_on(pg: &Installation, name: &str, extra_conf: &str) -> Cluster {
+        let mut c = Cluster::init_on(pg, name, &[], extra_conf);
+        c.start_server();
+        if !extra_conf.contains("shared_preload_libraries") {
+            c.check_build_id();
+        }
+        c
+    }
+
+    /// initdb (with `initdb_args` besides the usual ones) and configure a
+    /// cluster as [`Cluster::start`] does, without starting it: for
+    /// pg_upgrade's new cluster.
+    pub fn init_on(pg: &Installation, name: &str, initdb_args: &[&str], extra_conf: &str) -> Cluster {
         let os_user =
             is_root().then(|| std::env::var("PGJOBS_OS_USER").unwrap_or_else(|_| "postgres".into()));
         let root = std::env::temp_dir().join("pg_jobs_itest");
@@ -117,9 +181,10 @@ impl Cluster {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let port = pick_port(&dir);
-        let mut c = Cluster {
+        let c = Cluster {
             dir,
             port,
+            bin: pg.bin.clone(),
             os_user,
             running: false,
         };
@@ -129,7 +194,7 @@ impl Cluster {
                 assert!(ok, "chown {u} {}", d.display());
             }
         }
-        c.pg(&[
+        let mut initdb = vec![
             "initdb",
             "-D",
             "data",
@@ -140,7 +205,9 @@ impl Cluster {
             "--no-sync",
             "-E",
             "UTF8",
-        ]);
+        ];
+        initdb.extend_from_slice(initdb_args);
+        c.pg(&initdb);
         let conf = format!(
             "shared_preload_libraries = 'pg_jobs'\nport = {port}\nunix_socket_directories = '{}'\n\
              listen_addresses = ''\nfsync = off\nlog_min_messages = log\n{extra_conf}\n",
@@ -150,16 +217,12 @@ impl Cluster {
         let mut existing = std::fs::read_to_string(&conf_path).unwrap();
         existing.push_str(&conf);
         std::fs::write(&conf_path, existing).unwrap();
-        c.start_server();
-        if !extra_conf.contains("shared_preload_libraries") {
-            c.check_build_id();
-        }
         c
     }
 
     /// Refuse to test an installed library that is not the one built from
     /// this tree: a stale install must never pass a run.
-    fn check_build_id(&self) {
+    pub fn check_build_id(&self) {
         let installed: String = one(&mut self.connect("postgres"), "SHOW pg_jobs.build_id");
         assert_eq!(
             installed,
@@ -168,8 +231,9 @@ impl Cluster {
         );
     }
 
-    /// Run a PostgreSQL program from [`pg_bin`] in the cluster directory, as
-    /// the cluster's OS user. Panics (with its output) if it fails.
+    /// Run a PostgreSQL program of the cluster's installation in the cluster
+    /// directory, as the cluster's OS user. Panics (with its output) if it
+    /// fails.
     pub fn pg(&self, args: &[&str]) -> String {
         let out = self.pg_try(args);
         match out {
@@ -179,7 +243,7 @@ impl Cluster {
     }
 
     pub fn pg_try(&self, args: &[&str]) -> Result<String, String> {
-        let prog = pg_bin().join(args[0]);
+        let prog = self.bin.join(args[0]);
         let mut cmd = match &self.os_user {
             Some(u) => {
                 let mut c = Command::new("runuser");
@@ -210,18 +274,30 @@ impl Cluster {
     }
 
     pub fn start_server(&mut self) {
-        self.pg(&[
-            "pg_ctl",
-            "-D",
-            "data",
-            "-l",
-            "server.log",
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ]);
+        self.start_server_with(&[]);
+    }
+
+    /// Start the server with `postgres_args` on its command line (`pg_ctl
+    /// -o`), such as `-b`, pg_upgrade's binary-upgrade mode.
+    pub fn start_server_with(&mut self, postgres_args: &[&str]) {
+        let opts = postgres_args.join(" ");
+        let mut args = vec!["pg_ctl", "-D", "data", "-l", "server.log", "-w", "-t", "60"];
+        if !opts.is_empty() {
+            args.extend(["-o", &opts]);
+        }
+        args.push("start");
+        self.pg(&args);
         self.running = true;
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The OS user that runs the cluster's programs (`None`: this process's).
+    pub fn os_user(&self) -> Option<&str> {
+        self.os_user.as_deref()
     }
 
     /// Restart the server with `env` in its environment (everything else
@@ -233,7 +309,7 @@ impl Cluster {
         args.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         args.extend(
             [
-                &pg_bin().join("pg_ctl").display().to_string(),
+                &self.bin.join("pg_ctl").display().to_string(),
                 "-D",
                 "data",
                 "-l",
@@ -326,6 +402,7 @@ impl Cluster {
         let mut c = Cluster {
             port: pick_port(&dir),
             dir,
+            bin: primary.bin.clone(),
             os_user: primary.os_user.clone(),
             running: false,
         };
