@@ -41,12 +41,29 @@ pub fn of_workspace(root: &Path) -> String {
 }
 
 /// For a build script: rerun when an input changes, and set
-/// `PG_JOBS_BUILD_ID` for the crate being built.
-pub fn emit_cargo_directives(root: &Path) {
+/// `PG_JOBS_BUILD_ID` for the crate being built. `manifest_dir` is the
+/// crate's directory (`CARGO_MANIFEST_DIR`, read when the script runs),
+/// `to_root` the way from it to the workspace root (`"../.."`).
+///
+/// The paths to watch are given to cargo relative to the crate, as cargo
+/// then resolves them in the checkout being built: cargo shares a build
+/// script's output between checkouts (git worktrees) that use one target
+/// directory, and absolute paths would make it watch, and fingerprint,
+/// the checkout that ran the script first.
+///
+/// Panics if the workspace holds none of the inputs: a fingerprint of
+/// nothing would be the same for every build, and match any other.
+pub fn emit_cargo_directives(manifest_dir: &Path, to_root: &str) {
+    let root = manifest_dir.join(to_root);
     for input in INPUTS {
-        println!("cargo:rerun-if-changed={}", root.join(input).display());
+        println!("cargo:rerun-if-changed={to_root}/{input}");
     }
-    println!("cargo:rustc-env=PG_JOBS_BUILD_ID={}", of_workspace(root));
+    assert!(
+        INPUTS.iter().any(|input| root.join(input).exists()),
+        "build_id: no sources of pg_jobs under {}",
+        root.display()
+    );
+    println!("cargo:rustc-env=PG_JOBS_BUILD_ID={}", of_workspace(&root));
 }
 
 fn collect(p: &Path, out: &mut Vec<PathBuf>) {
