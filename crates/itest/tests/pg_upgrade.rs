@@ -390,19 +390,65 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
     let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("pg_upgrade-check.txt");
     std::fs::write(&record, format!("$ {}\n{check}", check_args.join(" "))).unwrap();
 
-    // Last before the stop: a one-off and a delayed submit due a little
-    // later, so they come due while the cluster is down or just after.
+    // Drained, as the operations guide suggests before the stop: with
+    // pg_jobs.enabled off the schedulers stop and runs going finish, so
+    // nothing new starts (daemons go on until the shutdown; idle pooled
+    // executors until their idle timeout, with nothing to run). Then a
+    // one-off and a delayed submit come due while nothing runs them: they
+    // must run once, after the upgrade.
+    for sql in [
+        "ALTER SYSTEM SET pg_jobs.enabled = off",
+        "SELECT pg_reload_conf()",
+    ] {
+        app.batch_execute(sql).unwrap();
+    }
+    let (_, drained_in) = wait_for("pg_jobs to drain (pg_jobs.enabled = off)", DEADLINE, || {
+        let schedulers = count(
+            &mut app,
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_jobs scheduler'",
+        );
+        let running = count(
+            &mut app,
+            "SELECT count(*) FROM jobs.run WHERE status IN ('starting', 'running')",
+        ) + count(
+            &mut shop,
+            "SELECT count(*) FROM jobs.run WHERE status IN ('starting', 'running')",
+        );
+        (schedulers == 0 && running == 0).then_some(())
+    });
     app.batch_execute(&format!(
-        "SELECT jobs.schedule('soon', (now() + interval '15 seconds')::text, $${soon}$$);",
+        "SELECT jobs.schedule('soon', (now() + interval '1 second')::text, $${soon}$$);",
         soon = tick("soon"),
     ))
     .unwrap();
     let delayed_run: i64 = one(
         &mut app,
         &format!(
-            "SELECT jobs.submit($${}$$, start_at => now() + interval '15 seconds')",
+            "SELECT jobs.submit($${}$$, start_at => now() + interval '1 second')",
             tick("delayed")
         ),
+    );
+    wait_for(
+        "the one-off's and the delayed run's time to pass",
+        DEADLINE,
+        || {
+            (count(
+                &mut app,
+                &format!(
+                "SELECT count(*) FROM jobs.job j, jobs.run r WHERE j.name = 'soon' AND r.id = {delayed_run}
+                  AND clock_timestamp() > j.once_at AND clock_timestamp() > r.not_before"
+            ),
+            ) == 1)
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        count(
+            &mut app,
+            "SELECT count(*) FROM ticks WHERE job IN ('soon', 'delayed')"
+        ),
+        0,
+        "a run started with pg_jobs.enabled off"
     );
     let berlin_next: f64 = one(
         &mut app,
@@ -489,7 +535,19 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
             AND typowner = 'shop_app'::regrole",
     );
     assert_eq!(anchors, 1, "shop_app's ownership anchor did not come across");
-    let tied_before = count(&mut shop, tied);
+    assert_eq!(
+        count(&mut shop, tied),
+        0,
+        "the anchor came across tied to the extension: the docs say to run jobs._sync_ownership() for nothing"
+    );
+    // The owner dependency comes across with it: DROP ROLE is refused before
+    // and after.
+    let mut admin = new.connect("postgres");
+    let drop_role = |admin: &mut Client| {
+        let e = admin.batch_execute("DROP ROLE shop_app").unwrap_err();
+        assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("2BP01"), "{e}");
+    };
+    drop_role(&mut admin);
     shop.batch_execute("SELECT jobs._sync_ownership()").unwrap();
     app.batch_execute("SELECT jobs._sync_ownership()").unwrap();
     assert_eq!(
@@ -497,11 +555,7 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
         1,
         "jobs._sync_ownership() did not tie the anchor to the extension"
     );
-    let e = new
-        .connect("postgres")
-        .batch_execute("DROP ROLE shop_app")
-        .unwrap_err();
-    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("2BP01"), "{e}");
+    drop_role(&mut admin);
 
     // Everything resumes: every schedule, the one-off and the delayed run
     // that came due, @reboot once, both daemons.
@@ -737,11 +791,40 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
         assert!(lost.is_empty(), "ticks lost or changed: {lost:?}");
     }
 
+    // How soon after the start things ran, for the operations guide.
+    let since_start = |c: &mut Client, sql: &str| -> f64 {
+        one::<f64>(
+            c,
+            &format!("SELECT extract(epoch FROM ({sql}) - pg_postmaster_start_time())::float8"),
+        )
+    };
+    let first = |c: &mut Client, job: &str| {
+        since_start(
+            c,
+            &format!(
+                "SELECT min(r.started_at) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
+                  WHERE j.name = '{job}' AND r.started_at >= pg_postmaster_start_time()"
+            ),
+        )
+    };
+    let soon_at = first(&mut app, "soon");
+    let cron_at = first(&mut app, "cron");
+    let delayed_at = since_start(
+        &mut app,
+        &format!("SELECT started_at FROM jobs.run WHERE id = {delayed_run}"),
+    );
+    let beat_at = since_start(
+        &mut app,
+        "SELECT min(at) FROM beats WHERE at > pg_postmaster_start_time()",
+    );
     say(&format!(
-        "pg_upgrade {} → {}: --check {:.1} s, upgrade {:.1} s, everything resumed {:.1} s after the start; \
-         anchors tied before _sync_ownership: {tied_before}; whole test {:.0} s; --check output in {}",
+        "pg_upgrade {} → {}: drained in {:.1} s, --check {:.1} s, upgrade {:.1} s; after the start: the overdue \
+         one-off ran at +{soon_at:.2} s, the overdue submit at +{delayed_at:.2} s, the first cron run at \
+         +{cron_at:.2} s, the daemon's first beat at +{beat_at:.2} s (the wait for all of it: {:.1} s); \
+         whole test {:.0} s; --check output in {}",
         from.major,
         to.major,
+        drained_in.as_secs_f64(),
         check_took.as_secs_f64(),
         upgrade_took.as_secs_f64(),
         resumed_in.as_secs_f64(),
