@@ -487,8 +487,8 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
                 skip_or_fail(&format!(
                     "pg_upgrade test skipped: pg_upgrade from {} to {} fails for any database with a table, with \
                      pg_jobs or without: this 15 stores the column option pg_attver, which this 18's pg_dump \
-                     copies and its server refuses (unrecognized parameter \"pg_attver\"). Upgrade to an 18 release \
-                     at least as recent as the 15, or test from an older 15 (scripts/package-test upgrade does)",
+                     copies and its server refuses (unrecognized parameter \"pg_attver\"). It needs an 18 that knows \
+                     that option, or an older 15 (scripts/package-test upgrade takes Debian's 15.18)",
                     version_of(&from),
                     version_of(&to)
                 ));
