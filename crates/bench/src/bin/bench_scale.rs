@@ -19,16 +19,10 @@
 //! 5. Slot pressure: `max_worker_processes = 8`, 50 one-offs due 10 ms
 //!    apart: all run, in due order, none fails for lack of a slot.
 
+use pg_jobs_bench::{pct, proc_cost};
 use pg_jobs_itest::{one, wait_for, Cluster};
 use postgres::Client;
 use std::time::{Duration, Instant};
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 /// Lags (ms) of the rows `who` wrote since `since`, against `scheduled`, an
 /// SQL expression of `at` (and `j`) giving each run's scheduled instant.
@@ -69,25 +63,6 @@ fn pids(s: &mut Client, backend_type: &str) -> Vec<i32> {
     .iter()
     .map(|r| r.get(0))
     .collect()
-}
-
-/// (voluntary context switches, CPU ms) of a process.
-fn proc_cost(pid: i32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let ctx = status
-        .lines()
-        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is 14th, stime 15th overall.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf takes a constant name and no pointers.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ctx, ticks as f64 * 1000.0 / hz)
 }
 
 /// The process's own memory (RssAnon): VmRSS would also count the pages of

@@ -23,32 +23,13 @@
 //!    one at a time. Prints how often calm's job ran and its submits' start
 //!    lag (started_at − submit commit) p50/p99.
 
+use pg_jobs_bench::{pct, proc_cost};
 use pg_jobs_itest::{one, wait_for, Cluster};
 use postgres::Client;
 use std::time::{Duration, Instant};
 
 /// Finished runs already in each due job's history.
 const HISTORY: i64 = 1000;
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// CPU milliseconds a process has used.
-fn cpu_ms(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (in parentheses): utime is the 14th, stime the 15th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // SAFETY: sysconf takes a constant name and no pointers.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks as f64 * 1000.0 / hz
-}
 
 fn scheduler_pid(s: &mut Client) -> i32 {
     one(
@@ -93,9 +74,9 @@ fn pass_cost(c: &Cluster, total: i64, due: i64, waiting: i64) -> (f64, f64, i64)
     std::thread::sleep(Duration::from_secs(5)); // a warm-up phase of the benchmark, not a wait for a condition
     let pid = scheduler_pid(&mut s);
     let t0: f64 = one(&mut s, "SELECT extract(epoch FROM clock_timestamp())::float8");
-    let (cpu0, w0) = (cpu_ms(pid), Instant::now());
+    let (cpu0, w0) = (proc_cost(pid).1, Instant::now());
     std::thread::sleep(Duration::from_secs(10)); // the measured window
-    let (cpu1, wall) = (cpu_ms(pid), w0.elapsed().as_secs_f64());
+    let (cpu1, wall) = (proc_cost(pid).1, w0.elapsed().as_secs_f64());
     let queued: i64 = one(
         &mut s,
         &format!(
