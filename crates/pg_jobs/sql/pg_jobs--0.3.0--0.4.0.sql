@@ -75,7 +75,7 @@ COMMENT ON VIEW jobs.daemon_status IS
 COMMENT ON FUNCTION jobs.cancel(bigint) IS
   'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
 
 -- Fair sharing (0.4.0): each role's queued runs form a lane, in the role's
 -- own priority and due order; the scheduler shares executors across lanes
@@ -107,3 +107,37 @@ COMMENT ON FUNCTION jobs._sync_ownership() IS
   'Internal: makes the ownership anchors in this database (one shell type per role that owns jobs or daemons here, so that DROP ROLE is refused while it does) match what each role owns. The 0.4.0 upgrade runs it; superusers only.';
 REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;
 SELECT jobs._sync_ownership();
+
+-- One visibility rule, stated once (issue 14): row-level security, the
+-- daemon_status view and the functions that find a job, run or daemon ask
+-- jobs._acts_for, which the library decides per PostgreSQL major (from 16
+-- on, a membership granted WITH INHERIT FALSE, SET FALSE shows nothing of
+-- the role's work). In SQL text, pg_has_role(…, 'MEMBER') would survive a
+-- pg_upgrade to 16+ unchanged and keep the 15 rule there.
+CREATE FUNCTION jobs."_acts_for"("owner" oid) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_acts_for_wrapper';
+COMMENT ON FUNCTION jobs._acts_for(oid) IS
+  'Internal: whether the current user sees and acts on the jobs, runs and daemons of the given owner (row-level security, jobs.daemon_status and every function that finds a job, run or daemon ask it).';
+ALTER POLICY job_owner ON jobs.job USING (jobs._acts_for(owner::pg_catalog.oid));
+ALTER POLICY run_owner ON jobs.run USING (jobs._acts_for(owner::pg_catalog.oid));
+ALTER POLICY daemon_owner ON jobs.daemon USING (jobs._acts_for(owner::pg_catalog.oid));
+CREATE OR REPLACE VIEW jobs.daemon_status AS
+SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
+       COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
+       s.pid,
+       s.since,
+       COALESCE(s.restarts, d.restarts) AS restarts,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit ELSE d.last_exit END AS last_exit,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_exit_at ELSE d.last_exit_at END AS last_exit_at,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_sqlstate ELSE d.last_sqlstate END AS last_sqlstate,
+       CASE WHEN s.last_exit IS NOT NULL THEN s.last_message ELSE d.last_message END AS last_message,
+       s.next_restart,
+       d.command
+  FROM jobs.daemon d
+  LEFT JOIN jobs._daemons() s
+         ON s.daemon_id OPERATOR(pg_catalog.=) d.id
+        AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
+                                                  WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+ WHERE jobs._acts_for(d.owner::pg_catalog.oid);

@@ -62,7 +62,7 @@ CREATE TABLE jobs.run (
     datid          oid
 );
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of roles it is a member of, superusers all.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
   'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
@@ -101,14 +101,26 @@ CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_ca
 CREATE INDEX run_job_started ON jobs.run (job_id, started_at) WHERE job_id IS NOT NULL;
 CREATE INDEX run_finished_at ON jobs.run (finished_at) WHERE finished_at IS NOT NULL;
 
+-- Who sees and acts on what a role owns (0.4.0): its own work and that of
+-- roles it acts for (any membership up to PostgreSQL 15; from 16 on, one
+-- that inherits the role's privileges or may SET ROLE to it); superusers
+-- all. A C function, so the library of the running major decides, also
+-- after pg_upgrade (docs/security.md).
+CREATE FUNCTION jobs."_acts_for"("owner" oid) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_acts_for_wrapper';
+COMMENT ON FUNCTION jobs._acts_for(oid) IS
+  'Internal: whether the current user sees and acts on the jobs, runs and daemons of the given owner (row-level security, jobs.daemon_status and every function that finds a job, run or daemon ask it).';
+
 ALTER TABLE jobs.job ENABLE ROW LEVEL SECURITY;
--- A role sees the jobs and runs of the roles it could SET ROLE to (its own,
--- and its groups'), as with ownership elsewhere in PostgreSQL; superusers all.
+-- A role sees the jobs and runs of the roles it acts for (its own, and its
+-- groups'), as with ownership elsewhere in PostgreSQL; superusers all.
 CREATE POLICY job_owner ON jobs.job FOR SELECT
-  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
+  USING (jobs._acts_for(owner::pg_catalog.oid));
 ALTER TABLE jobs.run ENABLE ROW LEVEL SECURITY;
 CREATE POLICY run_owner ON jobs.run FOR SELECT
-  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
+  USING (jobs._acts_for(owner::pg_catalog.oid));
 
 -- Daemons (0.2.0): long-running commands their database's scheduler keeps running.
 CREATE TABLE jobs.daemon (
@@ -137,7 +149,7 @@ COMMENT ON TABLE jobs.daemon IS
   'pg_jobs daemons. Change them with jobs.daemon, jobs.stop_daemon, jobs.start_daemon, jobs.drop_daemon; watch them in jobs.daemon_status.';
 ALTER TABLE jobs.daemon ENABLE ROW LEVEL SECURITY;
 CREATE POLICY daemon_owner ON jobs.daemon FOR SELECT
-  USING (pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER'));
+  USING (jobs._acts_for(owner::pg_catalog.oid));
 REVOKE ALL ON jobs.daemon FROM PUBLIC;
 GRANT SELECT ON jobs.daemon TO PUBLIC;
 

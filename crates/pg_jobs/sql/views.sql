@@ -139,8 +139,8 @@ COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
 COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
 
 -- Reads jobs.daemon with the view owner's rights, so it filters as
--- row-level security does there: the daemons of roles the caller is a
--- member of. jobs._daemons() filters the shared-memory status the same way.
+-- row-level security does there: the daemons of roles the caller acts for.
+-- jobs._daemons() filters the shared-memory status the same way.
 CREATE VIEW jobs.daemon_status AS
 SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
        COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
@@ -158,7 +158,7 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
          ON s.daemon_id OPERATOR(pg_catalog.=) d.id
         AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
- WHERE pg_catalog.pg_has_role(d.owner::pg_catalog.oid, 'MEMBER');
+ WHERE jobs._acts_for(d.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.daemon_status IS
   'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, no_daemon_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;

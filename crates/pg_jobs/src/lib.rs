@@ -132,20 +132,97 @@ mod tests {
         Spi::run("SELECT jobs.submit('SELECT 1', run_as => 'pgj_target')").unwrap();
     }
 
-    /// PostgreSQL 16 and later: a membership granted with neither `INHERIT`
-    /// nor `SET` does not let its holder change the role's jobs (their
-    /// command runs as the role); the holder still sees them.
+    /// The role `pgj_target<n>` with a job, a queued run and a daemon, and
+    /// `pgj_holder<n>` granted membership in it by `grant` (a `GRANT`
+    /// clause); returns the run's id. The session is left as superuser.
     #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
-    #[pg_test(error = "job \"pgj_job\" does not exist")]
-    fn changing_a_job_needs_inherit_or_set() {
-        Spi::run("CREATE ROLE pgj_target; CREATE ROLE pgj_holder").unwrap();
-        Spi::run("GRANT pgj_target TO pgj_holder WITH INHERIT FALSE, SET FALSE").unwrap();
-        Spi::run("SET ROLE pgj_target; SELECT jobs.schedule('pgj_job', '@daily', 'SELECT 1'); RESET ROLE")
+    fn target_with_work_and_holder(n: usize, grant: &str) -> i64 {
+        Spi::run(&format!(
+            "CREATE ROLE pgj_target{n}; CREATE ROLE pgj_holder{n};
+             GRANT pgj_target{n} TO pgj_holder{n} {grant};
+             SET ROLE pgj_target{n}; SELECT jobs.schedule('pgj_job', '@daily', 'SELECT 1');
+             SELECT jobs.daemon('pgj_daemon', 'SELECT pg_sleep(1)')"
+        ))
+        .unwrap();
+        let run = Spi::get_one::<i64>("SELECT jobs.submit('SELECT 1')")
+            .unwrap()
             .unwrap();
-        Spi::run("SET ROLE pgj_holder").unwrap();
-        let seen = Spi::get_one::<i64>("SELECT count(*) FROM jobs.job WHERE name = 'pgj_job'").unwrap();
-        assert_eq!(seen, Some(1));
-        Spi::run("SELECT jobs.alter_job('pgj_job', command => 'SELECT 2')").unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        run
+    }
+
+    /// PostgreSQL 16 and later: a membership granted with neither `INHERIT`
+    /// nor `SET` gives none of the role's privileges and no way to become
+    /// it, so its holder neither sees nor changes the role's work, by any
+    /// surface (docs/security.md, "What each role sees and changes").
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    #[pg_test]
+    fn a_bare_membership_neither_sees_nor_changes_the_roles_work() {
+        let run = target_with_work_and_holder(0, "WITH INHERIT FALSE, SET FALSE");
+        Spi::run("SET ROLE pgj_holder0").unwrap();
+        for (what, sql) in [
+            ("jobs.job", "SELECT count(*) FROM jobs.job"),
+            ("jobs.run", "SELECT count(*) FROM jobs.run"),
+            ("jobs.daemon", "SELECT count(*) FROM jobs.daemon"),
+            ("jobs.job_status", "SELECT count(*) FROM jobs.job_status"),
+            ("jobs.daemon_status", "SELECT count(*) FROM jobs.daemon_status"),
+        ] {
+            assert_eq!(
+                Spi::get_one::<i64>(sql).unwrap(),
+                Some(0),
+                "{what} shows the role's rows"
+            );
+        }
+        // Each call must fail as "does not exist" (42704), not act.
+        Spi::run(&format!(
+            "DO $$ BEGIN
+               BEGIN PERFORM jobs.alter_job('pgj_job', command => 'SELECT 2');
+                 RAISE EXCEPTION 'alter_job found the job';
+               EXCEPTION WHEN undefined_object THEN NULL; END;
+               BEGIN PERFORM jobs.stop_daemon('pgj_daemon');
+                 RAISE EXCEPTION 'stop_daemon found the daemon';
+               EXCEPTION WHEN undefined_object THEN NULL; END;
+               BEGIN PERFORM jobs.cancel({run});
+                 RAISE EXCEPTION 'cancel found the run';
+               EXCEPTION WHEN undefined_object THEN NULL; END;
+               BEGIN PERFORM jobs.result({run});
+                 RAISE EXCEPTION 'result found the run';
+               EXCEPTION WHEN undefined_object THEN NULL; END;
+               BEGIN PERFORM jobs.wait({run}, '0 seconds');
+                 RAISE EXCEPTION 'wait found the run';
+               EXCEPTION WHEN undefined_object THEN NULL; END;
+             END $$"
+        ))
+        .unwrap();
+        Spi::run("RESET ROLE").unwrap();
+        let status =
+            Spi::get_one_with_args::<String>("SELECT status FROM jobs.run WHERE id = $1", &[run.into()]);
+        assert_eq!(status.unwrap().as_deref(), Some("queued"));
+    }
+
+    /// PostgreSQL 16 and later: a membership that inherits the role's
+    /// privileges, or one that may `SET ROLE` to it, is enough to see and
+    /// change the role's work.
+    #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
+    #[pg_test]
+    fn inherit_or_set_alone_sees_the_roles_work() {
+        for (n, grant) in ["WITH INHERIT TRUE, SET FALSE", "WITH INHERIT FALSE, SET TRUE"]
+            .into_iter()
+            .enumerate()
+        {
+            let run = target_with_work_and_holder(n, grant);
+            Spi::run(&format!("SET ROLE pgj_holder{n}")).unwrap();
+            let seen = Spi::get_one::<i64>(
+                "SELECT (SELECT count(*) FROM jobs.job) + (SELECT count(*) FROM jobs.run)
+                      + (SELECT count(*) FROM jobs.daemon_status)",
+            )
+            .unwrap();
+            assert_eq!(seen, Some(3), "{grant}");
+            Spi::run("SELECT jobs.alter_job('pgj_job', command => 'SELECT 2')").unwrap();
+            let cancelled = Spi::get_one_with_args::<bool>("SELECT jobs.cancel($1)", &[run.into()]).unwrap();
+            assert_eq!(cancelled, Some(true), "{grant}");
+            Spi::run("RESET ROLE").unwrap();
+        }
     }
 
     /// A membership that lets its holder `SET ROLE` lets it run jobs as the

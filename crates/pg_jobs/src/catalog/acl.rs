@@ -94,8 +94,8 @@ pub(crate) fn find_job(name: &str) -> i64 {
 }
 
 /// The `kind` (`job` or `daemon`, stored in `jobs.<kind>`) called `name`
-/// that the caller may change: one owned by a role whose jobs the caller
-/// may change ([`pg::acl::CHANGE_OWNED_PRIVILEGES`]: any membership up to
+/// that the caller may change: one owned by a role the caller acts for
+/// ([`pg::acl::acts_for`], through `jobs._acts_for`: any membership up to
 /// PostgreSQL 15; from 16 on, one that inherits or may `SET ROLE`),
 /// preferring the caller's own.
 pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
@@ -106,11 +106,11 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
         c.select(
             &format!(
                 "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
-                  WHERE name OPERATOR(pg_catalog.=) $1 AND pg_catalog.pg_has_role(owner::pg_catalog.oid, $3)
+                  WHERE name OPERATOR(pg_catalog.=) $1 AND jobs._acts_for(owner::pg_catalog.oid)
                   ORDER BY 2 DESC, id"
             ),
             None,
-            &[name.into(), me.into(), pg::acl::CHANGE_OWNED_PRIVILEGES.into()],
+            &[name.into(), me.into()],
         )
         .map(|t| t.map(|r| (row::get_req(&r, 1), row::get_req(&r, 2))).collect())
         .or_raise("looking up a job or daemon by name")

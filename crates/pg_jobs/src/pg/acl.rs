@@ -71,19 +71,29 @@ pub fn can_set_role(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     unsafe { pg_sys::member_can_set_role(member, role) }
 }
 
-/// The `pg_has_role(role, …)` privileges (a list: any one suffices) that
-/// let the current user change a job or daemon owned by `role`. Changing
-/// what runs as a role is acting as it: allowed to whoever may use the
-/// role's privileges (PostgreSQL's own owner checks) or become it.
-/// PostgreSQL 15 and earlier: every membership is both (`MEMBER`).
+/// Whether `member` may see and act on the jobs, runs and daemons owned by
+/// `role`: pg_jobs' one visibility rule, behind row-level security, the
+/// views and every function that finds a job, run or daemon
+/// (`jobs._acts_for`). Superusers act for every role.
+/// PostgreSQL 15 and earlier: any membership (what `pg_has_role(…,
+/// 'MEMBER')` tests; every membership there may `SET ROLE`).
 #[cfg(not(any(feature = "pg16", feature = "pg17", feature = "pg18")))]
-pub const CHANGE_OWNED_PRIVILEGES: &str = "MEMBER";
+pub fn acts_for(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::is_member_of_role(member, role) }
+}
 
-/// The `pg_has_role(role, …)` privileges (a list: any one suffices) that
-/// let the current user change a job or daemon owned by `role`. Changing
-/// what runs as a role is acting as it: allowed to whoever may use the
-/// role's privileges (PostgreSQL's own owner checks) or become it.
-/// PostgreSQL 16 and later: `USAGE` (the membership's `INHERIT` option) or
-/// `SET`; `MEMBER` would also admit a membership granted with neither.
+/// Whether `member` may see and act on the jobs, runs and daemons owned by
+/// `role`: pg_jobs' one visibility rule, behind row-level security, the
+/// views and every function that finds a job, run or daemon
+/// (`jobs._acts_for`). Superusers act for every role.
+/// PostgreSQL 16 and later: a membership that inherits the role's
+/// privileges (what PostgreSQL's own owner checks ask) or may `SET ROLE` to
+/// it; one granted `WITH INHERIT FALSE, SET FALSE` (a bare group
+/// membership, e.g. for `pg_hba.conf`) gives neither, so it shows nothing
+/// of the role's work: what runs as a role is the role's to see.
 #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
-pub const CHANGE_OWNED_PRIVILEGES: &str = "USAGE, SET";
+pub fn acts_for(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe { pg_sys::has_privs_of_role(member, role) || pg_sys::member_can_set_role(member, role) }
+}

@@ -171,10 +171,9 @@ fn _daemons() -> TableIterator<
     let me = unsafe { pg_sys::GetUserId() };
     let rows: Vec<_> = shmem::all_daemon_entries()
         .into_iter()
-        // SAFETY: in a transaction (a SQL function), as the role membership
-        // cache needs; it takes two OIDs (an unknown owner is simply not a
-        // role we are a member of).
-        .filter(|e| unsafe { pg_sys::is_member_of_role(me, pg_sys::Oid::from(e.owner)) })
+        // In a transaction (a SQL function), as the role membership cache
+        // needs; an unknown owner is simply not a role we act for.
+        .filter(|e| crate::pg::acl::acts_for(me, pg_sys::Oid::from(e.owner)))
         .map(|e| {
             let ts = |t: i64| {
                 (t != 0)

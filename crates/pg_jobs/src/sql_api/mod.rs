@@ -8,3 +8,4 @@ mod jobs;
 mod ownership;
 mod runs;
 pub mod validate;
+mod visibility;

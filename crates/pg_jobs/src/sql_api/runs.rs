@@ -71,7 +71,7 @@ fn visible_status(run_id: i64) -> String {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("run {run_id} does not exist"),
-            Some("You can see only the runs of roles you are a member of."),
+            Some("You see only your own runs and those of the roles you act for (jobs._acts_for)."),
         )
     })
 }
@@ -93,6 +93,9 @@ fn _wait(run_id: Option<i64>, timeout_ms: Option<i64>) -> bool {
             Some("Pass NULL to wait without a timeout."),
         );
     }
+    // The ownership check first: what follows must not tell a role anything
+    // about a run it may not see.
+    visible_status(run_id);
     if hooks::submitted_in_this_transaction(run_id) {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

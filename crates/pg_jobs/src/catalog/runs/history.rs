@@ -9,15 +9,15 @@ use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 
 /// The status of run `run_id`, as the caller sees it: `None` for a run of
-/// a role the caller is not a member of. The ownership rule is stated here
+/// a role the caller does not act for (`jobs._acts_for`). The ownership rule is stated here
 /// too, not left to row-level security alone: a BYPASSRLS role that is not
 /// superuser would otherwise see every role's runs, and `jobs.cancel`,
 /// `jobs.result` and `jobs.wait` act on what this says (issue 13, finding
-/// 7). Superusers are members of every role.
+/// 7). Superusers act for every role.
 pub(crate) fn status(run_id: i64) -> Option<String> {
     one_status(
         "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
-            AND pg_catalog.pg_has_role(owner::pg_catalog.oid, 'MEMBER')",
+            AND jobs._acts_for(owner::pg_catalog.oid)",
         run_id,
     )
 }
