@@ -114,7 +114,7 @@ SELECT jobs._sync_ownership();
 -- on, a membership granted WITH INHERIT FALSE, SET FALSE shows nothing of
 -- the role's work). In SQL text, pg_has_role(…, 'MEMBER') would survive a
 -- pg_upgrade to 16+ unchanged and keep the 15 rule there.
-CREATE FUNCTION jobs."_acts_for"("owner" oid) RETURNS bool
+CREATE FUNCTION jobs._acts_for(owner oid) RETURNS bool
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_acts_for_wrapper';

@@ -106,7 +106,7 @@ CREATE INDEX run_finished_at ON jobs.run (finished_at) WHERE finished_at IS NOT 
 -- that inherits the role's privileges or may SET ROLE to it); superusers
 -- all. A C function, so the library of the running major decides, also
 -- after pg_upgrade (docs/security.md).
-CREATE FUNCTION jobs."_acts_for"("owner" oid) RETURNS bool
+CREATE FUNCTION jobs._acts_for(owner oid) RETURNS bool
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_acts_for_wrapper';
