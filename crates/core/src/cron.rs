@@ -135,6 +135,27 @@ fn value(spec: &FieldSpec, tok: &str) -> Result<u32, String> {
     Ok(v)
 }
 
+/// `text` with each name (a run of letters) replaced by its number, as
+/// [`value`] reads it; anything else unchanged.
+fn names_to_numbers(spec: &FieldSpec, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphabetic()) {
+        let len = rest[start..]
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len() - start);
+        let word = &rest[start..start + len];
+        out.push_str(&rest[..start]);
+        match value(spec, word) {
+            Ok(v) => out.push_str(&v.to_string()),
+            Err(_) => out.push_str(word),
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Validate one field; returns the set of values it allows and the `L` flag.
 fn field(spec: &FieldSpec, text: &str) -> Result<(u64, bool), String> {
     let mut set = 0u64;
@@ -214,16 +235,17 @@ impl CronExpr {
             dom_last |= last;
         }
         let days_and = f[3].starts_with('*') || f[5].starts_with('*');
-        // croner knows `L` but not `$`.
+        // croner knows `L` but not `$`. It swaps names for numbers as text
+        // over the whole expression, `-SUN` to `-7` first, so "SUN-SUN"
+        // would be every day: it gets the numbers we validated instead.
         let normalized: Vec<String> = f
             .iter()
             .enumerate()
-            .map(|(i, s)| {
-                if i == 3 {
-                    s.replace('$', "L")
-                } else {
-                    s.to_string()
-                }
+            .map(|(i, s)| match i {
+                3 => s.replace('$', "L"),
+                4 => names_to_numbers(&MONTH, s),
+                5 => names_to_numbers(&DOW, s),
+                _ => s.to_string(),
             })
             .collect();
         let cron = CronParser::builder()
@@ -332,6 +354,25 @@ mod tests {
             next_n("0 0 * * 7", "2026-03-02T00:00:00Z", "UTC", 1),
             ["2026-03-08T00:00:00Z"]
         );
+    }
+
+    #[test]
+    fn a_range_of_one_day_name_is_that_day() {
+        // croner alone reads "SUN-SUN" as 0-7, every day (2026-03-08 is a Sunday).
+        assert_eq!(
+            next_n("0 0 * * SUN-SUN", "2026-03-02T00:00:00Z", "UTC", 2),
+            ["2026-03-08T00:00:00Z", "2026-03-15T00:00:00Z"]
+        );
+        assert_eq!(
+            next_n("0 0 * * sun-Sun/2,wed", "2026-03-02T00:00:00Z", "UTC", 2),
+            ["2026-03-04T00:00:00Z", "2026-03-08T00:00:00Z"]
+        );
+        assert_eq!(
+            next_n("0 0 1 jan-jan,Dec *", "2026-03-02T00:00:00Z", "UTC", 2),
+            ["2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"]
+        );
+        assert_eq!(names_to_numbers(&DOW, "*/2,MON-fri,7"), "*/2,1-5,7");
+        assert_eq!(names_to_numbers(&MONTH, "jan-MAR/2"), "1-3/2");
     }
 
     #[test]
