@@ -20,6 +20,7 @@
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
 //!   and DST included.
+//! * [`pg_cron`] — pg_cron 1.6's schedule text, checked as pg_cron checks it, in pg_jobs' grammar.
 //!
 //! Terms used throughout: a *job* is a definition (a command, a schedule, an
 //! owner); a *run* is one execution of a command, queued, running, then
@@ -34,6 +35,7 @@ pub mod fair;
 pub mod launcher;
 pub mod overlap;
 pub mod ownership;
+pub mod pg_cron;
 pub mod quota;
 pub mod run;
 pub mod schedule;
