@@ -40,8 +40,16 @@ own_dir() {
 # $1: cargo profile flag ("" for debug, "--release").
 install_extension() {
   (cd crates/pg_jobs && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-})
-  # The full scripts of released versions, so `CREATE EXTENSION pg_jobs
-  # VERSION '0.1.0'` and the upgrade path from it can be tested. (cargo pgrx
-  # copies the upgrade scripts, sql/pg_jobs--A--B.sql, itself.)
-  cp crates/pg_jobs/sql/frozen/pg_jobs--*.sql "$("$PG_CONFIG" --sharedir)/extension/"
+  copy_extension_extras "$("$PG_CONFIG" --sharedir)/extension"
+}
+
+# What cargo pgrx does not install itself (it copies pg_jobs.control, the
+# generated install script and the upgrade scripts, sql/pg_jobs--A--B.sql):
+# the full scripts of released versions, so `CREATE EXTENSION pg_jobs
+# VERSION '0.1.0'` and the upgrade path from it can be tested, and the
+# second extension, pg_jobs_cron (its control file and scripts), which
+# uses the same library. Into directory $1 (a share/extension).
+copy_extension_extras() {
+  cp crates/pg_jobs/sql/frozen/pg_jobs--*.sql crates/pg_jobs/pg_jobs_cron.control \
+     crates/pg_jobs/sql/cron/pg_jobs_cron--*.sql "$1/"
 }

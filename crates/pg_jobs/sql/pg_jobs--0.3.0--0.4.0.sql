@@ -141,3 +141,26 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
         AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
  WHERE jobs._acts_for(d.owner::pg_catalog.oid);
+
+-- The pg_cron layer (issue 15): jobs without a name, as pg_cron has them,
+-- and the command tag of a success (cron.job_run_details.return_message).
+ALTER TABLE jobs.job ALTER COLUMN name DROP NOT NULL;
+COMMENT ON COLUMN jobs.job.name IS
+  'The job''s name, unique per owner; NULL for a job made without one (cron.schedule(schedule, command)), which only the cron API addresses, by id.';
+ALTER TABLE jobs.run ADD COLUMN command_tag text;
+COMMENT ON COLUMN jobs.run.command_tag IS
+  'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
+
+-- From pg_cron in one transaction (issue 15).
+CREATE FUNCTION jobs."import_pg_cron"() RETURNS TABLE (
+	"cron_jobid" bigint,  /* i64 */
+	"job_id" bigint,  /* Option < i64 > */
+	"action" TEXT,  /* String */
+	"reason" TEXT  /* Option < String > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'import_pg_cron_wrapper';
+COMMENT ON FUNCTION jobs.import_pg_cron() IS
+  'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
+REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;

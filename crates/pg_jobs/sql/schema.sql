@@ -7,7 +7,9 @@
 
 CREATE TABLE jobs.job (
     id             bigserial PRIMARY KEY,
-    name           text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
+    -- NULL for a job made without a name (cron.schedule(schedule, command),
+    -- as pg_cron allows, 0.4.0): addressed by id through the cron API only.
+    name           text CHECK (name OPERATOR(pg_catalog.<>) ''),
     owner          pg_catalog.regrole NOT NULL,
     schedule       text NOT NULL,
     -- For a one-off schedule: the instant it runs.
@@ -59,7 +61,9 @@ CREATE TABLE jobs.run (
     -- The last statement returned more than pg_jobs.max_result_bytes: jobs.result has the first rows.
     result_truncated boolean NOT NULL DEFAULT false,
     -- The target database's OID (0.2.0): what the run is dispatched by.
-    datid          oid
+    datid          oid,
+    -- The command tag of a success's last statement (0.4.0).
+    command_tag    text
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
@@ -71,6 +75,10 @@ COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a 
 COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
+COMMENT ON COLUMN jobs.run.command_tag IS
+  'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
+COMMENT ON COLUMN jobs.job.name IS
+  'The job''s name, unique per owner; NULL for a job made without one (cron.schedule(schedule, command)), which only the cron API addresses, by id.';
 
 -- The rows of a run's last statement, for jobs.result (owner and superusers only).
 CREATE TABLE jobs.run_result (

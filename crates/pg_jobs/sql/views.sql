@@ -187,3 +187,7 @@ COMMENT ON FUNCTION jobs._sync_ownership() IS
   'Internal: makes the ownership anchors in this database (one shell type per role that owns jobs or daemons here, so that DROP ROLE is refused while it does) match what each role owns. The 0.4.0 upgrade runs it; superusers only.';
 -- Superusers only (it also checks): it writes pg_jobs' catalog as pg_jobs.
 REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;
+
+COMMENT ON FUNCTION jobs.import_pg_cron() IS
+  'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
+REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;

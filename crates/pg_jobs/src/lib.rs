@@ -20,6 +20,7 @@
 use pgrx::prelude::*;
 
 mod catalog;
+mod cron;
 mod exec;
 mod gucs;
 mod hooks;

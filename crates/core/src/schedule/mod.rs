@@ -125,6 +125,35 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// The latest instant the schedule was due in the `window` before
+    /// `now` (after `now - window`, at or before `now`), if any: the
+    /// instant a scheduler taking over the job may have to run because the
+    /// one it replaces has not started it yet (`jobs.import_pg_cron`).
+    pub fn latest_due_within(
+        &self,
+        now: Timestamp,
+        window: jiff::SignedDuration,
+        tz: &TimeZone,
+        anchor: Timestamp,
+    ) -> Option<Timestamp> {
+        let mut t = now.checked_sub(window).ok()?;
+        let mut latest = None;
+        // Bounded: a schedule due more often than every second is not one
+        // this is asked about (pg_cron's are at most every second).
+        for _ in 0..=window.as_secs().max(0) {
+            match self.next_after(t, tz, anchor) {
+                Some(due) if due <= now => {
+                    latest = Some(due);
+                    t = due;
+                }
+                _ => break,
+            }
+        }
+        latest
+    }
+}
+
 /// Moved to [`crate::run::retry`] (the retry decision); kept here for
 /// the shell's `pg_jobs_core::schedule::retry_delay`.
 pub use crate::run::retry::retry_delay;
@@ -136,6 +165,37 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn latest_due_within_finds_the_last_instant_of_the_window() {
+        let utc = TimeZone::UTC;
+        let anchor = ts("2026-01-01T00:00:00Z");
+        let every_minute = Schedule::parse("* * * * *").unwrap();
+        let minute = jiff::SignedDuration::from_secs(60);
+        assert_eq!(
+            every_minute.latest_due_within(ts("2026-03-01T10:20:03Z"), minute, &utc, anchor),
+            Some(ts("2026-03-01T10:20:00Z"))
+        );
+        // At the instant itself: it counts.
+        assert_eq!(
+            every_minute.latest_due_within(ts("2026-03-01T10:20:00Z"), minute, &utc, anchor),
+            Some(ts("2026-03-01T10:20:00Z"))
+        );
+        let hourly = Schedule::parse("0 * * * *").unwrap();
+        assert_eq!(
+            hourly.latest_due_within(ts("2026-03-01T10:20:03Z"), minute, &utc, anchor),
+            None
+        );
+        let every_ten_s = Schedule::parse("10 seconds").unwrap();
+        assert_eq!(
+            every_ten_s.latest_due_within(ts("2026-01-01T00:01:05Z"), minute, &utc, anchor),
+            Some(ts("2026-01-01T00:01:00Z"))
+        );
+        assert_eq!(
+            Schedule::Reboot.latest_due_within(ts("2026-01-01T00:01:05Z"), minute, &utc, anchor),
+            None
+        );
     }
 
     #[test]

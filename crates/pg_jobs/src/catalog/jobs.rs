@@ -92,7 +92,9 @@ pub(crate) fn refresh_database_names(client: &mut SpiClient) {
 /// milliseconds (timeout 0: none), the one-off instant in microseconds
 /// since 2000-01-01.
 pub(crate) struct JobDef<'a> {
-    pub(crate) name: &'a str,
+    /// `None`: a job without a name (pg_cron's `cron.schedule(schedule,
+    /// command)`), which never matches another.
+    pub(crate) name: Option<&'a str>,
     pub(crate) owner: pg_sys::Oid,
     pub(crate) schedule: &'a str,
     pub(crate) once_at: Option<i64>,
@@ -254,5 +256,68 @@ pub(crate) fn set_enabled(id: i64, enabled: bool) -> SpiResult<()> {
     Spi::run_with_args(
         "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
         &[id.into(), enabled.into()],
+    )
+}
+
+/// Create job `def` as pg_cron's `cron.schedule` does (enabled if
+/// `active`), or, if its owner has a job of that name, give that job
+/// `def`'s schedule, command and database and keep everything else,
+/// its enabled flag included (pg_cron's upsert). Returns its id.
+pub(crate) fn save_cron(def: &JobDef, active: bool) -> SpiResult<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone,
+                                    max_attempts, retry_backoff, overlap, catch_up, datid, enabled)
+         VALUES ($1, $2::pg_catalog.regrole, $3, NULL, $4, $5, $6, $7, $8 * INTERVAL '1 millisecond',
+                 $9, $10, $11, $12)
+         ON CONFLICT (owner, name) DO UPDATE
+            SET schedule = EXCLUDED.schedule, once_at = NULL, command = EXCLUDED.command,
+                database = EXCLUDED.database, datid = EXCLUDED.datid
+         RETURNING j.id",
+        &[
+            def.name.into(),
+            def.owner.into(),
+            def.schedule.into(),
+            def.command.into(),
+            def.database.into(),
+            def.timezone.into(),
+            def.max_attempts.into(),
+            def.retry_backoff_ms.into(),
+            def.overlap.into(),
+            def.catch_up.into(),
+            def.datid.into(),
+            active.into(),
+        ],
+    )
+}
+
+/// The owner of job `id` (`None`: no such job), whatever the caller may
+/// see: the cron API applies pg_cron's own ownership rule to it.
+pub(crate) fn owner_of(id: i64) -> Option<pg_sys::Oid> {
+    at_most_one(
+        Spi::get_one_with_args::<pg_sys::Oid>(
+            "SELECT owner::pg_catalog.oid FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
+            &[id.into()],
+        ),
+        "reading a job's owner",
+    )
+}
+
+/// The value a one-row query read, `None` if it found no row.
+fn at_most_one<T>(read: SpiResult<Option<T>>, what: &str) -> Option<T> {
+    match read {
+        Err(pgrx::spi::SpiError::InvalidPosition) => None,
+        other => other.or_raise(what),
+    }
+}
+
+/// The id of `owner`'s job called `name`, if any.
+pub(crate) fn id_by_owner_and_name(owner: pg_sys::Oid, name: &str) -> Option<i64> {
+    at_most_one(
+        Spi::get_one_with_args::<i64>(
+            "SELECT id FROM jobs.job WHERE owner OPERATOR(pg_catalog.=) $1::pg_catalog.regrole
+                AND name OPERATOR(pg_catalog.=) $2",
+            &[owner.into(), name.into()],
+        ),
+        "looking up a job by owner and name",
     )
 }

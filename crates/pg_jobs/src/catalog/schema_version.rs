@@ -64,3 +64,10 @@ pub fn records_ownership() -> bool {
         .or_raise("probing for jobs._sync_ownership()")
         .unwrap_or(false)
 }
+
+/// 0.4.0 and later keep the command tag of a successful run
+/// (`jobs.run.command_tag`, what `cron.job_run_details.return_message`
+/// shows).
+pub fn records_command_tags() -> bool {
+    has_column(c"run", c"command_tag")
+}

@@ -193,6 +193,35 @@ pub fn run_recording(
 
 thread_local! {
     static RECORDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LAST_COMMAND_TAG: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// What psql and libpq report for a statement that completed as `qc`
+/// ("INSERT 0 1", "SELECT 1", "CALL"): PostgreSQL's
+/// `BuildQueryCompletionString`, which 15's bindings lack.
+fn command_tag(qc: &pg_sys::QueryCompletion) -> String {
+    // SAFETY: both take a command tag enum value and return a static
+    // string or a flag; the name is never null for a valid tag.
+    let (name, with_rows) = unsafe {
+        (
+            std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(qc.commandTag)),
+            pg_sys::command_tag_display_rowcount(qc.commandTag),
+        )
+    };
+    let name = name.to_string_lossy();
+    match (with_rows, qc.commandTag == pg_sys::CommandTag::CMDTAG_INSERT) {
+        (false, _) => name.into_owned(),
+        // INSERT's tag still carries the OID column PostgreSQL 12 removed.
+        (true, true) => format!("{name} 0 {}", qc.nprocessed),
+        (true, false) => format!("{name} {}", qc.nprocessed),
+    }
+}
+
+/// The command tag of the last statement of the command run last
+/// (`INSERT 0 1`, `SELECT 1`, `CALL`), as a client would be told it; empty
+/// if that command failed before its last statement completed.
+pub fn last_command_tag() -> String {
+    LAST_COMMAND_TAG.with(|t| t.borrow().clone())
 }
 
 fn run_with(
@@ -201,6 +230,7 @@ fn run_with(
     capture: Option<usize>,
     statement_timeout: StatementTimeout,
 ) -> Outcome {
+    LAST_COMMAND_TAG.with(|t| t.borrow_mut().clear());
     let Ok(c_command) = CString::new(command) else {
         return Outcome::Failed {
             sqlstate: "22021".into(),
@@ -408,6 +438,10 @@ unsafe fn run_statements(
             };
             let mut qc = pg_sys::QueryCompletion::default();
             crate::pg::portal::run_to_completion(portal, receiver, &mut qc);
+            if is_last {
+                let completed = command_tag(&qc);
+                LAST_COMMAND_TAG.with(|t| *t.borrow_mut() = completed);
+            }
             if let Some(destroy) = (*receiver).rDestroy {
                 destroy(receiver);
             }

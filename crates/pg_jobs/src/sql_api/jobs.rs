@@ -29,7 +29,7 @@ use pgrx::PgSqlErrorCode as Code;
 
 /// Write job `id` in `jobs.job` as pg_jobs (its only writer) with `write`;
 /// the scheduler reloads it when (and only if) the calling transaction commits.
-fn write_job<T>(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> T {
+pub(crate) fn write_job<T>(id: i64, what: &str, write: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> T {
     let written = bgw::as_superuser(write).unwrap_or_else(|e| {
         raise(
             Code::ERRCODE_INTERNAL_ERROR,
@@ -80,7 +80,7 @@ fn _schedule(
     check_run_as(owner, datid);
     bounds::check_new_job(owner, name);
     let def = jobs::JobDef {
-        name,
+        name: Some(name),
         owner,
         schedule: schedule.trim(),
         once_at,

@@ -4,7 +4,7 @@
 
 pub(crate) mod bounds;
 mod daemons;
-mod jobs;
+pub(crate) mod jobs;
 mod ownership;
 mod runs;
 pub mod validate;

@@ -80,13 +80,31 @@ pub(crate) struct Endings {
     pub(crate) finished: Vec<i64>,
     pub(crate) codes: Vec<Option<String>>,
     pub(crate) messages: Vec<Option<String>>,
+    /// The command tag of a success (`INSERT 0 1`), else none.
+    pub(crate) tags: Vec<Option<String>>,
 }
 
 /// Write the harvest's `endings`, in one statement (only runs still in
 /// flight); returns the rows it made terminal.
 pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<Ended> {
-    plans::run(
-        client,
+    // A database not yet updated to 0.4.0 has no command_tag column.
+    let sql = if crate::catalog::schema_version::records_command_tags() {
+        concat!(
+            "/* run event: harvest(*) */ UPDATE jobs.run r
+                    SET status = u.status, pid = u.pid,
+                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
+                        finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
+                        sqlstate = u.code, message = u.message, command_tag = u.tag
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
+                                   pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[]),
+                                   pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::text[]),
+                                   pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]))
+                        AS u(id, status, pid, started, finished, code, message, tag)
+                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING ",
+            ended_columns!()
+        )
+    } else {
         concat!(
             "/* run event: harvest(*) */ UPDATE jobs.run r
                     SET status = u.status, pid = u.pid,
@@ -101,7 +119,11 @@ pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<En
                   WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
               RETURNING ",
             ended_columns!()
-        ),
+        )
+    };
+    plans::run(
+        client,
+        sql,
         &[
             endings.ids.into(),
             endings.statuses.into(),
@@ -110,6 +132,7 @@ pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<En
             endings.finished.into(),
             endings.codes.into(),
             endings.messages.into(),
+            endings.tags.into(),
         ],
     )
     .or_raise("recording run outcomes")
@@ -161,20 +184,31 @@ pub(crate) fn mark_crashed(client: &mut SpiClient, gone: Vec<i64>, versions: Vec
 /// fail with a serialization error whenever the scheduler showed the run
 /// `running` after the command's snapshot was taken. Raw SPI, because
 /// choosing the snapshot takes `SPI_execute_snapshot`; the plan is kept.
-pub(crate) fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
+pub(crate) fn mark_succeeded(run_id: i64, truncated: bool, command_tag: &str) -> u64 {
     thread_local! {
-        static PLAN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        static PLANS: std::cell::Cell<[usize; 2]> = const { std::cell::Cell::new([0, 0]) };
     }
-    const SQL: &std::ffi::CStr =
+    // A database not yet updated to 0.4.0 has no command_tag column.
+    const SQL: [&std::ffi::CStr; 2] = [
         c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
                  pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
                  started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
-           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')";
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+        c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+                 pid = pg_catalog.pg_backend_pid(), result_truncated = $2, command_tag = $3,
+                 started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+    ];
+    let which = usize::from(crate::catalog::schema_version::records_command_tags());
+    let Ok(tag) = std::ffi::CString::new(command_tag) else {
+        error!("pg_jobs: cannot record run {run_id}: its command tag holds a zero byte");
+    };
     // SAFETY: called inside the run's transaction (just before its commit,
-    // with an active snapshot), where SPI may connect. PLAN is null or the
-    // plan SPI_keepplan moved to a long-lived context in this same process
-    // (never freed), so it stays valid across transactions; `values` and
-    // `nulls` have the 2 entries the plan takes and outlive the call.
+    // with an active snapshot), where SPI may connect. A kept plan is null
+    // or the plan SPI_keepplan moved to a long-lived context in this same
+    // process (never freed), so it stays valid across transactions;
+    // `values` and `nulls` have the 3 entries each plan takes and, with
+    // `tag` (whose text datum is copied by the statement), outlive the call.
     // XactIsoLevel is a plain global, restored right after the statement.
     // An ERROR (error! or inside SPI) unwinds; the abort that follows
     // ends the SPI connection.
@@ -182,17 +216,24 @@ pub(crate) fn mark_succeeded(run_id: i64, truncated: bool) -> u64 {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             error!("pg_jobs: cannot record run {run_id}: SPI_connect failed");
         }
-        let mut plan = PLAN.with(|p| p.get()) as pg_sys::SPIPlanPtr;
+        let mut plans = PLANS.with(|p| p.get());
+        let mut plan = plans[which] as pg_sys::SPIPlanPtr;
         if plan.is_null() {
-            let mut types = [pg_sys::INT8OID, pg_sys::BOOLOID];
-            plan = pg_sys::SPI_prepare(SQL.as_ptr(), 2, types.as_mut_ptr());
+            let mut types = [pg_sys::INT8OID, pg_sys::BOOLOID, pg_sys::TEXTOID];
+            plan = pg_sys::SPI_prepare(SQL[which].as_ptr(), 3, types.as_mut_ptr());
             if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
                 error!("pg_jobs: cannot record run {run_id}: cannot prepare the record");
             }
-            PLAN.with(|p| p.set(plan as usize));
+            plans[which] = plan as usize;
+            PLANS.with(|p| p.set(plans));
         }
-        let mut values = [pg_sys::Datum::from(run_id), pg_sys::Datum::from(truncated)];
-        let nulls = [b' ' as std::ffi::c_char; 2];
+        let tag_datum = pg_sys::Datum::from(pg_sys::cstring_to_text(tag.as_ptr()));
+        let mut values = [
+            pg_sys::Datum::from(run_id),
+            pg_sys::Datum::from(truncated),
+            tag_datum,
+        ];
+        let nulls = [b' ' as std::ffi::c_char; 3];
         // And as READ COMMITTED would, should the scheduler's update of the
         // row be in progress (not in the latest snapshot yet): wait for it
         // and re-check the row, instead of a serialization failure. Only

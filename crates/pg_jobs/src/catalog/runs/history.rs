@@ -147,3 +147,28 @@ pub(crate) fn vacuum() -> Option<String> {
         _ => None,
     }
 }
+
+/// Delete run `run_id` of a job, with its kept rows, if it is finished and
+/// owned by `owner` (`None`: any owner); whether it was deleted. What a
+/// `DELETE FROM cron.job_run_details` does to a row: a run not finished
+/// yet stays (its executor still has to record it).
+pub(crate) fn delete_finished(run_id: i64, owner: Option<pg_sys::Oid>) -> SpiResult<bool> {
+    let deleted = Spi::connect_mut(|c| {
+        c.update(
+            "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 AND job_id IS NOT NULL
+                AND ($2::pg_catalog.oid IS NULL OR owner OPERATOR(pg_catalog.=) $2::pg_catalog.regrole)
+                AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+             RETURNING id",
+            None,
+            &[run_id.into(), owner.into()],
+        )
+        .map(|t| !t.is_empty())
+    })?;
+    if deleted {
+        Spi::run_with_args(
+            "DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) $1",
+            &[run_id.into()],
+        )?;
+    }
+    Ok(deleted)
+}

@@ -244,7 +244,7 @@ fn get_ready(role: pg_sys::Oid, db: pg_sys::Oid) {
         crate::pg::bgw::as_superuser(|| {
             Spi::connect_mut(|c| claim_batch(c, role, db, 0).map(|_| ()))
                 .unwrap_or_else(|e| error!("pg_jobs executor: cannot get ready: {e}"));
-            mark_succeeded(0, false);
+            mark_succeeded(0, false, "");
         })
     });
 }
@@ -374,7 +374,8 @@ fn run_one(me: SlotRef, command: &str) -> bool {
             if slot.db == slot.home_db {
                 keep_result_after_own_commit(slot.run_id);
             }
-            shmem::record_outcome(me, Outcome::Succeeded, "00000", "")
+            // The scheduler records it, with its command tag.
+            shmem::record_outcome(me, Outcome::Succeeded, "00000", &runner::last_command_tag())
         }
         runner::Outcome::Failed { sqlstate, message } => {
             // A cancel is the run's timeout if its own timer fired (or, as

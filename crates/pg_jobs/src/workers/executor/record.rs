@@ -10,7 +10,8 @@ use crate::catalog::{results, runs};
 /// run succeeded and keep its rows (as pg_jobs, with a pinned search_path).
 pub(super) fn record_success_in_transaction(run_id: i64) {
     let truncated = crate::exec::result_capture::current().truncated;
-    let recorded = crate::pg::bgw::as_superuser(|| mark_succeeded(run_id, truncated));
+    let tag = crate::exec::runner::last_command_tag();
+    let recorded = crate::pg::bgw::as_superuser(|| mark_succeeded(run_id, truncated, &tag));
     // The row was no longer ours to finish (already recorded as crashed,
     // cancelled or timed out, and perhaps retried): committing the
     // command's effects now would make it run twice. Roll them back.

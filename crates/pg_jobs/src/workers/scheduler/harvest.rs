@@ -39,6 +39,8 @@ fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
 /// it: what its executor reported, else (it is gone) a timeout kill or a crash.
 fn push_ending(endings: &mut Endings, s: &shmem::Slot) {
     let ending = s.outcome.ending(s.killed_for_timeout);
+    // A success's message is its command tag (what the executor reported).
+    let tag = (ending == Ending::Succeeded && !s.message().is_empty()).then(|| s.message());
     let (code, message) = match ending {
         Ending::Succeeded => (None, None),
         Ending::Crashed | Ending::TimedOut if s.outcome == Outcome::Nothing => {
@@ -58,6 +60,7 @@ fn push_ending(endings: &mut Endings, s: &shmem::Slot) {
     endings.finished.push(s.finished_at);
     endings.codes.push(code);
     endings.messages.push(message);
+    endings.tags.push(tag);
 }
 
 /// The harvest event that wrote `status`.
