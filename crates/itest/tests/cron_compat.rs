@@ -484,9 +484,9 @@ fn create_extension_refuses_an_existing_cron_schema_and_drop_keeps_the_jobs() {
     s.batch_execute("CREATE SCHEMA cron").unwrap();
     let e = error_of(&mut s, "CREATE EXTENSION pg_jobs_cron");
     assert_eq!(e.code().code(), "42710", "{e:?}");
-    assert_eq!(
-        e.hint(),
-        Some("DROP EXTENSION pg_cron first (after SELECT * FROM jobs.import_pg_cron())"),
+    assert!(
+        e.hint()
+            .is_some_and(|h| h.contains("jobs.import_pg_cron()") && h.contains("DROP EXTENSION pg_cron")),
         "{e:?}"
     );
     let installed = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_jobs_cron'";

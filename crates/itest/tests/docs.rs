@@ -311,3 +311,65 @@ fn masking_hides_comments_and_literals_but_keeps_offsets() {
         ]
     );
 }
+
+/// The second extension, pg_jobs_cron (schema `cron`, `sql/cron/`): each
+/// function and view it creates has a COMMENT, and docs/pg_cron.md quotes
+/// every COMMENT word for word (whitespace normalised, as above).
+#[test]
+fn every_pg_jobs_cron_object_has_a_comment_quoted_in_its_reference() {
+    let dir = repo().join("crates/pg_jobs/sql/cron");
+    let doc = read(&repo().join("docs/pg_cron.md"));
+    // The quotes' text, joined, whitespace normalised.
+    let quoted: String = doc
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix('>'))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in files(&dir, "sql") {
+        let sql = strip_sql_comments(&read(&file));
+        let origin = file.strip_prefix(repo()).unwrap().display().to_string();
+        let created: BTreeSet<String> = statements_in(&sql, &["CREATE FUNCTION", "CREATE VIEW"], "cron")
+            .into_iter()
+            .map(|(form, name, _)| {
+                format!(
+                    "{}:{name}",
+                    if form.ends_with("VIEW") {
+                        "view"
+                    } else {
+                        "function"
+                    }
+                )
+            })
+            .collect();
+        let mut commented = BTreeSet::new();
+        for (form, name, rest) in statements_in(&sql, &["COMMENT ON FUNCTION", "COMMENT ON VIEW"], "cron") {
+            let kind = if form.ends_with("VIEW") {
+                "view"
+            } else {
+                "function"
+            };
+            commented.insert(format!("{kind}:{name}"));
+            let text = comment_text(rest).unwrap_or_else(|e| panic!("{origin}: COMMENT ON cron.{name}: {e}"));
+            checked += 1;
+            if !quoted.contains(&text) {
+                problems.push(format!(
+                    "{kind} cron.{name} ({origin}): docs/pg_cron.md quotes nowhere\n    > {text}"
+                ));
+            }
+        }
+        for missing in created.difference(&commented) {
+            problems.push(format!("{missing} ({origin}) has no COMMENT"));
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} COMMENTs found under {}",
+        dir.display()
+    );
+    fail_if_any("pg_jobs_cron objects and their COMMENTs", &problems);
+}

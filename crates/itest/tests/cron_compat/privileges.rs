@@ -28,8 +28,10 @@ fn privileges_are_pg_crons() {
     )
     .unwrap();
     grant_cron_usage(&mut s, r#"alice, bob, team, "CaseOwner", caseowner"#);
-    c.connect("postgres")
-        .batch_execute("CREATE DATABASE locked; REVOKE CONNECT ON DATABASE locked FROM PUBLIC")
+    let mut postgres = c.connect("postgres");
+    postgres.batch_execute("CREATE DATABASE locked").unwrap();
+    postgres
+        .batch_execute("REVOKE CONNECT ON DATABASE locked FROM PUBLIC")
         .unwrap();
     let mut alice = c.connect_as("app", "alice");
     let mut bob = c.connect_as("app", "bob");

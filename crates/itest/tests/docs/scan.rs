@@ -212,7 +212,8 @@ pub(crate) fn attr_string(attr: &str, key: &str) -> Option<String> {
     None
 }
 
-/// The SQL schema of each `#[pg_extern]` function in one Rust file, by SQL name.
+/// The SQL schema of each `#[pg_extern]` function in one Rust file, by SQL
+/// name (not those with `sql = false`, for which pgrx makes no SQL).
 pub(crate) fn pg_externs(src: &str, default_schema: &str) -> Vec<(String, String)> {
     let m = mask_rust(src);
     let text = String::from_utf8_lossy(&m).into_owned();
@@ -242,6 +243,11 @@ pub(crate) fn pg_externs(src: &str, default_schema: &str) -> Vec<(String, String
         }
         let attr_end = close_of(&m, at + 1);
         let attr = &src[at..attr_end];
+        // `sql = false`: pgrx makes no SQL for it; SQL of our own creates it
+        // (and is scanned as SQL, if it is pg_jobs').
+        if attr.split_whitespace().collect::<String>().contains("sql=false") {
+            continue;
+        }
         let Some(f) = keyword(&m, attr_end, "fn") else {
             continue;
         };
@@ -291,6 +297,16 @@ pub(crate) fn strip_sql_comments(sql: &str) -> String {
 /// names, with what follows the name. `text` is SQL with its comments
 /// stripped, or Rust with its line comments stripped.
 pub(crate) fn statements<'a>(text: &'a str, forms: &[&str]) -> Vec<(String, &'a str, &'a str)> {
+    statements_in(text, forms, "jobs")
+}
+
+/// [`statements`] naming objects of schema `schema`.
+pub(crate) fn statements_in<'a>(
+    text: &'a str,
+    forms: &[&str],
+    schema: &str,
+) -> Vec<(String, &'a str, &'a str)> {
+    let prefix = format!("{schema}.");
     let upper = text.to_ascii_uppercase();
     let mut out = Vec::new();
     for form in forms {
@@ -319,7 +335,7 @@ pub(crate) fn statements<'a>(text: &'a str, forms: &[&str]) -> Vec<(String, &'a 
             if rest.to_ascii_uppercase().starts_with("IF NOT EXISTS") {
                 rest = rest["IF NOT EXISTS".len()..].trim_start();
             }
-            if let Some(after) = rest.strip_prefix("jobs.") {
+            if let Some(after) = rest.strip_prefix(prefix.as_str()) {
                 let name = ident_at(after, 0);
                 out.push((form.to_string(), &after[..name.len()], &after[name.len()..]));
             }
