@@ -20,6 +20,9 @@
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
 //!   and DST included.
+//! * [`params`] — a command's `$1 … $n` and the values `args` gives them:
+//!   what fits together, the errors' messages, and how the values travel
+//!   to the executor with the command;
 //! * [`pg_cron`] — pg_cron 1.6's schedule text, checked as pg_cron checks it, in pg_jobs' grammar.
 //!
 //! Terms used throughout: a *job* is a definition (a command, a schedule, an
@@ -35,6 +38,7 @@ pub mod fair;
 pub mod launcher;
 pub mod overlap;
 pub mod ownership;
+pub mod params;
 pub mod pg_cron;
 pub mod quota;
 pub mod run;

@@ -164,3 +164,123 @@ AS 'MODULE_PATHNAME', 'import_pg_cron_wrapper';
 COMMENT ON FUNCTION jobs.import_pg_cron() IS
   'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
 REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
+
+-- Parameters (issue 16): a command's $1 ... $n take their values from
+-- args text[], given to jobs.submit, jobs.schedule and jobs.alter_job and
+-- kept with the run and the job. Each wrapper and the function behind it
+-- gain args as their last parameter: the old signatures are dropped and
+-- the new ones made (the library keeps the old functions' C symbols, for
+-- databases not updated yet).
+ALTER TABLE jobs.job ADD COLUMN args text[];
+ALTER TABLE jobs.run ADD COLUMN args text[];
+COMMENT ON COLUMN jobs.run.args IS
+  'The values of the command''s parameters $1 ... $n, as text (NULL elements are SQL NULL); NULL when it has none.';
+COMMENT ON COLUMN jobs.job.args IS
+  'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
+
+DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int);
+DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int);
+CREATE FUNCTION jobs."_submit"(
+	"command" TEXT,
+	"database" TEXT,
+	"run_as" oid,
+	"start_at" timestamp with time zone,
+	"timeout_ms" bigint,
+	"max_attempts" INT,
+	"priority" INT,
+	"args" TEXT[]
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_submit_with_args_wrapper';
+CREATE FUNCTION jobs.submit(
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    start_at timestamptz DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    priority int DEFAULT 0,
+    args text[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
+                         (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
+                         max_attempts, priority, args) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text[]) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id.';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text[]) IS
+  'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
+
+DROP FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean);
+DROP FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool);
+CREATE FUNCTION jobs."_schedule"(
+	"name" TEXT,
+	"schedule" TEXT,
+	"command" TEXT,
+	"database" TEXT,
+	"run_as" oid,
+	"timezone" TEXT,
+	"timeout_ms" bigint,
+	"max_attempts" INT,
+	"retry_backoff_ms" bigint,
+	"overlap" TEXT,
+	"catch_up" bool,
+	"args" TEXT[]
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_schedule_with_args_wrapper';
+CREATE FUNCTION jobs.schedule(
+    name text, schedule text, command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    timezone text DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    retry_backoff interval DEFAULT '10 seconds',
+    overlap text DEFAULT 'skip',
+    catch_up boolean DEFAULT false,
+    args text[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
+                           (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
+                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[]) IS
+  'Create or update (same name, same owner) a scheduled job; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[]) IS
+  'Internal: the body of jobs.schedule (validates and writes the job).';
+
+DROP FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean);
+DROP FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool);
+CREATE FUNCTION jobs."_alter_job"(
+	"name" TEXT,
+	"schedule" TEXT,
+	"command" TEXT,
+	"database" TEXT,
+	"run_as" oid,
+	"timezone" TEXT,
+	"timeout_ms" bigint,
+	"max_attempts" INT,
+	"retry_backoff_ms" bigint,
+	"overlap" TEXT,
+	"catch_up" bool,
+	"enabled" bool,
+	"args" TEXT[]
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_alter_job_with_args_wrapper';
+CREATE FUNCTION jobs.alter_job(
+    name text,
+    schedule text DEFAULT NULL, command text DEFAULT NULL, database name DEFAULT NULL,
+    run_as pg_catalog.regrole DEFAULT NULL, timezone text DEFAULT NULL, timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT NULL, retry_backoff interval DEFAULT NULL, overlap text DEFAULT NULL,
+    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL)
+RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._alter_job(name, schedule, command, database::text, run_as::oid, timezone,
+                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
+                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args) $$;
+COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[]) IS
+  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters).';
+COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
+  'Internal: the body of jobs.alter_job (changes the given settings of a job).';

@@ -26,6 +26,8 @@ CREATE TABLE jobs.job (
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     -- The target database's OID (0.2.0): what runs are dispatched by.
     datid          oid,
+    -- The values of the command's $1 ... $n, given to each run (0.4.0).
+    args           text[],
     UNIQUE (owner, name)
 );
 COMMENT ON TABLE jobs.job IS
@@ -63,7 +65,9 @@ CREATE TABLE jobs.run (
     -- The target database's OID (0.2.0): what the run is dispatched by.
     datid          oid,
     -- The command tag of a success's last statement (0.4.0).
-    command_tag    text
+    command_tag    text,
+    -- The values of the command's $1 ... $n (0.4.0).
+    args           text[]
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
@@ -79,6 +83,10 @@ COMMENT ON COLUMN jobs.run.command_tag IS
   'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
 COMMENT ON COLUMN jobs.job.name IS
   'The job''s name, unique per owner; NULL for a job made without one (cron.schedule(schedule, command)), which only the cron API addresses, by id.';
+COMMENT ON COLUMN jobs.run.args IS
+  'The values of the command''s parameters $1 ... $n, as text (NULL elements are SQL NULL); NULL when it has none.';
+COMMENT ON COLUMN jobs.job.args IS
+  'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
 
 -- The rows of a run's last statement, for jobs.result (owner and superusers only).
 CREATE TABLE jobs.run_result (

@@ -33,13 +33,14 @@ CREATE FUNCTION jobs.submit(
     start_at timestamptz DEFAULT NULL,
     timeout interval DEFAULT NULL,
     max_attempts int DEFAULT 1,
-    priority int DEFAULT 0)
+    priority int DEFAULT 0,
+    args text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id.';
+                         max_attempts, priority, args) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text[]) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id.';
 
 CREATE FUNCTION jobs.wait(run_id bigint, timeout interval DEFAULT NULL)
 RETURNS jobs.run LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -62,26 +63,27 @@ CREATE FUNCTION jobs.schedule(
     max_attempts int DEFAULT 1,
     retry_backoff interval DEFAULT '10 seconds',
     overlap text DEFAULT 'skip',
-    catch_up boolean DEFAULT false)
+    catch_up boolean DEFAULT false,
+    args text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up) $$;
-COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean) IS
-  'Create or update (same name, same owner) a scheduled job. Returns the job id.';
+                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[]) IS
+  'Create or update (same name, same owner) a scheduled job; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
 
 CREATE FUNCTION jobs.alter_job(
     name text,
     schedule text DEFAULT NULL, command text DEFAULT NULL, database name DEFAULT NULL,
     run_as pg_catalog.regrole DEFAULT NULL, timezone text DEFAULT NULL, timeout interval DEFAULT NULL,
     max_attempts int DEFAULT NULL, retry_backoff interval DEFAULT NULL, overlap text DEFAULT NULL,
-    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL)
+    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._alter_job(name, schedule, command, database::text, run_as::oid, timezone,
                             (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled) $$;
-COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean) IS
-  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout).';
+                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args) $$;
+COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[]) IS
+  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters).';
 
 COMMENT ON FUNCTION jobs.unschedule(text) IS 'Remove a job; its run history stays.';
 COMMENT ON FUNCTION jobs.pause(text) IS 'Stop scheduling a job; runs already going finish.';
@@ -167,13 +169,13 @@ GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int) IS
-  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text[]) IS
+  'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
-COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool) IS
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[]) IS
   'Internal: the body of jobs.schedule (validates and writes the job).';
-COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool) IS
+COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
   'Internal: the body of jobs.alter_job (changes the given settings of a job).';
 COMMENT ON FUNCTION jobs._next_due(text, timestamptz, text, timestamptz, bool, timestamptz) IS
   'Internal: when a job is next due after the given instant, for jobs.job_status.';

@@ -3,6 +3,7 @@
 
 use crate::catalog::{row, schema_version};
 use crate::pg::error::OrRaise;
+use pg_jobs_core::params::Args;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiHeapTupleData, SpiResult};
@@ -107,6 +108,8 @@ pub(crate) struct JobDef<'a> {
     pub(crate) retry_backoff_ms: i64,
     pub(crate) overlap: &'a str,
     pub(crate) catch_up: bool,
+    /// The values of the command's parameters (checked), if it has any.
+    pub(crate) args: Option<&'a Args>,
 }
 
 /// Create job `def` (per owner and name), or update it and enable it;
@@ -118,16 +121,24 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
     } else {
         ("", "", "")
     };
+    // 0.4.0 on: the values, replaced like every other setting (a job
+    // scheduled again without them has none). Values come only through the
+    // 0.4.0 functions, whose schema has the column.
+    let (args_col, args_val, args_set) = if schema_version::has_args() {
+        (", args", ", $14", ", args = EXCLUDED.args")
+    } else {
+        ("", "", "")
+    };
     let sql = format!(
         "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
-                                    max_attempts, retry_backoff, overlap, catch_up{datid_col})
+                                    max_attempts, retry_backoff, overlap, catch_up{datid_col}{args_col})
          VALUES ($1, $2::pg_catalog.regrole, $3,
                  TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
                  $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
-                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val})
+                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val}{args_val})
          ON CONFLICT (owner, name) DO UPDATE
             SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
-                database = EXCLUDED.database{datid_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                database = EXCLUDED.database{datid_set}{args_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
                 max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
                 overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
          RETURNING j.id"
@@ -148,17 +159,22 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
             def.overlap.into(),
             def.catch_up.into(),
             def.datid.into(),
+            def.args.cloned().into(),
         ],
     )
 }
 
 /// What `jobs.alter_job` checks a change against: the job's owner, target
-/// database (by OID; `InvalidOid` if unknown), attempts and retry backoff.
+/// database (by OID; `InvalidOid` if unknown), attempts and retry backoff,
+/// and its command and the values of its parameters (a new command must
+/// fit the values kept, new values the command kept).
 pub(crate) struct Settings {
     pub(crate) owner: pg_sys::Oid,
     pub(crate) datid: pg_sys::Oid,
     pub(crate) max_attempts: i32,
     pub(crate) retry_backoff_ms: i64,
+    pub(crate) command: String,
+    pub(crate) args: Option<Args>,
 }
 
 /// The current [`Settings`] of job `id`, as the caller sees it (row-level
@@ -171,9 +187,14 @@ pub(crate) fn settings(id: i64) -> Option<Settings> {
                 "SELECT owner::pg_catalog.oid, {by_oid}
                         (SELECT d.oid FROM pg_catalog.pg_database d
                           WHERE d.datname OPERATOR(pg_catalog.=) database)), max_attempts,
-                        (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8
+                        (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, command, {args}
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1",
-                by_oid = if by_oid { "COALESCE(datid," } else { "(" }
+                by_oid = if by_oid { "COALESCE(datid," } else { "(" },
+                args = if schema_version::has_args() {
+                    "args"
+                } else {
+                    "NULL::pg_catalog.text[]"
+                }
             ),
             None,
             &[id.into()],
@@ -186,6 +207,8 @@ pub(crate) fn settings(id: i64) -> Option<Settings> {
             datid: row::get_opt::<pg_sys::Oid>(&r, 2).unwrap_or(pg_sys::InvalidOid),
             max_attempts: row::get_req::<i32>(&r, 3),
             retry_backoff_ms: row::get_req::<i64>(&r, 4),
+            command: row::get_req::<String>(&r, 5),
+            args: row::get_opt::<Args>(&r, 6),
         })
     })
 }
@@ -206,6 +229,8 @@ pub(crate) struct JobChange<'a> {
     pub(crate) overlap: Option<&'a str>,
     pub(crate) catch_up: Option<bool>,
     pub(crate) enabled: Option<bool>,
+    /// New values (`Some(None)`: none any more), checked.
+    pub(crate) args: Option<Option<&'a Args>>,
 }
 
 /// Apply change `ch` to job `id`.
@@ -224,15 +249,18 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
                 retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
                 overlap = COALESCE($11, overlap),
                 catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled){}
+                enabled = COALESCE($13, enabled){}{}
               WHERE id OPERATOR(pg_catalog.=) $1",
         if schema_version::databases_by_oid() {
             ", datid = COALESCE($14, datid)"
         } else {
             ""
-        }
+        },
+        // Only when they change: they come only through the 0.4.0
+        // functions, whose schema has the column.
+        if ch.args.is_some() { ", args = $15" } else { "" }
     );
-    let args: [DatumWithOid; 14] = [
+    let args: [DatumWithOid; 15] = [
         id.into(),
         ch.schedule.into(),
         ch.once_at.into(),
@@ -247,6 +275,7 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
         ch.catch_up.into(),
         ch.enabled.into(),
         ch.datid.into(),
+        ch.args.flatten().cloned().into(),
     ];
     Spi::run_with_args(&sql, &args)
 }

@@ -65,6 +65,13 @@ pub fn records_ownership() -> bool {
         .unwrap_or(false)
 }
 
+/// 0.4.0 and later keep the values of a command's parameters (`args` in
+/// `jobs.run` and `jobs.job`); a database not yet updated has no column
+/// for them, and its runs have none.
+pub fn has_args() -> bool {
+    has_column(c"run", c"args")
+}
+
 /// 0.4.0 and later keep the command tag of a successful run
 /// (`jobs.run.command_tag`, what `cron.job_run_details.return_message`
 /// shows).

@@ -112,6 +112,8 @@ fn schedule_job(
         // starts when the current one ends.
         overlap: "queue",
         catch_up: false,
+        // pg_cron's commands have no parameters.
+        args: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, active)),
@@ -285,6 +287,8 @@ fn cron_alter_job(
         overlap: None,
         catch_up: None,
         enabled: active,
+        // pg_cron knows nothing of parameters: a job's values stay as they are.
+        args: None,
     };
     write_job(id, "change the job", || jobs::alter(id, &change));
     if let Some(new_owner) = new_owner.filter(|&o| o != cur.owner) {

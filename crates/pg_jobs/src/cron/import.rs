@@ -247,6 +247,7 @@ fn import_one(j: &CronJob, tz: &str, port: i32) -> (Option<i64>, &'static str, O
         retry_backoff_ms: 10_000,
         overlap: "queue",
         catch_up: false,
+        args: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, j.active)),

@@ -4,5 +4,6 @@
 //! command travels in from a scheduler to its worker.
 
 pub mod command_segment;
+pub mod params;
 pub mod result_capture;
 pub mod runner;

@@ -10,6 +10,10 @@
 //! BEGIN/COMMIT; a single statement runs with no block around it. Job
 //! commands get the session's `statement_timeout` per statement, as
 //! exec_simple_query arms it ([`StatementTimeout::Enforced`]).
+//!
+//! A command with values for its parameters (`args`) is one statement,
+//! analysed and bound as the extended query protocol would (see
+//! [`crate::exec::params`]); without them, nothing of that path runs.
 
 use pg_jobs_core::sqlstate;
 use pgrx::pg_sys::panic::CaughtError;
@@ -40,11 +44,12 @@ pub enum StatementTimeout {
 }
 
 /// Run `command` in the current session (already connected, as the run's
-/// owner), outside any transaction. Never raises: an ERROR is caught,
-/// the transaction cleaned up, and returned as `Outcome::Failed`.
+/// owner), outside any transaction, with `args` the values of its `$1 …
+/// $n` (`None`: it has none). Never raises: an ERROR is caught, the
+/// transaction cleaned up, and returned as `Outcome::Failed`.
 /// (FATAL — e.g. SIGTERM — ends the process; its supervisor records that.)
-pub fn run(command: &str, statement_timeout: StatementTimeout) -> Outcome {
-    run_with(command, None, None, statement_timeout)
+pub fn run(command: &str, args: Option<&[Option<String>]>, statement_timeout: StatementTimeout) -> Outcome {
+    run_with(command, args, None, None, statement_timeout)
 }
 
 /// Nodes whose statements commit on their own or refuse a transaction
@@ -182,11 +187,18 @@ pub fn classify(sql: &str) -> Vec<bool> {
 /// (see `result_capture`).
 pub fn run_recording(
     command: &str,
+    args: Option<&[Option<String>]>,
     capture: Option<usize>,
     before_commit: &(dyn Fn() + std::panic::RefUnwindSafe),
 ) -> (Outcome, bool) {
     RECORDED.with(|r| r.set(false));
-    let outcome = run_with(command, Some(before_commit), capture, StatementTimeout::Enforced);
+    let outcome = run_with(
+        command,
+        args,
+        Some(before_commit),
+        capture,
+        StatementTimeout::Enforced,
+    );
     let recorded = RECORDED.with(|r| r.get()) && outcome == Outcome::Succeeded;
     (outcome, recorded)
 }
@@ -226,6 +238,7 @@ pub fn last_command_tag() -> String {
 
 fn run_with(
     command: &str,
+    args: Option<&[Option<String>]>,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
     capture: Option<usize>,
     statement_timeout: StatementTimeout,
@@ -256,19 +269,20 @@ fn run_with(
     // transaction (run's callers: the executor and daemon main loops),
     // `cmd_cx` was just created under TopMemoryContext, and `c_command`
     // outlives the call and the clean-up below.
-    let result =
-        PgTryBuilder::new(|| unsafe { run_statements(&c_command, cmd_cx, before_commit, capture, enforce) })
-            .catch_others(|e| {
-                let report = match e {
-                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-                    CaughtError::RustPanic { ereport, .. } => ereport,
-                };
-                Err((
-                    sqlstate::unpack(report.sql_error_code() as i32),
-                    report.message().to_owned(),
-                ))
-            })
-            .execute();
+    let result = PgTryBuilder::new(|| unsafe {
+        run_statements(&c_command, args, cmd_cx, before_commit, capture, enforce)
+    })
+    .catch_others(|e| {
+        let report = match e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+            CaughtError::RustPanic { ereport, .. } => ereport,
+        };
+        Err((
+            sqlstate::unpack(report.sql_error_code() as i32),
+            report.message().to_owned(),
+        ))
+    })
+    .execute();
     // SAFETY: AbortOutOfAnyTransaction is safe in any transaction state;
     // after it nothing refers to `cmd_cx` (the portals and transactions that
     // used it are gone, and we switch away from it before deleting it), and
@@ -314,7 +328,9 @@ unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
     }
 }
 
-/// Parse, plan and run each statement of `command` (see [`run_with`]).
+/// Parse, plan and run each statement of `command` (see [`run_with`]);
+/// with `args`, its one statement with those values bound to its
+/// parameters.
 /// With `statement_timeout`, arm and disarm PostgreSQL's statement timeout
 /// around each statement where exec_simple_query does
 /// (`start_xact_command` and `finish_xact_command`, or the disarming
@@ -330,6 +346,7 @@ unsafe fn raw_statements(list: *mut pg_sys::List) -> Vec<*mut pg_sys::RawStmt> {
 /// whatever `debug_query_string` use follows it.
 unsafe fn run_statements(
     command: &CString,
+    args: Option<&[Option<String>]>,
     cmd_cx: pg_sys::MemoryContext,
     before_commit: Option<&(dyn Fn() + std::panic::RefUnwindSafe)>,
     capture: Option<usize>,
@@ -379,6 +396,14 @@ unsafe fn run_statements(
         if stmts.iter().any(|raw| copies_with_the_client((**raw).stmt)) {
             return Err(("0A000".into(), COPY_WITH_THE_CLIENT.into()));
         }
+        // Values are bound to one statement (checked at submit as well,
+        // where the statements were counted too).
+        if args.is_some() && stmts.len() > 1 {
+            let e = pg_jobs_core::params::ArgsError::SeveralStatements {
+                statements: stmts.len(),
+            };
+            return Err((e.sqlstate().into(), e.to_string()));
+        }
         let implicit_block = stmts.len() > 1;
         let single_transaction = stmts
             .iter()
@@ -394,22 +419,34 @@ unsafe fn run_statements(
             pg_sys::check_for_interrupts!();
 
             let tag = pg_sys::CreateCommandTag((*raw).stmt);
-            let needs_snapshot = pg_sys::analyze_requires_snapshot(raw);
+            // With values, also for their types' input functions (as
+            // exec_bind_message takes one for them).
+            let needs_snapshot = pg_sys::analyze_requires_snapshot(raw) || args.is_some();
             if needs_snapshot {
                 pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
             }
-            let queries = pg_sys::pg_analyze_and_rewrite_fixedparams(
-                raw,
-                command.as_ptr(),
-                std::ptr::null_mut(),
-                0,
-                std::ptr::null_mut(),
-            );
+            let (queries, params) = match args {
+                None => (
+                    pg_sys::pg_analyze_and_rewrite_fixedparams(
+                        raw,
+                        command.as_ptr(),
+                        std::ptr::null_mut(),
+                        0,
+                        std::ptr::null_mut(),
+                    ),
+                    std::ptr::null_mut(),
+                ),
+                Some(values) => {
+                    let (queries, types) = crate::exec::params::analyse(raw, command);
+                    crate::exec::params::check_types(&types, values.len());
+                    (queries, crate::exec::params::bind(&types, values))
+                }
+            };
             let plans = pg_sys::pg_plan_queries(
                 queries,
                 command.as_ptr(),
                 pg_sys::CURSOR_OPT_PARALLEL_OK as i32,
-                std::ptr::null_mut(),
+                params,
             );
             if needs_snapshot {
                 pg_sys::PopActiveSnapshot();
@@ -428,7 +465,7 @@ unsafe fn run_statements(
                 plans,
                 std::ptr::null_mut(),
             );
-            pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
+            pg_sys::PortalStart(portal, params, 0, std::ptr::null_mut());
             let mut format: i16 = 0;
             pg_sys::PortalSetResultFormat(portal, 1, &mut format);
             // The last statement's rows are what jobs.result returns.

@@ -19,10 +19,12 @@ use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::{raise, returned_id};
 use crate::pg::time;
+use crate::sql_api::args::check_fit;
 use crate::sql_api::bounds;
 use crate::sql_api::validate::*;
 use crate::sql_api::validate::{check_command, required};
 use jiff::tz::TimeZone;
+use pg_jobs_core::params::Args;
 use pg_jobs_core::schedule::Schedule;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode as Code;
@@ -41,8 +43,44 @@ pub(crate) fn write_job<T>(id: i64, what: &str, write: impl FnOnce() -> pgrx::sp
     written
 }
 
-/// `jobs.schedule(...)`: create the job `name` (per owner), or update it.
-#[pg_extern(volatile, parallel_unsafe)]
+/// `jobs.schedule(...)`: create the job `name` (per owner), or update it;
+/// `args` are the values of its command's `$1 … $n`, copied to each run.
+#[pg_extern(volatile, parallel_unsafe, name = "_schedule")]
+#[allow(clippy::too_many_arguments)]
+fn _schedule_with_args(
+    name: Option<&str>,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
+    args: Option<pgrx::Array<&str>>,
+) -> i64 {
+    let args = crate::sql_api::args::given(args);
+    schedule_job(
+        name,
+        schedule,
+        command,
+        database,
+        run_as,
+        timezone,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
+        args,
+    )
+}
+
+/// `jobs._schedule` of a database still at 0.3.0 (no `args`), whose
+/// catalog calls this C symbol with eleven arguments.
+#[pg_extern(sql = false)]
 #[allow(clippy::too_many_arguments)]
 fn _schedule(
     name: Option<&str>,
@@ -57,6 +95,37 @@ fn _schedule(
     overlap: Option<&str>,
     catch_up: Option<bool>,
 ) -> i64 {
+    schedule_job(
+        name,
+        schedule,
+        command,
+        database,
+        run_as,
+        timezone,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn schedule_job(
+    name: Option<&str>,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
+    args: Option<Args>,
+) -> i64 {
     let name = required(name, "name");
     let schedule = required(schedule, "schedule");
     let command = required(command, "command");
@@ -66,7 +135,7 @@ fn _schedule(
     let overlap = required(overlap, "overlap");
     let catch_up = required(catch_up, "catch_up");
     check_name(name, "job");
-    check_command(command);
+    let statements = check_command(command);
     let once_at = validate_schedule(schedule);
     check_not_past(once_at, schedule);
     let tz = timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone);
@@ -78,6 +147,9 @@ fn _schedule(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = database_oid(database);
     check_run_as(owner, datid);
+    if let Some(values) = &args {
+        crate::sql_api::args::check_fit(command, statements, values, datid);
+    }
     bounds::check_new_job(owner, name);
     let def = jobs::JobDef {
         name: Some(name),
@@ -93,6 +165,7 @@ fn _schedule(
         retry_backoff_ms,
         overlap,
         catch_up,
+        args: args.as_ref(),
     };
     let id = returned_id(bgw::as_superuser(|| jobs::save(&def)), "save the job");
     hooks::job_changed_at_commit(id);
@@ -100,8 +173,47 @@ fn _schedule(
     id
 }
 
-/// `jobs.alter_job(name, ...)`: change any subset of a job's settings (NULL: unchanged).
-#[pg_extern(volatile, parallel_unsafe)]
+/// `jobs.alter_job(name, ...)`: change any subset of a job's settings
+/// (NULL: unchanged; `args => '{}'` removes the values).
+#[pg_extern(volatile, parallel_unsafe, name = "_alter_job")]
+#[allow(clippy::too_many_arguments)]
+fn _alter_job_with_args(
+    name: Option<&str>,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
+    enabled: Option<bool>,
+    args: Option<pgrx::Array<&str>>,
+) -> i64 {
+    // NULL leaves them; an empty array removes them.
+    let args = args.is_some().then(|| crate::sql_api::args::given(args));
+    alter_job(
+        name,
+        schedule,
+        command,
+        database,
+        run_as,
+        timezone,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
+        enabled,
+        args,
+    )
+}
+
+/// `jobs._alter_job` of a database still at 0.3.0 (no `args`), whose
+/// catalog calls this C symbol with twelve arguments.
+#[pg_extern(sql = false)]
 #[allow(clippy::too_many_arguments)]
 fn _alter_job(
     name: Option<&str>,
@@ -117,6 +229,40 @@ fn _alter_job(
     catch_up: Option<bool>,
     enabled: Option<bool>,
 ) -> i64 {
+    alter_job(
+        name,
+        schedule,
+        command,
+        database,
+        run_as,
+        timezone,
+        timeout_ms,
+        max_attempts,
+        retry_backoff_ms,
+        overlap,
+        catch_up,
+        enabled,
+        None,
+    )
+}
+
+/// `args`: `None` unchanged, `Some(None)` removed, `Some(Some(v))` set.
+#[allow(clippy::too_many_arguments)]
+fn alter_job(
+    name: Option<&str>,
+    schedule: Option<&str>,
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    timezone: Option<&str>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    retry_backoff_ms: Option<i64>,
+    overlap: Option<&str>,
+    catch_up: Option<bool>,
+    enabled: Option<bool>,
+    args: Option<Option<Args>>,
+) -> i64 {
     let name = required(name, "name");
     let id = find_job(name);
     let cur = jobs::settings(id).unwrap_or_else(|| {
@@ -126,9 +272,7 @@ fn _alter_job(
             None,
         )
     });
-    if let Some(c) = command {
-        check_command(c);
-    }
+    let statements = command.map(check_command);
     let once_at = schedule.map(validate_schedule);
     if let Some(text) = schedule {
         check_not_past(once_at.flatten(), text);
@@ -149,6 +293,19 @@ fn _alter_job(
     if run_as.is_some() || database.is_some() {
         check_run_as(run_as.unwrap_or(cur.owner), datid.unwrap_or(cur.datid));
     }
+    // The values the job will have must fit the command it will have,
+    // wherever it will run, whichever of the three changes.
+    let kept_args = match &args {
+        Some(new) => new.as_ref(),
+        None => cur.args.as_ref(),
+    };
+    if let Some(values) = kept_args.filter(|_| args.is_some() || command.is_some() || database.is_some()) {
+        let (text, statements) = match (command, statements) {
+            (Some(c), Some(n)) => (c, n),
+            _ => (cur.command.as_str(), check_command(&cur.command)),
+        };
+        check_fit(text, statements, values, datid.unwrap_or(cur.datid));
+    }
     // Given to another role: one more job of that role's.
     if let Some(new_owner) = run_as.filter(|o| *o != cur.owner) {
         bounds::check_new_job(new_owner, name);
@@ -167,6 +324,7 @@ fn _alter_job(
         overlap,
         catch_up,
         enabled,
+        args: args.as_ref().map(Option::as_ref),
     };
     write_job(id, "change the job", || jobs::alter(id, &change));
     if let Some(new_owner) = run_as.filter(|&o| o != cur.owner) {

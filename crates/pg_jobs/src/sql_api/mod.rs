@@ -2,6 +2,7 @@
 //! everything, check privileges, and are the only write path to pg_jobs'
 //! tables; workers learn of changes when the writing transaction commits.
 
+mod args;
 pub(crate) mod bounds;
 mod daemons;
 pub(crate) mod jobs;

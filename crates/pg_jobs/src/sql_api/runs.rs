@@ -13,10 +13,39 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 /// `jobs.submit(...)`: queue `command` to run in the background, as
-/// `run_as` (default: the caller) in `database`. It runs only after the
-/// calling transaction commits; if that transaction (or the savepoint around
-/// this call) rolls back, it never runs. Returns the run id.
-#[pg_extern(volatile, parallel_unsafe)]
+/// `run_as` (default: the caller) in `database`, with `args` the values of
+/// its `$1 … $n`. It runs only after the calling transaction commits; if
+/// that transaction (or the savepoint around this call) rolls back, it
+/// never runs. Returns the run id.
+#[pg_extern(volatile, parallel_unsafe, name = "_submit")]
+#[allow(clippy::too_many_arguments)]
+fn _submit_with_args(
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    start_at: Option<TimestampWithTimeZone>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    priority: Option<i32>,
+    args: Option<pgrx::Array<&str>>,
+) -> i64 {
+    let args = crate::sql_api::args::given(args);
+    submit(
+        command,
+        database,
+        run_as,
+        start_at,
+        timeout_ms,
+        max_attempts,
+        priority,
+        args,
+    )
+}
+
+/// `jobs._submit` of a database still at 0.3.0 (no `args`): its catalog
+/// calls this C symbol with seven arguments, and must go on working with
+/// this library until `ALTER EXTENSION pg_jobs UPDATE`.
+#[pg_extern(sql = false)]
 #[allow(clippy::too_many_arguments)]
 fn _submit(
     command: Option<&str>,
@@ -27,11 +56,34 @@ fn _submit(
     max_attempts: Option<i32>,
     priority: Option<i32>,
 ) -> i64 {
+    submit(
+        command,
+        database,
+        run_as,
+        start_at,
+        timeout_ms,
+        max_attempts,
+        priority,
+        None,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submit(
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    start_at: Option<TimestampWithTimeZone>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    priority: Option<i32>,
+    args: Option<pg_jobs_core::params::Args>,
+) -> i64 {
     let command = required(command, "command");
     let database = required(database, "database");
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
-    check_command(command);
+    let statements = check_command(command);
     // A submitted run's retries wait the table's default backoff.
     crate::sql_api::validate::validate_numbers(
         timeout_ms,
@@ -47,6 +99,9 @@ fn _submit(
     let owner = run_as.unwrap_or_else(|| unsafe { pg_sys::GetUserId() });
     let datid = crate::catalog::acl::database_oid(database);
     crate::catalog::acl::check_run_as(owner, datid);
+    if let Some(values) = &args {
+        crate::sql_api::args::check_fit(command, statements, values, datid);
+    }
     crate::sql_api::bounds::admit_queued_run(owner);
     let run = runs::Submitted {
         owner,
@@ -57,6 +112,7 @@ fn _submit(
         timeout_ms,
         max_attempts,
         priority,
+        args: args.as_ref(),
     };
     // A kept plan: a burst of submits plans this INSERT once per session.
     let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");

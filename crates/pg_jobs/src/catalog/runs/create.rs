@@ -4,6 +4,7 @@
 use crate::catalog::{plans, row, schema_version};
 use crate::pg::error::OrRaise;
 use pg_jobs_core::overlap::Overlap;
+use pg_jobs_core::params::Args;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use std::collections::HashMap;
@@ -19,11 +20,38 @@ pub(crate) struct Submitted<'a> {
     pub(crate) timeout_ms: Option<i64>,
     pub(crate) max_attempts: i32,
     pub(crate) priority: i32,
+    /// The values of the command's parameters (checked), if it has any.
+    pub(crate) args: Option<&'a Args>,
 }
 
 /// Queue `run` (a kept plan: a burst of submits plans this INSERT once per
-/// session); returns its id.
+/// session); returns its id. A run without values is written as before
+/// they existed (its `args` is NULL by default), so it needs no look at
+/// the schema; one with values comes only through the 0.4.0 functions,
+/// whose schema has the column.
 pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
+    if let Some(args) = run.args {
+        return Spi::connect_mut(|c| {
+            plans::run(
+                c,
+                "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid, args)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9)
+                 RETURNING id",
+                &[
+                    run.owner.into(),
+                    run.command.into(),
+                    run.database.into(),
+                    run.start_at.into(),
+                    run.timeout_ms.into(),
+                    run.max_attempts.into(),
+                    run.priority.into(),
+                    run.datid.into(),
+                    args.clone().into(),
+                ],
+            )
+            .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
+        });
+    }
     let sql = if schema_version::databases_by_oid() {
         "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8)
@@ -73,7 +101,12 @@ pub(crate) fn queued_of(owner: pg_sys::Oid) -> i64 {
 /// Queue a run of job `job_id` now (`jobs.run_now`); returns its id.
 pub(crate) fn run_now(job_id: i64) -> SpiResult<Option<i64>> {
     Spi::get_one_with_args::<i64>(
-        if schema_version::databases_by_oid() {
+        if schema_version::has_args() {
+            "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for, args)
+                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now(), args
+                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 RETURNING id"
+        } else if schema_version::databases_by_oid() {
             "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
                  SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now()
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
@@ -135,14 +168,20 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
     } else {
         ("", "j.database")
     };
+    // Each run gets its job's values (0.4.0 on).
+    let (args_col, args) = if schema_version::has_args() {
+        (", args", ", j.args")
+    } else {
+        ("", "")
+    };
     plans::run_built(
         client,
         &format!(
             "/* run event: fire, skip */ INSERT INTO jobs.run (job_id, owner, command, database{datid_col}, max_attempts, timeout,
-                                   retry_backoff, scheduled_for, status, message, finished_at)
+                                   retry_backoff, scheduled_for, status, message, finished_at{args_col})
              SELECT j.id, j.owner, j.command, {database}, j.max_attempts, j.timeout, j.retry_backoff,
                     TIMESTAMPTZ 'epoch' + u.due * INTERVAL '1 microsecond',
-                    u.status, u.message, CASE WHEN u.status OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END
+                    u.status, u.message, CASE WHEN u.status OPERATOR(pg_catalog.=) 'skipped' THEN pg_catalog.now() END{args}
                FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]),
                                pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[]))
                       WITH ORDINALITY AS u(id, due, status, message, n)
@@ -165,13 +204,15 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
         client,
         &format!(
             "/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
-                                   retry_backoff, scheduled_for, not_before)
+                                   retry_backoff, scheduled_for, not_before{args})
              SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
-                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
+                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'{args}
                FROM jobs.run r WHERE id OPERATOR(pg_catalog.=) $1
                 -- A job's retries stop when the job is unscheduled.
                 AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))",
-            datid = if schema_version::databases_by_oid() { ", datid" } else { "" }
+            datid = if schema_version::databases_by_oid() { ", datid" } else { "" },
+            // A retry runs with the values of the attempt before it.
+            args = if schema_version::has_args() { ", args" } else { "" }
         ),
         &[failed.into(), attempt.into(), delay_ms.into()],
     )

@@ -141,6 +141,7 @@ pub(crate) fn purge_beyond_per_job(client: &mut SpiClient, per_job: i64) {
 pub(crate) fn vacuum() -> Option<String> {
     match runner::run(
         "VACUUM (SKIP_LOCKED) jobs.run",
+        None,
         runner::StatementTimeout::NotArmed,
     ) {
         Outcome::Failed { message, .. } => Some(message),

@@ -6,6 +6,7 @@ use super::{DISPATCH_ORDER, MAY_START, MAY_START_IN_BATCH};
 use crate::catalog::{plans, row, schema_version};
 use crate::pg::error::OrRaise;
 use jiff::Timestamp;
+use pg_jobs_core::params::{Args, Command};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiError, SpiHeapTupleData};
 use std::sync::LazyLock;
@@ -28,6 +29,8 @@ pub(crate) struct Queued {
     pub(crate) rank: i32,
     /// When it became due, in microseconds since the Unix epoch.
     pub(crate) due_us: i64,
+    /// The values of its command's parameters, if it has any.
+    pub(crate) args: Option<Args>,
 }
 
 impl Queued {
@@ -44,6 +47,7 @@ impl Queued {
             db_name: row::get_req(r, 9),
             rank: row::get_opt(r, 10).unwrap_or(0),
             due_us: row::get_opt(r, 11).unwrap_or(0),
+            args: row::get_opt(r, 12),
         }
     }
 }
@@ -69,6 +73,7 @@ pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_
     } else {
         "d.datname OPERATOR(pg_catalog.=) r.database"
     };
+    let args = args_column("r.");
     plans::run_built(
         client,
         &format!(
@@ -90,7 +95,8 @@ pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_
                            OR ($2 OPERATOR(pg_catalog.<>) 0 AND ro.oid IS NOT NULL
                                AND pg_catalog.pg_has_role(ro.oid, $2, 'MEMBER'))
                          THEN r.priority ELSE 0 END,
-                    (EXTRACT(EPOCH FROM COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) * 1000000)::int8
+                    (EXTRACT(EPOCH FROM COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) * 1000000)::int8,
+                    {args}
                FROM lane l
                CROSS JOIN LATERAL (
                  SELECT r.* FROM jobs.run r
@@ -146,25 +152,66 @@ pub(crate) fn refuse(client: &mut SpiClient, run_id: i64, code: &str, message: &
         .or_raise("failing a run");
 }
 
+/// The values of a run's parameters, as a statement reads them: column
+/// `args` of `prefix` (`"r."`), or, in a database not yet updated to
+/// 0.4.0 (no such column), a NULL of its type. Asked per statement (a
+/// few syscache look-ups, no query): `ALTER EXTENSION ... UPDATE` can
+/// add the column under a running worker.
+fn args_column(prefix: &str) -> String {
+    if schema_version::has_args() {
+        format!("{prefix}args")
+    } else {
+        "NULL::pg_catalog.text[]".to_owned()
+    }
+}
+
 /// A run taken from the queue by an executor, not started yet.
 pub(crate) struct Claimed {
     pub(crate) run_id: i64,
     /// The scheduled job it is a run of (0: submitted).
     pub(crate) job_id: i64,
-    pub(crate) command: String,
+    pub(crate) command: Command,
     pub(crate) timeout_ms: i64,
 }
 
 impl Claimed {
-    /// From a claim's `RETURNING id, command, timeout in ms, job id (0)`.
+    /// From a claim's `RETURNING id, command, timeout in ms, job id (0),
+    /// args` (see [`CLAIMED_COLUMNS`]).
     fn from_row(r: &SpiHeapTupleData) -> Claimed {
         Claimed {
             run_id: row::get_req::<i64>(r, 1),
-            command: row::get_req::<String>(r, 2),
+            command: Command {
+                sql: row::get_req::<String>(r, 2),
+                args: row::get_opt::<Args>(r, 5),
+            },
             timeout_ms: row::get_opt::<i64>(r, 3).unwrap_or(0),
             job_id: row::get_req::<i64>(r, 4),
         }
     }
+}
+
+/// What each claim returns of a run it took (`u`), for
+/// [`Claimed::from_row`]; `{args}` is [`args_column`]'s.
+const CLAIMED_COLUMNS: &str = "u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
+                COALESCE(u.job_id, 0), {args}";
+
+/// The claims' statements, each for a database without and with the
+/// column `args` (index: [`schema_version::has_args`]), each built once
+/// per process and kept planned.
+fn claim_sql(template: &str, with_args: bool) -> String {
+    template.replace("{CLAIMED}", CLAIMED_COLUMNS).replace(
+        "{args}",
+        if with_args {
+            "u.args"
+        } else {
+            "NULL::pg_catalog.text[]"
+        },
+    )
+}
+
+/// Which of the claim statements fits this database's schema.
+fn variant() -> usize {
+    usize::from(schema_version::has_args())
 }
 
 /// The head of role `$1`'s lane (its queued runs in dispatch order),
@@ -216,21 +263,30 @@ pub(crate) fn claim_batch(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = plans::run(
-        c,
-        "/* run event: reserve (row locked) */ UPDATE jobs.run SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
-          WHERE id OPERATOR(pg_catalog.=) ANY ($1)
-      RETURNING id, command, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, COALESCE(job_id, 0)",
-        &[ids.clone().into()],
-    )?;
+    let rows = plans::run(c, RESERVE[variant()].as_str(), &[ids.clone().into()])?;
     let mut runs: Vec<Claimed> = rows.into_iter().map(|r| Claimed::from_row(&r)).collect();
     runs.sort_by_key(|c| ids.iter().position(|&id| id == c.run_id));
     Ok(runs)
 }
 
+/// The reservation of a batch [`BATCH_HEAD`] locked.
+const RESERVE_TEMPLATE: &str = "/* run event: reserve (row locked) */ UPDATE jobs.run u SET status = 'starting', pid = pg_catalog.pg_backend_pid(), message = NULL
+          WHERE u.id OPERATOR(pg_catalog.=) ANY ($1)
+      RETURNING {CLAIMED}";
+
+static RESERVE: [LazyLock<String>; 2] = [
+    LazyLock::new(|| claim_sql(RESERVE_TEMPLATE, false)),
+    LazyLock::new(|| claim_sql(RESERVE_TEMPLATE, true)),
+];
+
 /// The claim of the head of a role's lane alone (built once per process; a
 /// kept plan).
-static HEAD: LazyLock<String> = LazyLock::new(|| {
+static HEAD: [LazyLock<String>; 2] = [
+    LazyLock::new(|| claim_sql(&head_template(), false)),
+    LazyLock::new(|| claim_sql(&head_template(), true)),
+];
+
+fn head_template() -> String {
     format!(
         "/* run event: claim */ WITH head AS (
            SELECT r.id, r.datid, r.job_id
@@ -251,10 +307,9 @@ static HEAD: LazyLock<String> = LazyLock::new(|| {
             -- wait, while another run of that job is going (unless
             -- the job allows overlap).
             AND {MAY_START}
-      RETURNING u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) * 1000)::int8,
-                COALESCE(u.job_id, 0)"
+      RETURNING {{CLAIMED}}"
     )
-});
+}
 
 /// The head of role `role`'s lane alone, if it is a run in database `db`
 /// that may start now, marked `running`.
@@ -263,7 +318,7 @@ pub(crate) fn claim_head(
     role: pg_sys::Oid,
     db: pg_sys::Oid,
 ) -> Result<Vec<Claimed>, SpiError> {
-    let rows = plans::run(c, HEAD.as_str(), &[role.into(), db.into()])?;
+    let rows = plans::run(c, HEAD[variant()].as_str(), &[role.into(), db.into()])?;
     Ok(rows.into_iter().map(|r| Claimed::from_row(&r)).collect())
 }
 

@@ -18,7 +18,7 @@
 //! to a main loop where a backend would reload its configuration, so this
 //! process reloads it after each commit when SIGHUP asked for it.
 
-use crate::exec::command_segment::{read_command, COMMAND_GONE};
+use crate::exec::command_segment::read_command;
 use crate::exec::runner;
 use crate::shmem::{self, Outcome, SlotRef};
 use pgrx::prelude::*;
@@ -31,9 +31,13 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
     let Some(slot) = shmem::claim(me) else {
         return;
     };
-    let Some(command) = read_command(slot.dsm) else {
-        shmem::record_outcome(me, Outcome::Failed, "55000", COMMAND_GONE);
-        return;
+    let command = match read_command(slot.dsm) {
+        Ok(command) => command,
+        Err(why) => {
+            let (code, message) = why.outcome();
+            shmem::record_outcome(me, Outcome::Failed, code, &message);
+            return;
+        }
     };
     let (db, role) = (pg_sys::Oid::from(slot.db), pg_sys::Oid::from(slot.role));
     // SAFETY: a database-connected background worker connects once, here,
@@ -46,7 +50,7 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
     shmem::set_running(me);
     // Not subject to statement_timeout: a daemon runs until it is stopped
     // (see runner::StatementTimeout::NotArmed).
-    match runner::run(&command, runner::StatementTimeout::NotArmed) {
+    match runner::run(&command.sql, None, runner::StatementTimeout::NotArmed) {
         runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
         runner::Outcome::Failed { sqlstate, message } => {
             shmem::record_outcome(me, Outcome::Failed, &sqlstate, &message)

@@ -37,6 +37,7 @@ use record::*;
 use session::*;
 
 use crate::exec::command_segment::read_command;
+use pg_jobs_core::params::Command;
 
 use crate::shmem::{self, Outcome, SlotRef};
 
@@ -153,19 +154,18 @@ pub extern "C-unwind" fn pg_jobs_executor_main(arg: pg_sys::Datum) {
     serve(me, db, role, next_command);
 }
 
-/// The command of a handed-over run, from its segment; `None` (recorded as
-/// the run's failure) if the segment is gone.
-fn command_of(me: SlotRef, dsm: u32) -> Option<String> {
-    let command = read_command(dsm);
-    if command.is_none() {
-        shmem::record_outcome(
-            me,
-            Outcome::Failed,
-            "55000",
-            crate::exec::command_segment::COMMAND_GONE,
-        );
+/// The command of a handed-over run and the values of its parameters,
+/// from its segment; `None` (recorded as the run's failure) if the segment
+/// is gone.
+fn command_of(me: SlotRef, dsm: u32) -> Option<Command> {
+    match read_command(dsm) {
+        Ok(command) => Some(command),
+        Err(why) => {
+            let (code, message) = why.outcome();
+            shmem::record_outcome(me, Outcome::Failed, code, &message);
+            None
+        }
     }
-    command
 }
 
 /// Connect as the run's owner, by OID, and register the run's timeout and
@@ -192,7 +192,7 @@ fn connect(db: pg_sys::Oid, role: pg_sys::Oid) {
 /// The warm pool: after each run, reset the session and take the next
 /// run: one this executor reserved, or a batch from the queue, or one the
 /// scheduler hands over within pg_jobs.executor_idle_timeout; then exit.
-fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Option<String>) {
+fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Option<Command>) {
     let mut reserved: VecDeque<Claimed> = VecDeque::new();
     loop {
         let command = match next_command.take() {
@@ -262,7 +262,7 @@ fn between_runs(
     recorded: bool,
     quick: bool,
     reserved: &mut VecDeque<Claimed>,
-) -> Option<String> {
+) -> Option<Command> {
     // A SIGHUP since the last run: the next one sees the server's settings
     // as a new connection would (a backend reloads between queries too;
     // runs taken here one after another never pass through the idle wait,
@@ -335,7 +335,7 @@ fn wait_for_next_run(me: SlotRef) -> Option<u32> {
 /// Run one command and record its outcome in our slot.
 /// Returns whether the run was recorded `succeeded` inside its own
 /// transaction (then there is nothing left for the scheduler to write).
-fn run_one(me: SlotRef, command: &str) -> bool {
+fn run_one(me: SlotRef, command: &Command) -> bool {
     let Some(slot) = shmem::slot(me) else {
         return false;
     };
@@ -445,16 +445,17 @@ fn disarm_timeouts(armed: Armed) {
 /// recorded inside that transaction, so its effects and its record commit
 /// together. (A command that committed on its own keeps its result after
 /// the timers are disarmed: [`keep_result_after_own_commit`].)
-fn execute(command: &str, slot: &shmem::Slot) -> (runner::Outcome, bool) {
+fn execute(command: &Command, slot: &shmem::Slot) -> (runner::Outcome, bool) {
     let run_id = slot.run_id;
+    let (sql, args) = (command.sql.as_str(), command.args.as_deref());
     crate::exec::result_capture::reset();
     if slot.db != slot.home_db {
         // The history is in another database: this executor cannot write
         // there, so results of runs in other databases are not kept.
-        return (runner::run(command, runner::StatementTimeout::Enforced), false);
+        return (runner::run(sql, args, runner::StatementTimeout::Enforced), false);
     }
     let cap = crate::gucs::max_result_bytes();
-    runner::run_recording(command, Some(cap), &|| record_success_in_transaction(run_id))
+    runner::run_recording(sql, args, Some(cap), &|| record_success_in_transaction(run_id))
 }
 
 /// A command that committed on its own: keep its rows afterwards, in a

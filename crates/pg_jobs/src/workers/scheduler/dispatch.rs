@@ -10,7 +10,8 @@ use pg_jobs_core::run::start::{self, Owner, WhyNot};
 /// A queued run picked for an executor.
 pub(super) struct Dispatch {
     pub(super) run_id: i64,
-    pub(super) command: String,
+    /// With the values of its parameters: both travel in its segment.
+    pub(super) command: pg_jobs_core::params::Command,
     pub(super) slot: SlotRef,
     /// An idle executor of the same database and role takes it.
     pub(super) warm: bool,
@@ -126,7 +127,10 @@ fn reserve_executor(db: pg_sys::Oid, q: Queued) -> Option<Dispatch> {
     let slot = idle.or_else(|| shmem::reserve(Kind::Executor, reservation))?;
     Some(Dispatch {
         run_id: q.run_id,
-        command: q.command,
+        command: pg_jobs_core::params::Command {
+            sql: q.command,
+            args: q.args,
+        },
         slot,
         warm,
     })

@@ -27,7 +27,8 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Result<Worker, NotStarted>
         Err(shmem::NoDaemonSlot::AtCap) => return Err(NotStarted::DaemonCap),
         Err(shmem::NoDaemonSlot::RegistryFull) => return Err(NotStarted::NoWorkerSlot),
     };
-    let segment = Segment::new(&def.command);
+    // A daemon's command has no parameters.
+    let segment = Segment::new(&pg_jobs_core::params::Command::plain(def.command.as_str()));
     shmem::set_dsm(slot, segment.handle());
     let name = format!("pg_jobs daemon \"{}\"", def.name);
     let w = DynamicWorker {
