@@ -10,8 +10,8 @@ fn state(s: &mut Client) -> String {
         s,
         "SELECT concat_ws(' | ',
             (SELECT string_agg(concat_ws(',', id, name, owner, schedule, command, database, timezone, timeout,
-                                         max_attempts, retry_backoff, overlap, catch_up, enabled), ';' ORDER BY id) FROM jobs.job),
-            (SELECT string_agg(concat_ws(',', id, status, command), ';' ORDER BY id) FROM jobs.run),
+                                         max_attempts, retry_backoff, overlap, catch_up, enabled, args), ';' ORDER BY id) FROM jobs.job),
+            (SELECT string_agg(concat_ws(',', id, status, command, args), ';' ORDER BY id) FROM jobs.run),
             (SELECT string_agg(concat_ws(',', id, name, command, run_on, restart_delay, max_restart_delay, enabled), ';' ORDER BY id)
                FROM jobs.daemon))",
     )
@@ -167,6 +167,19 @@ fn every_bad_input_gets_its_sqlstate_and_message_and_changes_nothing() {
         ("SELECT jobs.submit('SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
         ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
         ("SELECT jobs.daemon('d2', 'SELECT 1', database => 'template0')".into(), "55000", "database \"template0\" is not accepting connections".into()),
+        // args: the values of the command's $1 ... $n (issue 16).
+        ("SELECT jobs.submit('SELECT $1; SELECT 2', args => '{x}')".into(), "22023", "args need a command of one statement; this command has 2 statements".into()),
+        ("SELECT jobs.submit('SELECT 1', args => '{x}')".into(), "22023", "args has 1 value but the command has no parameters ($1, $2, ...)".into()),
+        ("SELECT jobs.submit('SELECT $1::int, $2', args => '{1}')".into(), "22023", "the command has 2 parameters ($1, $2) but args has 1 value".into()),
+        ("SELECT jobs.submit('SELECT $1::int', args => '{ten}')".into(), "22P02", "args[1]: invalid input syntax for type integer: \"ten\"".into()),
+        ("SELECT jobs.submit('SELECT $1 IS NULL', args => '{1}')".into(), "42P18", "could not determine data type of parameter $1".into()),
+        ("SELECT jobs.submit('SELECT $1', args => '{{a},{b}}')".into(), "22023", "args must be a one-dimensional array, not 2-dimensional".into()),
+        ("SELECT jobs.submit('SELECT $1', args => array_fill('x'::text, ARRAY[65536]))".into(), "54000", "args has too many values (65536; at most 65535)".into()),
+        ("SELECT jobs.submit('SELECT $1', args => ARRAY[repeat('x', 1048577)])".into(), "54000", "args is too large (1048577 bytes; at most 1048576)".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT $1::int', args => '{ten}')".into(), "22P02", "args[1]: invalid input syntax for type integer: \"ten\"".into()),
+        ("SELECT jobs.schedule('x', '@hourly', 'SELECT 1', args => '{x}')".into(), "22023", "args has 1 value but the command has no parameters ($1, $2, ...)".into()),
+        ("SELECT jobs.alter_job('j', args => '{x}')".into(), "22023", "args has 1 value but the command has no parameters ($1, $2, ...)".into()),
+        ("SELECT jobs.alter_job('j', command => 'SELECT $1::int', args => '{x}')".into(), "22P02", "args[1]: invalid input syntax for type integer: \"x\"".into()),
     ];
     let before = state(&mut s);
     let mut mismatches = Vec::new();

@@ -14,7 +14,10 @@
 //! is always rolled back: the locks it takes are released and nothing it
 //! did is left. If the analysis itself fails (a table created later, the
 //! privileges of another `run_as` role), the call is accepted, and the
-//! run reports what is wrong then.
+//! run reports what is wrong then. So is a call whose analysis would wait
+//! more than [`ANALYSIS_LOCK_TIMEOUT_MS`] for a lock another session holds
+//! on what the command reads (a long `ALTER TABLE`): a submit without
+//! values never waits for one, and one with values should not wait long.
 
 use crate::exec::params::{analyse, bind, check_types, highest_parameter, raise_args_error};
 use pg_jobs_core::params::{self, Args, ArgsError};
@@ -65,6 +68,10 @@ pub(crate) fn check_fit(command: &str, statements: usize, values: &Args, datid: 
         report.raise();
     }
 }
+
+/// The longest the analysis at submit waits for a lock (unless the
+/// session's own `lock_timeout` is shorter).
+pub(crate) const ANALYSIS_LOCK_TIMEOUT_MS: i32 = 100;
 
 /// What analysing the command with its values said.
 enum Verdict {
@@ -158,9 +165,10 @@ fn analyse_in_subtransaction(command: &std::ffi::CStr, values: &Args) -> Verdict
 fn parameter_types(command: &std::ffi::CStr) -> Option<Vec<pg_sys::Oid>> {
     PgTryBuilder::new(|| {
         // SAFETY: in a transaction (the subtransaction), on the backend's
-        // only thread: the search_path set is local to the subtransaction,
-        // whose rollback restores it, and its value is the setting's own
-        // reset string (valid while we use it). The parse tree is the
+        // only thread: the settings made are local to the subtransaction,
+        // whose rollback restores them; search_path's value is the
+        // setting's own reset string (valid while we use it), LockTimeout
+        // a plain global read. The parse tree is the
         // current memory context's; its first element is a RawStmt of
         // this parse (the command has one statement, as checked), and the
         // snapshot pushed around the analysis is popped after it.
@@ -175,6 +183,20 @@ fn parameter_types(command: &std::ffi::CStr) -> Option<Vec<pg_sys::Oid>> {
                 0,
                 false,
             );
+            let current = pg_sys::LockTimeout;
+            if current == 0 || current > ANALYSIS_LOCK_TIMEOUT_MS {
+                let ms = std::ffi::CString::new(ANALYSIS_LOCK_TIMEOUT_MS.to_string()).unwrap_or_default();
+                pg_sys::set_config_option(
+                    c"lock_timeout".as_ptr(),
+                    ms.as_ptr(),
+                    pg_sys::GucContext::PGC_USERSET,
+                    pg_sys::GucSource::PGC_S_SESSION,
+                    pg_sys::GucAction::GUC_ACTION_LOCAL,
+                    true,
+                    0,
+                    false,
+                );
+            }
             let list = pg_sys::pg_parse_query(command.as_ptr());
             if list.is_null() || (*list).length < 1 {
                 return None;
