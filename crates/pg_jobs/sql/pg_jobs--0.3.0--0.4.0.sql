@@ -52,8 +52,6 @@ DROP FUNCTION jobs."_next_due"(text, timestamptz, text, timestamptz, bool);
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int) IS
-  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
 COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool) IS
@@ -164,3 +162,56 @@ AS 'MODULE_PATHNAME', 'import_pg_cron_wrapper';
 COMMENT ON FUNCTION jobs.import_pg_cron() IS
   'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
 REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
+
+-- Unique keys (issue 16): jobs.submit(unique_key, on_conflict). At most one
+-- queued run per owner and key, kept by the database (a partial unique
+-- index), so concurrent and rolled-back submitters cannot queue two.
+ALTER TABLE jobs.run ADD COLUMN unique_key text;
+COMMENT ON COLUMN jobs.run.unique_key IS
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
+  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
+DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int);
+DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int);
+CREATE FUNCTION jobs."_submit"(
+	"command" TEXT, /* Option < & str > */
+	"database" TEXT, /* Option < & str > */
+	"run_as" oid, /* Option < pg_sys :: Oid > */
+	"start_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"timeout_ms" bigint, /* Option < i64 > */
+	"max_attempts" INT, /* Option < i32 > */
+	"priority" INT, /* Option < i32 > */
+	"unique_key" TEXT, /* Option < & str > */
+	"on_conflict" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_submit_wrapper';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text) IS
+  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
+CREATE FUNCTION jobs.submit(
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    start_at timestamptz DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    priority int DEFAULT 0,
+    unique_key text DEFAULT NULL,
+    on_conflict text DEFAULT 'skip')
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
+                         (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
+                         max_attempts, priority, unique_key, on_conflict) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id (with a unique_key already queued: that run''s id).';
+
+-- Run a finished run again (issue 16).
+CREATE FUNCTION jobs."retry"(
+	"run_id" bigint /* Option < i64 > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'retry_wrapper';
+COMMENT ON FUNCTION jobs.retry(bigint) IS
+  'Run a finished run''s command again, as a new run with its settings (owner, database, job, timeout, attempts, priority). Returns the new run''s id.';

@@ -63,7 +63,9 @@ CREATE TABLE jobs.run (
     -- The target database's OID (0.2.0): what the run is dispatched by.
     datid          oid,
     -- The command tag of a success's last statement (0.4.0).
-    command_tag    text
+    command_tag    text,
+    -- jobs.submit's unique_key (0.4.0): at most one queued run per owner and key.
+    unique_key     text
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
@@ -75,6 +77,8 @@ COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a 
 COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
+COMMENT ON COLUMN jobs.run.unique_key IS
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
 COMMENT ON COLUMN jobs.run.command_tag IS
   'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
 COMMENT ON COLUMN jobs.job.name IS
@@ -101,6 +105,10 @@ CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, 
 -- at dispatch: a probe, however long the queue or the job's history),
 CREATE INDEX run_job_live ON jobs.run (job_id)
   WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);
+-- the unique keys of queued runs (jobs.submit's unique_key: the database
+-- itself keeps concurrent and rolled-back submitters from queueing two),
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
+  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
 -- and the next retry or start_at due.
 CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL;
 -- The history by job (overlap checks, per-job bounds) and by age (purge):

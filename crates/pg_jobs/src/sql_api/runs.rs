@@ -26,8 +26,14 @@ fn _submit(
     timeout_ms: Option<i64>,
     max_attempts: Option<i32>,
     priority: Option<i32>,
+    unique_key: Option<&str>,
+    on_conflict: Option<&str>,
 ) -> i64 {
     let command = required(command, "command");
+    let on_conflict = unique_key.map(|key| {
+        check_unique_key(key);
+        parse_on_conflict(required(on_conflict, "on_conflict"))
+    });
     let database = required(database, "database");
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
@@ -59,9 +65,61 @@ fn _submit(
         priority,
     };
     // A kept plan: a burst of submits plans this INSERT once per session.
-    let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
-    hooks::submitted_at_commit(id);
+    let (Some(key), Some(on_conflict)) = (unique_key, on_conflict) else {
+        let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
+        hooks::submitted_at_commit(id);
+        return id;
+    };
+    let (id, new) = bgw::as_superuser(|| runs::submit_unique(&run, key, on_conflict))
+        .or_raise("queue the run")
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not queue the run: no id was returned",
+                None,
+            )
+        });
+    if new {
+        hooks::submitted_at_commit(id);
+    } else if on_conflict == runs::OnConflict::Replace {
+        // Its start time may have moved.
+        hooks::wake_scheduler_at_commit();
+    }
     id
+}
+
+/// Longest `unique_key`: keys live in a btree index, whose entries must fit
+/// a third of a page.
+const MAX_UNIQUE_KEY_CHARS: usize = 512;
+
+fn check_unique_key(key: &str) {
+    if key.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "unique_key must not be empty",
+            Some("Pass NULL for a run without a unique key."),
+        );
+    }
+    let n = key.chars().count();
+    if n > MAX_UNIQUE_KEY_CHARS {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unique_key is too long ({n} characters; at most {MAX_UNIQUE_KEY_CHARS})"),
+            None,
+        );
+    }
+}
+
+fn parse_on_conflict(text: &str) -> runs::OnConflict {
+    match text {
+        "skip" => runs::OnConflict::Skip,
+        "replace" => runs::OnConflict::Replace,
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid on_conflict \"{other}\""),
+            Some("on_conflict is 'skip' (keep the queued run) or 'replace' (give it this command and start time)."),
+        ),
+    }
 }
 
 /// The status of a run the caller can see (row-level security), or an
@@ -222,6 +280,38 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
     bgw::as_superuser(|| runs::mark_cancelled(run_id))
         .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
     Some(true)
+}
+
+/// `jobs.retry(run_id)`: run a finished run's command again, as a new run
+/// with its settings (what an operator clicks on a failed run). For whoever
+/// may see the run and run things as its owner; a run not finished yet is
+/// refused (cancel it first). Returns the new run's id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn retry(run_id: Option<i64>) -> i64 {
+    let run_id = required(run_id, "run_id");
+    let status = visible_status(run_id);
+    if !is_terminal(&status) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("run {run_id} is not finished (it is {status})"),
+            Some("Wait for it with jobs.wait, or stop it with jobs.cancel, then retry it."),
+        );
+    }
+    let (owner, datid) = bgw::as_superuser(|| runs::owner_and_database(run_id))
+        .or_raise("reading a run")
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("run {run_id} does not exist"),
+                None,
+            )
+        });
+    // Running its command again is running something as its owner.
+    crate::catalog::acl::check_run_as(owner, datid);
+    crate::sql_api::bounds::admit_queued_run(owner);
+    let id = returned_id(bgw::as_superuser(|| runs::resubmit(run_id)), "queue the run");
+    hooks::submitted_at_commit(id);
+    id
 }
 
 /// `jobs.result(run_id)`: the rows the run's last statement returned, one
