@@ -182,12 +182,14 @@ CREATE FUNCTION jobs."_submit"(
 	"max_attempts" INT, /* Option < i32 > */
 	"priority" INT, /* Option < i32 > */
 	"unique_key" TEXT, /* Option < & str > */
-	"on_conflict" TEXT /* Option < & str > */
+	"on_conflict" TEXT, /* Option < & str > */
+	"depends_on" bigint[], /* Option < Vec < Option < i64 > > > */
+	"run_if" TEXT /* Option < & str > */
 ) RETURNS bigint /* i64 */
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_submit_wrapper';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text) IS
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text) IS
   'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 CREATE FUNCTION jobs.submit(
     command text,
@@ -198,12 +200,14 @@ CREATE FUNCTION jobs.submit(
     max_attempts int DEFAULT 1,
     priority int DEFAULT 0,
     unique_key text DEFAULT NULL,
-    on_conflict text DEFAULT 'skip')
+    on_conflict text DEFAULT 'skip',
+    depends_on bigint[] DEFAULT NULL,
+    run_if text DEFAULT 'succeeded')
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, unique_key, on_conflict) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text) IS
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text) IS
   'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id (with a unique_key already queued: that run''s id).';
 
 -- Run a finished run again (issue 16).
@@ -215,3 +219,15 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'retry_wrapper';
 COMMENT ON FUNCTION jobs.retry(bigint) IS
   'Run a finished run''s command again, as a new run with its settings (owner, database, job, timeout, attempts, priority). Returns the new run''s id.';
+
+-- Dependencies (issue 16): jobs.submit(depends_on, run_if); a new status,
+-- waiting.
+ALTER TABLE jobs.run ADD COLUMN depends_on bigint[], ADD COLUMN run_if text;
+COMMENT ON COLUMN jobs.run.status IS
+  'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip), or its dependencies decided against it; waiting: for the runs in depends_on to finish.';
+COMMENT ON COLUMN jobs.run.depends_on IS
+  'The runs it waits for (jobs.submit depends_on): when all have finished, it is queued if run_if holds, else skipped. A failed parent''s retry takes its place.';
+COMMENT ON COLUMN jobs.run.run_if IS
+  'What its depends_on runs must have done for it to run: succeeded (all), failed (any failed, timed out or crashed) or finished.';
+CREATE INDEX run_waiting ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) 'waiting';
+CREATE INDEX run_waiting_on ON jobs.run USING gin (depends_on) WHERE status OPERATOR(pg_catalog.=) 'waiting';

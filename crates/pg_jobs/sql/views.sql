@@ -35,12 +35,14 @@ CREATE FUNCTION jobs.submit(
     max_attempts int DEFAULT 1,
     priority int DEFAULT 0,
     unique_key text DEFAULT NULL,
-    on_conflict text DEFAULT 'skip')
+    on_conflict text DEFAULT 'skip',
+    depends_on bigint[] DEFAULT NULL,
+    run_if text DEFAULT 'succeeded')
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, unique_key, on_conflict) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text) IS
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text) IS
   'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id (with a unique_key already queued: that run''s id).';
 
 CREATE FUNCTION jobs.wait(run_id bigint, timeout interval DEFAULT NULL)
@@ -169,7 +171,7 @@ GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text) IS
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text) IS
   'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';

@@ -71,3 +71,8 @@ pub fn records_ownership() -> bool {
 pub fn records_command_tags() -> bool {
     has_column(c"run", c"command_tag")
 }
+
+/// 0.4.0 and later have runs that wait for others (`jobs.run.depends_on`).
+pub fn has_waiting_runs() -> bool {
+    has_column(c"run", c"depends_on")
+}

@@ -28,8 +28,20 @@ fn _submit(
     priority: Option<i32>,
     unique_key: Option<&str>,
     on_conflict: Option<&str>,
+    depends_on: Option<Vec<Option<i64>>>,
+    run_if: Option<&str>,
 ) -> i64 {
     let command = required(command, "command");
+    let waits = depends_on.map(|ids| {
+        if unique_key.is_some() {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a run cannot have both a unique_key and depends_on",
+                Some("A unique key is kept among queued runs; a run with depends_on waits first."),
+            );
+        }
+        (check_depends_on(ids), parse_run_if(required(run_if, "run_if")))
+    });
     let on_conflict = unique_key.map(|key| {
         check_unique_key(key);
         parse_on_conflict(required(on_conflict, "on_conflict"))
@@ -64,6 +76,16 @@ fn _submit(
         max_attempts,
         priority,
     };
+    if let Some((parents, run_if)) = waits {
+        let id = returned_id(
+            bgw::as_superuser(|| runs::submit_waiting(&run, &parents, run_if)),
+            "queue the run",
+        );
+        hooks::submitted_at_commit(id);
+        // Its parents may end before this commits: the scheduler looks then.
+        hooks::waiting_changed_at_commit();
+        return id;
+    }
     // A kept plan: a burst of submits plans this INSERT once per session.
     let (Some(key), Some(on_conflict)) = (unique_key, on_conflict) else {
         let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
@@ -86,6 +108,59 @@ fn _submit(
         hooks::wake_scheduler_at_commit();
     }
     id
+}
+
+/// Most runs one run may wait for.
+const MAX_DEPENDS_ON: usize = 1000;
+
+/// `depends_on`: 1 to [`MAX_DEPENDS_ON`] ids of runs the caller can see
+/// (42704 for any other: no role waits on, or learns of, another's runs).
+/// Duplicates are dropped.
+fn check_depends_on(ids: Vec<Option<i64>>) -> Vec<i64> {
+    if ids.iter().any(Option::is_none) {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "depends_on must not contain NULL",
+            None,
+        );
+    }
+    let mut ids: Vec<i64> = ids.into_iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "depends_on must not be empty",
+            Some("Pass NULL for a run that waits for nothing."),
+        );
+    }
+    if ids.len() > MAX_DEPENDS_ON {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("depends_on lists {} runs (at most {MAX_DEPENDS_ON})", ids.len()),
+            None,
+        );
+    }
+    let seen = runs::visible(&ids);
+    if let Some(missing) = ids.iter().find(|id| !seen.contains(id)) {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("run {missing} does not exist"),
+            Some("depends_on lists runs of this database that you can see (your own, and those of roles you act for)."),
+        );
+    }
+    ids
+}
+
+fn parse_run_if(text: &str) -> pg_jobs_core::run::depends::RunIf {
+    text.parse()
+        .unwrap_or_else(|e: pg_jobs_core::run::depends::UnknownRunIf| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+                None,
+            )
+        })
 }
 
 /// Longest `unique_key`: keys live in a btree index, whose entries must fit
@@ -248,6 +323,8 @@ fn cancel(run_id: Option<i64>) -> bool {
     match cancelled_here {
         Some(true) => {
             hooks::runs_finished_at_commit();
+            // Runs waiting for it are skipped (by the scheduler, at commit).
+            hooks::waiting_changed_at_commit();
             true
         }
         // Its executor was asked to stop it.

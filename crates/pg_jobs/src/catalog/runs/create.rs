@@ -261,7 +261,7 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
 
 /// Queue attempt `attempt` of run `failed`, `delay_ms` from now.
 pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, delay_ms: i64) {
-    plans::run_built(
+    let retry = plans::run_built(
         client,
         &format!(
             "/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
@@ -270,10 +270,20 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
                     pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'
                FROM jobs.run r WHERE id OPERATOR(pg_catalog.=) $1
                 -- A job's retries stop when the job is unscheduled.
-                AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))",
+                AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))
+             RETURNING id",
             datid = if schema_version::databases_by_oid() { ", datid" } else { "" }
         ),
         &[failed.into(), attempt.into(), delay_ms.into()],
     )
-    .or_raise("queueing a retry");
+    .or_raise("queueing a retry")
+    .next()
+    .and_then(|r| row::get_opt::<i64>(&r, 1));
+    // Runs waiting for the failed attempt wait for this one (a database
+    // before 0.4.0 has no waiting runs).
+    if let Some(retry) = retry {
+        if schema_version::has_waiting_runs() {
+            super::follow_retry(client, failed, retry);
+        }
+    }
 }

@@ -21,6 +21,8 @@ struct Reloads {
     all_jobs: bool,
     jobs: Vec<i64>,
     daemons: bool,
+    /// Look at every waiting run (see `waiting`).
+    waiting: bool,
 }
 
 /// The earlier of `w` and `t`.
@@ -77,13 +79,15 @@ impl Scheduler {
     fn reloads(&mut self) -> Reloads {
         let promoted = std::mem::take(&mut self.was_in_recovery);
         let changes = shmem::take_reload(self.me);
+        let all_jobs = changes.all_jobs || promoted || !self.loaded;
         Reloads {
-            all_jobs: changes.all_jobs || promoted || !self.loaded,
+            all_jobs,
             daemons: changes.daemons
                 || changes.all_jobs
                 || promoted
                 || std::mem::take(&mut self.reload_daemons_pending),
             jobs: changes.jobs,
+            waiting: changes.waiting || all_jobs || std::mem::take(&mut self.recheck_waiting_pending),
         }
     }
 
@@ -93,6 +97,8 @@ impl Scheduler {
         self.daemons.observe(client, reloads.daemons, true);
         let harvested = self.harvest(client);
         self.mark_started_and_crashed(client);
+        // Before the queue is read: a run released now is dispatched now.
+        self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
         let now = Timestamp::now();
         let mut wake_at = self.kill_overdue(now);
         if reloads.all_jobs {
@@ -121,6 +127,10 @@ impl Scheduler {
         }
         for t in [next_retry, next_job].into_iter().flatten() {
             wake_at = earliest(wake_at, t);
+        }
+        if self.recheck_waiting_pending {
+            // More waiting runs to decide than one pass takes.
+            wake_at = earliest(wake_at, now);
         }
         PassResult {
             harvested,
