@@ -211,13 +211,13 @@ fn cancelling_skips_what_waits_and_a_waiting_run_can_be_cancelled() {
 fn a_dependant_follows_its_parents_retries() {
     let (_c, mut s) = cluster("workflow-retry");
     s.batch_execute(
-        "CREATE TABLE tries (n int); INSERT INTO tries VALUES (0); GRANT ALL ON tries TO PUBLIC;
+        "CREATE TABLE fixed (ok boolean); INSERT INTO fixed VALUES (false); GRANT ALL ON fixed TO PUBLIC;
          CREATE FUNCTION flaky() RETURNS void LANGUAGE plpgsql AS $$
-           BEGIN UPDATE tries SET n = n + 1;
-                 IF (SELECT n FROM tries) < 2 THEN RAISE EXCEPTION 'first try fails'; END IF; END $$;",
+           BEGIN IF NOT (SELECT ok FROM fixed) THEN RAISE EXCEPTION 'not fixed yet'; END IF; END $$;",
     )
     .unwrap();
-    // The first attempt fails; its retry (10 s backoff) succeeds.
+    // The first attempt fails; the cause is fixed during the retry's
+    // 10-second backoff, so the retry succeeds.
     let p: i64 = one(&mut s, "SELECT jobs.submit('SELECT flaky()', max_attempts => 2)");
     let d: i64 = one(
         &mut s,
@@ -238,6 +238,7 @@ fn a_dependant_follows_its_parents_retries() {
         (r.get(0), r.get(1))
     };
     assert_eq!((status.as_str(), waits), ("waiting", vec![retry]));
+    s.batch_execute("UPDATE fixed SET ok = true").unwrap();
     let (status, _, msg) = wait_run(&mut s, d);
     assert_eq!(status, "succeeded", "{msg:?}");
     assert_eq!(status_and_message(&mut s, retry).0, "succeeded");

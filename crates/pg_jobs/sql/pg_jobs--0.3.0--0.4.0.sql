@@ -163,6 +163,10 @@ COMMENT ON FUNCTION jobs.import_pg_cron() IS
   'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
 REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
 
+-- jobs._submit takes the options of 0.4.0 (unique_key, on_conflict,
+-- depends_on, run_if) from a C function of its own: the library keeps the
+-- old one for databases not yet updated, whose jobs.submit passes seven
+-- arguments.
 -- Unique keys (issue 16): jobs.submit(unique_key, on_conflict). At most one
 -- queued run per owner and key, kept by the database (a partial unique
 -- index), so concurrent and rolled-back submitters cannot queue two.
@@ -188,7 +192,7 @@ CREATE FUNCTION jobs."_submit"(
 ) RETURNS bigint /* i64 */
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', '_submit_wrapper';
+AS 'MODULE_PATHNAME', '_submit_run_wrapper';
 COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text) IS
   'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 CREATE FUNCTION jobs.submit(

@@ -16,9 +16,9 @@ use pgrx::PgSqlErrorCode;
 /// `run_as` (default: the caller) in `database`. It runs only after the
 /// calling transaction commits; if that transaction (or the savepoint around
 /// this call) rolls back, it never runs. Returns the run id.
-#[pg_extern(volatile, parallel_unsafe)]
+#[pg_extern(name = "_submit", volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
-fn _submit(
+fn _submit_run(
     command: Option<&str>,
     database: Option<&str>,
     run_as: Option<pg_sys::Oid>,
@@ -103,8 +103,10 @@ fn _submit(
         });
     if new {
         hooks::submitted_at_commit(id);
-    } else if on_conflict == runs::OnConflict::Replace {
-        // Its start time may have moved.
+    } else {
+        // The queued run was locked until our commit (and `replace` may
+        // have moved its start time): a dispatch meanwhile skipped it, so
+        // the scheduler looks again at commit.
         hooks::wake_scheduler_at_commit();
     }
     id
@@ -195,6 +197,36 @@ fn parse_on_conflict(text: &str) -> runs::OnConflict {
             Some("on_conflict is 'skip' (keep the queued run) or 'replace' (give it this command and start time)."),
         ),
     }
+}
+
+/// `jobs._submit` as a database not yet updated to 0.4.0 calls it (its
+/// `jobs.submit` passes seven arguments): the same, without the options
+/// 0.4.0 added. No SQL of its own: the 0.3.0 schema created it, and the
+/// 0.4.0 upgrade replaces it.
+#[pg_extern(sql = false)]
+#[allow(clippy::too_many_arguments)]
+fn _submit(
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    start_at: Option<TimestampWithTimeZone>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    priority: Option<i32>,
+) -> i64 {
+    _submit_run(
+        command,
+        database,
+        run_as,
+        start_at,
+        timeout_ms,
+        max_attempts,
+        priority,
+        None,
+        None,
+        None,
+        None,
+    )
 }
 
 /// The status of a run the caller can see (row-level security), or an

@@ -52,14 +52,14 @@ pub(crate) fn submit_unique(
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9)
                  ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
                  DO UPDATE SET unique_key = r.unique_key
-                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) 0::pg_catalog.xid"
+                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
         }
         OnConflict::Replace => {
             "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9)
                  ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
                  DO UPDATE SET command = EXCLUDED.command, not_before = EXCLUDED.not_before
-                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) 0::pg_catalog.xid"
+                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
         }
     };
     Spi::connect_mut(|c| {

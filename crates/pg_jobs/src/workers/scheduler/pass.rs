@@ -96,6 +96,11 @@ impl Scheduler {
     fn pass_in_transaction(&mut self, client: &mut SpiClient, reloads: &Reloads) -> PassResult {
         self.daemons.observe(client, reloads.daemons, true);
         let harvested = self.harvest(client);
+        // Every run harvested ended (those a command recorded itself
+        // included, which the harvest's own update does not return).
+        for h in &harvested {
+            super::waiting::ended(h.run_id);
+        }
         self.mark_started_and_crashed(client);
         // Before the queue is read: a run released now is dispatched now.
         self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
