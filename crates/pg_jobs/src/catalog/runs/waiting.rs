@@ -63,6 +63,19 @@ pub(crate) fn waiting_on(client: &mut SpiClient, ended: &[i64]) -> Vec<i64> {
     .collect()
 }
 
+/// Whether any run is waiting (a probe of the partial index).
+pub(crate) fn any_waiting(client: &mut SpiClient) -> bool {
+    plans::run(
+        client,
+        "SELECT EXISTS (SELECT FROM jobs.run WHERE status OPERATOR(pg_catalog.=) 'waiting')",
+        &[],
+    )
+    .or_raise("looking for waiting runs")
+    .next()
+    .and_then(|r| row::get_opt::<bool>(&r, 1))
+    .unwrap_or(true)
+}
+
 /// Up to `limit` waiting runs, oldest first.
 pub(crate) fn all_waiting(client: &mut SpiClient, limit: i64) -> Vec<i64> {
     plans::run(

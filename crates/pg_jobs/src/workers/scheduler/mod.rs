@@ -163,6 +163,7 @@ impl Scheduler {
             fired_in_pass: Vec::new(),
             reload_daemons_pending: false,
             recheck_waiting_pending: false,
+            waiting_may_exist: true,
             journal: Journal::default(),
             requeue_pending: Vec::new(),
             parsed: HashMap::new(),
@@ -315,6 +316,9 @@ struct Scheduler {
     reload_daemons_pending: bool,
     /// Waiting runs remain to be looked at (a pass took as many as it may).
     recheck_waiting_pending: bool,
+    /// Some run may be waiting for others: false once a look found none,
+    /// until a transaction submits one (which asks for a look at commit).
+    waiting_may_exist: bool,
     /// What the current pass changed in shared memory, to put back if it
     /// fails (see [`Journal`]).
     journal: Journal,

@@ -33,19 +33,26 @@ impl Scheduler {
     /// whether some may remain for the next pass.
     pub(super) fn resolve_waiting(&mut self, client: &mut SpiClient, look_at_all: bool) -> bool {
         let ended = ENDED.with(|e| std::mem::take(&mut *e.borrow_mut()));
-        if !has_waiting_runs() {
+        // The fast path: with no run waiting (none was submitted since a
+        // look found none), a pass costs nothing here.
+        if !(look_at_all || self.waiting_may_exist && !ended.is_empty()) || !has_waiting_runs() {
             return false;
         }
         let mut candidates = if look_at_all {
             runs::all_waiting(client, BATCH)
-        } else if ended.is_empty() {
-            return false;
         } else {
             runs::waiting_on(client, &ended)
         };
+        if look_at_all {
+            self.waiting_may_exist = !candidates.is_empty();
+        }
+        let mut decided_any = false;
         let mut full = look_at_all && candidates.len() as i64 == BATCH;
         for _ in 0..MAX_ROUNDS {
             if candidates.is_empty() {
+                if decided_any {
+                    self.waiting_may_exist = runs::any_waiting(client);
+                }
                 return false;
             }
             let (mut release, mut skip, mut messages) = (Vec::new(), Vec::new(), Vec::new());
@@ -59,6 +66,7 @@ impl Scheduler {
                     }
                 }
             }
+            decided_any |= !release.is_empty() || !skip.is_empty();
             if !release.is_empty() {
                 runs::release(client, release);
             }
