@@ -76,3 +76,8 @@ pub fn records_command_tags() -> bool {
 pub fn has_waiting_runs() -> bool {
     has_column(c"run", c"depends_on")
 }
+
+/// 0.4.0 and later have jobs that follow other jobs (`jobs.job.after_job`).
+pub fn has_job_chains() -> bool {
+    has_column(c"job", c"after_job")
+}

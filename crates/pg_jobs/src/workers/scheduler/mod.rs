@@ -164,6 +164,7 @@ impl Scheduler {
             reload_daemons_pending: false,
             recheck_waiting_pending: false,
             waiting_may_exist: true,
+            has_followers: false,
             journal: Journal::default(),
             requeue_pending: Vec::new(),
             parsed: HashMap::new(),
@@ -319,6 +320,8 @@ struct Scheduler {
     /// Some run may be waiting for others: false once a look found none,
     /// until a transaction submits one (which asks for a look at commit).
     waiting_may_exist: bool,
+    /// Some enabled job follows another (`after_job`); read at each load.
+    has_followers: bool,
     /// What the current pass changed in shared memory, to put back if it
     /// fails (see [`Journal`]).
     journal: Journal,

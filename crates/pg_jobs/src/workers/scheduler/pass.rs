@@ -102,8 +102,6 @@ impl Scheduler {
             super::waiting::ended(h.run_id);
         }
         self.mark_started_and_crashed(client);
-        // Before the queue is read: a run released now is dispatched now.
-        self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
         let now = Timestamp::now();
         let mut wake_at = self.kill_overdue(now);
         if reloads.all_jobs {
@@ -112,6 +110,12 @@ impl Scheduler {
         } else if !reloads.jobs.is_empty() {
             self.load_jobs(client, now, Some(&reloads.jobs));
         }
+        if reloads.all_jobs || !reloads.jobs.is_empty() {
+            self.has_followers = crate::catalog::chains::any_followers(client);
+        }
+        // Before the queue is read: a run released (or a follower fired)
+        // now is dispatched now.
+        self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
         self.fire_due_jobs(client, now);
         let dispatch = pick_runs(client, self.db, &mut self.journal.dispatched);
         if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {

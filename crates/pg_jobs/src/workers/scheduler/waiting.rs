@@ -1,4 +1,4 @@
-//! Runs waiting for others: within a pass, the waiting runs whose parents
+//! Runs waiting for others, and jobs that follow other jobs: within a pass, the waiting runs whose parents
 //! have all ended are queued or skipped (`pg_jobs_core::run::depends`),
 //! and a skip, being an ending, decides the runs waiting for it in turn.
 //!
@@ -29,10 +29,28 @@ pub(super) fn ended(id: i64) {
 }
 
 impl Scheduler {
+    /// Jobs that follow others (`after_job`): a run of each follower whose
+    /// `run_if` the ended run's final status meets, due now, under the
+    /// follower's own overlap policy. Nothing to do (no query) while no
+    /// enabled job follows another.
+    fn fire_followers(&mut self, client: &mut SpiClient, ended: &[i64]) {
+        if ended.is_empty() || !self.has_followers {
+            return;
+        }
+        let now = Timestamp::now();
+        let due: Vec<(i64, Timestamp)> = crate::catalog::chains::followers_of(client, ended)
+            .into_iter()
+            .filter(|f| depends::decide(f.run_if, &[(f.run_id, f.status)]) == Verdict::Run)
+            .map(|f| (f.follower, now))
+            .collect();
+        fire(client, &due);
+    }
+
     /// Decide the waiting runs that can be decided (see the module). Returns
     /// whether some may remain for the next pass.
     pub(super) fn resolve_waiting(&mut self, client: &mut SpiClient, look_at_all: bool) -> bool {
         let ended = ENDED.with(|e| std::mem::take(&mut *e.borrow_mut()));
+        self.fire_followers(client, &ended);
         // The fast path: with no run waiting (none was submitted since a
         // look found none), a pass costs nothing here.
         if !(look_at_all || self.waiting_may_exist && !ended.is_empty()) || !has_waiting_runs() {
