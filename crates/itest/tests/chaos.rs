@@ -70,6 +70,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     s.batch_execute(
         "CREATE TABLE ledger (tag int8 NOT NULL, at timestamptz DEFAULT clock_timestamp());
          CREATE TABLE beat (at timestamptz DEFAULT clock_timestamp(), who text);
+         CREATE TABLE dledger (diamond int8 NOT NULL, node text NOT NULL, at timestamptz DEFAULT clock_timestamp());
          CREATE PROCEDURE looper() LANGUAGE plpgsql AS $$
          BEGIN LOOP INSERT INTO beat (who) VALUES ('daemon'); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$;
          SELECT jobs.schedule('beat', '1 second', $$INSERT INTO beat (who) VALUES ('job')$$);
@@ -79,13 +80,22 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     record_status_changes(&mut s);
     drop(s);
 
-    // The load: batches of single-transaction jobs, each inserting its tag.
+    // The load: batches of single-transaction jobs, each inserting its tag;
+    // and now and then a diamond (a; b and c after a; d after b and c),
+    // submitted in one transaction, each node inserting its name once.
     let stop = Arc::new(AtomicBool::new(false));
     let committed: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(HashSet::new()));
+    let diamonds: Arc<Mutex<Vec<i64>>> = Arc::new(Mutex::new(Vec::new()));
     let load = {
-        let (stop, committed, cs) = (stop.clone(), committed.clone(), c.connstr("app"));
+        let (stop, committed, diamonds, cs) = (
+            stop.clone(),
+            committed.clone(),
+            diamonds.clone(),
+            c.connstr("app"),
+        );
         std::thread::spawn(move || {
             let mut next_tag: i64 = 1;
+            let mut next_diamond: i64 = 1;
             let mut conn: Option<Client> = None;
             while !stop.load(Ordering::Relaxed) {
                 if conn.as_ref().is_none_or(|c| c.is_closed()) {
@@ -110,6 +120,16 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
                     committed.lock().unwrap().extend(tags); // the commit was acknowledged
                 } else {
                     conn = None; // outcome unknown: these tags are not counted as submitted
+                    continue;
+                }
+                if next_tag % 20 == 1 {
+                    let n = next_diamond;
+                    next_diamond += 1;
+                    if submit_diamond(conn.as_mut().unwrap(), n).is_ok() {
+                        diamonds.lock().unwrap().push(n);
+                    } else {
+                        conn = None;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(20)); // pacing of the load
             }
@@ -178,7 +198,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     let (_, drained) = wait_for("every run terminal", Duration::from_secs(300), || {
         let n: i64 = one(
             &mut s,
-            "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')",
+            "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running', 'waiting')",
         );
         (n == 0).then_some(())
     });
@@ -208,6 +228,8 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         }
     }
     let lost: Vec<&i64> = committed.iter().filter(|t| !seen.contains(t)).collect();
+    let diamonds = diamonds.lock().unwrap().clone();
+    let diamond_violations = check_diamonds(&mut s, &diamonds);
     let states: Vec<(String, i64)> = s
         .query("SELECT status, count(*) FROM jobs.run GROUP BY 1 ORDER BY 1", &[])
         .unwrap()
@@ -216,7 +238,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         .collect();
     let stuck: i64 = one(
         &mut s,
-        "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running')",
+        "SELECT count(*) FROM jobs.run WHERE status IN ('queued', 'starting', 'running', 'waiting')",
     );
     let max_recovery = recoveries.iter().map(|r| r.1).max().unwrap_or_default();
     let worst = recoveries
@@ -252,6 +274,14 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         "RELIABILITY| exactly-once violations (single-transaction jobs) | {}",
         violations.len()
     );
+    println!(
+        "RELIABILITY| diamonds (a; b, c after a; d after b, c) submitted | {}",
+        diamonds.len()
+    );
+    println!(
+        "RELIABILITY| diamond violations (a node lost, run twice, or before its parents) | {}",
+        diamond_violations.len()
+    );
     println!("RELIABILITY| max time to recover after a fault | {max_recovery:.2?} (after {worst})");
     let (changes, illegal) = illegal_status_changes(&mut s);
     println!(
@@ -275,12 +305,94 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     assert_eq!(stuck, 0);
     assert!(lost.is_empty(), "lost runs: {lost:?}");
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+    assert!(diamond_violations.is_empty(), "{}", diamond_violations.join("\n"));
+    assert!(!diamonds.is_empty(), "no diamond was submitted");
     assert!(
         committed.len() > 50,
         "the load did not run: {} submits",
         committed.len()
     );
     assert_eq!(daemon_state, "running", "the daemon came back");
+}
+
+/// Submit diamond `n` in one transaction: a; b and c after a; d after b
+/// and c; each node a single-transaction insert of its name, with retries.
+fn submit_diamond(c: &mut Client, n: i64) -> Result<(), postgres::Error> {
+    let mut tx = c.transaction()?;
+    let mut submit = |node: &str, after: &[i64]| -> Result<i64, postgres::Error> {
+        let cmd = format!("INSERT INTO dledger (diamond, node) VALUES ({n}, '{node}')");
+        let deps: Option<Vec<i64>> = (!after.is_empty()).then(|| after.to_vec());
+        tx.query_one(
+            "SELECT jobs.submit($1, max_attempts => 3, depends_on => $2)",
+            &[&cmd, &deps],
+        )
+        .map(|r| r.get(0))
+    };
+    let a = submit("a", &[])?;
+    let b = submit("b", &[a])?;
+    let c2 = submit("c", &[a])?;
+    submit("d", &[b, c2])?;
+    tx.commit()
+}
+
+/// What went wrong with the committed diamonds: a node whose last attempt
+/// succeeded has exactly one row, one that did not has none; a node with a
+/// row came after its parents' rows; every node's runs finished (none left
+/// waiting).
+fn check_diamonds(s: &mut Client, diamonds: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &n in diamonds {
+        let rows = s
+            .query(
+                "SELECT node, count(*), max(at) FROM dledger WHERE diamond = $1 GROUP BY node",
+                &[&n],
+            )
+            .unwrap();
+        let mut at = HashMap::new();
+        for r in &rows {
+            let (node, count): (String, i64) = (r.get(0), r.get(1));
+            if count != 1 {
+                out.push(format!("diamond {n}: node {node} ran {count} times"));
+            }
+            at.insert(node, r.get::<_, std::time::SystemTime>(2));
+        }
+        // The node is the letter before the command's closing "')".
+        let runs = s
+            .query(
+                "SELECT substr(command, length(command) - 2, 1), bool_or(status = 'succeeded'),
+                        bool_and(status IN ('succeeded', 'failed', 'timed_out', 'crashed', 'cancelled', 'skipped'))
+                   FROM jobs.run WHERE command LIKE $1 GROUP BY 1",
+                &[&format!("INSERT INTO dledger (diamond, node) VALUES ({n}, %")],
+            )
+            .unwrap();
+        if runs.len() != 4 {
+            out.push(format!("diamond {n}: {} of 4 nodes have runs", runs.len()));
+        }
+        for r in &runs {
+            let (node, ok, ended): (String, bool, bool) = (r.get(0), r.get(1), r.get(2));
+            if !ended {
+                out.push(format!("diamond {n}: node {node} has a run not finished"));
+            }
+            if ok != at.contains_key(&node) {
+                out.push(format!(
+                    "diamond {n}: node {node} succeeded={ok}, rows={}",
+                    at.contains_key(&node)
+                ));
+            }
+        }
+        for (child, parents) in [("b", &["a"][..]), ("c", &["a"][..]), ("d", &["b", "c"][..])] {
+            if let Some(t) = at.get(child) {
+                for p in parents {
+                    match at.get(*p) {
+                        Some(pt) if pt <= t => {}
+                        Some(_) => out.push(format!("diamond {n}: {child} ran before its parent {p}")),
+                        None => out.push(format!("diamond {n}: {child} ran though its parent {p} did not")),
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Test-only: a trigger that records every status a run is created with

@@ -728,3 +728,52 @@ fn a_database_still_at_0_3_0_keeps_working_and_gains_args_when_updated() {
         1
     );
 }
+
+#[test]
+fn values_go_with_unique_keys_dependencies_and_retries() {
+    let (_c, mut s) = cluster("params-queues");
+    s.batch_execute("CREATE TABLE got (n int)").unwrap();
+    let args_of = |s: &mut Client, id: i64| -> Option<Vec<Option<String>>> {
+        one(s, &format!("SELECT args FROM jobs.run WHERE id = {id}"))
+    };
+    // A unique key's 'replace' gives the queued run the new values (debounce).
+    let first: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO got VALUES ($1)', start_at => now() + interval '2 seconds',
+                            unique_key => 'k', on_conflict => 'replace', args => '{1}')",
+    );
+    let second: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO got VALUES ($1::int * 10)', start_at => now() + interval '1 second',
+                            unique_key => 'k', on_conflict => 'replace', args => '{2}')",
+    );
+    assert_eq!(first, second, "the queued run was replaced");
+    assert_eq!(args_of(&mut s, first), Some(vec![Some("2".to_owned())]));
+    // 'skip' keeps the queued run's values.
+    let skipped: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('INSERT INTO got VALUES ($1)', unique_key => 'k', args => '{3}')",
+    );
+    assert_eq!(skipped, first);
+    assert_eq!(args_of(&mut s, first), Some(vec![Some("2".to_owned())]));
+    succeeds(&mut s, first);
+    assert_eq!(one::<i32>(&mut s, "SELECT sum(n)::int FROM got"), 20);
+
+    // A run that waits for another runs with its own values.
+    let parent: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1')");
+    let child: i64 = one(
+        &mut s,
+        &format!("SELECT jobs.submit('INSERT INTO got VALUES ($1)', depends_on => ARRAY[{parent}::int8], args => '{{300}}')"),
+    );
+    succeeds(&mut s, child);
+    assert_eq!(one::<i32>(&mut s, "SELECT sum(n)::int FROM got"), 320);
+
+    // jobs.retry runs the command again with the values it ran with.
+    let failed = submit(&mut s, "SELECT 1 / $1::int", &[Some("0")]);
+    let (status, code, _) = wait_run(&mut s, failed);
+    assert_eq!((status.as_str(), code.as_deref()), ("failed", Some("22012")));
+    let again: i64 = one(&mut s, &format!("SELECT jobs.retry({failed})"));
+    let (status, code, _) = wait_run(&mut s, again);
+    assert_eq!((status.as_str(), code.as_deref()), ("failed", Some("22012")));
+    assert_eq!(args_of(&mut s, again), Some(vec![Some("0".to_owned())]));
+}

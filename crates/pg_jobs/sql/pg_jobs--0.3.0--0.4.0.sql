@@ -52,8 +52,6 @@ DROP FUNCTION jobs."_next_due"(text, timestamptz, text, timestamptz, bool);
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int) IS
-  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
 COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool) IS
@@ -165,34 +163,38 @@ COMMENT ON FUNCTION jobs.import_pg_cron() IS
   'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
 REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
 
--- Parameters (issue 16): a command's $1 ... $n take their values from
--- args text[], given to jobs.submit, jobs.schedule and jobs.alter_job and
--- kept with the run and the job. Each wrapper and the function behind it
--- gain args as their last parameter: the old signatures are dropped and
--- the new ones made (the library keeps the old functions' C symbols, for
--- databases not updated yet).
-ALTER TABLE jobs.job ADD COLUMN args text[];
-ALTER TABLE jobs.run ADD COLUMN args text[];
-COMMENT ON COLUMN jobs.run.args IS
-  'The values of the command''s parameters $1 ... $n, as text (NULL elements are SQL NULL); NULL when it has none.';
-COMMENT ON COLUMN jobs.job.args IS
-  'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
-
+-- jobs._submit takes the options of 0.4.0 (unique_key, on_conflict,
+-- depends_on, run_if) from a C function of its own: the library keeps the
+-- old one for databases not yet updated, whose jobs.submit passes seven
+-- arguments.
+-- Unique keys (issue 16): jobs.submit(unique_key, on_conflict). At most one
+-- queued run per owner and key, kept by the database (a partial unique
+-- index), so concurrent and rolled-back submitters cannot queue two.
+ALTER TABLE jobs.run ADD COLUMN unique_key text;
+COMMENT ON COLUMN jobs.run.unique_key IS
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
+  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
 DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int);
 DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int);
 CREATE FUNCTION jobs."_submit"(
-	"command" TEXT,
-	"database" TEXT,
-	"run_as" oid,
-	"start_at" timestamp with time zone,
-	"timeout_ms" bigint,
-	"max_attempts" INT,
-	"priority" INT,
-	"args" TEXT[]
-) RETURNS bigint
+	"command" TEXT, /* Option < & str > */
+	"database" TEXT, /* Option < & str > */
+	"run_as" oid, /* Option < pg_sys :: Oid > */
+	"start_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"timeout_ms" bigint, /* Option < i64 > */
+	"max_attempts" INT, /* Option < i32 > */
+	"priority" INT, /* Option < i32 > */
+	"unique_key" TEXT, /* Option < & str > */
+	"on_conflict" TEXT, /* Option < & str > */
+	"depends_on" bigint[], /* Option < Vec < Option < i64 > > > */
+	"run_if" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
 VOLATILE PARALLEL UNSAFE
-LANGUAGE c
-AS 'MODULE_PATHNAME', '_submit_with_args_wrapper';
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_submit_run_wrapper';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text) IS
+  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
 CREATE FUNCTION jobs.submit(
     command text,
     database name DEFAULT pg_catalog.current_database(),
@@ -201,14 +203,92 @@ CREATE FUNCTION jobs.submit(
     timeout interval DEFAULT NULL,
     max_attempts int DEFAULT 1,
     priority int DEFAULT 0,
+    unique_key text DEFAULT NULL,
+    on_conflict text DEFAULT 'skip',
+    depends_on bigint[] DEFAULT NULL,
+    run_if text DEFAULT 'succeeded')
+RETURNS bigint LANGUAGE sql VOLATILE
+AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
+                         (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id (with a unique_key already queued: that run''s id).';
+
+-- Run a finished run again (issue 16).
+CREATE FUNCTION jobs."retry"(
+	"run_id" bigint /* Option < i64 > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'retry_wrapper';
+COMMENT ON FUNCTION jobs.retry(bigint) IS
+  'Run a finished run''s command again, as a new run with its settings (owner, database, job, timeout, attempts, priority). Returns the new run''s id.';
+
+-- Dependencies (issue 16): jobs.submit(depends_on, run_if); a new status,
+-- waiting.
+ALTER TABLE jobs.run ADD COLUMN depends_on bigint[], ADD COLUMN run_if text;
+COMMENT ON COLUMN jobs.run.status IS
+  'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip), or its dependencies decided against it; waiting: for the runs in depends_on to finish.';
+COMMENT ON COLUMN jobs.run.depends_on IS
+  'The runs it waits for (jobs.submit depends_on): when all have finished, it is queued if run_if holds, else skipped. A failed parent''s retry takes its place.';
+COMMENT ON COLUMN jobs.run.run_if IS
+  'What its depends_on runs must have done for it to run: succeeded (all), failed (any failed, timed out or crashed) or finished.';
+CREATE INDEX run_waiting ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) 'waiting';
+CREATE INDEX run_waiting_on ON jobs.run USING gin (depends_on) WHERE status OPERATOR(pg_catalog.=) 'waiting';
+
+-- Parameters (issue 16): a command's $1 ... $n take their values from
+-- args text[], given to jobs.submit, jobs.schedule and jobs.alter_job and
+-- kept with the run and the job. Each wrapper and the function behind it
+-- gain args as their last parameter: the signatures made above (jobs.submit)
+-- or by 0.3.0 (jobs.schedule, jobs.alter_job) are dropped and the new ones
+-- made (the library keeps 0.3.0's C symbols, for databases not updated
+-- yet).
+ALTER TABLE jobs.job ADD COLUMN args text[];
+ALTER TABLE jobs.run ADD COLUMN args text[];
+COMMENT ON COLUMN jobs.run.args IS
+  'The values of the command''s parameters $1 ... $n, as text (NULL elements are SQL NULL); NULL when it has none.';
+COMMENT ON COLUMN jobs.job.args IS
+  'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
+
+DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text);
+DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text);
+CREATE FUNCTION jobs."_submit"(
+	"command" TEXT,
+	"database" TEXT,
+	"run_as" oid,
+	"start_at" timestamp with time zone,
+	"timeout_ms" bigint,
+	"max_attempts" INT,
+	"priority" INT,
+	"unique_key" TEXT,
+	"on_conflict" TEXT,
+	"depends_on" bigint[],
+	"run_if" TEXT,
+	"args" TEXT[]
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_submit_run_wrapper';
+CREATE FUNCTION jobs.submit(
+    command text,
+    database name DEFAULT pg_catalog.current_database(),
+    run_as pg_catalog.regrole DEFAULT NULL,
+    start_at timestamptz DEFAULT NULL,
+    timeout interval DEFAULT NULL,
+    max_attempts int DEFAULT 1,
+    priority int DEFAULT 0,
+    unique_key text DEFAULT NULL,
+    on_conflict text DEFAULT 'skip',
+    depends_on bigint[] DEFAULT NULL,
+    run_if text DEFAULT 'succeeded',
     args text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, args) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text[]) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id.';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text[]) IS
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[]) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id (with a unique_key already queued: that run''s id).';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[]) IS
   'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 
 DROP FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean);

@@ -66,6 +66,12 @@ CREATE TABLE jobs.run (
     datid          oid,
     -- The command tag of a success's last statement (0.4.0).
     command_tag    text,
+    -- jobs.submit's unique_key (0.4.0): at most one queued run per owner and key.
+    unique_key     text,
+    -- jobs.submit's depends_on and run_if (0.4.0): a waiting run's parents
+    -- (a failed parent's retry takes its place) and what they must do.
+    depends_on     bigint[],
+    run_if         text,
     -- The values of the command's $1 ... $n (0.4.0).
     args           text[]
 );
@@ -73,12 +79,18 @@ COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
-  'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip).';
+  'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip), or its dependencies decided against it; waiting: for the runs in depends_on to finish.';
+COMMENT ON COLUMN jobs.run.depends_on IS
+  'The runs it waits for (jobs.submit depends_on): when all have finished, it is queued if run_if holds, else skipped. A failed parent''s retry takes its place.';
+COMMENT ON COLUMN jobs.run.run_if IS
+  'What its depends_on runs must have done for it to run: succeeded (all), failed (any failed, timed out or crashed) or finished.';
 COMMENT ON COLUMN jobs.run.database IS 'The database the command runs in (its name when the run was queued).';
 COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a renamed database keeps its runs.';
 COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
+COMMENT ON COLUMN jobs.run.unique_key IS
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
 COMMENT ON COLUMN jobs.run.command_tag IS
   'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
 COMMENT ON COLUMN jobs.job.name IS
@@ -109,6 +121,14 @@ CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, 
 -- at dispatch: a probe, however long the queue or the job's history),
 CREATE INDEX run_job_live ON jobs.run (job_id)
   WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);
+-- the unique keys of queued runs (jobs.submit's unique_key: the database
+-- itself keeps concurrent and rolled-back submitters from queueing two),
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
+  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
+-- the runs waiting for others (a probe when nothing waits), and which of
+-- them wait for given runs (when those end, or are retried),
+CREATE INDEX run_waiting ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) 'waiting';
+CREATE INDEX run_waiting_on ON jobs.run USING gin (depends_on) WHERE status OPERATOR(pg_catalog.=) 'waiting';
 -- and the next retry or start_at due.
 CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_catalog.=) 'queued' AND not_before IS NOT NULL;
 -- The history by job (overlap checks, per-job bounds) and by age (purge):

@@ -34,13 +34,17 @@ CREATE FUNCTION jobs.submit(
     timeout interval DEFAULT NULL,
     max_attempts int DEFAULT 1,
     priority int DEFAULT 0,
+    unique_key text DEFAULT NULL,
+    on_conflict text DEFAULT 'skip',
+    depends_on bigint[] DEFAULT NULL,
+    run_if text DEFAULT 'succeeded',
     args text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, args) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text[]) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id.';
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[]) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id (with a unique_key already queued: that run''s id).';
 
 CREATE FUNCTION jobs.wait(run_id bigint, timeout interval DEFAULT NULL)
 RETURNS jobs.run LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -169,7 +173,7 @@ GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text[]) IS
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[]) IS
   'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
@@ -193,3 +197,6 @@ REVOKE ALL ON FUNCTION jobs._sync_ownership() FROM PUBLIC;
 COMMENT ON FUNCTION jobs.import_pg_cron() IS
   'Move every job of pg_cron (installed in this database) to pg_jobs and set pg_cron''s copies inactive, in this transaction. One row per pg_cron job: imported, already imported, or skipped and why. Superusers only.';
 REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
+
+COMMENT ON FUNCTION jobs.retry(bigint) IS
+  'Run a finished run''s command again, as a new run with its settings (owner, database, job, timeout, attempts, priority). Returns the new run''s id.';

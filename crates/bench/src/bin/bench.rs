@@ -6,7 +6,11 @@
 //!    the last run finished.
 //! 2. pg_jobs submit-to-start latency (`started_at - submitted_at`) of 300
 //!    runs submitted one at a time: warm pool, then cold (idle timeout 0).
-//! 3. pg_cron 1.4 (Debian's package; finest schedule one minute, no ad-hoc
+//! 3. Workflows (0.4.0): 300 two-run chains (a parent `SELECT 1`, a
+//!    dependant with `depends_on` it), submitted one chain at a time; how
+//!    long after its parent finished each dependant started.
+//!    `BENCH_ONLY=workflows` runs only this.
+//! 4. pg_cron 1.4 (Debian's package; finest schedule one minute, no ad-hoc
 //!    runs): 1,000 jobs `* * * * *` running `SELECT 1`; how fast one
 //!    minute's 1,000 due runs drain, in background-worker mode and in libpq
 //!    mode (`cron.host` = the socket directory); runs/s.
@@ -71,6 +75,44 @@ fn latency(s: &mut Client, n: usize) -> (f64, f64) {
     (percentile(&lat, 0.5), percentile(&lat, 0.99))
 }
 
+/// Dependant start lag (ms, p50 and p99): `started_at` of a run with
+/// `depends_on` minus `finished_at` of its parent, over `n` chains each
+/// submitted in one transaction and waited for before the next.
+fn dependant_lag(s: &mut Client, n: usize) -> (f64, f64) {
+    s.batch_execute("DELETE FROM jobs.run").unwrap();
+    for _ in 0..n {
+        let mut tx = s.transaction().unwrap();
+        let parent: i64 = tx
+            .query_one("SELECT jobs.submit('SELECT 1')", &[])
+            .unwrap()
+            .get(0);
+        let child: i64 = tx
+            .query_one(
+                "SELECT jobs.submit('SELECT 2', depends_on => ARRAY[$1::int8])",
+                &[&parent],
+            )
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        let row = s
+            .query_one("SELECT status FROM jobs.wait($1)", &[&child])
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "succeeded");
+    }
+    let mut lag: Vec<f64> = s
+        .query(
+            "SELECT (extract(epoch FROM c.started_at - p.finished_at) * 1000)::float8
+               FROM jobs.run c JOIN jobs.run p ON p.id = c.depends_on[1] ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    lag.sort_by(f64::total_cmp);
+    (percentile(&lag, 0.5), percentile(&lag, 0.99))
+}
+
 fn cron_drain(c: &Cluster, jobs: i64) -> f64 {
     let mut s = c.connect("bench");
     s.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_cron; DELETE FROM cron.job_run_details; SELECT cron.unschedule(jobid) FROM cron.job")
@@ -125,6 +167,11 @@ fn main() {
     s.batch_execute("CREATE EXTENSION pg_jobs; CREATE TABLE sink (n int8)")
         .unwrap();
 
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("workflows") {
+        let (d50, d99) = dependant_lag(&mut s, 300);
+        println!("  pg_jobs: parent end→dependant start ...... p50 {d50:.2} ms, p99 {d99:.2} ms");
+        return;
+    }
     let select1 = drain(&mut s, "SELECT %s");
     println!("  pg_jobs: {N} × SELECT 1 ................ {select1:>8.0} runs/s");
     let insert = drain(&mut s, "INSERT INTO sink VALUES (%s)");
@@ -134,6 +181,8 @@ fn main() {
     }
     let (w50, w99) = latency(&mut s, 300);
     println!("  pg_jobs: submit→start, warm pool ........ p50 {w50:.2} ms, p99 {w99:.2} ms");
+    let (d50, d99) = dependant_lag(&mut s, 300);
+    println!("  pg_jobs: parent end→dependant start ...... p50 {d50:.2} ms, p99 {d99:.2} ms");
     s.batch_execute("ALTER SYSTEM SET pg_jobs.executor_idle_timeout = 0")
         .unwrap();
     s.batch_execute("SELECT pg_reload_conf()").unwrap();
@@ -181,5 +230,6 @@ fn main() {
     println!("| one-row INSERT runs/s | {insert:.0} | — | — |");
     println!("| submit→start p50 / p99, warm | {w50:.2} / {w99:.2} ms | no ad-hoc runs | — |");
     println!("| submit→start p50 / p99, cold | {c50:.2} / {c99:.2} ms | — | — |");
+    println!("| parent end→dependant start p50 / p99 | {d50:.2} / {d99:.2} ms | no dependencies | — |");
     println!("| pg_cron modes | — | bgw {bgw:.1} / libpq {libpq:.1} runs/s | — |");
 }

@@ -37,9 +37,9 @@ pub enum Verdict {
 }
 
 /// Whether the registry must be asked before deciding (only a run that may
-/// be held by an executor: not a queued one, not a finished one).
+/// be held by an executor: not a queued or waiting one, not a finished one).
 pub const fn needs_holder(status: RunStatus) -> bool {
-    !status.is_terminal() && !matches!(status, RunStatus::Queued)
+    !status.is_terminal() && !matches!(status, RunStatus::Queued | RunStatus::Waiting)
 }
 
 /// Decide, with the row locked: `holder` is the registry's answer, `None`

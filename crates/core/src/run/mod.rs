@@ -11,11 +11,14 @@
 //! * [`retry`] — whether an ended run is tried again, and when;
 //! * [`start`] — why a queued run may not start now;
 //! * [`cancel`] — what `jobs.cancel` does with a run, given who holds it;
+//! * [`depends`] — when a run waiting on others (`depends_on`) runs or is
+//!   skipped;
 //! * [`statement_timeout`] — which statement timeout a command's next
 //!   statement gets, as under `psql -c`.
 //!
 
 pub mod cancel;
+pub mod depends;
 pub mod outcome;
 pub mod retry;
 pub mod start;

@@ -107,7 +107,7 @@ fn can_become_agrees_with_on() {
         .into_iter()
         .filter(|s| s.can_be_created())
         .collect();
-    assert_eq!(created, StatusSet::of(&[Queued, Skipped]));
+    assert_eq!(created, StatusSet::of(&[Queued, Skipped, Waiting]));
 }
 
 #[test]
@@ -124,8 +124,11 @@ fn every_status_is_reachable_from_creation_and_every_live_one_can_end() {
         }
     }
     assert_eq!(seen.len(), RunStatus::ALL.len(), "reached {seen:?}");
-    for s in StatusSet::LIVE.iter() {
-        assert!(s.can_become(Crashed) || s == Queued, "{s} must be able to crash");
+    for s in StatusSet::UNFINISHED.iter() {
+        assert!(
+            s.can_become(Crashed) || s == Queued || s == Waiting,
+            "{s} must be able to crash"
+        );
         assert!(RunStatus::ALL
             .into_iter()
             .any(|t| t.is_terminal() && s.can_become(t)));
@@ -143,7 +146,13 @@ fn guards_as_the_shell_writes_them() {
     );
     assert_eq!(
         g(RunEvent::Cancel),
-        "r.status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')"
+        "r.status OPERATOR(pg_catalog.=) ANY ('{queued,starting,waiting}')"
+    );
+    assert_eq!(g(RunEvent::Release), "r.status OPERATOR(pg_catalog.=) 'waiting'");
+    assert_eq!(
+        RunStatus::Waiting.on(RunEvent::Unmet),
+        Ok(Skipped),
+        "an unmet condition skips a waiting run"
     );
     assert_eq!(g(RunEvent::Submit), "false", "a creation has no guard");
     assert_eq!(RunEvent::CrashSweep.name(), "crash_sweep");

@@ -18,12 +18,15 @@ pub enum RunStatus {
     Cancelled,
     Skipped,
     Crashed,
+    /// Submitted with `depends_on`: waits for its parent runs to finish
+    /// (0.4.0), then is queued or skipped ([`super::depends`]).
+    Waiting,
 }
 
 impl RunStatus {
     /// Every status, in the order of the life of a run (and of
-    /// [`StatusSet`]'s bits).
-    pub const ALL: [RunStatus; 9] = [
+    /// [`StatusSet`]'s bits; `waiting`, which came later, last).
+    pub const ALL: [RunStatus; 10] = [
         RunStatus::Queued,
         RunStatus::Starting,
         RunStatus::Running,
@@ -33,6 +36,7 @@ impl RunStatus {
         RunStatus::Cancelled,
         RunStatus::Skipped,
         RunStatus::Crashed,
+        RunStatus::Waiting,
     ];
 
     /// The name stored in `jobs.run.status`.
@@ -47,6 +51,7 @@ impl RunStatus {
             RunStatus::Cancelled => "cancelled",
             RunStatus::Skipped => "skipped",
             RunStatus::Crashed => "crashed",
+            RunStatus::Waiting => "waiting",
         }
     }
 
@@ -112,6 +117,9 @@ impl StatusSet {
     pub const EMPTY: StatusSet = StatusSet(0);
     /// Not finished: `queued`, `starting`, `running`.
     pub const LIVE: StatusSet = StatusSet::of(&[RunStatus::Queued, RunStatus::Starting, RunStatus::Running]);
+    /// Not finished, `waiting` included: what the history purge and a
+    /// DELETE of finished runs leave alone.
+    pub const UNFINISHED: StatusSet = StatusSet::LIVE.with(RunStatus::Waiting);
     /// Held by an executor (or on the way to one): `starting`, `running`.
     pub const IN_FLIGHT: StatusSet = StatusSet::of(&[RunStatus::Starting, RunStatus::Running]);
 

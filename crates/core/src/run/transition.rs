@@ -6,10 +6,13 @@
 //! ```text
 //! (new row)          ─submit | run_now | fire | retry→ queued
 //! (new row)          ─skip→ skipped             (overlap skip: never runs)
+//! (new row)          ─await→ waiting            (submitted with depends_on)
+//! waiting            ─release→ queued           (its parents ended as run_if asks)
+//! waiting            ─unmet→ skipped            (they did not, or one was cancelled)
 //! queued             ─dispatch | reserve→ starting
 //! queued             ─claim→ running            (a pooled executor takes the head)
 //! queued             ─refuse→ failed            (it can never start as it stands)
-//! queued | starting  ─cancel→ cancelled         (jobs.cancel before it started)
+//! waiting | queued | starting ─cancel→ cancelled (jobs.cancel before it started)
 //! starting           ─requeue→ queued
 //! starting           ─start→ running            (the scheduler shows it)
 //! starting | running ─record→ succeeded         (in the command's own transaction)
@@ -28,6 +31,14 @@ use std::fmt;
 pub enum RunEvent {
     /// `jobs.submit`: the row is created `queued`.
     Submit,
+    /// `jobs.submit` with `depends_on`: the row is created `waiting`.
+    Await,
+    /// The scheduler finds every parent of a waiting run finished as its
+    /// `run_if` asks: it joins the queue ([`super::depends::decide`]).
+    Release,
+    /// ... or finds they did not (or one was cancelled or skipped): it ends
+    /// `skipped`, never having run, and its own dependants follow.
+    Unmet,
     /// `jobs.run_now`: a job's run created `queued`.
     RunNow,
     /// The scheduler fires a due job: its run created `queued`.
@@ -76,8 +87,11 @@ pub enum Source {
 
 impl RunEvent {
     /// Every event (each harvest ending is one).
-    pub const ALL: [RunEvent; 19] = [
+    pub const ALL: [RunEvent; 22] = [
         RunEvent::Submit,
+        RunEvent::Await,
+        RunEvent::Release,
+        RunEvent::Unmet,
         RunEvent::RunNow,
         RunEvent::Fire,
         RunEvent::Skip,
@@ -104,12 +118,16 @@ impl RunEvent {
         use RunStatus::*;
         const QUEUED: StatusSet = StatusSet::of(&[Queued]);
         const STARTING: StatusSet = StatusSet::of(&[Starting]);
-        const NOT_STARTED: StatusSet = StatusSet::of(&[Queued, Starting]);
+        const NOT_STARTED: StatusSet = StatusSet::of(&[Waiting, Queued, Starting]);
+        const WAITING: StatusSet = StatusSet::of(&[Waiting]);
         match self {
             RunEvent::Submit | RunEvent::RunNow | RunEvent::Fire | RunEvent::Retry => {
                 (Source::Creation, Queued)
             }
             RunEvent::Skip => (Source::Creation, Skipped),
+            RunEvent::Await => (Source::Creation, Waiting),
+            RunEvent::Release => (Source::From(WAITING), Queued),
+            RunEvent::Unmet => (Source::From(WAITING), Skipped),
             RunEvent::Dispatch | RunEvent::Reserve => (Source::From(QUEUED), Starting),
             RunEvent::Claim => (Source::From(QUEUED), Running),
             RunEvent::Refuse => (Source::From(QUEUED), Failed),

@@ -129,7 +129,7 @@ SELECT r.job_id AS jobid, r.id AS runid, r.pid AS job_pid,
   FROM jobs.run r
   JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) r.owner::pg_catalog.oid
  WHERE r.job_id IS NOT NULL
-   AND r.status OPERATOR(pg_catalog.<>) ALL (ARRAY['queued', 'skipped'])
+   AND r.status OPERATOR(pg_catalog.<>) ALL (ARRAY['queued', 'skipped', 'waiting'])
    AND cron._mine(o.oid);
 COMMENT ON VIEW cron.job_run_details IS
   'pg_cron''s run log over pg_jobs'' run history: the runs of your jobs that started (superusers: all). status: starting, running, succeeded, failed; return_message: the command tag or the error. DELETE removes your finished runs.';

@@ -16,6 +16,7 @@
 //! - [`plans`]: statements planned once per process; [`row`]: reading a column.
 
 pub mod acl;
+pub mod chains;
 pub mod daemons;
 pub mod jobs;
 pub mod owned;

@@ -78,3 +78,13 @@ pub fn has_args() -> bool {
 pub fn records_command_tags() -> bool {
     has_column(c"run", c"command_tag")
 }
+
+/// 0.4.0 and later have runs that wait for others (`jobs.run.depends_on`).
+pub fn has_waiting_runs() -> bool {
+    has_column(c"run", c"depends_on")
+}
+
+/// 0.4.0 and later have jobs that follow other jobs (`jobs.job.after_job`).
+pub fn has_job_chains() -> bool {
+    has_column(c"job", c"after_job")
+}

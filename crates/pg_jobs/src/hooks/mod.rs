@@ -37,6 +37,8 @@ struct Pending {
     /// Reload every job (ALTER EXTENSION UPDATE).
     reload_jobs: bool,
     reload_daemons: bool,
+    /// A run waits on others, or one they wait on was cancelled.
+    recheck_waiting: bool,
     runs_finished: bool,
     wake_launcher: bool,
     ext_created: bool,
@@ -61,6 +63,7 @@ impl Pending {
             wake_scheduler: self.wake_scheduler || child.wake_scheduler,
             reload_jobs: self.reload_jobs || child.reload_jobs,
             reload_daemons: self.reload_daemons || child.reload_daemons,
+            recheck_waiting: self.recheck_waiting || child.recheck_waiting,
             runs_finished: self.runs_finished || child.runs_finished,
             wake_launcher: self.wake_launcher || child.wake_launcher,
             ext_created: self.ext_created || child.ext_created,
@@ -78,6 +81,7 @@ impl Pending {
         self.wake_scheduler
             || self.reload_jobs
             || self.reload_daemons
+            || self.recheck_waiting
             || self.runs_finished
             || self.ext_created
             || self.ext_dropped
@@ -165,6 +169,13 @@ pub fn job_changed_at_commit(id: i64) {
 /// Daemon definitions changed: the scheduler re-reads them at commit.
 pub fn daemons_changed_at_commit() {
     note(|p| p.reload_daemons = true);
+}
+
+/// A run was submitted waiting on others, or a run others may wait on was
+/// cancelled: have the scheduler look at the waiting runs at commit (it
+/// decides those whose parents ended within its own passes by itself).
+pub fn waiting_changed_at_commit() {
+    note(|p| p.recheck_waiting = true);
 }
 
 mod owned;

@@ -171,6 +171,8 @@ fn drop_owned(roles: &[pg_sys::Oid]) {
         }
         if cancelled > 0 {
             runs_finished_at_commit();
+            // Other roles' runs may have waited for these.
+            super::waiting_changed_at_commit();
         }
         // PostgreSQL has dropped its anchor; this checks there is none left.
         ownership::sync(role, Change::Lost);

@@ -62,8 +62,8 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
             // it: a run dispatched after that gets a fresh connection.
             shmem::retire_connected_executors();
         }
-        if p.reload_jobs || p.reload_daemons || !changed.is_empty() {
-            shmem::request_reload(me, p.reload_jobs, &changed, p.reload_daemons);
+        if p.reload_jobs || p.reload_daemons || p.recheck_waiting || !changed.is_empty() {
+            shmem::request_reload(me, p.reload_jobs, &changed, p.reload_daemons, p.recheck_waiting);
         } else if p.wake_scheduler || p.recheck_extension {
             shmem::wake_scheduler(me);
         }

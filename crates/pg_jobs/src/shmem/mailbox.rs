@@ -88,12 +88,14 @@ pub struct Reload {
     /// Just these jobs (added, changed or removed).
     pub jobs: Vec<i64>,
     pub daemons: bool,
+    /// The waiting runs (see [`crate::shmem`]'s slot field `recheck_waiting`).
+    pub waiting: bool,
 }
 
 /// Committed changes to `db`'s definitions: tell its scheduler what to
 /// reload, and wake it. A change made while no scheduler runs needs no
 /// note: a starting scheduler loads everything.
-pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bool) {
+pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bool, waiting: bool) {
     let latch = {
         let mut reg = REGISTRY.exclusive();
         match reg
@@ -111,6 +113,7 @@ pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bo
                     s.changed_len = (len + jobs.len()) as u8;
                 }
                 s.reload_daemons |= daemons;
+                s.recheck_waiting |= waiting;
                 s.latch
             }
             None => 0,
@@ -127,7 +130,7 @@ pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bo
 pub fn work_waiting(r: SlotRef, db: pg_sys::Oid) -> (bool, bool) {
     let reg = REGISTRY.share();
     let me = &reg.slots[r.index as usize];
-    let reload = me.reload_jobs || me.reload_daemons || me.changed_len > 0;
+    let reload = me.reload_jobs || me.reload_daemons || me.recheck_waiting || me.changed_len > 0;
     let exited = reg.slots.iter().any(|s| {
         s.in_use && matches!(s.kind, Kind::Executor | Kind::Daemon) && s.home_db == db.to_u32() && s.exited()
     });
@@ -144,6 +147,7 @@ pub fn take_reload(r: SlotRef) -> Reload {
         all_jobs: std::mem::take(&mut slot.reload_jobs),
         jobs,
         daemons: std::mem::take(&mut slot.reload_daemons),
+        waiting: std::mem::take(&mut slot.recheck_waiting),
     }
 }
 

@@ -93,6 +93,9 @@ pub struct Slot {
     pub(super) changed_len: u8,
     /// Schedulers: daemon definitions changed.
     pub(super) reload_daemons: bool,
+    /// Schedulers: a run started waiting on others, or one they wait on
+    /// ended outside the scheduler (cancelled): look at the waiting runs.
+    pub(super) recheck_waiting: bool,
     /// Executors: the dynamic shared memory segment holding the command.
     pub dsm: u32,
     /// Executors: cancel the command after this long (0: never).
@@ -140,6 +143,7 @@ impl Default for Slot {
             changed_jobs: [0; CHANGED_JOBS],
             changed_len: 0,
             reload_daemons: false,
+            recheck_waiting: false,
             dsm: 0,
             timeout_ms: 0,
             killed_for_timeout: false,

@@ -17,9 +17,9 @@ use pgrx::PgSqlErrorCode;
 /// its `$1 … $n`. It runs only after the calling transaction commits; if
 /// that transaction (or the savepoint around this call) rolls back, it
 /// never runs. Returns the run id.
-#[pg_extern(volatile, parallel_unsafe, name = "_submit")]
+#[pg_extern(name = "_submit", volatile, parallel_unsafe)]
 #[allow(clippy::too_many_arguments)]
-fn _submit_with_args(
+fn _submit_run(
     command: Option<&str>,
     database: Option<&str>,
     run_as: Option<pg_sys::Oid>,
@@ -27,59 +27,28 @@ fn _submit_with_args(
     timeout_ms: Option<i64>,
     max_attempts: Option<i32>,
     priority: Option<i32>,
+    unique_key: Option<&str>,
+    on_conflict: Option<&str>,
+    depends_on: Option<Vec<Option<i64>>>,
+    run_if: Option<&str>,
     args: Option<pgrx::Array<&str>>,
 ) -> i64 {
-    let args = crate::sql_api::args::given(args);
-    submit(
-        command,
-        database,
-        run_as,
-        start_at,
-        timeout_ms,
-        max_attempts,
-        priority,
-        args,
-    )
-}
-
-/// `jobs._submit` of a database still at 0.3.0 (no `args`): its catalog
-/// calls this C symbol with seven arguments, and must go on working with
-/// this library until `ALTER EXTENSION pg_jobs UPDATE`.
-#[pg_extern(sql = false)]
-#[allow(clippy::too_many_arguments)]
-fn _submit(
-    command: Option<&str>,
-    database: Option<&str>,
-    run_as: Option<pg_sys::Oid>,
-    start_at: Option<TimestampWithTimeZone>,
-    timeout_ms: Option<i64>,
-    max_attempts: Option<i32>,
-    priority: Option<i32>,
-) -> i64 {
-    submit(
-        command,
-        database,
-        run_as,
-        start_at,
-        timeout_ms,
-        max_attempts,
-        priority,
-        None,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn submit(
-    command: Option<&str>,
-    database: Option<&str>,
-    run_as: Option<pg_sys::Oid>,
-    start_at: Option<TimestampWithTimeZone>,
-    timeout_ms: Option<i64>,
-    max_attempts: Option<i32>,
-    priority: Option<i32>,
-    args: Option<pg_jobs_core::params::Args>,
-) -> i64 {
     let command = required(command, "command");
+    let args = crate::sql_api::args::given(args);
+    let waits = depends_on.map(|ids| {
+        if unique_key.is_some() {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a run cannot have both a unique_key and depends_on",
+                Some("A unique key is kept among queued runs; a run with depends_on waits first."),
+            );
+        }
+        (check_depends_on(ids), parse_run_if(required(run_if, "run_if")))
+    });
+    let on_conflict = unique_key.map(|key| {
+        check_unique_key(key);
+        parse_on_conflict(required(on_conflict, "on_conflict"))
+    });
     let database = required(database, "database");
     let max_attempts = required(max_attempts, "max_attempts");
     let priority = required(priority, "priority");
@@ -114,10 +83,158 @@ fn submit(
         priority,
         args: args.as_ref(),
     };
+    if let Some((parents, run_if)) = waits {
+        let id = returned_id(
+            bgw::as_superuser(|| runs::submit_waiting(&run, &parents, run_if)),
+            "queue the run",
+        );
+        hooks::submitted_at_commit(id);
+        // Its parents may end before this commits: the scheduler looks then.
+        hooks::waiting_changed_at_commit();
+        return id;
+    }
     // A kept plan: a burst of submits plans this INSERT once per session.
-    let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
-    hooks::submitted_at_commit(id);
+    let (Some(key), Some(on_conflict)) = (unique_key, on_conflict) else {
+        let id = returned_id(bgw::as_superuser(|| runs::submit(&run)), "queue the run");
+        hooks::submitted_at_commit(id);
+        return id;
+    };
+    let (id, new) = bgw::as_superuser(|| runs::submit_unique(&run, key, on_conflict))
+        .or_raise("queue the run")
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "could not queue the run: no id was returned",
+                None,
+            )
+        });
+    if new {
+        hooks::submitted_at_commit(id);
+    } else {
+        // The queued run was locked until our commit (and `replace` may
+        // have moved its start time): a dispatch meanwhile skipped it, so
+        // the scheduler looks again at commit.
+        hooks::wake_scheduler_at_commit();
+    }
     id
+}
+
+/// Most runs one run may wait for.
+const MAX_DEPENDS_ON: usize = 1000;
+
+/// `depends_on`: 1 to [`MAX_DEPENDS_ON`] ids of runs the caller can see
+/// (42704 for any other: no role waits on, or learns of, another's runs).
+/// Duplicates are dropped.
+fn check_depends_on(ids: Vec<Option<i64>>) -> Vec<i64> {
+    if ids.iter().any(Option::is_none) {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "depends_on must not contain NULL",
+            None,
+        );
+    }
+    let mut ids: Vec<i64> = ids.into_iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "depends_on must not be empty",
+            Some("Pass NULL for a run that waits for nothing."),
+        );
+    }
+    if ids.len() > MAX_DEPENDS_ON {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("depends_on lists {} runs (at most {MAX_DEPENDS_ON})", ids.len()),
+            None,
+        );
+    }
+    let seen = runs::visible(&ids);
+    if let Some(missing) = ids.iter().find(|id| !seen.contains(id)) {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("run {missing} does not exist"),
+            Some("depends_on lists runs of this database that you can see (your own, and those of roles you act for)."),
+        );
+    }
+    ids
+}
+
+fn parse_run_if(text: &str) -> pg_jobs_core::run::depends::RunIf {
+    text.parse()
+        .unwrap_or_else(|e: pg_jobs_core::run::depends::UnknownRunIf| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+                None,
+            )
+        })
+}
+
+/// Longest `unique_key`: keys live in a btree index, whose entries must fit
+/// a third of a page.
+const MAX_UNIQUE_KEY_CHARS: usize = 512;
+
+fn check_unique_key(key: &str) {
+    if key.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "unique_key must not be empty",
+            Some("Pass NULL for a run without a unique key."),
+        );
+    }
+    let n = key.chars().count();
+    if n > MAX_UNIQUE_KEY_CHARS {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unique_key is too long ({n} characters; at most {MAX_UNIQUE_KEY_CHARS})"),
+            None,
+        );
+    }
+}
+
+fn parse_on_conflict(text: &str) -> runs::OnConflict {
+    match text {
+        "skip" => runs::OnConflict::Skip,
+        "replace" => runs::OnConflict::Replace,
+        other => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid on_conflict \"{other}\""),
+            Some("on_conflict is 'skip' (keep the queued run) or 'replace' (give it this command and start time)."),
+        ),
+    }
+}
+
+/// `jobs._submit` as a database not yet updated to 0.4.0 calls it (its
+/// `jobs.submit` passes seven arguments): the same, without the options
+/// 0.4.0 added. No SQL of its own: the 0.3.0 schema created it, and the
+/// 0.4.0 upgrade replaces it.
+#[pg_extern(sql = false)]
+#[allow(clippy::too_many_arguments)]
+fn _submit(
+    command: Option<&str>,
+    database: Option<&str>,
+    run_as: Option<pg_sys::Oid>,
+    start_at: Option<TimestampWithTimeZone>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i32>,
+    priority: Option<i32>,
+) -> i64 {
+    _submit_run(
+        command,
+        database,
+        run_as,
+        start_at,
+        timeout_ms,
+        max_attempts,
+        priority,
+        None,
+        None,
+        None,
+        None,
+        None,
+    )
 }
 
 /// The status of a run the caller can see (row-level security), or an
@@ -246,6 +363,8 @@ fn cancel(run_id: Option<i64>) -> bool {
     match cancelled_here {
         Some(true) => {
             hooks::runs_finished_at_commit();
+            // Runs waiting for it are skipped (by the scheduler, at commit).
+            hooks::waiting_changed_at_commit();
             true
         }
         // Its executor was asked to stop it.
@@ -278,6 +397,38 @@ fn cancel_locked(run_id: i64) -> Option<bool> {
     bgw::as_superuser(|| runs::mark_cancelled(run_id))
         .unwrap_or_else(|e| error!("pg_jobs: cannot cancel run {run_id}: {e}"));
     Some(true)
+}
+
+/// `jobs.retry(run_id)`: run a finished run's command again, as a new run
+/// with its settings (what an operator clicks on a failed run). For whoever
+/// may see the run and run things as its owner; a run not finished yet is
+/// refused (cancel it first). Returns the new run's id.
+#[pg_extern(volatile, parallel_unsafe)]
+fn retry(run_id: Option<i64>) -> i64 {
+    let run_id = required(run_id, "run_id");
+    let status = visible_status(run_id);
+    if !is_terminal(&status) {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("run {run_id} is not finished (it is {status})"),
+            Some("Wait for it with jobs.wait, or stop it with jobs.cancel, then retry it."),
+        );
+    }
+    let (owner, datid) = bgw::as_superuser(|| runs::owner_and_database(run_id))
+        .or_raise("reading a run")
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("run {run_id} does not exist"),
+                None,
+            )
+        });
+    // Running its command again is running something as its owner.
+    crate::catalog::acl::check_run_as(owner, datid);
+    crate::sql_api::bounds::admit_queued_run(owner);
+    let id = returned_id(bgw::as_superuser(|| runs::resubmit(run_id)), "queue the run");
+    hooks::submitted_at_commit(id);
+    id
 }
 
 /// `jobs.result(run_id)`: the rows the run's last statement returned, one

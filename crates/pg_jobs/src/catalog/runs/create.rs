@@ -24,6 +24,72 @@ pub(crate) struct Submitted<'a> {
     pub(crate) args: Option<&'a Args>,
 }
 
+/// What a submit with a unique key does when its owner already has a
+/// queued run with that key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnConflict {
+    /// Queue nothing; the existing run's id is returned.
+    Skip,
+    /// The existing run takes this submit's command, values (`args`) and
+    /// start time (debounce); its id is returned.
+    Replace,
+}
+
+/// Queue `run` with unique key `key` unless its owner has a queued run
+/// with that key, which `on_conflict` then keeps or updates. Returns the
+/// run's id and whether it is a new row. The database decides (the
+/// partial unique index `run_unique_key` over queued runs), so concurrent
+/// submitters and rolled-back ones cannot make two. A kept plan per policy.
+pub(crate) fn submit_unique(
+    run: &Submitted,
+    key: &str,
+    on_conflict: OnConflict,
+) -> SpiResult<Option<(i64, bool)>> {
+    // The no-op update of `skip` locks the existing row (as `replace`'s
+    // does), so it is returned even if it is being claimed right now: the
+    // claim waits, or we wait for it and insert a new run if it left the
+    // queue (ON CONFLICT re-checks the arbiter index).
+    let sql = match on_conflict {
+        OnConflict::Skip => {
+            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10)
+                 ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
+                 DO UPDATE SET unique_key = r.unique_key
+                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
+        }
+        OnConflict::Replace => {
+            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10)
+                 ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
+                 DO UPDATE SET command = EXCLUDED.command, args = EXCLUDED.args, not_before = EXCLUDED.not_before
+                 RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
+        }
+    };
+    Spi::connect_mut(|c| {
+        plans::run(
+            c,
+            sql,
+            &[
+                run.owner.into(),
+                run.command.into(),
+                run.database.into(),
+                run.start_at.into(),
+                run.timeout_ms.into(),
+                run.max_attempts.into(),
+                run.priority.into(),
+                run.datid.into(),
+                key.into(),
+                run.args.cloned().into(),
+            ],
+        )
+        .map(|t| {
+            t.into_iter()
+                .next()
+                .and_then(|r| Some((row::get_opt::<i64>(&r, 1)?, row::get_req::<bool>(&r, 2))))
+        })
+    })
+}
+
 /// Queue `run` (a kept plan: a burst of submits plans this INSERT once per
 /// session); returns its id. A run without values is written as before
 /// they existed (its `args` is NULL by default), so it needs no look at
@@ -79,6 +145,42 @@ pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
         )
         .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
     })
+}
+
+/// The owner and target database (by OID) of run `run_id`, whatever the
+/// caller may see; `None` if there is no such run.
+pub(crate) fn owner_and_database(run_id: i64) -> SpiResult<Option<(pg_sys::Oid, pg_sys::Oid)>> {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT owner::pg_catalog.oid, COALESCE(datid, (SELECT d.oid FROM pg_catalog.pg_database d
+                                                           WHERE d.datname OPERATOR(pg_catalog.=) database))
+               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1",
+            None,
+            &[run_id.into()],
+        )
+        .map(|t| {
+            t.into_iter().next().map(|r| {
+                (
+                    row::get_req::<pg_sys::Oid>(&r, 1),
+                    row::get_opt::<pg_sys::Oid>(&r, 2).unwrap_or(pg_sys::InvalidOid),
+                )
+            })
+        })
+    })
+}
+
+/// Queue a new run of finished run `run_id`'s command with its settings
+/// (`jobs.retry`): owner, database, job, timeout, attempts allowed, retry
+/// backoff, priority, the values of its parameters (`args`); a first
+/// attempt, due now. Returns its id.
+pub(crate) fn resubmit(run_id: i64) -> SpiResult<Option<i64>> {
+    Spi::get_one_with_args::<i64>(
+        "/* run event: submit */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args)
+             SELECT job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args
+               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
+             RETURNING id",
+        &[run_id.into()],
+    )
 }
 
 /// How many queued runs `owner` has here, counted exactly: an index scan of
@@ -200,7 +302,7 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
 
 /// Queue attempt `attempt` of run `failed`, `delay_ms` from now.
 pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, delay_ms: i64) {
-    plans::run_built(
+    let retry = plans::run_built(
         client,
         &format!(
             "/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
@@ -209,12 +311,22 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
                     pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'{args}
                FROM jobs.run r WHERE id OPERATOR(pg_catalog.=) $1
                 -- A job's retries stop when the job is unscheduled.
-                AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))",
+                AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))
+             RETURNING id",
             datid = if schema_version::databases_by_oid() { ", datid" } else { "" },
             // A retry runs with the values of the attempt before it.
             args = if schema_version::has_args() { ", args" } else { "" }
         ),
         &[failed.into(), attempt.into(), delay_ms.into()],
     )
-    .or_raise("queueing a retry");
+    .or_raise("queueing a retry")
+    .next()
+    .and_then(|r| row::get_opt::<i64>(&r, 1));
+    // Runs waiting for the failed attempt wait for this one (a database
+    // before 0.4.0 has no waiting runs).
+    if let Some(retry) = retry {
+        if schema_version::has_waiting_runs() {
+            super::follow_retry(client, failed, retry);
+        }
+    }
 }

@@ -46,7 +46,7 @@ pub(crate) fn mark_cancelled(run_id: i64) -> SpiResult<()> {
     Spi::run_with_args(
         "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
                     sqlstate = '57014', message = 'cancelled by jobs.cancel before it started'
-              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')",
+              WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting,waiting}')",
         &[run_id.into()],
     )
 }
@@ -59,7 +59,8 @@ pub(crate) fn reassign_queued(from: pg_sys::Oid, to: pg_sys::Oid) -> usize {
     Spi::connect_mut(|c| {
         c.update(
             "UPDATE jobs.run SET owner = $2::pg_catalog.regrole
-              WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) 'queued'
+              WHERE owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                AND status OPERATOR(pg_catalog.=) ANY ('{queued,waiting}')
           RETURNING id",
             None,
             &[from.into(), to.into()],
@@ -69,7 +70,7 @@ pub(crate) fn reassign_queued(from: pg_sys::Oid, to: pg_sys::Oid) -> usize {
     })
 }
 
-/// Cancel the queued runs of role `role` (DROP OWNED BY it): they never
+/// Cancel the queued (and waiting) runs of role `role` (DROP OWNED BY it): they never
 /// start. Runs an executor has taken already (starting, running) are left
 /// to finish, as PostgreSQL leaves a dropped role's sessions running. The
 /// queued ones are picked and locked first (a run being claimed right now
@@ -83,9 +84,9 @@ pub(crate) fn cancel_queued_of(role: pg_sys::Oid) -> usize {
               WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
                       SELECT q.id FROM jobs.run q
                        WHERE q.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                         AND q.status OPERATOR(pg_catalog.=) 'queued'
+                         AND q.status OPERATOR(pg_catalog.=) ANY ('{queued,waiting}')
                          FOR UPDATE))
-                AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting}')
+                AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting,waiting}')
           RETURNING id",
             None,
             &[role.into()],
@@ -104,7 +105,7 @@ pub(crate) fn purge_older_than(client: &mut SpiClient, retention_s: i64) {
                DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
                  SELECT id FROM jobs.run
                   WHERE finished_at < pg_catalog.now() - $1 * INTERVAL '1 second'
-                    AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+                    AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running,waiting}')
                   LIMIT 10000))
                RETURNING id)
              DELETE FROM jobs.run_result WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM gone))",
@@ -124,7 +125,7 @@ pub(crate) fn purge_beyond_per_job(client: &mut SpiClient, per_job: i64) {
                      SELECT id FROM (
                        SELECT id, pg_catalog.row_number() OVER (PARTITION BY job_id ORDER BY id DESC) AS n
                          FROM jobs.run
-                        WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')) k
+                        WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running,waiting}')) k
                       WHERE k.n OPERATOR(pg_catalog.>) $1
                       LIMIT 10000))
                    RETURNING id)
@@ -158,7 +159,7 @@ pub(crate) fn delete_finished(run_id: i64, owner: Option<pg_sys::Oid>) -> SpiRes
         c.update(
             "DELETE FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 AND job_id IS NOT NULL
                 AND ($2::pg_catalog.oid IS NULL OR owner OPERATOR(pg_catalog.=) $2::pg_catalog.regrole)
-                AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running}')
+                AND status OPERATOR(pg_catalog.<>) ALL ('{queued,starting,running,waiting}')
              RETURNING id",
             None,
             &[run_id.into(), owner.into()],

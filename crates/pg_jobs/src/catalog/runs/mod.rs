@@ -16,11 +16,13 @@ mod create;
 mod ends;
 mod history;
 mod queue;
+mod waiting;
 
 pub(crate) use create::*;
 pub(crate) use ends::*;
 pub(crate) use history::*;
 pub(crate) use queue::*;
+pub(crate) use waiting::*;
 
 /// The dispatch order of a role's queued runs (its *lane*): highest
 /// priority first, then the earliest due (a retry's or `start_at`'s

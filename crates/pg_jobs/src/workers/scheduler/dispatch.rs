@@ -101,6 +101,7 @@ fn refuse(client: &mut SpiClient, q: &Queued, why: WhyNot) {
     let code = why.sqlstate().unwrap_or("XX000");
     let message = why.message(&q.db_name).unwrap_or_else(|| why.to_string());
     runs::refuse(client, q.run_id, code, &message);
+    super::waiting::ended(q.run_id);
     log_run(q.run_id, q.job_id, "failed", Some(&message));
 }
 

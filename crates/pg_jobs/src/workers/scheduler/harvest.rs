@@ -24,6 +24,7 @@ pub(super) struct Harvested {
 /// says so.
 fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
     log_run(e.id, e.job_id, e.status.as_str(), e.message.as_deref());
+    super::waiting::ended(e.id);
     // SAFETY: the process's global PRNG state, used only on this
     // thread; PostgreSQL seeds it at process start.
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };

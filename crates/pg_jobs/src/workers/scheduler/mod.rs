@@ -33,6 +33,7 @@ mod harvest;
 mod maintenance;
 mod pass;
 mod prewarm;
+mod waiting;
 mod watch;
 
 use dispatch::*;
@@ -44,13 +45,13 @@ use crate::pg::bgw::{self, DynamicWorker, WorkerHandle};
 
 use crate::exec::command_segment::Segment;
 
-use crate::catalog::runs::{requeue, requeue_reserved};
+use crate::catalog::runs::{self, requeue, requeue_reserved};
 use crate::gucs;
 use crate::workers::log_run;
 
 use crate::shmem::{self, Kind, Outcome, Reservation, SlotRef, State};
 
-use crate::catalog::schema_version::{self, extension_exists};
+use crate::catalog::schema_version::{self, extension_exists, has_waiting_runs};
 
 use crate::pg::time;
 
@@ -161,6 +162,9 @@ impl Scheduler {
             failed_passes: 0,
             fired_in_pass: Vec::new(),
             reload_daemons_pending: false,
+            recheck_waiting_pending: false,
+            waiting_may_exist: true,
+            has_followers: false,
             journal: Journal::default(),
             requeue_pending: Vec::new(),
             parsed: HashMap::new(),
@@ -311,6 +315,13 @@ struct Scheduler {
     fired_in_pass: Vec<(i64, Timestamp)>,
     /// A reload of daemon definitions a failed pass had taken and not done.
     reload_daemons_pending: bool,
+    /// Waiting runs remain to be looked at (a pass took as many as it may).
+    recheck_waiting_pending: bool,
+    /// Some run may be waiting for others: false once a look found none,
+    /// until a transaction submits one (which asks for a look at commit).
+    waiting_may_exist: bool,
+    /// Some enabled job follows another (`after_job`); read at each load.
+    has_followers: bool,
     /// What the current pass changed in shared memory, to put back if it
     /// fails (see [`Journal`]).
     journal: Journal,
@@ -329,6 +340,8 @@ impl Scheduler {
     /// reload requests it consumed are redone in full, and the `running`
     /// marks it wrote are written again.
     fn undo_failed_pass(&mut self) {
+        // What it had to decide about waiting runs was rolled back with it.
+        self.recheck_waiting_pending = true;
         let journal = std::mem::take(&mut self.journal);
         // Executors for the picked runs: a new one's reserved slot goes, a
         // pooled one goes back to the pool. After commit the runs are

@@ -21,6 +21,8 @@ struct Reloads {
     all_jobs: bool,
     jobs: Vec<i64>,
     daemons: bool,
+    /// Look at every waiting run (see `waiting`).
+    waiting: bool,
 }
 
 /// The earlier of `w` and `t`.
@@ -77,13 +79,15 @@ impl Scheduler {
     fn reloads(&mut self) -> Reloads {
         let promoted = std::mem::take(&mut self.was_in_recovery);
         let changes = shmem::take_reload(self.me);
+        let all_jobs = changes.all_jobs || promoted || !self.loaded;
         Reloads {
-            all_jobs: changes.all_jobs || promoted || !self.loaded,
+            all_jobs,
             daemons: changes.daemons
                 || changes.all_jobs
                 || promoted
                 || std::mem::take(&mut self.reload_daemons_pending),
             jobs: changes.jobs,
+            waiting: changes.waiting || all_jobs || std::mem::take(&mut self.recheck_waiting_pending),
         }
     }
 
@@ -92,6 +96,11 @@ impl Scheduler {
     fn pass_in_transaction(&mut self, client: &mut SpiClient, reloads: &Reloads) -> PassResult {
         self.daemons.observe(client, reloads.daemons, true);
         let harvested = self.harvest(client);
+        // Every run harvested ended (those a command recorded itself
+        // included, which the harvest's own update does not return).
+        for h in &harvested {
+            super::waiting::ended(h.run_id);
+        }
         self.mark_started_and_crashed(client);
         let now = Timestamp::now();
         let mut wake_at = self.kill_overdue(now);
@@ -101,6 +110,12 @@ impl Scheduler {
         } else if !reloads.jobs.is_empty() {
             self.load_jobs(client, now, Some(&reloads.jobs));
         }
+        if reloads.all_jobs || !reloads.jobs.is_empty() {
+            self.has_followers = crate::catalog::chains::any_followers(client);
+        }
+        // Before the queue is read: a run released (or a follower fired)
+        // now is dispatched now.
+        self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
         self.fire_due_jobs(client, now);
         let dispatch = pick_runs(client, self.db, &mut self.journal.dispatched);
         if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
@@ -121,6 +136,10 @@ impl Scheduler {
         }
         for t in [next_retry, next_job].into_iter().flatten() {
             wake_at = earliest(wake_at, t);
+        }
+        if self.recheck_waiting_pending {
+            // More waiting runs to decide than one pass takes.
+            wake_at = earliest(wake_at, now);
         }
         PassResult {
             harvested,
