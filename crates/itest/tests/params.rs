@@ -680,11 +680,11 @@ fn a_database_still_at_0_3_0_keeps_working_and_gains_args_when_updated() {
          SELECT jobs.schedule('bad', '1 second', 'SELECT 1 / 0', max_attempts => 2, retry_backoff => '1 second');",
     )
     .unwrap();
-    // (Only what 0.3.0's functions do with this library: its jobs.alter_job,
-    // run_now, wait and cancel look for jobs._acts_for, which came with
-    // 0.4.0.) Submits of the 0.3.0 functions, dispatched and claimed by the
-    // new library (which reads no args column there); the jobs' runs fired,
-    // and retried.
+    // Submits of the 0.3.0 functions, dispatched and claimed by the new
+    // library (which reads no args column there); the jobs' runs fired, and
+    // retried; and the 0.3.0 functions that look runs and jobs up (wait,
+    // cancel, pause, resume) and the job_status view, which the library
+    // serves with 0.3.0's visibility rule and entry points.
     let ids: Vec<i64> = old
         .query(
             "SELECT jobs.submit('INSERT INTO hits VALUES (''submit'')') FROM generate_series(1, 100)",
@@ -711,6 +711,21 @@ fn a_database_still_at_0_3_0_keeps_working_and_gains_args_when_updated() {
         ) >= 1)
             .then_some(())
     });
+
+    let last: String = one(&mut old, &format!("SELECT status FROM jobs.wait({})", ids[0]));
+    assert_eq!(last, "succeeded");
+    let queued: i64 = one(
+        &mut old,
+        "SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour')",
+    );
+    assert!(one::<bool>(&mut old, &format!("SELECT jobs.cancel({queued})")));
+    old.batch_execute("SELECT jobs.pause('tick'); SELECT jobs.resume('tick')")
+        .unwrap();
+    let next_due: i64 = one(
+        &mut old,
+        "SELECT count(*) FROM jobs.job_status WHERE name = 'tick' AND next_due IS NOT NULL",
+    );
+    assert_eq!(next_due, 1, "jobs.job_status of a 0.3.0 database");
 
     old.batch_execute("ALTER EXTENSION pg_jobs UPDATE; SELECT jobs.unschedule('bad');")
         .unwrap();

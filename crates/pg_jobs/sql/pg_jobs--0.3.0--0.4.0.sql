@@ -20,7 +20,7 @@ CREATE FUNCTION jobs."_next_due"(
 ) RETURNS timestamp with time zone
 STABLE PARALLEL SAFE
 LANGUAGE c
-AS 'MODULE_PATHNAME', '_next_due_wrapper';
+AS 'MODULE_PATHNAME', '_next_due_at_wrapper';
 
 CREATE OR REPLACE VIEW jobs.job_status WITH (security_invoker = true) AS
 SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,

@@ -9,6 +9,12 @@
 -- taken over silently or fail half-way: say what to do instead.
 DO $$
 BEGIN
+  -- Its views read what pg_jobs 0.4.0 records (a success's command tag).
+  IF pg_catalog.to_regprocedure('jobs._acts_for(oid)') IS NULL THEN
+    RAISE EXCEPTION 'pg_jobs_cron needs pg_jobs 0.4.0 or later in this database'
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'ALTER EXTENSION pg_jobs UPDATE;';
+  END IF;
   IF pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
     RAISE EXCEPTION 'schema "cron" already exists'
       USING ERRCODE = 'duplicate_object',

@@ -106,8 +106,9 @@ pub(crate) fn find_owned(kind: &str, name: &str) -> i64 {
         c.select(
             &format!(
                 "SELECT id, owner::pg_catalog.oid OPERATOR(pg_catalog.=) $2 FROM jobs.{kind}
-                  WHERE name OPERATOR(pg_catalog.=) $1 AND jobs._acts_for(owner::pg_catalog.oid)
-                  ORDER BY 2 DESC, id"
+                  WHERE name OPERATOR(pg_catalog.=) $1 AND {acts_for}
+                  ORDER BY 2 DESC, id",
+                acts_for = crate::catalog::schema_version::acts_for_sql("owner")
             ),
             None,
             &[name.into(), me.into()],

@@ -88,3 +88,18 @@ pub fn has_waiting_runs() -> bool {
 pub fn has_job_chains() -> bool {
     has_column(c"job", c"after_job")
 }
+
+/// The SQL that says whether the current user acts for the role in
+/// `column` (a `regrole` or `oid` column): 0.4.0's `jobs._acts_for`, or,
+/// in a database not yet updated (which lacks it), 0.3.0's membership test.
+pub fn acts_for_sql(column: &str) -> String {
+    let has =
+        pgrx::Spi::get_one::<bool>("SELECT pg_catalog.to_regprocedure('jobs._acts_for(oid)') IS NOT NULL")
+            .or_raise("probing for jobs._acts_for")
+            .unwrap_or(false);
+    if has {
+        format!("jobs._acts_for({column}::pg_catalog.oid)")
+    } else {
+        format!("pg_catalog.pg_has_role({column}::pg_catalog.oid, 'MEMBER')")
+    }
+}

@@ -441,8 +441,8 @@ fn next_runs(
 /// For `jobs.job_status`: when the job is next due after `now` (NULL:
 /// never again). `now` is an argument, not read from the clock here, so the
 /// function is honestly STABLE and one query sees one instant.
-#[pg_extern(stable, parallel_safe)]
-fn _next_due(
+#[pg_extern(name = "_next_due", stable, parallel_safe)]
+fn _next_due_at(
     schedule: &str,
     once_at: Option<TimestampWithTimeZone>,
     timezone: &str,
@@ -463,4 +463,29 @@ fn _next_due(
         }
     }?;
     TimestampWithTimeZone::try_from(time::to_pg(next)).ok()
+}
+
+/// `jobs._next_due` as a database not yet updated to 0.4.0 calls it (from
+/// its `jobs.job_status`, with five arguments): the same, at the current
+/// transaction's instant. No SQL of its own (0.3.0 created it; the 0.4.0
+/// upgrade replaces it).
+#[pg_extern(sql = false)]
+fn _next_due(
+    schedule: &str,
+    once_at: Option<TimestampWithTimeZone>,
+    timezone: &str,
+    created_at: TimestampWithTimeZone,
+    fired: bool,
+) -> Option<TimestampWithTimeZone> {
+    // SAFETY: reads the current transaction's start time, in a transaction
+    // (a SQL function runs in one).
+    let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    _next_due_at(
+        schedule,
+        once_at,
+        timezone,
+        created_at,
+        fired,
+        TimestampWithTimeZone::try_from(now).ok()?,
+    )
 }

@@ -16,8 +16,10 @@ use pgrx::spi::{SpiClient, SpiResult};
 /// 7). Superusers act for every role.
 pub(crate) fn status(run_id: i64) -> Option<String> {
     one_status(
-        "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
-            AND jobs._acts_for(owner::pg_catalog.oid)",
+        &format!(
+            "SELECT status FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1 AND {}",
+            crate::catalog::schema_version::acts_for_sql("owner")
+        ),
         run_id,
     )
 }
