@@ -327,3 +327,114 @@ fn bad_dependency_arguments_are_refused_and_write_nothing() {
     let id: i64 = one(&mut alice, "SELECT jobs.submit('SELECT 1', run_if => 'failed')");
     assert_eq!(wait_run(&mut alice, id).0, "succeeded");
 }
+
+#[test]
+fn a_job_runs_after_another_as_run_if_says() {
+    let (_c, mut s) = cluster("workflow-after-job");
+    s.batch_execute(
+        "CREATE TABLE log (who text, at timestamptz DEFAULT clock_timestamp());
+         SELECT jobs.schedule('a', '1 second', $$INSERT INTO log (who) VALUES ('a')$$);
+         SELECT jobs.schedule('b', NULL, $$INSERT INTO log (who) VALUES ('b')$$, after_job => 'a');
+         SELECT jobs.schedule('b-on-failure', NULL, $$INSERT INTO log (who) VALUES ('never')$$,
+                              after_job => 'a', run_if => 'failed');
+         SELECT jobs.schedule('f', '1 second', 'SELECT 1/0');
+         SELECT jobs.schedule('alert', NULL, $$INSERT INTO log (who) VALUES ('alert')$$,
+                              after_job => 'f', run_if => 'failed');",
+    )
+    .unwrap();
+    let count = |s: &mut Client, who: &str| -> i64 {
+        s.query_one("SELECT count(*) FROM log WHERE who = $1", &[&who])
+            .unwrap()
+            .get(0)
+    };
+    wait_for(
+        "b to follow a three times and alert to follow f twice",
+        DEADLINE,
+        || (count(&mut s, "b") >= 3 && count(&mut s, "alert") >= 2).then_some(()),
+    );
+    // Each run of b follows a run of a: b's k-th row comes after a's k-th.
+    let ordered: bool = one(
+        &mut s,
+        "WITH a AS (SELECT at, row_number() OVER (ORDER BY at) n FROM log WHERE who = 'a'),
+              b AS (SELECT at, row_number() OVER (ORDER BY at) n FROM log WHERE who = 'b')
+         SELECT bool_and(b.at > a.at) FROM b JOIN a USING (n)",
+    );
+    assert!(ordered, "a run of b started before its run of a ended");
+    assert_eq!(count(&mut s, "never"), 0, "run_if 'failed' ran after a success");
+    // The followers have no schedule of their own, and no next due time.
+    let shown: (Option<String>, Option<String>) = {
+        let r = s
+            .query_one(
+                "SELECT schedule, next_due::text FROM jobs.job_status WHERE name = 'b'",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
+    assert_eq!(shown, (None, None));
+
+    // A run that will be retried has not ended for good: a follower runs
+    // once per last attempt, not per attempt.
+    s.batch_execute(
+        "SELECT jobs.pause('f');
+         SELECT jobs.schedule('g', '1 second', 'SELECT 1/0', max_attempts => 2, retry_backoff => '1 second');
+         SELECT jobs.schedule('g-alert', NULL, $$INSERT INTO log (who) VALUES ('g-alert')$$,
+                              after_job => 'g', run_if => 'failed');",
+    )
+    .unwrap();
+    wait_for("g to fail for good twice", DEADLINE, || {
+        (count(&mut s, "g-alert") >= 2).then_some(())
+    });
+    s.batch_execute("SELECT jobs.pause('g')").unwrap();
+    let g_runs_live = "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
+                        WHERE j.name IN ('g', 'g-alert') AND r.status IN ('queued', 'starting', 'running')";
+    wait_for("g and its alerts to settle", DEADLINE, || {
+        (one::<i64>(&mut s, g_runs_live) == 0).then_some(())
+    });
+    let last_attempts: i64 = one(
+        &mut s,
+        "SELECT count(*) FROM jobs.run r JOIN jobs.job j ON j.id = r.job_id
+          WHERE j.name = 'g' AND r.attempt = 2 AND r.status = 'failed'",
+    );
+    assert_eq!(
+        count(&mut s, "g-alert"),
+        last_attempts,
+        "one alert per last attempt"
+    );
+
+    // A chain may not lead back to where it starts; a followed job is not
+    // unscheduled first; one of schedule and after_job.
+    for (sql, code) in [
+        (
+            "SELECT jobs.schedule('a', NULL, 'SELECT 1', after_job => 'b')",
+            "22023",
+        ),
+        (
+            "SELECT jobs.schedule('b', NULL, 'SELECT 1', after_job => 'b')",
+            "22023",
+        ),
+        (
+            "SELECT jobs.schedule('c', '1 second', 'SELECT 1', after_job => 'a')",
+            "22023",
+        ),
+        ("SELECT jobs.schedule('c', NULL, 'SELECT 1')", "22004"),
+        (
+            "SELECT jobs.schedule('c', NULL, 'SELECT 1', after_job => 'nope')",
+            "42704",
+        ),
+        (
+            "SELECT jobs.schedule('c', NULL, 'SELECT 1', after_job => 'a', run_if => 'maybe')",
+            "22023",
+        ),
+        ("SELECT jobs.unschedule('a')", "2BP01"),
+    ] {
+        assert_eq!(sqlstate_of(&mut s, sql), code, "{sql}");
+    }
+    // Given a schedule, a follower follows no more.
+    s.batch_execute("SELECT jobs.alter_job('b', schedule => '@yearly')")
+        .unwrap();
+    let after: Option<i64> = one(&mut s, "SELECT after_job FROM jobs.job WHERE name = 'b'");
+    assert_eq!(after, None);
+    s.batch_execute("SELECT jobs.unschedule('b-on-failure'); SELECT jobs.unschedule('a')")
+        .unwrap();
+}

@@ -27,7 +27,7 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
        l.status AS last_status,
        l.started_at AS last_started_at,
        l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
-       CASE WHEN j.enabled THEN
+       CASE WHEN j.enabled AND j.schedule IS NOT NULL THEN
          jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
                         EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id
                                    AND f.scheduled_for OPERATOR(pg_catalog.>=) j.once_at),
@@ -305,7 +305,9 @@ CREATE FUNCTION jobs."_schedule"(
 	"retry_backoff_ms" bigint,
 	"overlap" TEXT,
 	"catch_up" bool,
-	"args" TEXT[]
+	"args" TEXT[],
+	"after_job" TEXT,
+	"run_if" TEXT
 ) RETURNS bigint
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -320,14 +322,17 @@ CREATE FUNCTION jobs.schedule(
     retry_backoff interval DEFAULT '10 seconds',
     overlap text DEFAULT 'skip',
     catch_up boolean DEFAULT false,
-    args text[] DEFAULT NULL)
+    args text[] DEFAULT NULL,
+    after_job text DEFAULT NULL,
+    run_if text DEFAULT 'succeeded')
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args) $$;
-COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[]) IS
-  'Create or update (same name, same owner) a scheduled job; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
-COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[]) IS
+                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args,
+                           after_job, run_if) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text) IS
+  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text) IS
   'Internal: the body of jobs.schedule (validates and writes the job).';
 
 DROP FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean);
@@ -364,3 +369,15 @@ COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interv
   'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters).';
 COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
   'Internal: the body of jobs.alter_job (changes the given settings of a job).';
+
+-- Jobs that run after other jobs (issue 16): jobs.schedule(schedule =>
+-- NULL, after_job, run_if). A followed job cannot be unscheduled first.
+ALTER TABLE jobs.job ALTER COLUMN schedule DROP NOT NULL,
+  ADD COLUMN after_job bigint REFERENCES jobs.job (id),
+  ADD COLUMN run_if text,
+  ADD CONSTRAINT job_schedule_or_after_job CHECK (schedule IS NOT NULL OR after_job IS NOT NULL);
+CREATE INDEX job_after_job ON jobs.job (after_job) WHERE after_job IS NOT NULL;
+COMMENT ON COLUMN jobs.job.after_job IS
+  'The job this one runs after, instead of a schedule: each time a run of that job ends for good (no retry follows) as run_if says, a run of this one is queued.';
+COMMENT ON COLUMN jobs.job.run_if IS
+  'For a job that runs after another: what that job''s run must have done (succeeded, failed or finished).';

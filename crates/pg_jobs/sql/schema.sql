@@ -11,7 +11,8 @@ CREATE TABLE jobs.job (
     -- as pg_cron allows, 0.4.0): addressed by id through the cron API only.
     name           text CHECK (name OPERATOR(pg_catalog.<>) ''),
     owner          pg_catalog.regrole NOT NULL,
-    schedule       text NOT NULL,
+    -- NULL for a job that runs after another job instead (0.4.0).
+    schedule       text,
     -- For a one-off schedule: the instant it runs.
     once_at        timestamptz,
     command        text NOT NULL,
@@ -28,8 +29,14 @@ CREATE TABLE jobs.job (
     datid          oid,
     -- The values of the command's $1 ... $n, given to each run (0.4.0).
     args           text[],
-    UNIQUE (owner, name)
+    -- Instead of a schedule: run each time a run of this job ends for good
+    -- as run_if says (0.4.0). A followed job cannot be unscheduled first.
+    after_job      bigint REFERENCES jobs.job (id),
+    run_if         text,
+    UNIQUE (owner, name),
+    CONSTRAINT job_schedule_or_after_job CHECK (schedule IS NOT NULL OR after_job IS NOT NULL)
 );
+CREATE INDEX job_after_job ON jobs.job (after_job) WHERE after_job IS NOT NULL;
 COMMENT ON TABLE jobs.job IS
   'pg_jobs scheduled jobs. Change them with jobs.schedule, jobs.alter_job, jobs.unschedule, jobs.pause, jobs.resume.';
 
@@ -97,6 +104,10 @@ COMMENT ON COLUMN jobs.job.name IS
   'The job''s name, unique per owner; NULL for a job made without one (cron.schedule(schedule, command)), which only the cron API addresses, by id.';
 COMMENT ON COLUMN jobs.run.args IS
   'The values of the command''s parameters $1 ... $n, as text (NULL elements are SQL NULL); NULL when it has none.';
+COMMENT ON COLUMN jobs.job.after_job IS
+  'The job this one runs after, instead of a schedule: each time a run of that job ends for good (no retry follows) as run_if says, a run of this one is queued.';
+COMMENT ON COLUMN jobs.job.run_if IS
+  'For a job that runs after another: what that job''s run must have done (succeeded, failed or finished).';
 COMMENT ON COLUMN jobs.job.args IS
   'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
 

@@ -68,13 +68,16 @@ CREATE FUNCTION jobs.schedule(
     retry_backoff interval DEFAULT '10 seconds',
     overlap text DEFAULT 'skip',
     catch_up boolean DEFAULT false,
-    args text[] DEFAULT NULL)
+    args text[] DEFAULT NULL,
+    after_job text DEFAULT NULL,
+    run_if text DEFAULT 'succeeded')
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args) $$;
-COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[]) IS
-  'Create or update (same name, same owner) a scheduled job; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
+                           (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args,
+                           after_job, run_if) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text) IS
+  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
 
 CREATE FUNCTION jobs.alter_job(
     name text,
@@ -101,7 +104,7 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
        l.status AS last_status,
        l.started_at AS last_started_at,
        l.finished_at OPERATOR(pg_catalog.-) l.started_at AS last_duration,
-       CASE WHEN j.enabled THEN
+       CASE WHEN j.enabled AND j.schedule IS NOT NULL THEN
          jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
                         EXISTS (SELECT 1 FROM jobs.run f WHERE f.job_id OPERATOR(pg_catalog.=) j.id
                                    AND f.scheduled_for OPERATOR(pg_catalog.>=) j.once_at),
@@ -177,7 +180,7 @@ COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int,
   'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
-COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[]) IS
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text) IS
   'Internal: the body of jobs.schedule (validates and writes the job).';
 COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
   'Internal: the body of jobs.alter_job (changes the given settings of a job).';

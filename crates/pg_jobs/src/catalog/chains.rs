@@ -48,7 +48,7 @@ pub(crate) fn followers_of(client: &mut SpiClient, ended: &[i64]) -> Vec<Followe
             AND NOT EXISTS (SELECT FROM jobs.run x
                              WHERE x.job_id OPERATOR(pg_catalog.=) r.job_id
                                AND x.id OPERATOR(pg_catalog.>) r.id
-                               AND x.attempt OPERATOR(pg_catalog.=) r.attempt OPERATOR(pg_catalog.+) 1
+                               AND x.attempt OPERATOR(pg_catalog.=) (r.attempt OPERATOR(pg_catalog.+) 1)
                                AND x.scheduled_for IS NOT DISTINCT FROM r.scheduled_for)
           ORDER BY r.id, f.id",
         &[ended.to_vec().into()],

@@ -53,7 +53,7 @@ pub(crate) fn load(client: &mut SpiClient, only: Option<&[i64]>) -> Vec<JobRow> 
                   (SELECT (EXTRACT(EPOCH FROM max(r.scheduled_for)) * 1000000)::int8
                      FROM jobs.run r WHERE r.job_id OPERATOR(pg_catalog.=) j.id) END,
                 j.owner::pg_catalog.oid, {}
-           FROM jobs.job j WHERE j.enabled {}",
+           FROM jobs.job j WHERE j.enabled AND j.schedule IS NOT NULL {}",
         if schema_version::databases_by_oid() {
             "j.datid"
         } else {
@@ -97,7 +97,8 @@ pub(crate) struct JobDef<'a> {
     /// command)`), which never matches another.
     pub(crate) name: Option<&'a str>,
     pub(crate) owner: pg_sys::Oid,
-    pub(crate) schedule: &'a str,
+    /// `None`: a job that follows another (`after`) instead.
+    pub(crate) schedule: Option<&'a str>,
     pub(crate) once_at: Option<i64>,
     pub(crate) command: &'a str,
     pub(crate) database: &'a str,
@@ -110,6 +111,8 @@ pub(crate) struct JobDef<'a> {
     pub(crate) catch_up: bool,
     /// The values of the command's parameters (checked), if it has any.
     pub(crate) args: Option<&'a Args>,
+    /// The job this one follows and when (`after_job`, `run_if`), 0.4.0.
+    pub(crate) after: Option<(i64, &'a str)>,
 }
 
 /// Create job `def` (per owner and name), or update it and enable it;
@@ -129,16 +132,27 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
     } else {
         ("", "", "")
     };
+    // 0.4.0 on: the job it follows, if any (a job scheduled again on a
+    // schedule follows none).
+    let (after_col, after_val, after_set) = if schema_version::has_job_chains() {
+        (
+            ", after_job, run_if",
+            ", $15, $16",
+            ", after_job = EXCLUDED.after_job, run_if = EXCLUDED.run_if",
+        )
+    } else {
+        ("", "", "")
+    };
     let sql = format!(
         "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
-                                    max_attempts, retry_backoff, overlap, catch_up{datid_col}{args_col})
+                                    max_attempts, retry_backoff, overlap, catch_up{datid_col}{args_col}{after_col})
          VALUES ($1, $2::pg_catalog.regrole, $3,
                  TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
                  $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
-                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val}{args_val})
+                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val}{args_val}{after_val})
          ON CONFLICT (owner, name) DO UPDATE
             SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
-                database = EXCLUDED.database{datid_set}{args_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                database = EXCLUDED.database{datid_set}{args_set}{after_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
                 max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
                 overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
          RETURNING j.id"
@@ -160,6 +174,8 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
             def.catch_up.into(),
             def.datid.into(),
             def.args.cloned().into(),
+            def.after.map(|(id, _)| id).into(),
+            def.after.map(|(_, run_if)| run_if).into(),
         ],
     )
 }
@@ -249,7 +265,7 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
                 retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
                 overlap = COALESCE($11, overlap),
                 catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled){}{}
+                enabled = COALESCE($13, enabled){}{}{}
               WHERE id OPERATOR(pg_catalog.=) $1",
         if schema_version::databases_by_oid() {
             ", datid = COALESCE($14, datid)"
@@ -258,7 +274,13 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
         },
         // Only when they change: they come only through the 0.4.0
         // functions, whose schema has the column.
-        if ch.args.is_some() { ", args = $15" } else { "" }
+        if ch.args.is_some() { ", args = $15" } else { "" },
+        // A job given a schedule no longer follows another.
+        if ch.schedule.is_some() && schema_version::has_job_chains() {
+            ", after_job = NULL, run_if = NULL"
+        } else {
+            ""
+        }
     );
     let args: [DatumWithOid; 15] = [
         id.into(),
@@ -349,4 +371,42 @@ pub(crate) fn id_by_owner_and_name(owner: pg_sys::Oid, name: &str) -> Option<i64
         ),
         "looking up a job by owner and name",
     )
+}
+
+/// The job called `name` that job `id` would follow, followed back through
+/// its own `after_job` chain: whether that chain reaches `id` (a cycle).
+pub(crate) fn follows_back(id: i64, followed: i64) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "WITH RECURSIVE chain(id, depth) AS (
+             SELECT $2::int8, 0
+           UNION ALL
+             SELECT j.after_job, c.depth OPERATOR(pg_catalog.+) 1 FROM chain c
+               JOIN jobs.job j ON j.id OPERATOR(pg_catalog.=) c.id
+              WHERE j.after_job IS NOT NULL AND c.depth OPERATOR(pg_catalog.<) 1000)
+         SELECT EXISTS (SELECT FROM chain WHERE id OPERATOR(pg_catalog.=) $1)",
+        &[id.into(), followed.into()],
+    )
+    .or_raise("following a chain of jobs")
+    .unwrap_or(true)
+}
+
+/// The names of the jobs that follow job `id` (`after_job`).
+pub(crate) fn followers(id: i64) -> Vec<String> {
+    if !schema_version::has_job_chains() {
+        return Vec::new();
+    }
+    Spi::connect(|c| {
+        c.select(
+            "SELECT COALESCE(name, '#' OPERATOR(pg_catalog.||) id::text) FROM jobs.job
+              WHERE after_job OPERATOR(pg_catalog.=) $1 ORDER BY id",
+            None,
+            &[id.into()],
+        )
+        .map(|t| {
+            t.into_iter()
+                .filter_map(|r| row::get_opt::<String>(&r, 1))
+                .collect()
+        })
+    })
+    .or_raise("looking for jobs that follow a job")
 }

@@ -99,7 +99,7 @@ fn schedule_job(
     let def = JobDef {
         name,
         owner,
-        schedule: &pg_schedule,
+        schedule: Some(&pg_schedule),
         once_at: None,
         command,
         database: &database,
@@ -114,6 +114,7 @@ fn schedule_job(
         catch_up: false,
         // pg_cron's commands have no parameters.
         args: None,
+        after: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, active)),

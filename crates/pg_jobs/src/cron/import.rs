@@ -236,7 +236,7 @@ fn import_one(j: &CronJob, tz: &str, port: i32) -> (Option<i64>, &'static str, O
     let def = JobDef {
         name: j.jobname.as_deref(),
         owner,
-        schedule: &schedule,
+        schedule: Some(&schedule),
         once_at: None,
         command: &j.command,
         database: &j.database,
@@ -248,6 +248,7 @@ fn import_one(j: &CronJob, tz: &str, port: i32) -> (Option<i64>, &'static str, O
         overlap: "queue",
         catch_up: false,
         args: None,
+        after: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, j.active)),

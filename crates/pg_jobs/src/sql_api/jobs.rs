@@ -60,8 +60,11 @@ fn _schedule_with_args(
     overlap: Option<&str>,
     catch_up: Option<bool>,
     args: Option<pgrx::Array<&str>>,
+    after_job: Option<&str>,
+    run_if: Option<&str>,
 ) -> i64 {
     let args = crate::sql_api::args::given(args);
+    let after = after_job.map(|followed| (followed, required(run_if, "run_if")));
     schedule_job(
         name,
         schedule,
@@ -75,6 +78,7 @@ fn _schedule_with_args(
         overlap,
         catch_up,
         args,
+        after,
     )
 }
 
@@ -108,6 +112,7 @@ fn _schedule(
         overlap,
         catch_up,
         None,
+        None,
     )
 }
 
@@ -125,9 +130,19 @@ fn schedule_job(
     overlap: Option<&str>,
     catch_up: Option<bool>,
     args: Option<Args>,
+    after: Option<(&str, &str)>,
 ) -> i64 {
     let name = required(name, "name");
-    let schedule = required(schedule, "schedule");
+    // A job runs on its schedule, or after another job: one of the two.
+    let schedule = match (schedule, after) {
+        (Some(_), Some(_)) => raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a job runs on a schedule or after another job, not both",
+            Some("Pass schedule => NULL with after_job."),
+        ),
+        (None, None) => required(schedule, "schedule"),
+        (s, _) => s.unwrap_or_default(),
+    };
     let command = required(command, "command");
     let database = required(database, "database");
     let max_attempts = required(max_attempts, "max_attempts");
@@ -136,8 +151,13 @@ fn schedule_job(
     let catch_up = required(catch_up, "catch_up");
     check_name(name, "job");
     let statements = check_command(command);
-    let once_at = validate_schedule(schedule);
-    check_not_past(once_at, schedule);
+    let once_at = if after.is_none() {
+        let once_at = validate_schedule(schedule);
+        check_not_past(once_at, schedule);
+        once_at
+    } else {
+        None
+    };
     let tz = timezone.map(str::to_owned).unwrap_or_else(gucs::default_timezone);
     validate_timezone(&tz);
     validate_overlap(overlap);
@@ -151,10 +171,11 @@ fn schedule_job(
         crate::sql_api::args::check_fit(command, statements, values, datid);
     }
     bounds::check_new_job(owner, name);
+    let after = after.map(|(followed, run_if)| followed_job(name, owner, followed, run_if));
     let def = jobs::JobDef {
         name: Some(name),
         owner,
-        schedule: schedule.trim(),
+        schedule: after.is_none().then(|| schedule.trim()),
         once_at,
         command,
         database,
@@ -166,11 +187,33 @@ fn schedule_job(
         overlap,
         catch_up,
         args: args.as_ref(),
+        after,
     };
     let id = returned_id(bgw::as_superuser(|| jobs::save(&def)), "save the job");
     hooks::job_changed_at_commit(id);
     ownership::sync(owner, Change::Gained);
     id
+}
+
+/// The job `followed` that job `name` of `owner` is to follow, and its
+/// `run_if`, checked: a job the caller may change (42704 otherwise), not
+/// one whose own chain leads back to this job (22023: a cycle would run
+/// forever), and a known condition (22023).
+fn followed_job(name: &str, owner: pg_sys::Oid, followed: &str, run_if: &str) -> (i64, &'static str) {
+    let run_if = run_if
+        .parse::<pg_jobs_core::run::depends::RunIf>()
+        .unwrap_or_else(|e| raise(Code::ERRCODE_INVALID_PARAMETER_VALUE, e.to_string(), None))
+        .as_str();
+    let followed_id = find_job(followed);
+    let me = bgw::as_superuser(|| jobs::id_by_owner_and_name(owner, name));
+    if me.is_some_and(|id| id == followed_id || bgw::as_superuser(|| jobs::follows_back(id, followed_id))) {
+        raise(
+            Code::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("job \"{name}\" cannot run after \"{followed}\": \"{followed}\" already runs after it"),
+            Some("A chain of jobs that run after each other must not lead back to where it started."),
+        );
+    }
+    (followed_id, run_if)
 }
 
 /// `jobs.alter_job(name, ...)`: change any subset of a job's settings
@@ -334,10 +377,23 @@ fn alter_job(
     id
 }
 
-/// Remove a job. Its run history stays.
+/// Remove a job. Its run history stays. Refused while other jobs run after
+/// it (`after_job`): they would never run again.
 #[pg_extern(volatile, parallel_unsafe)]
 fn unschedule(name: Option<&str>) -> bool {
-    let id = find_job(required(name, "name"));
+    let name = required(name, "name");
+    let id = find_job(name);
+    let followers = bgw::as_superuser(|| jobs::followers(id));
+    if !followers.is_empty() {
+        raise(
+            Code::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
+            format!("cannot unschedule job \"{name}\": other jobs run after it"),
+            Some(&format!(
+                "Unschedule them first, or schedule them on a time schedule: {}.",
+                followers.join(", ")
+            )),
+        );
+    }
     if let Some(owner) = write_job(id, "remove the job", || owned::delete(Owned::Job, id)) {
         ownership::sync(owner, Change::Lost);
     }
