@@ -406,37 +406,7 @@ fn pg_upgrade_keeps_jobs_runs_results_and_daemons_and_runs_nothing_twice() {
     );
     drop_role(&mut admin);
 
-    // The visibility rule is the new major's (the policies call a function
-    // of the library, not SQL text that came across from 15): from 16 on, a
-    // membership with neither INHERIT nor SET shows nothing of shop_app's
-    // jobs, where on 15 any membership did.
-    if to.major >= 16 {
-        let owned = count(
-            &mut shop,
-            "SELECT count(*) FROM jobs.job WHERE owner = 'shop_app'::regrole",
-        );
-        assert!(owned > 0, "shop_app's jobs did not come across");
-        shop.batch_execute(
-            "CREATE ROLE bare_member; GRANT shop_app TO bare_member WITH INHERIT FALSE, SET FALSE;
-             CREATE ROLE set_member; GRANT shop_app TO set_member WITH INHERIT FALSE, SET TRUE",
-        )
-        .unwrap();
-        let seen_by = |c: &mut Client, role: &str| {
-            c.batch_execute(&format!("SET ROLE {role}")).unwrap();
-            let n = count(c, "SELECT count(*) FROM jobs.job");
-            c.batch_execute("RESET ROLE").unwrap();
-            n
-        };
-        assert_eq!(
-            seen_by(&mut shop, "bare_member"),
-            0,
-            "a bare membership shows shop_app's jobs on {}",
-            to.major
-        );
-        assert_eq!(seen_by(&mut shop, "set_member"), owned);
-        shop.batch_execute("DROP ROLE bare_member; DROP ROLE set_member")
-            .unwrap();
-    }
+    setup::check_the_new_majors_visibility_rule(&mut shop, to.major);
 
     // Everything resumes: every schedule, the one-off and the delayed run
     // that came due, @reboot once, both daemons.

@@ -157,3 +157,37 @@ pub(super) fn pg_upgrade_args<'a>(
         "--no-sync".into(),
     ]
 }
+
+/// The visibility rule after the upgrade is the new major's (the policies
+/// call a function of the library, not SQL text that came across from 15):
+/// from 16 on, a membership with neither INHERIT nor SET shows nothing of
+/// shop_app's jobs, where on 15 any membership did.
+pub fn check_the_new_majors_visibility_rule(shop: &mut Client, major: u32) {
+    if major < 16 {
+        return;
+    }
+    let owned = count(
+        shop,
+        "SELECT count(*) FROM jobs.job WHERE owner = 'shop_app'::regrole",
+    );
+    assert!(owned > 0, "shop_app's jobs did not come across");
+    shop.batch_execute(
+        "CREATE ROLE bare_member; GRANT shop_app TO bare_member WITH INHERIT FALSE, SET FALSE;
+         CREATE ROLE set_member; GRANT shop_app TO set_member WITH INHERIT FALSE, SET TRUE",
+    )
+    .unwrap();
+    let mut seen_by = |role: &str| {
+        shop.batch_execute(&format!("SET ROLE {role}")).unwrap();
+        let n = count(shop, "SELECT count(*) FROM jobs.job");
+        shop.batch_execute("RESET ROLE").unwrap();
+        n
+    };
+    assert_eq!(
+        seen_by("bare_member"),
+        0,
+        "a bare membership shows shop_app's jobs on {major}"
+    );
+    assert_eq!(seen_by("set_member"), owned);
+    shop.batch_execute("DROP ROLE bare_member; DROP ROLE set_member")
+        .unwrap();
+}
