@@ -551,3 +551,24 @@ fn create_extension_refuses_an_existing_cron_schema_and_drop_keeps_the_jobs() {
     create_cron_extension(&mut s);
     assert_eq!(cron_jobs(&mut s), in_cron, "cron.job shows the same jobs again");
 }
+
+/// pg_jobs_cron's views read what pg_jobs 0.4.0 records: in a database
+/// whose pg_jobs is still at 0.3.0 it is refused with a clear error, and
+/// created once pg_jobs is updated.
+#[test]
+fn create_extension_needs_pg_jobs_0_4_0() {
+    let (c, _s) = Cluster::with_app_db("cron-needs-0-4-0", "");
+    c.connect("postgres")
+        .batch_execute("CREATE DATABASE old")
+        .unwrap();
+    let mut old = c.connect("old");
+    old.batch_execute("CREATE EXTENSION pg_jobs VERSION '0.3.0'")
+        .unwrap();
+    let e = error_of(&mut old, "CREATE EXTENSION pg_jobs_cron");
+    assert_eq!(e.code().code(), "55000", "{e:?}");
+    assert_eq!(e.hint(), Some("ALTER EXTENSION pg_jobs UPDATE;"));
+    old.batch_execute("ALTER EXTENSION pg_jobs UPDATE; CREATE EXTENSION pg_jobs_cron")
+        .unwrap();
+    let id: i64 = one(&mut old, "SELECT cron.schedule('@daily', 'SELECT 1')");
+    assert!(id > 0);
+}
