@@ -32,9 +32,30 @@ pub fn has_daemons(client: &mut SpiClient) -> bool {
 }
 
 /// Whether `jobs.<table>` has column `column` (syscache look-ups; needs a
-/// transaction). Asked each time rather than cached: the schema can change
-/// under a running worker or session with `ALTER EXTENSION ... UPDATE`.
-fn has_column(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
+/// transaction). An absence is asked again each time: `ALTER EXTENSION
+/// ... UPDATE` adds columns under a running worker or session. A presence
+/// is remembered for the life of the process: the per-run paths ask several
+/// times per run, and an update never removes a column. (Only dropping the
+/// extension and creating an older version would; that terminates the
+/// database's workers, and a session that did it itself gets an error
+/// naming the missing column, never a wrong result.)
+fn has_column(table: &'static std::ffi::CStr, column: &'static std::ffi::CStr) -> bool {
+    thread_local! {
+        static PRESENT: std::cell::RefCell<Vec<(usize, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = (table.as_ptr() as usize, column.as_ptr() as usize);
+    if PRESENT.with(|p| p.borrow().contains(&key)) {
+        return true;
+    }
+    let present = probe_column(table, column);
+    if present {
+        PRESENT.with(|p| p.borrow_mut().push(key));
+    }
+    present
+}
+
+/// [`has_column`], asked of the catalog.
+fn probe_column(table: &std::ffi::CStr, column: &std::ffi::CStr) -> bool {
     // SAFETY: called in a transaction (documented above), as the catalog
     // look-ups need; every name is a NUL-terminated CStr that outlives the
     // call, and they take and return plain OIDs and numbers.
