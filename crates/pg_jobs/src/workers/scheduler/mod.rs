@@ -165,6 +165,7 @@ impl Scheduler {
             recheck_waiting_pending: false,
             waiting_may_exist: true,
             has_followers: false,
+            last_full_look: None,
             journal: Journal::default(),
             requeue_pending: Vec::new(),
             parsed: HashMap::new(),
@@ -322,6 +323,8 @@ struct Scheduler {
     waiting_may_exist: bool,
     /// Some enabled job follows another (`after_job`); read at each load.
     has_followers: bool,
+    /// When all waiting runs were last looked at (see `waiting`).
+    last_full_look: Option<Instant>,
     /// What the current pass changed in shared memory, to put back if it
     /// fails (see [`Journal`]).
     journal: Journal,

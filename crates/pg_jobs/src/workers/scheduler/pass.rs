@@ -140,6 +140,12 @@ impl Scheduler {
         if self.recheck_waiting_pending {
             // More waiting runs to decide than one pass takes.
             wake_at = earliest(wake_at, now);
+        } else if self.waiting_may_exist {
+            // The safety net's next full look (see `waiting`).
+            wake_at = earliest(
+                wake_at,
+                now + jiff::SignedDuration::try_from(super::waiting::FULL_LOOK_EVERY).unwrap_or_default(),
+            );
         }
         PassResult {
             harvested,

@@ -12,6 +12,9 @@
 use super::*;
 use pg_jobs_core::run::depends::{self, Verdict};
 
+/// How often, at least, waiting runs are all looked at while any may exist.
+pub(super) const FULL_LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// How many waiting runs a full look takes per round (the rest: in later
 /// rounds of the same pass).
 const BATCH: i64 = 1000;
@@ -51,6 +54,16 @@ impl Scheduler {
     pub(super) fn resolve_waiting(&mut self, client: &mut SpiClient, look_at_all: bool) -> bool {
         let ended = ENDED.with(|e| std::mem::take(&mut *e.borrow_mut()));
         self.fire_followers(client, &ended);
+        // A safety net while runs wait: a pooled executor that runs
+        // reserved runs back to back reports only its last one to us, so
+        // the end of a run it ran earlier may never reach `ended`. While
+        // some run may be waiting, a full look at least every second
+        // decides what that missed.
+        let look_at_all = look_at_all
+            || self.waiting_may_exist && self.last_full_look.is_none_or(|t| t.elapsed() >= FULL_LOOK_EVERY);
+        if look_at_all {
+            self.last_full_look = Some(Instant::now());
+        }
         // The fast path: with no run waiting (none was submitted since a
         // look found none), a pass costs nothing here.
         if !(look_at_all || self.waiting_may_exist && !ended.is_empty()) || !has_waiting_runs() {
