@@ -13,10 +13,23 @@
 //! (see `pg_jobs.priority_role`); 0 for everyone else, so an ordinary
 //! role's `priority` orders only its own runs. A lane of higher rank is
 //! served before any of lower rank (still within its role's cap).
+//!
+//! A role's runs in a named queue (`jobs.create_queue`) form lanes of their
+//! own, one per role and queue: the queue's room in this pass (its
+//! `max_concurrency` less the executors running its runs, its rate limit's
+//! starts left) bounds all its lanes together, and inside it the same
+//! water-filling shares the room between roles. A role's lanes share its
+//! cap and its count of runs going.
 
-/// One role's queued runs that may start now, in one database.
+/// One role's queued runs (of one named queue, or of none) that may start
+/// now, in one database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lane {
+    /// Its role (lanes of one role share its cap and its `running`).
+    pub role: u32,
+    /// Its named queue, as an index into the pass's queue rooms; `None`:
+    /// runs without a queue.
+    pub queue: Option<usize>,
     /// Cross-role priority: the head run's priority if its role was granted
     /// cross-role priority, else 0.
     pub rank: i32,
@@ -52,23 +65,46 @@ impl Limits {
 
 /// The runs to start, as lane indices in start order: lane `i` appearing
 /// `n` times means its first `n` ready runs start. Lanes are served by
-/// rank (highest first), then fewest runs going, then oldest head.
+/// rank (highest first), then fewest runs of their role going, then oldest
+/// head. Runs without a queue only: see [`plan_in_queues`].
 pub fn plan(lanes: &[Lane], limits: Limits) -> Vec<usize> {
-    let allowance: Vec<usize> = lanes
-        .iter()
-        .map(|l| l.ready.min(limits.per_role.saturating_sub(l.running)))
-        .collect();
+    plan_in_queues(lanes, limits, &[])
+}
+
+/// [`plan`], with lanes of named queues: `queue_room[q]` is how many runs
+/// of queue `q` this pass may start at most (a lane naming a queue past
+/// the end of `queue_room` gets none).
+pub fn plan_in_queues(lanes: &[Lane], limits: Limits, queue_room: &[usize]) -> Vec<usize> {
+    let mut room = queue_room.to_vec();
+    // Runs taken in this pass, per lane and per role.
     let mut taken = vec![0usize; lanes.len()];
+    let mut by_role: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     let mut out = Vec::new();
     while out.len() < limits.budget() {
         let next = (0..lanes.len())
-            .filter(|&i| taken[i] < allowance[i])
+            .filter(|&i| {
+                let l = &lanes[i];
+                let role_taken = by_role.get(&l.role).copied().unwrap_or(0);
+                taken[i] < l.ready
+                    && l.running + role_taken < limits.per_role
+                    && l.queue.is_none_or(|q| room.get(q).is_some_and(|&r| r > 0))
+            })
             .min_by_key(|&i| {
                 let l = &lanes[i];
-                (std::cmp::Reverse(l.rank), l.running + taken[i], l.head_due_us, i)
+                let role_taken = by_role.get(&l.role).copied().unwrap_or(0);
+                (
+                    std::cmp::Reverse(l.rank),
+                    l.running + role_taken,
+                    l.head_due_us,
+                    i,
+                )
             });
         let Some(i) = next else { break };
         taken[i] += 1;
+        *by_role.entry(lanes[i].role).or_default() += 1;
+        if let Some(q) = lanes[i].queue {
+            room[q] -= 1;
+        }
         out.push(i);
     }
     out
@@ -96,8 +132,12 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A lane of a role of its own, without a queue.
     fn lane(rank: i32, running: usize, ready: usize, head_due_us: i64) -> Lane {
+        static NEXT_ROLE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         Lane {
+            role: NEXT_ROLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            queue: None,
             rank,
             running,
             ready,
@@ -247,6 +287,103 @@ mod tests {
                         if lb.rank < la.rank { prop_assert_eq!(taken[b], 0); }
                     }
                 }
+            }
+        }
+    }
+
+    fn in_queue(role: u32, queue: usize, running: usize, ready: usize, head_due_us: i64) -> Lane {
+        Lane {
+            role,
+            queue: Some(queue),
+            rank: 0,
+            running,
+            ready,
+            head_due_us,
+        }
+    }
+
+    #[test]
+    fn a_queue_room_bounds_all_its_lanes_and_shares_among_roles() {
+        // Two roles flood queue 0 (room 3); a third role's run has no queue.
+        let lanes = [
+            in_queue(1, 0, 0, 100, 1),
+            in_queue(2, 0, 0, 100, 2),
+            Lane {
+                queue: None,
+                ..in_queue(3, 0, 0, 1, 3)
+            },
+        ];
+        let picked = plan_in_queues(&lanes, limits(8, 8), &[3]);
+        let of = |i| picked.iter().filter(|&&p| p == i).count();
+        assert_eq!(of(0) + of(1), 3, "{picked:?}");
+        assert!(
+            of(0) >= 1 && of(1) >= 1,
+            "one role took the whole queue: {picked:?}"
+        );
+        assert_eq!(of(2), 1);
+    }
+
+    #[test]
+    fn a_roles_lanes_share_its_cap() {
+        let lanes = [
+            in_queue(1, 0, 0, 10, 1),
+            Lane {
+                queue: None,
+                ..in_queue(1, 0, 0, 10, 2)
+            },
+        ];
+        assert_eq!(plan_in_queues(&lanes, limits(8, 3), &[8]).len(), 3);
+    }
+
+    #[test]
+    fn a_full_or_unknown_queue_starts_nothing() {
+        let lanes = [in_queue(1, 0, 0, 10, 1), in_queue(2, 1, 0, 10, 1)];
+        assert_eq!(plan_in_queues(&lanes, limits(8, 8), &[0]), Vec::<usize>::new());
+    }
+
+    proptest! {
+        /// However lanes, roles and queues mix: no queue past its room, no
+        /// role past its cap, never past the budget.
+        #[test]
+        fn queue_rooms_and_role_caps_hold_together(
+            spec in prop::collection::vec((1u32..4, prop::option::of(0usize..3), 0usize..4, 0usize..10), 0..8),
+            rooms in prop::collection::vec(0usize..5, 3),
+            free in 0usize..12,
+            per_role in 1usize..6,
+        ) {
+            let lanes: Vec<Lane> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, &(role, queue, running, ready))| Lane {
+                    role,
+                    queue,
+                    rank: 0,
+                    running,
+                    ready,
+                    head_due_us: i as i64,
+                })
+                .collect();
+            // Lanes of one role agree on its runs going.
+            let lanes: Vec<Lane> = lanes
+                .iter()
+                .map(|l| Lane { running: lanes.iter().find(|o| o.role == l.role).map_or(0, |o| o.running), ..l.clone() })
+                .collect();
+            let l = limits(free, per_role);
+            let picked = plan_in_queues(&lanes, l, &rooms);
+            prop_assert!(picked.len() <= l.budget());
+            let mut per_queue = [0usize; 3];
+            let mut per_role_taken = std::collections::HashMap::new();
+            let mut per_lane = vec![0usize; lanes.len()];
+            for &i in &picked {
+                per_lane[i] += 1;
+                if let Some(q) = lanes[i].queue { per_queue[q] += 1; }
+                *per_role_taken.entry(lanes[i].role).or_insert(0usize) += 1;
+            }
+            for q in 0..3 { prop_assert!(per_queue[q] <= rooms[q]); }
+            for (i, lane) in lanes.iter().enumerate() { prop_assert!(per_lane[i] <= lane.ready); }
+            for (role, n) in per_role_taken {
+                let running = lanes.iter().find(|o| o.role == role).map_or(0, |o| o.running);
+                prop_assert!(n + running <= per_role.max(running));
             }
         }
     }

@@ -40,6 +40,7 @@ pub mod overlap;
 pub mod ownership;
 pub mod params;
 pub mod pg_cron;
+pub mod queue;
 pub mod quota;
 pub mod run;
 pub mod schedule;

@@ -29,19 +29,23 @@ use std::fmt;
 /// The values of a command's parameters, as given: text, or SQL NULL.
 pub type Args = Vec<Option<String>>;
 
-/// A command and the values of its parameters (`None`: it has none).
+/// A command and the values of its parameters (`None`: it has none), and
+/// the named queue of its run (what its executor must know to start it
+/// under the queue's rate limit and to take more of its runs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Command {
     pub sql: String,
     pub args: Option<Args>,
+    pub queue: Option<crate::queue::QueueTag>,
 }
 
 impl Command {
-    /// A command without parameters.
+    /// A command without parameters, of a run without a queue.
     pub fn plain(sql: impl Into<String>) -> Command {
         Command {
             sql: sql.into(),
             args: None,
+            queue: None,
         }
     }
 }

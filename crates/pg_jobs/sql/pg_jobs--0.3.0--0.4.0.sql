@@ -79,10 +79,8 @@ COMMENT ON TABLE jobs.run IS
 -- own priority and due order; the scheduler shares executors across lanes
 -- (see docs/security.md). The queue's index leads with the owner, so the
 -- roles with queued runs are found by a skip scan and each lane's head by
--- a top-N scan.
-DROP INDEX jobs.run_queue;
-CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
-  WHERE status OPERATOR(pg_catalog.=) 'queued';
+-- a top-N scan. (Made at the end, with the named queues, whose runs it
+-- leaves out.)
 
 -- A job's runs not finished yet, by job (0.4.0): the overlap checks when a
 -- job falls due and at dispatch probe it, instead of scanning the job's
@@ -172,47 +170,10 @@ REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
 -- index), so concurrent and rolled-back submitters cannot queue two.
 ALTER TABLE jobs.run ADD COLUMN unique_key text;
 COMMENT ON COLUMN jobs.run.unique_key IS
-  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
-CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
-  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
-DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int);
-DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int);
-CREATE FUNCTION jobs."_submit"(
-	"command" TEXT, /* Option < & str > */
-	"database" TEXT, /* Option < & str > */
-	"run_as" oid, /* Option < pg_sys :: Oid > */
-	"start_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
-	"timeout_ms" bigint, /* Option < i64 > */
-	"max_attempts" INT, /* Option < i32 > */
-	"priority" INT, /* Option < i32 > */
-	"unique_key" TEXT, /* Option < & str > */
-	"on_conflict" TEXT, /* Option < & str > */
-	"depends_on" bigint[], /* Option < Vec < Option < i64 > > > */
-	"run_if" TEXT /* Option < & str > */
-) RETURNS bigint /* i64 */
-VOLATILE PARALLEL UNSAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', '_submit_run_wrapper';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text) IS
-  'Internal: the body of jobs.submit (validates, checks run_as, queues the run).';
-CREATE FUNCTION jobs.submit(
-    command text,
-    database name DEFAULT pg_catalog.current_database(),
-    run_as pg_catalog.regrole DEFAULT NULL,
-    start_at timestamptz DEFAULT NULL,
-    timeout interval DEFAULT NULL,
-    max_attempts int DEFAULT 1,
-    priority int DEFAULT 0,
-    unique_key text DEFAULT NULL,
-    on_conflict text DEFAULT 'skip',
-    depends_on bigint[] DEFAULT NULL,
-    run_if text DEFAULT 'succeeded')
-RETURNS bigint LANGUAGE sql VOLATILE
-AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
-                         (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits. Returns the run id (with a unique_key already queued: that run''s id).';
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner in its queue has that key.';
+-- (Its unique index is made at the end: a key is unique per queue.)
+-- jobs.submit gains unique_key and on_conflict here, and more below: its
+-- final signature is made once, with the parameters.
 
 -- Run a finished run again (issue 16).
 CREATE FUNCTION jobs."retry"(
@@ -250,8 +211,8 @@ COMMENT ON COLUMN jobs.run.args IS
 COMMENT ON COLUMN jobs.job.args IS
   'The values of the command''s parameters $1 ... $n, as text, given to each run; NULL when it has none.';
 
-DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text);
-DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text);
+DROP FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int);
+DROP FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int);
 CREATE FUNCTION jobs."_submit"(
 	"command" TEXT,
 	"database" TEXT,
@@ -264,7 +225,9 @@ CREATE FUNCTION jobs."_submit"(
 	"on_conflict" TEXT,
 	"depends_on" bigint[],
 	"run_if" TEXT,
-	"args" TEXT[]
+	"args" TEXT[],
+	"queue" TEXT,
+	"concurrency_key" TEXT
 ) RETURNS bigint
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -281,14 +244,17 @@ CREATE FUNCTION jobs.submit(
     on_conflict text DEFAULT 'skip',
     depends_on bigint[] DEFAULT NULL,
     run_if text DEFAULT 'succeeded',
-    args text[] DEFAULT NULL)
+    args text[] DEFAULT NULL,
+    queue text DEFAULT NULL,
+    concurrency_key text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[]) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id (with a unique_key already queued: that run''s id).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[]) IS
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args,
+                         queue, concurrency_key) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[], text, text) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n; queue names the queue whose limits it runs under, concurrency_key its key for the queue''s max_per_key. Returns the run id (with a unique_key already queued: that run''s id).';
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[], text, text) IS
   'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 
 DROP FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean);
@@ -307,7 +273,8 @@ CREATE FUNCTION jobs."_schedule"(
 	"catch_up" bool,
 	"args" TEXT[],
 	"after_job" TEXT,
-	"run_if" TEXT
+	"run_if" TEXT,
+	"queue" TEXT
 ) RETURNS bigint
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -324,15 +291,16 @@ CREATE FUNCTION jobs.schedule(
     catch_up boolean DEFAULT false,
     args text[] DEFAULT NULL,
     after_job text DEFAULT NULL,
-    run_if text DEFAULT 'succeeded')
+    run_if text DEFAULT 'succeeded',
+    queue text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args,
-                           after_job, run_if) $$;
-COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text) IS
-  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
-COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text) IS
+                           after_job, run_if, queue) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text, text) IS
+  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run; its runs go to queue. Returns the job id.';
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text, text) IS
   'Internal: the body of jobs.schedule (validates and writes the job).';
 
 DROP FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean);
@@ -350,7 +318,8 @@ CREATE FUNCTION jobs."_alter_job"(
 	"overlap" TEXT,
 	"catch_up" bool,
 	"enabled" bool,
-	"args" TEXT[]
+	"args" TEXT[],
+	"queue" TEXT
 ) RETURNS bigint
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -360,14 +329,16 @@ CREATE FUNCTION jobs.alter_job(
     schedule text DEFAULT NULL, command text DEFAULT NULL, database name DEFAULT NULL,
     run_as pg_catalog.regrole DEFAULT NULL, timezone text DEFAULT NULL, timeout interval DEFAULT NULL,
     max_attempts int DEFAULT NULL, retry_backoff interval DEFAULT NULL, overlap text DEFAULT NULL,
-    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL)
+    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL,
+    queue text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._alter_job(name, schedule, command, database::text, run_as::oid, timezone,
                             (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args) $$;
-COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[]) IS
-  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters).';
-COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
+                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args,
+                            queue) $$;
+COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[], text) IS
+  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters; queue => '''' takes it out of its queue).';
+COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[], text) IS
   'Internal: the body of jobs.alter_job (changes the given settings of a job).';
 
 -- Jobs that run after other jobs (issue 16): jobs.schedule(schedule =>
@@ -381,3 +352,154 @@ COMMENT ON COLUMN jobs.job.after_job IS
   'The job this one runs after, instead of a schedule: each time a run of that job ends for good (no retry follows) as run_if says, a run of this one is queued.';
 COMMENT ON COLUMN jobs.job.run_if IS
   'For a job that runs after another: what that job''s run must have done (succeeded, failed or finished).';
+
+-- Named queues (issue 16): limits on the runs submitted to them (or fired
+-- by jobs that name them), shared by every executor and scheduler.
+CREATE TABLE jobs.queue (
+    id               bigserial PRIMARY KEY,
+    name             text NOT NULL UNIQUE CHECK (name OPERATOR(pg_catalog.<>) ''),
+    owner            pg_catalog.regrole NOT NULL,
+    -- NULL: no limit.
+    max_concurrency  int CHECK (max_concurrency OPERATOR(pg_catalog.>) 0),
+    max_per_key      int CHECK (max_per_key OPERATOR(pg_catalog.>) 0),
+    rate_limit       int CHECK (rate_limit OPERATOR(pg_catalog.>) 0),
+    rate_period      interval NOT NULL DEFAULT '1 second',
+    paused           boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE jobs.queue IS
+  'pg_jobs named queues of this database. Change them with jobs.create_queue, jobs.alter_queue, jobs.pause_queue, jobs.resume_queue, jobs.drop_queue; watch them in jobs.queue_status.';
+COMMENT ON COLUMN jobs.queue.max_concurrency IS
+  'Most executors running its runs at once (one that took several of its runs runs them one after the other); NULL: no limit.';
+COMMENT ON COLUMN jobs.queue.max_per_key IS
+  'Most executors running its runs of one concurrency_key at once; NULL: no limit.';
+COMMENT ON COLUMN jobs.queue.rate_limit IS
+  'Most runs started in any window of rate_period; NULL: no limit.';
+ALTER TABLE jobs.queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY queue_owner ON jobs.queue FOR SELECT
+  USING (jobs._acts_for(owner::pg_catalog.oid));
+REVOKE ALL ON jobs.queue FROM PUBLIC;
+GRANT SELECT ON jobs.queue TO PUBLIC;
+ALTER TABLE jobs.job ADD COLUMN queue text;
+ALTER TABLE jobs.job ADD CONSTRAINT job_queue_fkey FOREIGN KEY (queue) REFERENCES jobs.queue (name);
+ALTER TABLE jobs.run ADD COLUMN queue text, ADD COLUMN concurrency_key text;
+COMMENT ON COLUMN jobs.run.queue IS
+  'The named queue it runs in (jobs.submit queue, or its job''s); NULL: none.';
+COMMENT ON COLUMN jobs.run.concurrency_key IS
+  'Its key for its queue''s max_per_key (jobs.submit concurrency_key).';
+COMMENT ON COLUMN jobs.job.queue IS
+  'The named queue its runs go to; NULL: none.';
+-- Runs of named queues leave the queue's main index for one of their own,
+-- led by the queue: a queue at its limit costs the dispatch of the others
+-- nothing, and each (queue, role) lane's head is a top-N scan.
+CREATE INDEX run_queue_named ON jobs.run (queue, owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+  WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NOT NULL;
+-- Starts by queue (jobs.queue_status: runs in the last minute).
+CREATE INDEX run_queue_started ON jobs.run (queue, started_at) WHERE queue IS NOT NULL;
+DROP INDEX jobs.run_queue;
+CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+  WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NULL;
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, (COALESCE(queue, '')), unique_key)
+  WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
+CREATE FUNCTION jobs."_create_queue"(
+	"name" TEXT,
+	"max_concurrency" INT,
+	"max_per_key" INT,
+	"rate_limit" INT,
+	"rate_period_us" bigint,
+	"paused" bool
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_create_queue_wrapper';
+CREATE FUNCTION jobs."_alter_queue"(
+	"name" TEXT,
+	"max_concurrency" INT,
+	"max_per_key" INT,
+	"rate_limit" INT,
+	"rate_period_us" bigint,
+	"paused" bool
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_alter_queue_wrapper';
+CREATE FUNCTION jobs."pause_queue"(
+	"name" TEXT
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'pause_queue_wrapper';
+CREATE FUNCTION jobs."resume_queue"(
+	"name" TEXT
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'resume_queue_wrapper';
+CREATE FUNCTION jobs."drop_queue"(
+	"name" TEXT,
+	"force" bool DEFAULT false
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'drop_queue_wrapper';
+
+-- Named queues: typed wrappers around the jobs._*_queue functions, and
+-- their status. search_path is pinned.
+CREATE FUNCTION jobs.create_queue(
+    name text,
+    max_concurrency int DEFAULT NULL,
+    max_per_key int DEFAULT NULL,
+    rate_limit int DEFAULT NULL,
+    rate_period interval DEFAULT '1 second',
+    paused boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._create_queue(name, max_concurrency, max_per_key, rate_limit,
+                               (EXTRACT(EPOCH FROM rate_period) * 1000000)::int8, paused) $$;
+COMMENT ON FUNCTION jobs.create_queue(text, int, int, int, interval, boolean) IS
+  'Create a named queue of the calling role: at most max_concurrency of its runs at once, max_per_key of one concurrency_key, rate_limit started per rate_period (NULL or 0: no limit); paused starts nothing until jobs.resume_queue.';
+CREATE FUNCTION jobs.alter_queue(
+    name text,
+    max_concurrency int DEFAULT NULL,
+    max_per_key int DEFAULT NULL,
+    rate_limit int DEFAULT NULL,
+    rate_period interval DEFAULT NULL,
+    paused boolean DEFAULT NULL)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._alter_queue(name, max_concurrency, max_per_key, rate_limit,
+                              (EXTRACT(EPOCH FROM rate_period) * 1000000)::int8, paused) $$;
+COMMENT ON FUNCTION jobs.alter_queue(text, int, int, int, interval, boolean) IS
+  'Change some settings of a queue (NULL leaves a setting as it is; 0 removes a limit). Takes effect for every run not started yet.';
+COMMENT ON FUNCTION jobs._create_queue(text, int, int, int, bigint, bool) IS
+  'Internal: the body of jobs.create_queue (validates and writes the queue).';
+COMMENT ON FUNCTION jobs._alter_queue(text, int, int, int, bigint, bool) IS
+  'Internal: the body of jobs.alter_queue (changes the given settings of a queue).';
+COMMENT ON FUNCTION jobs.pause_queue(text) IS
+  'Start none of a queue''s runs until jobs.resume_queue; runs already started go on.';
+COMMENT ON FUNCTION jobs.resume_queue(text) IS
+  'Start a paused queue''s runs again, at once, in their order.';
+COMMENT ON FUNCTION jobs.drop_queue(text, boolean) IS
+  'Remove a queue. Refused while jobs send runs to it, and while runs of it have not started unless force, which cancels them.';
+
+CREATE VIEW jobs.queue_status AS
+SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit, q.rate_period,
+       w.queued, a.running, w.oldest_queued_age, s.started_last_minute
+  FROM jobs.queue q
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS queued,
+               pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at))
+                 FILTER (WHERE COALESCE(r.not_before, r.scheduled_for, r.submitted_at) OPERATOR(pg_catalog.<=) pg_catalog.now())
+                 AS oldest_queued_age
+          FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.status OPERATOR(pg_catalog.=) 'queued') w
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS running FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name
+           AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')) a
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS started_last_minute FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name
+           AND r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
+ WHERE jobs._acts_for(q.owner::pg_catalog.oid);
+COMMENT ON VIEW jobs.queue_status IS
+  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and started in the last minute (all roles'' runs).';
+GRANT SELECT ON jobs.queue_status TO PUBLIC;

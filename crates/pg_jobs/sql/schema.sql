@@ -33,6 +33,8 @@ CREATE TABLE jobs.job (
     -- as run_if says (0.4.0). A followed job cannot be unscheduled first.
     after_job      bigint REFERENCES jobs.job (id),
     run_if         text,
+    -- The named queue its runs go to (0.4.0).
+    queue          text,
     UNIQUE (owner, name),
     CONSTRAINT job_schedule_or_after_job CHECK (schedule IS NOT NULL OR after_job IS NOT NULL)
 );
@@ -80,7 +82,10 @@ CREATE TABLE jobs.run (
     depends_on     bigint[],
     run_if         text,
     -- The values of the command's $1 ... $n (0.4.0).
-    args           text[]
+    args           text[],
+    -- Its named queue and its key for the queue's max_per_key (0.4.0).
+    queue          text,
+    concurrency_key text
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
@@ -97,7 +102,7 @@ COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a rena
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
 COMMENT ON COLUMN jobs.run.unique_key IS
-  'The unique_key it was submitted with: while it is queued, no other queued run of its owner has that key.';
+  'The unique_key it was submitted with: while it is queued, no other queued run of its owner in its queue has that key.';
 COMMENT ON COLUMN jobs.run.command_tag IS
   'Command tag of the last statement of a successful run, as psql reports it (INSERT 0 1, SELECT 1, CALL).';
 COMMENT ON COLUMN jobs.job.name IS
@@ -125,16 +130,16 @@ COMMENT ON TABLE jobs.run_result IS 'Rows returned by the last statement of a ru
 -- runs in flight (crash detection),
 CREATE INDEX run_active ON jobs.run (id) WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['starting', 'running']);
 -- the queue: each role's lane in dispatch order (and the roles with queued
--- runs, by skip scan),
+-- runs, by skip scan), for runs without a named queue (see run_queue_named),
 CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
-  WHERE status OPERATOR(pg_catalog.=) 'queued';
+  WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NULL;
 -- a job's runs not finished yet (its overlap check when it falls due and
 -- at dispatch: a probe, however long the queue or the job's history),
 CREATE INDEX run_job_live ON jobs.run (job_id)
   WHERE job_id IS NOT NULL AND status OPERATOR(pg_catalog.=) ANY (ARRAY['queued', 'starting', 'running']);
 -- the unique keys of queued runs (jobs.submit's unique_key: the database
 -- itself keeps concurrent and rolled-back submitters from queueing two),
-CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, unique_key)
+CREATE UNIQUE INDEX run_unique_key ON jobs.run (owner, (COALESCE(queue, '')), unique_key)
   WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued';
 -- the runs waiting for others (a probe when nothing waits), and which of
 -- them wait for given runs (when those end, or are retried),
@@ -199,6 +204,48 @@ CREATE POLICY daemon_owner ON jobs.daemon FOR SELECT
   USING (jobs._acts_for(owner::pg_catalog.oid));
 REVOKE ALL ON jobs.daemon FROM PUBLIC;
 GRANT SELECT ON jobs.daemon TO PUBLIC;
+
+-- Named queues (issue 16): limits on the runs submitted to them (or fired
+-- by jobs that name them), shared by every executor and scheduler.
+CREATE TABLE jobs.queue (
+    id               bigserial PRIMARY KEY,
+    name             text NOT NULL UNIQUE CHECK (name OPERATOR(pg_catalog.<>) ''),
+    owner            pg_catalog.regrole NOT NULL,
+    -- NULL: no limit.
+    max_concurrency  int CHECK (max_concurrency OPERATOR(pg_catalog.>) 0),
+    max_per_key      int CHECK (max_per_key OPERATOR(pg_catalog.>) 0),
+    rate_limit       int CHECK (rate_limit OPERATOR(pg_catalog.>) 0),
+    rate_period      interval NOT NULL DEFAULT '1 second',
+    paused           boolean NOT NULL DEFAULT false,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE jobs.queue IS
+  'pg_jobs named queues of this database. Change them with jobs.create_queue, jobs.alter_queue, jobs.pause_queue, jobs.resume_queue, jobs.drop_queue; watch them in jobs.queue_status.';
+COMMENT ON COLUMN jobs.queue.max_concurrency IS
+  'Most executors running its runs at once (one that took several of its runs runs them one after the other); NULL: no limit.';
+COMMENT ON COLUMN jobs.queue.max_per_key IS
+  'Most executors running its runs of one concurrency_key at once; NULL: no limit.';
+COMMENT ON COLUMN jobs.queue.rate_limit IS
+  'Most runs started in any window of rate_period; NULL: no limit.';
+ALTER TABLE jobs.queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY queue_owner ON jobs.queue FOR SELECT
+  USING (jobs._acts_for(owner::pg_catalog.oid));
+REVOKE ALL ON jobs.queue FROM PUBLIC;
+GRANT SELECT ON jobs.queue TO PUBLIC;
+ALTER TABLE jobs.job ADD CONSTRAINT job_queue_fkey FOREIGN KEY (queue) REFERENCES jobs.queue (name);
+COMMENT ON COLUMN jobs.run.queue IS
+  'The named queue it runs in (jobs.submit queue, or its job''s); NULL: none.';
+COMMENT ON COLUMN jobs.run.concurrency_key IS
+  'Its key for its queue''s max_per_key (jobs.submit concurrency_key).';
+COMMENT ON COLUMN jobs.job.queue IS
+  'The named queue its runs go to; NULL: none.';
+-- Runs of named queues leave the queue's main index for one of their own,
+-- led by the queue: a queue at its limit costs the dispatch of the others
+-- nothing, and each (queue, role) lane's head is a top-N scan.
+CREATE INDEX run_queue_named ON jobs.run (queue, owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
+  WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NOT NULL;
+-- Starts by queue (jobs.queue_status: runs in the last minute).
+CREATE INDEX run_queue_started ON jobs.run (queue, started_at) WHERE queue IS NOT NULL;
 
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
 REVOKE ALL ON jobs.job, jobs.run, jobs.run_result FROM PUBLIC;

@@ -38,13 +38,16 @@ CREATE FUNCTION jobs.submit(
     on_conflict text DEFAULT 'skip',
     depends_on bigint[] DEFAULT NULL,
     run_if text DEFAULT 'succeeded',
-    args text[] DEFAULT NULL)
+    args text[] DEFAULT NULL,
+    queue text DEFAULT NULL,
+    concurrency_key text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE
 AS $$ SELECT jobs._submit(command, database::pg_catalog.text, run_as::pg_catalog.oid, start_at,
                          (EXTRACT(EPOCH FROM timeout) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8,
-                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args) $$;
-COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[]) IS
-  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n. Returns the run id (with a unique_key already queued: that run''s id).';
+                         max_attempts, priority, unique_key, on_conflict, depends_on, run_if, args,
+                         queue, concurrency_key) $$;
+COMMENT ON FUNCTION jobs.submit(text, name, regrole, timestamptz, interval, int, int, text, text, bigint[], text, text[], text, text) IS
+  'Queue a command to run in the background (as the calling role by default) after the calling transaction commits; args are the values of its $1 ... $n; queue names the queue whose limits it runs under, concurrency_key its key for the queue''s max_per_key. Returns the run id (with a unique_key already queued: that run''s id).';
 
 CREATE FUNCTION jobs.wait(run_id bigint, timeout interval DEFAULT NULL)
 RETURNS jobs.run LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
@@ -70,27 +73,30 @@ CREATE FUNCTION jobs.schedule(
     catch_up boolean DEFAULT false,
     args text[] DEFAULT NULL,
     after_job text DEFAULT NULL,
-    run_if text DEFAULT 'succeeded')
+    run_if text DEFAULT 'succeeded',
+    queue text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._schedule(name, schedule, command, database::text, run_as::oid, timezone,
                            (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, args,
-                           after_job, run_if) $$;
-COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text) IS
-  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run. Returns the job id.';
+                           after_job, run_if, queue) $$;
+COMMENT ON FUNCTION jobs.schedule(text, text, text, name, regrole, text, interval, int, interval, text, boolean, text[], text, text, text) IS
+  'Create or update (same name, same owner) a scheduled job, or (schedule => NULL, after_job) one that runs each time a run of another job ends as run_if says; args are the values of its command''s $1 ... $n, given to each run; its runs go to queue. Returns the job id.';
 
 CREATE FUNCTION jobs.alter_job(
     name text,
     schedule text DEFAULT NULL, command text DEFAULT NULL, database name DEFAULT NULL,
     run_as pg_catalog.regrole DEFAULT NULL, timezone text DEFAULT NULL, timeout interval DEFAULT NULL,
     max_attempts int DEFAULT NULL, retry_backoff interval DEFAULT NULL, overlap text DEFAULT NULL,
-    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL)
+    catch_up boolean DEFAULT NULL, enabled boolean DEFAULT NULL, args text[] DEFAULT NULL,
+    queue text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$ SELECT jobs._alter_job(name, schedule, command, database::text, run_as::oid, timezone,
                             (EXTRACT(EPOCH FROM timeout) * 1000)::int8, max_attempts,
-                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args) $$;
-COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[]) IS
-  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters).';
+                            (EXTRACT(EPOCH FROM retry_backoff) * 1000)::int8, overlap, catch_up, enabled, args,
+                            queue) $$;
+COMMENT ON FUNCTION jobs.alter_job(text, text, text, name, regrole, text, interval, int, interval, text, boolean, boolean, text[], text) IS
+  'Change some settings of a job (NULL leaves a setting as it is; timeout => ''0'' removes the timeout; args => ''{}'' removes the values of the command''s parameters; queue => '''' takes it out of its queue).';
 
 COMMENT ON FUNCTION jobs.unschedule(text) IS 'Remove a job; its run history stays.';
 COMMENT ON FUNCTION jobs.pause(text) IS 'Stop scheduling a job; runs already going finish.';
@@ -176,13 +182,13 @@ GRANT SELECT ON jobs.daemon_status TO PUBLIC;
 -- public wrapper they serve (users call the wrappers).
 COMMENT ON FUNCTION jobs.result(bigint) IS
   'The rows of a finished run''s last statement, as jsonb (capped by pg_jobs.max_result_bytes).';
-COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[]) IS
+COMMENT ON FUNCTION jobs._submit(text, text, oid, timestamptz, bigint, int, int, text, text, bigint[], text, text[], text, text) IS
   'Internal: the body of jobs.submit (validates, checks run_as and args, queues the run).';
 COMMENT ON FUNCTION jobs._wait(bigint, bigint) IS
   'Internal: the body of jobs.wait (sleeps until the run is finished or the timeout passes).';
-COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text) IS
+COMMENT ON FUNCTION jobs._schedule(text, text, text, text, oid, text, bigint, int, bigint, text, bool, text[], text, text, text) IS
   'Internal: the body of jobs.schedule (validates and writes the job).';
-COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[]) IS
+COMMENT ON FUNCTION jobs._alter_job(text, text, text, text, oid, text, bigint, int, bigint, text, bool, bool, text[], text) IS
   'Internal: the body of jobs.alter_job (changes the given settings of a job).';
 COMMENT ON FUNCTION jobs._next_due(text, timestamptz, text, timestamptz, bool, timestamptz) IS
   'Internal: when a job is next due after the given instant, for jobs.job_status.';
@@ -203,3 +209,64 @@ REVOKE ALL ON FUNCTION jobs.import_pg_cron() FROM PUBLIC;
 
 COMMENT ON FUNCTION jobs.retry(bigint) IS
   'Run a finished run''s command again, as a new run with its settings (owner, database, job, timeout, attempts, priority). Returns the new run''s id.';
+
+-- Named queues: typed wrappers around the jobs._*_queue functions, and
+-- their status. search_path is pinned.
+CREATE FUNCTION jobs.create_queue(
+    name text,
+    max_concurrency int DEFAULT NULL,
+    max_per_key int DEFAULT NULL,
+    rate_limit int DEFAULT NULL,
+    rate_period interval DEFAULT '1 second',
+    paused boolean DEFAULT false)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._create_queue(name, max_concurrency, max_per_key, rate_limit,
+                               (EXTRACT(EPOCH FROM rate_period) * 1000000)::int8, paused) $$;
+COMMENT ON FUNCTION jobs.create_queue(text, int, int, int, interval, boolean) IS
+  'Create a named queue of the calling role: at most max_concurrency of its runs at once, max_per_key of one concurrency_key, rate_limit started per rate_period (NULL or 0: no limit); paused starts nothing until jobs.resume_queue.';
+CREATE FUNCTION jobs.alter_queue(
+    name text,
+    max_concurrency int DEFAULT NULL,
+    max_per_key int DEFAULT NULL,
+    rate_limit int DEFAULT NULL,
+    rate_period interval DEFAULT NULL,
+    paused boolean DEFAULT NULL)
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobs._alter_queue(name, max_concurrency, max_per_key, rate_limit,
+                              (EXTRACT(EPOCH FROM rate_period) * 1000000)::int8, paused) $$;
+COMMENT ON FUNCTION jobs.alter_queue(text, int, int, int, interval, boolean) IS
+  'Change some settings of a queue (NULL leaves a setting as it is; 0 removes a limit). Takes effect for every run not started yet.';
+COMMENT ON FUNCTION jobs._create_queue(text, int, int, int, bigint, bool) IS
+  'Internal: the body of jobs.create_queue (validates and writes the queue).';
+COMMENT ON FUNCTION jobs._alter_queue(text, int, int, int, bigint, bool) IS
+  'Internal: the body of jobs.alter_queue (changes the given settings of a queue).';
+COMMENT ON FUNCTION jobs.pause_queue(text) IS
+  'Start none of a queue''s runs until jobs.resume_queue; runs already started go on.';
+COMMENT ON FUNCTION jobs.resume_queue(text) IS
+  'Start a paused queue''s runs again, at once, in their order.';
+COMMENT ON FUNCTION jobs.drop_queue(text, boolean) IS
+  'Remove a queue. Refused while jobs send runs to it, and while runs of it have not started unless force, which cancels them.';
+
+CREATE VIEW jobs.queue_status AS
+SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit, q.rate_period,
+       w.queued, a.running, w.oldest_queued_age, s.started_last_minute
+  FROM jobs.queue q
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS queued,
+               pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at))
+                 FILTER (WHERE COALESCE(r.not_before, r.scheduled_for, r.submitted_at) OPERATOR(pg_catalog.<=) pg_catalog.now())
+                 AS oldest_queued_age
+          FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.status OPERATOR(pg_catalog.=) 'queued') w
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS running FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name
+           AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')) a
+  CROSS JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS started_last_minute FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name
+           AND r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
+ WHERE jobs._acts_for(q.owner::pg_catalog.oid);
+COMMENT ON VIEW jobs.queue_status IS
+  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and started in the last minute (all roles'' runs).';
+GRANT SELECT ON jobs.queue_status TO PUBLIC;

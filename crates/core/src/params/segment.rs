@@ -7,6 +7,10 @@
 //!          | 0x01 count:u32le value*count  the values of $1 … $count
 //! value   := 0x00                          SQL NULL
 //!          | 0x01 len:u32le byte*len       text (UTF-8)
+//! then, for a run of a named queue (0.4.0):
+//! queue   := 0x02 id:i64le len:u32le byte*len rate
+//! rate    := 0x00                          no rate limit
+//!          | 0x01 limit:u32le period_us:i64le
 //! ```
 //!
 //! The command comes first and ends at its NUL, as it did before values
@@ -18,12 +22,16 @@
 //! command at a NUL all the same, as the reader would.
 
 use super::Command;
+use crate::queue::{QueueTag, Rate};
 use std::fmt;
 
 const NO_VALUES: u8 = 0;
 const VALUES: u8 = 1;
 const NULL: u8 = 0;
 const TEXT: u8 = 1;
+const QUEUE: u8 = 2;
+const NO_RATE: u8 = 0;
+const RATE: u8 = 1;
 
 /// The segment's bytes for `command`.
 pub fn encode(command: &Command) -> Vec<u8> {
@@ -52,6 +60,20 @@ pub fn encode(command: &Command) -> Vec<u8> {
                         out.extend_from_slice(text.as_bytes());
                     }
                 }
+            }
+        }
+    }
+    if let Some(q) = &command.queue {
+        out.push(QUEUE);
+        out.extend_from_slice(&q.id.to_le_bytes());
+        out.extend_from_slice(&len32(q.name.len()).to_le_bytes());
+        out.extend_from_slice(q.name.as_bytes());
+        match q.rate {
+            None => out.push(NO_RATE),
+            Some(r) => {
+                out.push(RATE);
+                out.extend_from_slice(&r.limit.to_le_bytes());
+                out.extend_from_slice(&r.period_us.to_le_bytes());
             }
         }
     }
@@ -113,6 +135,36 @@ impl Reader<'_> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(i64::from_le_bytes(a))
+    }
+    /// The queue section, if the bytes go on with one (zeroes or the end:
+    /// none).
+    fn queue(&mut self) -> Result<Option<QueueTag>, DecodeError> {
+        let at = self.at;
+        match self.bytes.get(at) {
+            None | Some(0) => return Ok(None),
+            Some(&QUEUE) => self.at += 1,
+            Some(&byte) => return Err(DecodeError::BadMarker { at, byte }),
+        }
+        let id = self.i64()?;
+        let len = self.len()?;
+        let name = String::from_utf8_lossy(self.take(len)?).into_owned();
+        let at = self.at;
+        let rate = match self.byte()? {
+            NO_RATE => None,
+            RATE => {
+                let limit = self.len()? as u32;
+                let period_us = self.i64()?;
+                Some(Rate { limit, period_us })
+            }
+            byte => return Err(DecodeError::BadMarker { at, byte }),
+        };
+        Ok(Some(QueueTag { id, name, rate }))
+    }
 }
 
 /// The command and values in a segment's `bytes` (text that is not UTF-8
@@ -153,7 +205,8 @@ pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         }
         byte => return Err(DecodeError::BadMarker { at: nul + 1, byte }),
     };
-    Ok(Command { sql, args })
+    let queue = r.queue()?;
+    Ok(Command { sql, args, queue })
 }
 
 /// Values from string slices, for tests.
@@ -173,6 +226,7 @@ mod tests {
         let c = Command {
             sql: "SELECT $1, $2".into(),
             args: args(&[Some("ab"), None]),
+            queue: None,
         };
         assert_eq!(
             encode(&c),
@@ -191,6 +245,7 @@ mod tests {
         let bytes = encode(&Command {
             sql: "SELECT $1".into(),
             args: args(&[Some("x")]),
+            queue: None,
         });
         assert_eq!(bytes.split(|b| *b == 0).next(), Some(&b"SELECT $1"[..]));
     }
@@ -206,6 +261,7 @@ mod tests {
             let c = Command {
                 sql: "SELECT $1".into(),
                 args: a,
+                queue: None,
             };
             assert_eq!(decode(&encode(&c)), Ok(c));
         }
@@ -216,6 +272,7 @@ mod tests {
         let c = Command {
             sql: "SELECT 1\0; DROP TABLE t".into(),
             args: None,
+            queue: None,
         };
         assert_eq!(decode(&encode(&c)), Ok(Command::plain("SELECT 1")));
     }
@@ -247,8 +304,21 @@ mod tests {
                 proptest::option::of("[^\u{0}]{0,20}"),
                 0..8,
             )),
+            proptest::option::of((
+                any::<i64>(),
+                "[^\u{0}]{0,20}",
+                proptest::option::of((any::<u32>(), any::<i64>())),
+            )),
         )
-            .prop_map(|(sql, args)| Command { sql, args })
+            .prop_map(|(sql, args, queue)| Command {
+                sql,
+                args,
+                queue: queue.map(|(id, name, rate)| QueueTag {
+                    id,
+                    name,
+                    rate: rate.map(|(limit, period_us)| Rate { limit, period_us }),
+                }),
+            })
     }
 
     proptest! {
@@ -279,8 +349,15 @@ mod tests {
             let bytes = encode(&c);
             let nul = bytes.iter().position(|b| *b == 0).unwrap();
             // Cut inside the values section (after its marker): an error.
-            if c.args.is_some() && cut < bytes.len() - nul - 1 {
+            if c.args.is_some() && c.queue.is_none() && cut < bytes.len() - nul - 1 {
                 prop_assert!(decode(&bytes[..bytes.len() - cut]).is_err());
+            }
+            // Cut inside the queue section (after its marker): an error.
+            if c.queue.is_some() {
+                let start = encode(&Command { queue: None, ..c.clone() }).len();
+                if cut < bytes.len() - start - 1 {
+                    prop_assert!(decode(&bytes[..bytes.len() - cut]).is_err());
+                }
             }
         }
     }

@@ -113,6 +113,8 @@ pub(crate) struct JobDef<'a> {
     pub(crate) args: Option<&'a Args>,
     /// The job this one follows and when (`after_job`, `run_if`), 0.4.0.
     pub(crate) after: Option<(i64, &'a str)>,
+    /// The named queue its runs go to (checked), 0.4.0.
+    pub(crate) queue: Option<&'a str>,
 }
 
 /// Create job `def` (per owner and name), or update it and enable it;
@@ -143,16 +145,22 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
     } else {
         ("", "", "")
     };
+    // 0.4.0 on: its queue (a job scheduled again without one has none).
+    let (queue_col, queue_val, queue_set) = if schema_version::has_queues() {
+        (", queue", ", $17", ", queue = EXCLUDED.queue")
+    } else {
+        ("", "", "")
+    };
     let sql = format!(
         "INSERT INTO jobs.job AS j (name, owner, schedule, once_at, command, database, timezone, timeout,
-                                    max_attempts, retry_backoff, overlap, catch_up{datid_col}{args_col}{after_col})
+                                    max_attempts, retry_backoff, overlap, catch_up{datid_col}{args_col}{after_col}{queue_col})
          VALUES ($1, $2::pg_catalog.regrole, $3,
                  TIMESTAMPTZ '2000-01-01 00:00:00+00' + $4 * INTERVAL '1 microsecond',
                  $5, $6, $7, NULLIF($8, 0) * INTERVAL '1 millisecond',
-                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val}{args_val}{after_val})
+                 $9, $10 * INTERVAL '1 millisecond', $11, $12{datid_val}{args_val}{after_val}{queue_val})
          ON CONFLICT (owner, name) DO UPDATE
             SET schedule = EXCLUDED.schedule, once_at = EXCLUDED.once_at, command = EXCLUDED.command,
-                database = EXCLUDED.database{datid_set}{args_set}{after_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
+                database = EXCLUDED.database{datid_set}{args_set}{after_set}{queue_set}, timezone = EXCLUDED.timezone, timeout = EXCLUDED.timeout,
                 max_attempts = EXCLUDED.max_attempts, retry_backoff = EXCLUDED.retry_backoff,
                 overlap = EXCLUDED.overlap, catch_up = EXCLUDED.catch_up, enabled = true
          RETURNING j.id"
@@ -176,6 +184,7 @@ pub(crate) fn save(def: &JobDef) -> SpiResult<Option<i64>> {
             def.args.cloned().into(),
             def.after.map(|(id, _)| id).into(),
             def.after.map(|(_, run_if)| run_if).into(),
+            def.queue.into(),
         ],
     )
 }
@@ -247,6 +256,8 @@ pub(crate) struct JobChange<'a> {
     pub(crate) enabled: Option<bool>,
     /// New values (`Some(None)`: none any more), checked.
     pub(crate) args: Option<Option<&'a Args>>,
+    /// New queue (`Some(None)`: none any more), checked.
+    pub(crate) queue: Option<Option<&'a str>>,
 }
 
 /// Apply change `ch` to job `id`.
@@ -265,7 +276,7 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
                 retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
                 overlap = COALESCE($11, overlap),
                 catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled){}{}{}
+                enabled = COALESCE($13, enabled){}{}{}{}
               WHERE id OPERATOR(pg_catalog.=) $1",
         if schema_version::databases_by_oid() {
             ", datid = COALESCE($14, datid)"
@@ -280,9 +291,11 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
             ", after_job = NULL, run_if = NULL"
         } else {
             ""
-        }
+        },
+        // Likewise.
+        if ch.queue.is_some() { ", queue = $16" } else { "" }
     );
-    let args: [DatumWithOid; 15] = [
+    let args: [DatumWithOid; 16] = [
         id.into(),
         ch.schedule.into(),
         ch.once_at.into(),
@@ -298,6 +311,7 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
         ch.enabled.into(),
         ch.datid.into(),
         ch.args.flatten().cloned().into(),
+        ch.queue.flatten().into(),
     ];
     Spi::run_with_args(&sql, &args)
 }

@@ -7,6 +7,7 @@
 //! - [`results`]: `jobs.run_result` (rows kept for `jobs.result`);
 //! - [`jobs`]: `jobs.job` (scheduled job definitions);
 //! - [`daemons`]: `jobs.daemon` (daemon definitions, their exits);
+//! - [`queues`]: `jobs.queue` (named queues, their limits at dispatch and claim);
 //! - [`owned`]: what those two share: rows a role owns by name (counting,
 //!   removing, moving a role's);
 //! - [`schema_version`]: whether the extension is here, and its schema's version;
@@ -22,6 +23,7 @@ pub mod jobs;
 pub mod owned;
 pub mod ownership;
 pub mod plans;
+pub mod queues;
 pub mod results;
 pub mod row;
 pub mod runs;

@@ -93,6 +93,11 @@ pub fn has_args() -> bool {
     has_column(c"run", c"args")
 }
 
+/// 0.4.0 and later have named queues (`jobs.queue`, `jobs.run.queue`).
+pub fn has_queues() -> bool {
+    has_column(c"run", c"queue")
+}
+
 /// 0.4.0 and later keep the command tag of a successful run
 /// (`jobs.run.command_tag`, what `cron.job_run_details.return_message`
 /// shows).

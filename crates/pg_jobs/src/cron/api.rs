@@ -115,6 +115,7 @@ fn schedule_job(
         // pg_cron's commands have no parameters.
         args: None,
         after: None,
+        queue: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, active)),
@@ -290,6 +291,7 @@ fn cron_alter_job(
         enabled: active,
         // pg_cron knows nothing of parameters: a job's values stay as they are.
         args: None,
+        queue: None,
     };
     write_job(id, "change the job", || jobs::alter(id, &change));
     if let Some(new_owner) = new_owner.filter(|&o| o != cur.owner) {

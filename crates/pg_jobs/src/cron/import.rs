@@ -249,6 +249,7 @@ fn import_one(j: &CronJob, tz: &str, port: i32) -> (Option<i64>, &'static str, O
         catch_up: false,
         args: None,
         after: None,
+        queue: None,
     };
     let id = returned_id(
         bgw::as_superuser(|| jobs::save_cron(&def, j.active)),

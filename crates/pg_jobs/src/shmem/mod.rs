@@ -20,6 +20,9 @@
 //! reclaimed and handed to someone else. A kill -9 restarts the whole
 //! cluster, which re-creates this memory from scratch.
 //!
+//! A second lock, `pg_jobs queue rates`, guards the start logs of named
+//! queues with a rate limit ([`rates`]).
+//!
 //! Everything read out of shared memory is copied before the lock is
 //! released; nothing here allocates.
 
@@ -27,6 +30,7 @@ mod daemons;
 mod databases;
 mod mailbox;
 mod pool;
+mod rates;
 mod slot;
 mod slots;
 
@@ -34,6 +38,7 @@ pub use daemons::*;
 pub use databases::*;
 pub use mailbox::*;
 pub use pool::*;
+pub use rates::*;
 pub use slot::*;
 pub use slots::*;
 
@@ -104,6 +109,7 @@ static REGISTRY: PgLwLock<Registry> = unsafe { PgLwLock::new(c"pg_jobs registry"
 /// Called from `_PG_init` while preloading.
 pub fn init() {
     pg_shmem_init!(REGISTRY);
+    rates::init_rates();
 }
 
 fn now() -> i64 {

@@ -62,9 +62,11 @@ fn _schedule_with_args(
     args: Option<pgrx::Array<&str>>,
     after_job: Option<&str>,
     run_if: Option<&str>,
+    queue: Option<&str>,
 ) -> i64 {
     let args = crate::sql_api::args::given(args);
     let after = after_job.map(|followed| (followed, required(run_if, "run_if")));
+    let queue = crate::sql_api::queues::checked_queue(queue);
     schedule_job(
         name,
         schedule,
@@ -79,6 +81,7 @@ fn _schedule_with_args(
         catch_up,
         args,
         after,
+        queue.as_deref(),
     )
 }
 
@@ -113,6 +116,7 @@ fn _schedule(
         catch_up,
         None,
         None,
+        None,
     )
 }
 
@@ -131,6 +135,7 @@ fn schedule_job(
     catch_up: Option<bool>,
     args: Option<Args>,
     after: Option<(&str, &str)>,
+    queue: Option<&str>,
 ) -> i64 {
     let name = required(name, "name");
     // A job runs on its schedule, or after another job: one of the two.
@@ -188,6 +193,7 @@ fn schedule_job(
         catch_up,
         args: args.as_ref(),
         after,
+        queue,
     };
     let id = returned_id(bgw::as_superuser(|| jobs::save(&def)), "save the job");
     hooks::job_changed_at_commit(id);
@@ -234,9 +240,12 @@ fn _alter_job_with_args(
     catch_up: Option<bool>,
     enabled: Option<bool>,
     args: Option<pgrx::Array<&str>>,
+    queue: Option<&str>,
 ) -> i64 {
     // NULL leaves them; an empty array removes them.
     let args = args.is_some().then(|| crate::sql_api::args::given(args));
+    // NULL leaves it; '' takes the job out of its queue.
+    let queue = queue.map(|q| (!q.is_empty()).then(|| q.to_owned()));
     alter_job(
         name,
         schedule,
@@ -251,6 +260,7 @@ fn _alter_job_with_args(
         catch_up,
         enabled,
         args,
+        queue,
     )
 }
 
@@ -286,6 +296,7 @@ fn _alter_job(
         catch_up,
         enabled,
         None,
+        None,
     )
 }
 
@@ -305,9 +316,11 @@ fn alter_job(
     catch_up: Option<bool>,
     enabled: Option<bool>,
     args: Option<Option<Args>>,
+    queue: Option<Option<String>>,
 ) -> i64 {
     let name = required(name, "name");
     let id = find_job(name);
+    let queue = queue.map(|q| crate::sql_api::queues::checked_queue(q.as_deref()));
     let cur = jobs::settings(id).unwrap_or_else(|| {
         raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
@@ -368,6 +381,7 @@ fn alter_job(
         catch_up,
         enabled,
         args: args.as_ref().map(Option::as_ref),
+        queue: queue.as_ref().map(Option::as_deref),
     };
     write_job(id, "change the job", || jobs::alter(id, &change));
     if let Some(new_owner) = run_as.filter(|&o| o != cur.owner) {

@@ -7,6 +7,7 @@ pub(crate) mod bounds;
 mod daemons;
 pub(crate) mod jobs;
 mod ownership;
+pub(crate) mod queues;
 mod runs;
 pub mod validate;
 mod visibility;

@@ -32,8 +32,15 @@ fn _submit_run(
     depends_on: Option<Vec<Option<i64>>>,
     run_if: Option<&str>,
     args: Option<pgrx::Array<&str>>,
+    queue: Option<&str>,
+    concurrency_key: Option<&str>,
 ) -> i64 {
     let command = required(command, "command");
+    if let Some(key) = concurrency_key {
+        if let Err(e) = pg_jobs_core::queue::concurrency_key(key, queue.is_some()) {
+            raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e.message, None);
+        }
+    }
     let args = crate::sql_api::args::given(args);
     let waits = depends_on.map(|ids| {
         if unique_key.is_some() {
@@ -71,6 +78,7 @@ fn _submit_run(
     if let Some(values) = &args {
         crate::sql_api::args::check_fit(command, statements, values, datid);
     }
+    let queue = crate::sql_api::queues::checked_queue(queue);
     crate::sql_api::bounds::admit_queued_run(owner);
     let run = runs::Submitted {
         owner,
@@ -82,6 +90,8 @@ fn _submit_run(
         max_attempts,
         priority,
         args: args.as_ref(),
+        queue: queue.as_deref(),
+        concurrency_key,
     };
     if let Some((parents, run_if)) = waits {
         let id = returned_id(
@@ -229,6 +239,8 @@ fn _submit(
         timeout_ms,
         max_attempts,
         priority,
+        None,
+        None,
         None,
         None,
         None,

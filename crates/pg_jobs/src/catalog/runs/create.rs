@@ -22,6 +22,17 @@ pub(crate) struct Submitted<'a> {
     pub(crate) priority: i32,
     /// The values of the command's parameters (checked), if it has any.
     pub(crate) args: Option<&'a Args>,
+    /// Its named queue (checked: it exists, the caller may use it) and its
+    /// key for the queue's `max_per_key`.
+    pub(crate) queue: Option<&'a str>,
+    pub(crate) concurrency_key: Option<&'a str>,
+}
+
+impl Submitted<'_> {
+    /// Whether it needs the columns of 0.4.0 (values, a queue).
+    fn is_040(&self) -> bool {
+        self.args.is_some() || self.queue.is_some()
+    }
 }
 
 /// What a submit with a unique key does when its owner already has a
@@ -51,16 +62,18 @@ pub(crate) fn submit_unique(
     // queue (ON CONFLICT re-checks the arbiter index).
     let sql = match on_conflict {
         OnConflict::Skip => {
-            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args)
-                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10)
-                 ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
+            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args,
+                                                                queue, concurrency_key)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (owner, (COALESCE(queue, '')), unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
                  DO UPDATE SET unique_key = r.unique_key
                  RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
         }
         OnConflict::Replace => {
-            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args)
-                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10)
-                 ON CONFLICT (owner, unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
+            "/* run event: submit */ INSERT INTO jobs.run AS r (owner, command, database, not_before, timeout, max_attempts, priority, datid, unique_key, args,
+                                                                queue, concurrency_key)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10, $11, $12)
+                 ON CONFLICT (owner, (COALESCE(queue, '')), unique_key) WHERE unique_key IS NOT NULL AND status OPERATOR(pg_catalog.=) 'queued'
                  DO UPDATE SET command = EXCLUDED.command, args = EXCLUDED.args, not_before = EXCLUDED.not_before
                  RETURNING r.id, r.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid"
         }
@@ -80,6 +93,8 @@ pub(crate) fn submit_unique(
                 run.datid.into(),
                 key.into(),
                 run.args.cloned().into(),
+                run.queue.into(),
+                run.concurrency_key.into(),
             ],
         )
         .map(|t| {
@@ -91,17 +106,18 @@ pub(crate) fn submit_unique(
 }
 
 /// Queue `run` (a kept plan: a burst of submits plans this INSERT once per
-/// session); returns its id. A run without values is written as before
-/// they existed (its `args` is NULL by default), so it needs no look at
-/// the schema; one with values comes only through the 0.4.0 functions,
-/// whose schema has the column.
+/// session); returns its id. A run without values or queue is written as
+/// before they existed (both NULL by default), so it needs no look at the
+/// schema; one with either comes only through the 0.4.0 functions, whose
+/// schema has the columns.
 pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
-    if let Some(args) = run.args {
+    if run.is_040() {
         return Spi::connect_mut(|c| {
             plans::run(
                 c,
-                "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid, args)
-                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9)
+                "/* run event: submit */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid, args,
+                                                      queue, concurrency_key)
+                 VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10, $11)
                  RETURNING id",
                 &[
                     run.owner.into(),
@@ -112,7 +128,9 @@ pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
                     run.max_attempts.into(),
                     run.priority.into(),
                     run.datid.into(),
-                    args.clone().into(),
+                    run.args.cloned().into(),
+                    run.queue.into(),
+                    run.concurrency_key.into(),
                 ],
             )
             .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
@@ -175,8 +193,10 @@ pub(crate) fn owner_and_database(run_id: i64) -> SpiResult<Option<(pg_sys::Oid, 
 /// attempt, due now. Returns its id.
 pub(crate) fn resubmit(run_id: i64) -> SpiResult<Option<i64>> {
     Spi::get_one_with_args::<i64>(
-        "/* run event: submit */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args)
-             SELECT job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args
+        "/* run event: submit */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args,
+                                                  queue, concurrency_key)
+             SELECT job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args,
+                    queue, concurrency_key
                FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
              RETURNING id",
         &[run_id.into()],
@@ -186,16 +206,27 @@ pub(crate) fn resubmit(run_id: i64) -> SpiResult<Option<i64>> {
 /// How many queued runs `owner` has here, counted exactly: an index scan of
 /// the owner's part of the queue (a kept plan; as pg_jobs, past row-level
 /// security). For the amortized bound in `sql_api::bounds`.
+/// From 0.4.0 on, its runs waiting for others count too (each will be
+/// queued), and its runs in named queues (each part by its own index).
 pub(crate) fn queued_of(owner: pg_sys::Oid) -> i64 {
+    let sql = if schema_version::has_queues() {
+        "SELECT (SELECT pg_catalog.count(*) FROM jobs.run r
+                  WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                    AND r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue IS NULL)
+              + (SELECT pg_catalog.count(*) FROM jobs.run r
+                  WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                    AND r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue IS NOT NULL)
+              + (SELECT pg_catalog.count(*) FROM jobs.run r
+                  WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                    AND r.status OPERATOR(pg_catalog.=) 'waiting')"
+    } else {
+        "SELECT pg_catalog.count(*) FROM jobs.run r
+          WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+            AND r.status OPERATOR(pg_catalog.=) 'queued'"
+    };
     Spi::connect_mut(|c| {
-        plans::run(
-            c,
-            "SELECT pg_catalog.count(*) FROM jobs.run r
-              WHERE r.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
-                AND r.status OPERATOR(pg_catalog.=) 'queued'",
-            &[owner.into()],
-        )
-        .map(|t| t.into_iter().next().map_or(0, |r| row::get_req::<i64>(&r, 1)))
+        plans::run(c, sql, &[owner.into()])
+            .map(|t| t.into_iter().next().map_or(0, |r| row::get_req::<i64>(&r, 1)))
     })
     .or_raise("counting a role's queued runs")
 }
@@ -204,8 +235,10 @@ pub(crate) fn queued_of(owner: pg_sys::Oid) -> i64 {
 pub(crate) fn run_now(job_id: i64) -> SpiResult<Option<i64>> {
     Spi::get_one_with_args::<i64>(
         if schema_version::has_args() {
-            "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for, args)
-                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now(), args
+            "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for, args,
+                                                          queue)
+                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now(), args,
+                        queue
                    FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
                  RETURNING id"
         } else if schema_version::databases_by_oid() {
@@ -270,8 +303,10 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
     } else {
         ("", "j.database")
     };
-    // Each run gets its job's values (0.4.0 on).
-    let (args_col, args) = if schema_version::has_args() {
+    // Each run gets its job's values and queue (0.4.0 on).
+    let (args_col, args) = if schema_version::has_queues() {
+        (", args, queue", ", j.args, j.queue")
+    } else if schema_version::has_args() {
         (", args", ", j.args")
     } else {
         ("", "")
@@ -314,8 +349,15 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
                 AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))
              RETURNING id",
             datid = if schema_version::databases_by_oid() { ", datid" } else { "" },
-            // A retry runs with the values of the attempt before it.
-            args = if schema_version::has_args() { ", args" } else { "" }
+            // A retry runs with the values of the attempt before it, in
+            // its queue.
+            args = if schema_version::has_queues() {
+                ", args, queue, concurrency_key"
+            } else if schema_version::has_args() {
+                ", args"
+            } else {
+                ""
+            }
         ),
         &[failed.into(), attempt.into(), delay_ms.into()],
     )

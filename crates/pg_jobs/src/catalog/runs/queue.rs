@@ -31,6 +31,8 @@ pub(crate) struct Queued {
     pub(crate) due_us: i64,
     /// The values of its command's parameters, if it has any.
     pub(crate) args: Option<Args>,
+    /// Its concurrency key, if any (runs of a named queue).
+    pub(crate) concurrency_key: Option<String>,
 }
 
 impl Queued {
@@ -48,6 +50,7 @@ impl Queued {
             rank: row::get_opt(r, 10).unwrap_or(0),
             due_us: row::get_opt(r, 11).unwrap_or(0),
             args: row::get_opt(r, 12),
+            concurrency_key: row::get_opt(r, 13),
         }
     }
 }
@@ -64,7 +67,42 @@ impl Queued {
 /// of roles times the runs it may start, never the queue's length.
 /// `priority_role`: the OID of the role whose members' priority counts
 /// across roles (0: superusers only).
+/// Runs without a named queue only; those of queue `q` are [`queued_in`]'s.
 pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_sys::Oid) -> Vec<Queued> {
+    // The index run_queue holds only runs without a queue (0.4.0 on): the
+    // statements must say so for the planner to use it.
+    let lane = if schema_version::has_queues() {
+        "r.queue IS NULL"
+    } else {
+        "true"
+    };
+    queued_where(client, lane, None, per_lane, priority_role)
+}
+
+/// [`queued`] for the runs of queue `q` (lanes by role, each in dispatch
+/// order: the index run_queue_named).
+pub(crate) fn queued_in(
+    client: &mut SpiClient,
+    q: &str,
+    per_lane: usize,
+    priority_role: pg_sys::Oid,
+) -> Vec<Queued> {
+    queued_where(
+        client,
+        "r.queue OPERATOR(pg_catalog.=) $3",
+        Some(q),
+        per_lane,
+        priority_role,
+    )
+}
+
+fn queued_where(
+    client: &mut SpiClient,
+    lane: &str,
+    q: Option<&str>,
+    per_lane: usize,
+    priority_role: pg_sys::Oid,
+) -> Vec<Queued> {
     // By OID (0.2.0 on; rows queued by a session that still saw 0.1.0 have
     // none), else by name (a database not yet updated from 0.1.0).
     let database_match = if schema_version::databases_by_oid() {
@@ -74,16 +112,25 @@ pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_
         "d.datname OPERATOR(pg_catalog.=) r.database"
     };
     let args = args_column("r.");
+    let queue = if schema_version::has_queues() {
+        "r.concurrency_key"
+    } else {
+        "NULL::pg_catalog.text"
+    };
+    let mut params: Vec<pgrx::datum::DatumWithOid> = vec![(per_lane as i64).into(), priority_role.into()];
+    if let Some(q) = q {
+        params.push(q.into());
+    }
     plans::run_built(
         client,
         &format!(
             "/* locks for run events: dispatch, refuse */ WITH RECURSIVE lane(owner) AS (
                  (SELECT r.owner::pg_catalog.oid FROM jobs.run r
-                   WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                   WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND {lane}
                    ORDER BY r.owner LIMIT 1)
                UNION ALL
                  SELECT (SELECT r.owner::pg_catalog.oid FROM jobs.run r
-                          WHERE r.status OPERATOR(pg_catalog.=) 'queued'
+                          WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND {lane}
                             AND r.owner OPERATOR(pg_catalog.>) l.owner
                           ORDER BY r.owner LIMIT 1)
                    FROM lane l WHERE l.owner IS NOT NULL)
@@ -96,12 +143,12 @@ pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_
                                AND pg_catalog.pg_has_role(ro.oid, $2, 'MEMBER'))
                          THEN r.priority ELSE 0 END,
                     (EXTRACT(EPOCH FROM COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) * 1000000)::int8,
-                    {args}
+                    {args}, {queue}
                FROM lane l
                CROSS JOIN LATERAL (
                  SELECT r.* FROM jobs.run r
                   WHERE r.owner OPERATOR(pg_catalog.=) l.owner
-                    AND r.status OPERATOR(pg_catalog.=) 'queued'
+                    AND r.status OPERATOR(pg_catalog.=) 'queued' AND {lane}
                     AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
                     AND {MAY_START}
                   {DISPATCH_ORDER}
@@ -112,7 +159,7 @@ pub(crate) fn queued(client: &mut SpiClient, per_lane: usize, priority_role: pg_
               WHERE l.owner IS NOT NULL
               ORDER BY r.owner, r.priority DESC, COALESCE(r.not_before, r.scheduled_for, r.submitted_at), r.id"
         ),
-        &[(per_lane as i64).into(), priority_role.into()],
+        &params,
     )
     .or_raise("reading queued runs")
     .map(|r| Queued::from_row(&r))
@@ -183,6 +230,7 @@ impl Claimed {
             command: Command {
                 sql: row::get_req::<String>(r, 2),
                 args: row::get_opt::<Args>(r, 5),
+                queue: None,
             },
             timeout_ms: row::get_opt::<i64>(r, 3).unwrap_or(0),
             job_id: row::get_req::<i64>(r, 4),
@@ -196,17 +244,22 @@ const CLAIMED_COLUMNS: &str = "u.id, u.command, (EXTRACT(EPOCH FROM u.timeout) *
                 COALESCE(u.job_id, 0), {args}";
 
 /// The claims' statements, each for a database without and with the
-/// column `args` (index: [`schema_version::has_args`]), each built once
-/// per process and kept planned.
+/// columns of 0.4.0 (index: [`schema_version::has_args`]), each built once
+/// per process and kept planned. From 0.4.0 on, the claims of a role's
+/// lane take runs without a named queue only (`{lane}`: what lets the
+/// planner use the index `run_queue`, which holds only those).
 fn claim_sql(template: &str, with_args: bool) -> String {
-    template.replace("{CLAIMED}", CLAIMED_COLUMNS).replace(
-        "{args}",
-        if with_args {
-            "u.args"
-        } else {
-            "NULL::pg_catalog.text[]"
-        },
-    )
+    template
+        .replace("{CLAIMED}", CLAIMED_COLUMNS)
+        .replace(
+            "{args}",
+            if with_args {
+                "u.args"
+            } else {
+                "NULL::pg_catalog.text[]"
+            },
+        )
+        .replace("{lane}", if with_args { "AND r.queue IS NULL" } else { "" })
 }
 
 /// Which of the claim statements fits this database's schema.
@@ -217,19 +270,24 @@ fn variant() -> usize {
 /// The head of role `$1`'s lane (its queued runs in dispatch order),
 /// locked, each row with whether it may go in a batch of that role in
 /// database `$2` (built once per process; a kept plan).
-static BATCH_HEAD: LazyLock<String> = LazyLock::new(|| {
+static BATCH_HEAD: [LazyLock<String>; 2] = [
+    LazyLock::new(|| claim_sql(&batch_head_template(), false)),
+    LazyLock::new(|| claim_sql(&batch_head_template(), true)),
+];
+
+fn batch_head_template() -> String {
     format!(
         "/* locks for run events: reserve */ SELECT r.id, (r.datid OPERATOR(pg_catalog.=) $2
                        AND {MAY_START_IN_BATCH})
            FROM jobs.run r
           WHERE r.owner OPERATOR(pg_catalog.=) $1
-            AND r.status OPERATOR(pg_catalog.=) 'queued'
+            AND r.status OPERATOR(pg_catalog.=) 'queued' {{lane}}
             AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
           {DISPATCH_ORDER}
           LIMIT $3
             FOR UPDATE SKIP LOCKED"
     )
-});
+}
 
 /// Up to `batch` runs of role `role` in database `db` from the head of the
 /// role's lane, in its order, marked `starting`; none if the lane's head is
@@ -246,7 +304,7 @@ pub(crate) fn claim_batch(
     // that must wait, ends the batch.
     let head = plans::run(
         c,
-        BATCH_HEAD.as_str(),
+        BATCH_HEAD[variant()].as_str(),
         &[role.into(), db.into(), (batch as i64).into()],
     )?;
     let ids: Vec<i64> = head
@@ -279,6 +337,79 @@ static RESERVE: [LazyLock<String>; 2] = [
     LazyLock::new(|| claim_sql(RESERVE_TEMPLATE, true)),
 ];
 
+/// The head of role `$1`'s lane in queue `$4` (up to `$3` runs), locked,
+/// each row with whether it may go in a batch of that role in database
+/// `$2`, and its concurrency key (a kept plan; 0.4.0 only).
+static QUEUE_HEAD: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "/* locks for run events: reserve */ SELECT r.id, (r.datid OPERATOR(pg_catalog.=) $2
+                       AND {MAY_START_IN_BATCH}), r.concurrency_key
+           FROM jobs.run r
+          WHERE r.queue OPERATOR(pg_catalog.=) $4 AND r.owner OPERATOR(pg_catalog.=) $1
+            AND r.status OPERATOR(pg_catalog.=) 'queued'
+            AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
+          {DISPATCH_ORDER}
+          LIMIT $3
+            FOR UPDATE SKIP LOCKED"
+    )
+});
+
+/// Up to `batch` runs of role `role` in database `db` from the head of the
+/// role's lane in queue `q` (whose row the caller locked and whose limits
+/// it checked), in its order, marked `starting`: the leading ones of our
+/// database, less those whose concurrency key is at the queue's
+/// `max_per_key` (`holding_by_key`: executors holding runs of each key,
+/// besides us; we run ours one after the other, so we count once per key).
+pub(crate) fn claim_in_queue(
+    c: &mut SpiClient<'_>,
+    role: pg_sys::Oid,
+    db: pg_sys::Oid,
+    batch: usize,
+    q: &crate::catalog::queues::Queue,
+    holding_by_key: Option<&std::collections::HashMap<String, usize>>,
+) -> Result<Vec<Claimed>, SpiError> {
+    // Read past runs whose key is full, a few times the batch.
+    let look = (batch * 4).max(8) as i64;
+    let head = plans::run(
+        c,
+        QUEUE_HEAD.as_str(),
+        &[role.into(), db.into(), look.into(), q.name.as_str().into()],
+    )?;
+    let max_per_key = q.max_per_key.map_or(usize::MAX, |m| m.max(0) as usize);
+    let ids: Vec<i64> = head
+        .into_iter()
+        .map(|r| {
+            (
+                row::get_req::<i64>(&r, 1),
+                row::get_opt::<bool>(&r, 2).unwrap_or(false),
+                row::get_opt::<String>(&r, 3),
+            )
+        })
+        .take_while(|(_, mine, _)| *mine)
+        .filter(|(_, _, key)| match (key, holding_by_key) {
+            (Some(k), Some(held)) => held.get(k).copied().unwrap_or(0) < max_per_key,
+            _ => true,
+        })
+        .take(batch)
+        .map(|(id, _, _)| id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = plans::run(c, RESERVE[1].as_str(), &[ids.clone().into()])?;
+    let tag = q.tag();
+    let mut runs: Vec<Claimed> = rows
+        .into_iter()
+        .map(|r| {
+            let mut claimed = Claimed::from_row(&r);
+            claimed.command.queue = Some(tag.clone());
+            claimed
+        })
+        .collect();
+    runs.sort_by_key(|c| ids.iter().position(|&id| id == c.run_id));
+    Ok(runs)
+}
+
 /// The claim of the head of a role's lane alone (built once per process; a
 /// kept plan).
 static HEAD: [LazyLock<String>; 2] = [
@@ -292,7 +423,7 @@ fn head_template() -> String {
            SELECT r.id, r.datid, r.job_id
              FROM jobs.run r
             WHERE r.owner OPERATOR(pg_catalog.=) $1
-              AND r.status OPERATOR(pg_catalog.=) 'queued'
+              AND r.status OPERATOR(pg_catalog.=) 'queued' {{lane}}
               AND (r.not_before IS NULL OR r.not_before OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp())
             {DISPATCH_ORDER}
             LIMIT 1

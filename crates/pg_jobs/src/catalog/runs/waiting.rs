@@ -17,9 +17,9 @@ use pgrx::spi::{SpiClient, SpiResult};
 pub(crate) fn submit_waiting(run: &Submitted, depends_on: &[i64], run_if: RunIf) -> SpiResult<Option<i64>> {
     Spi::get_one_with_args::<i64>(
         "/* run event: await */ INSERT INTO jobs.run (owner, command, database, not_before, timeout, max_attempts, priority, datid,
-                                                      status, depends_on, run_if, args)
+                                                      status, depends_on, run_if, args, queue, concurrency_key)
              VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8,
-                     'waiting', $9, $10, $11)
+                     'waiting', $9, $10, $11, $12, $13)
              RETURNING id",
         &[
             run.owner.into(),
@@ -33,6 +33,8 @@ pub(crate) fn submit_waiting(run: &Submitted, depends_on: &[i64], run_if: RunIf)
             depends_on.to_vec().into(),
             run_if.as_str().into(),
             run.args.cloned().into(),
+            run.queue.into(),
+            run.concurrency_key.into(),
         ],
     )
 }

@@ -5,7 +5,10 @@
 
 use super::*;
 use crate::catalog::acl::start_refusal;
+use crate::catalog::queues;
 pub(super) use crate::catalog::runs::{claim_batch, claim_head, Claimed};
+use pg_jobs_core::queue::QueueTag;
+use pgrx::spi::{SpiClient, SpiError};
 
 /// Put the runs this executor reserved back in the queue (in a
 /// transaction). Their rows are requeued (and so locked) before they leave
@@ -33,11 +36,14 @@ pub(super) fn give_back(me: SlotRef, reserved: &mut VecDeque<Claimed>) {
 /// rest are reserved for it in the registry (`jobs.run` says `starting`).
 /// The claim commits with `synchronous_commit = off`: if the server
 /// crashes before it is flushed, the runs are simply still queued.
+/// After a run of a named queue (`queue`), first more of the role's runs
+/// in that queue, as the queue's limits allow ([`claim_in_queue`]).
 pub(super) fn claim_next(
     me: SlotRef,
     db: pg_sys::Oid,
     role: pg_sys::Oid,
     batch: usize,
+    queue: Option<&QueueTag>,
 ) -> Option<Vec<Claimed>> {
     if !crate::catalog::schema_version::databases_by_oid() || start_refusal(role, db).is_some() {
         return None; // the scheduler fails its runs with the reason
@@ -60,6 +66,12 @@ pub(super) fn claim_next(
             )
         };
         let claimed = Spi::connect_mut(|c| {
+            if let Some(q) = queue {
+                let runs = claim_in_queue(c, db, role, batch, &q.name)?;
+                if !runs.is_empty() {
+                    return Ok(runs);
+                }
+            }
             if batch > 1 {
                 let runs = claim_batch(c, role, db, batch)?;
                 if !runs.is_empty() {
@@ -83,4 +95,38 @@ pub(super) fn claim_next(
         }
         Some(claimed)
     })
+}
+
+/// More runs of role `role` in queue `name` for this executor, in one
+/// claim with the queue's row locked (`catalog::queues`): none if the
+/// queue is gone or paused, if the executors holding its runs (besides
+/// us) are at its `max_concurrency`, or if another role has runs of it
+/// due (then the scheduler shares the queue between the roles); at most
+/// as many as its rate limit lets start now; none whose concurrency key is
+/// at the queue's `max_per_key`.
+fn claim_in_queue(
+    c: &mut SpiClient<'_>,
+    db: pg_sys::Oid,
+    role: pg_sys::Oid,
+    batch: usize,
+    name: &str,
+) -> Result<Vec<Claimed>, SpiError> {
+    let Some(q) = queues::find_locked(c, name) else {
+        return Ok(Vec::new());
+    };
+    if q.paused
+        || pg_jobs_core::queue::room(q.max_concurrency, queues::holding(c, &q.name)) == Some(0)
+        || queues::others_waiting(c, &q.name, role)
+    {
+        return Ok(Vec::new());
+    }
+    let batch = match q.rate() {
+        Some(rate) => batch.min(shmem::start_room(db.to_u32(), q.id, rate).0),
+        None => batch,
+    };
+    if batch == 0 {
+        return Ok(Vec::new());
+    }
+    let keys = q.max_per_key.map(|_| queues::holding_by_key(c, &q.name));
+    crate::catalog::runs::claim_in_queue(c, role, db, batch, &q, keys.as_ref())
 }

@@ -213,6 +213,7 @@ fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Opti
         let started = std::time::Instant::now();
         let recorded = run_one(me, &command);
         let quick = started.elapsed().as_millis() < QUICK_RUN_MS;
+        let queue = command.queue;
         if recorded {
             // Its record committed with it: nothing for the scheduler to
             // write. Waiters can look now.
@@ -221,7 +222,7 @@ fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Opti
         // SAFETY: a connected worker, outside any transaction; a null
         // activity string is allowed for the idle state.
         unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
-        next_command = between_runs(me, db, role, recorded, quick, &mut reserved);
+        next_command = between_runs(me, db, role, recorded, quick, queue.as_ref(), &mut reserved);
         if next_command.is_none() {
             // Now idle, any reserved runs back in the queue (committed):
             // the scheduler records our run if it was not recorded in its
@@ -261,6 +262,7 @@ fn between_runs(
     role: pg_sys::Oid,
     recorded: bool,
     quick: bool,
+    queue: Option<&pg_jobs_core::queue::QueueTag>,
     reserved: &mut VecDeque<Claimed>,
 ) -> Option<Command> {
     // A SIGHUP since the last run: the next one sees the server's settings
@@ -300,7 +302,7 @@ fn between_runs(
             // Taken back by the scheduler or jobs.cancel.
         }
         let batch = if quick { shmem::RESERVE_MAX } else { 1 };
-        let mut claimed = claim_next(me, db, role, batch)?;
+        let mut claimed = claim_next(me, db, role, batch, queue)?;
         let first = claimed.remove(0);
         reserved.extend(claimed);
         Some(first.command)
@@ -339,6 +341,9 @@ fn run_one(me: SlotRef, command: &Command) -> bool {
     let Some(slot) = shmem::slot(me) else {
         return false;
     };
+    if let Some(rate) = command.queue.as_ref().and_then(|q| q.rate.map(|r| (q.id, r))) {
+        wait_for_start(me, slot.home_db, rate);
+    }
     SCHEDULER_LATCH.store(shmem::set_running(me), Ordering::Relaxed);
     if shmem::cancel_requested(me) {
         shmem::record_outcome(me, Outcome::Cancelled, "57014", outcome::CANCELLED_BEFORE_START);
@@ -394,6 +399,26 @@ fn run_one(me: SlotRef, command: &Command) -> bool {
         }
     }
     false
+}
+
+/// Log this run's start in its queue's window (`(queue id, rate)`),
+/// waiting while the window is full: the time logged is now, right before
+/// the command is handed to PostgreSQL (see `pg_jobs_core::queue::rate`).
+/// A cancel meanwhile goes on to the start, which records it.
+fn wait_for_start(me: SlotRef, home_db: u32, (queue_id, rate): (i64, pg_jobs_core::queue::Rate)) {
+    loop {
+        let Err(at) = shmem::take_start(home_db, queue_id, rate) else {
+            return;
+        };
+        if shmem::cancel_requested(me) {
+            return;
+        }
+        // SAFETY: GetCurrentTimestamp only reads the clock.
+        let now = unsafe { pg_sys::GetCurrentTimestamp() };
+        // Whole milliseconds, rounded up (the latch's timeout's unit).
+        let ms = ((at - now).max(0) as u64).div_ceil(1000).max(1);
+        crate::pg::bgw::wait(Some(std::time::Duration::from_millis(ms)));
+    }
 }
 
 /// The timers armed for a run: the ids of the run's timeout and of the

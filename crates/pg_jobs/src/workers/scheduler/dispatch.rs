@@ -6,6 +6,7 @@ use super::*;
 use crate::catalog::runs::{self, Queued};
 use pg_jobs_core::fair;
 use pg_jobs_core::run::start::{self, Owner, WhyNot};
+use std::collections::HashMap;
 
 /// A queued run picked for an executor.
 pub(super) struct Dispatch {
@@ -36,13 +37,18 @@ fn refusal(q: &Queued) -> Option<WhyNot> {
 /// runs waits while another is going. Runs whose owner cannot log in to
 /// the target database fail here with a clear message instead of killing
 /// an executor at connection time.
+/// Runs of named queues form lanes of their own, one per role and queue,
+/// bounded by the queue's room ([`Rooms`]): its rows are locked for the
+/// pass, so no executor's claim and no `jobs.alter_queue` or
+/// `pause_queue` runs alongside.
 /// Each executor reserved or taken from the pool is noted in `journal`
-/// (slot, pooled, run) as it is, for a failed pass to give back.
+/// (slot, pooled, run) as it is, for a failed pass to give back. Also
+/// returns when a rate-limited queue with runs due may next start one.
 pub(super) fn pick_runs(
     client: &mut SpiClient,
     db: pg_sys::Oid,
     journal: &mut Vec<(SlotRef, bool, i64)>,
-) -> Vec<Dispatch> {
+) -> (Vec<Dispatch>, Option<Timestamp>) {
     let (busy_by_role, busy_here) = shmem::executors_busy_by_role(db);
     let limits = fair::Limits {
         free: gucs::max_executors().saturating_sub(busy_by_role.values().sum()),
@@ -51,23 +57,27 @@ pub(super) fn pick_runs(
         database_running: busy_here,
     };
     if limits.budget() == 0 {
-        return Vec::new(); // an executor's exit wakes us
+        return (Vec::new(), None); // an executor's exit wakes us
     }
-    // Lanes in role order, each in its own dispatch order; runs that can
-    // never start are failed here and leave their lane.
+    let rooms = Rooms::of(client, db, limits.budget());
+    // Lanes in role order (runs without a queue, then each open queue's),
+    // each in its own dispatch order; runs that can never start are failed
+    // here and leave their lane.
     let mut lanes: Vec<(fair::Lane, std::collections::VecDeque<Queued>)> = Vec::new();
-    for q in runs::queued(client, limits.budget(), gucs::priority_role()) {
+    let mut add = |client: &mut SpiClient, q: Queued, queue: Option<usize>| {
         if let Some(why) = refusal(&q) {
             refuse(client, &q, why);
-            continue;
+            return;
         }
         match lanes.last_mut() {
-            Some((lane, runs)) if runs.front().is_some_and(|f| f.role == q.role) => {
+            Some((lane, runs)) if lane.queue == queue && runs.front().is_some_and(|f| f.role == q.role) => {
                 lane.ready += 1;
                 runs.push_back(q);
             }
             _ => {
                 let lane = fair::Lane {
+                    role: q.role.to_u32(),
+                    queue,
                     rank: q.rank,
                     running: busy_by_role.get(&q.role.to_u32()).copied().unwrap_or(0),
                     ready: 1,
@@ -76,14 +86,43 @@ pub(super) fn pick_runs(
                 lanes.push((lane, std::collections::VecDeque::from([q])));
             }
         }
+    };
+    for q in runs::queued(client, limits.budget(), gucs::priority_role()) {
+        add(client, q, None);
     }
-    let plan = fair::plan(&lanes.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(), limits);
+    for (i, open) in rooms.open.iter().enumerate() {
+        if rooms.room[i] == 0 {
+            continue;
+        }
+        let mut keys = open.keys.clone();
+        let per_lane = limits.budget().min(rooms.room[i]);
+        for q in runs::queued_in(client, &open.queue.name, per_lane, gucs::priority_role()) {
+            // A run whose key is at the queue's max_per_key waits; so do
+            // the others of that key in this pass once one is kept.
+            if let (Some(max), Some(k), Some(held)) =
+                (open.queue.max_per_key, &q.concurrency_key, keys.as_mut())
+            {
+                let n = held.entry(k.clone()).or_default();
+                if *n >= max.max(0) as usize {
+                    continue;
+                }
+                *n += 1;
+            }
+            add(client, q, Some(i));
+        }
+    }
+    let plan = fair::plan_in_queues(
+        &lanes.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(),
+        limits,
+        &rooms.room,
+    );
     let mut out = Vec::new();
     for i in plan {
+        let queue = lanes[i].0.queue.map(|q| rooms.open[q].queue.tag());
         let Some(q) = lanes[i].1.pop_front() else {
             continue;
         };
-        let Some(d) = reserve_executor(db, q) else {
+        let Some(d) = reserve_executor(db, q, queue) else {
             break; // registry full; an exit wakes us
         };
         journal.push((d.slot, d.warm, d.run_id));
@@ -92,7 +131,55 @@ pub(super) fn pick_runs(
     if !out.is_empty() {
         runs::mark_dispatched(client, out.iter().map(|d| d.run_id).collect());
     }
-    out
+    (out, rooms.next_start_at.map(crate::pg::time::from_pg_clamped))
+}
+
+/// A named queue with runs due, and what holds its runs now.
+struct OpenQueue {
+    queue: crate::catalog::queues::Queue,
+    /// With a `max_per_key`: executors holding its runs, per key.
+    keys: Option<HashMap<String, usize>>,
+}
+
+/// The named queues that may start runs in this pass (their rows locked)
+/// and how many each may start: its `max_concurrency` less the executors
+/// holding its runs, and its rate limit's starts left in the window.
+struct Rooms {
+    open: Vec<OpenQueue>,
+    room: Vec<usize>,
+    /// The earliest moment a queue held back by its rate may start a run.
+    next_start_at: Option<i64>,
+}
+
+impl Rooms {
+    fn of(client: &mut SpiClient, db: pg_sys::Oid, budget: usize) -> Rooms {
+        let mut rooms = Rooms {
+            open: Vec::new(),
+            room: Vec::new(),
+            next_start_at: None,
+        };
+        if !crate::catalog::schema_version::has_queues() {
+            return rooms;
+        }
+        for queue in crate::catalog::queues::open_with_due_runs(client) {
+            // Counted after the lock, in statements of their own.
+            let holding = crate::catalog::queues::holding(client, &queue.name);
+            let mut room = pg_jobs_core::queue::room(queue.max_concurrency, holding).unwrap_or(budget);
+            if let Some(rate) = queue.rate() {
+                let (left, at) = shmem::start_room(db.to_u32(), queue.id, rate);
+                room = room.min(left);
+                if let Some(at) = at {
+                    rooms.next_start_at = Some(rooms.next_start_at.map_or(at, |t: i64| t.min(at)));
+                }
+            }
+            let keys = queue
+                .max_per_key
+                .map(|_| crate::catalog::queues::holding_by_key(client, &queue.name));
+            rooms.open.push(OpenQueue { queue, keys });
+            rooms.room.push(room);
+        }
+        rooms
+    }
 }
 
 /// Fail run `q`, which can never start as it stands (no retry: the model's
@@ -107,7 +194,11 @@ fn refuse(client: &mut SpiClient, q: &Queued, why: WhyNot) {
 
 /// An executor for run `q`: an idle pooled one of its database and role,
 /// or a registry slot for a new one. `None`: the registry is full.
-fn reserve_executor(db: pg_sys::Oid, q: Queued) -> Option<Dispatch> {
+fn reserve_executor(
+    db: pg_sys::Oid,
+    q: Queued,
+    queue: Option<pg_jobs_core::queue::QueueTag>,
+) -> Option<Dispatch> {
     let reservation = Reservation {
         db: q.target.unwrap_or(db).to_u32(),
         home_db: db.to_u32(),
@@ -131,6 +222,7 @@ fn reserve_executor(db: pg_sys::Oid, q: Queued) -> Option<Dispatch> {
         command: pg_jobs_core::params::Command {
             sql: q.command,
             args: q.args,
+            queue,
         },
         slot,
         warm,

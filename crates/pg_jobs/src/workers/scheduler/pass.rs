@@ -117,7 +117,10 @@ impl Scheduler {
         // now is dispatched now.
         self.recheck_waiting_pending = self.resolve_waiting(client, reloads.waiting);
         self.fire_due_jobs(client, now);
-        let dispatch = pick_runs(client, self.db, &mut self.journal.dispatched);
+        let (dispatch, next_start) = pick_runs(client, self.db, &mut self.journal.dispatched);
+        if let Some(t) = next_start {
+            wake_at = earliest(wake_at, t);
+        }
         if !harvested.is_empty() && self.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
             purge_history(client);
             self.last_purge = Some(Instant::now());
