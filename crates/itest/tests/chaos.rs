@@ -4,7 +4,8 @@
 //! worker (the whole cluster restarts); stop the server `immediate` and start
 //! it again. Then check that no run was lost, none is stuck, and every
 //! single-transaction run is either succeeded-with-its-row or
-//! not-succeeded-without-it.
+//! not-succeeded-without-it, and that a named queue's `max_concurrency`
+//! held throughout (its runs record when they ran).
 //!
 //! `CHAOS_FAULTS` sets the number of faults (20 in `make test`, 200 in
 //! `make chaos`).
@@ -74,7 +75,12 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
          CREATE PROCEDURE looper() LANGUAGE plpgsql AS $$
          BEGIN LOOP INSERT INTO beat (who) VALUES ('daemon'); COMMIT; PERFORM pg_sleep(0.1); END LOOP; END $$;
          SELECT jobs.schedule('beat', '1 second', $$INSERT INTO beat (who) VALUES ('job')$$);
-         SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '1 s', max_restart_delay => '2 s');",
+         SELECT jobs.daemon('looper', 'CALL looper()', restart_delay => '1 s', max_restart_delay => '2 s');
+         CREATE TABLE qledger (tag int8, started timestamptz, ended timestamptz);
+         CREATE FUNCTION qrec(t int8) RETURNS void LANGUAGE plpgsql AS $$
+           DECLARE t0 timestamptz := clock_timestamp();
+           BEGIN PERFORM pg_sleep(0.02); INSERT INTO qledger VALUES (t, t0, clock_timestamp()); END $$;
+         SELECT jobs.create_queue('limited', max_concurrency => 2);",
     )
     .unwrap();
     record_status_changes(&mut s);
@@ -121,6 +127,16 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
                 } else {
                     conn = None; // outcome unknown: these tags are not counted as submitted
                     continue;
+                }
+                // Now and then runs of a queue limited to 2 at once.
+                if next_tag % 10 == 1 {
+                    let q = "SELECT jobs.submit('SELECT qrec($1::int8)', args => ARRAY[t::text],
+                                                queue => 'limited', max_attempts => 3)
+                               FROM generate_series($1::int8, $1::int8 + 3) t";
+                    if conn.as_mut().unwrap().execute(q, &[&next_tag]).is_err() {
+                        conn = None;
+                        continue;
+                    }
                 }
                 if next_tag % 20 == 1 {
                     let n = next_diamond;
@@ -230,6 +246,19 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
     let lost: Vec<&i64> = committed.iter().filter(|t| !seen.contains(t)).collect();
     let diamonds = diamonds.lock().unwrap().clone();
     let diamond_violations = check_diamonds(&mut s, &diamonds);
+    // The queue's runs that committed, each against those that ran then.
+    let (queue_runs, queue_overlap): (i64, i64) = {
+        let r = s
+            .query_one(
+                "SELECT (SELECT count(*) FROM qledger),
+                        COALESCE((SELECT max((SELECT count(*) FROM qledger o
+                                               WHERE o.started <= q.started AND o.ended > q.started))
+                                    FROM qledger q), 0)",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1))
+    };
     let states: Vec<(String, i64)> = s
         .query("SELECT status, count(*) FROM jobs.run GROUP BY 1 ORDER BY 1", &[])
         .unwrap()
@@ -257,6 +286,7 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         committed.len()
     );
     println!("RELIABILITY| runs by final state (all attempts, probes included) | {states:?}");
+    println!("RELIABILITY| a queue with max_concurrency 2: runs that committed, most at once | {queue_runs}, {queue_overlap}");
     let failures: Vec<(String, i64)> = s
         .query(
             "SELECT coalesce(sqlstate, '-') || ' ' || left(coalesce(message, ''), 80), count(*)
@@ -313,6 +343,11 @@ fn chaos_loses_nothing_leaves_nothing_stuck_and_never_runs_twice() {
         committed.len()
     );
     assert_eq!(daemon_state, "running", "the daemon came back");
+    assert!(queue_runs > 0, "no run of the limited queue committed");
+    assert!(
+        queue_overlap <= 2,
+        "{queue_overlap} runs of a queue with max_concurrency 2 ran at once"
+    );
 }
 
 /// Submit diamond `n` in one transaction: a; b and c after a; d after b

@@ -207,17 +207,26 @@ fn the_dispatch_order_is_the_run_queue_index() {
         .and_then(|r| r.split('"').next())
         .expect("DISPATCH_ORDER in catalog/runs/mod.rs");
     let schema = flat_source("sql/schema.sql");
-    let index = schema
-        .split("CREATE INDEX run_queue ON jobs.run (")
-        .nth(1)
-        .and_then(|r| r.split(") WHERE status OPERATOR(pg_catalog.=) 'queued';").next())
-        .expect("the partial index run_queue on queued runs in schema.sql");
+    let index = |name: &str| {
+        schema
+            .split(&format!("CREATE INDEX {name} ON jobs.run ("))
+            .nth(1)
+            .and_then(|r| r.split(") WHERE status OPERATOR(pg_catalog.=) 'queued'").next())
+            .unwrap_or_else(|| panic!("the partial index {name} on queued runs in schema.sql"))
+            .to_owned()
+    };
     // Compared without the table alias and the expression's parentheses.
     let key = |s: &str| s.replace("r.", "").replace(['(', ')'], "");
     // The index leads with the owner: one lane per role.
     assert_eq!(
         format!("owner, {}", key(order)),
-        key(index),
+        key(&index("run_queue")),
         "DISPATCH_ORDER is not the key of run_queue after the owner"
+    );
+    // Runs of named queues: one lane per queue and role.
+    assert_eq!(
+        format!("queue, owner, {}", key(order)),
+        key(&index("run_queue_named")),
+        "DISPATCH_ORDER is not the key of run_queue_named after the queue and owner"
     );
 }

@@ -482,7 +482,7 @@ fn a_hostile_search_path_cannot_hijack_pg_jobs_privileged_sql() {
     )
     .unwrap();
     m.batch_execute(
-        "SELECT jobs._schedule('x', '@hourly', 'SELECT 1', 'app', NULL, NULL, 5000, 1, 10000, 'skip', false, NULL, NULL, 'succeeded')",
+        "SELECT jobs._schedule('x', '@hourly', 'SELECT 1', 'app', NULL, NULL, 5000, 1, 10000, 'skip', false, NULL, NULL, 'succeeded', NULL)",
     )
     .unwrap();
     m.batch_execute("SELECT jobs.run_now('x')").unwrap();

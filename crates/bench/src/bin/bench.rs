@@ -10,7 +10,13 @@
 //!    dependant with `depends_on` it), submitted one chain at a time; how
 //!    long after its parent finished each dependant started.
 //!    `BENCH_ONLY=workflows` runs only this.
-//! 4. pg_cron 1.4 (Debian's package; finest schedule one minute, no ad-hoc
+//! 4. Named queues (0.4.0): the one-row INSERT burst again, into a queue
+//!    with `max_concurrency` 4 and then 2; runs/s, and the most executors
+//!    seen running the queue's runs at once (sampled from `jobs.workers`
+//!    every millisecond; the limit itself is observed exactly by
+//!    `crates/itest/tests/queues.rs`). `BENCH_ONLY=queues` runs only this
+//!    and the unlimited INSERT burst it compares with.
+//! 5. pg_cron 1.4 (Debian's package; finest schedule one minute, no ad-hoc
 //!    runs): 1,000 jobs `* * * * *` running `SELECT 1`; how fast one
 //!    minute's 1,000 due runs drain, in background-worker mode and in libpq
 //!    mode (`cron.host` = the socket directory); runs/s.
@@ -27,13 +33,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn drain(s: &mut Client, command: &str) -> f64 {
+    drain_into(s, command, None)
+}
+
+/// [`drain`], the runs submitted to queue `queue` if given.
+fn drain_into(s: &mut Client, command: &str, queue: Option<&str>) -> f64 {
     s.batch_execute("DELETE FROM jobs.run; TRUNCATE sink").unwrap();
     let t0 = Instant::now();
     let mut i = 0;
     while i < N {
         s.execute(
-            "SELECT jobs.submit(format($1, g)) FROM generate_series($2::int8, $3::int8) g",
-            &[&command, &i, &(i + BATCH - 1)],
+            "SELECT jobs.submit(format($1, g), queue => $4) FROM generate_series($2::int8, $3::int8) g",
+            &[&command, &i, &(i + BATCH - 1), &queue],
         )
         .unwrap();
         i += BATCH;
@@ -51,6 +62,40 @@ fn drain(s: &mut Client, command: &str) -> f64 {
     assert_eq!(ok, N, "every run succeeded");
     println!("    ({N} submits took {submitted:.2} s of the {took:.2} s; runs started while they went on)");
     N as f64 / took
+}
+
+/// The INSERT burst into a new queue with `max_concurrency`: runs/s, and
+/// the most executors seen running its runs at once (a second session
+/// samples `jobs.workers` every millisecond while the burst drains).
+fn queue_burst(c: &Cluster, s: &mut Client, max_concurrency: i32) -> (f64, i64) {
+    let name = format!("burst{max_concurrency}");
+    s.execute(
+        "SELECT jobs.create_queue($1, max_concurrency => $2)",
+        &[&name, &max_concurrency],
+    )
+    .unwrap();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut watcher = c.connect("bench");
+    let (stop, queue) = (done.clone(), name.clone());
+    let sampler = std::thread::spawn(move || {
+        let mut most = 0i64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let n: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM jobs.workers w JOIN jobs.run r ON r.id = w.run_id
+                      WHERE w.kind = 'executor' AND w.state = 'running' AND r.queue = $1",
+                    &[&queue],
+                )
+                .unwrap()
+                .get(0);
+            most = most.max(n);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        most
+    });
+    let rate = drain_into(s, "INSERT INTO sink VALUES (%s)", Some(&name));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    (rate, sampler.join().unwrap())
 }
 
 fn latency(s: &mut Client, n: usize) -> (f64, f64) {
@@ -179,6 +224,19 @@ fn main() {
     if std::env::var("BENCH_ONLY").as_deref() == Ok("throughput") {
         return; // a quick look while working on the executor path
     }
+    let (q4, q4_most) = queue_burst(&c, &mut s, 4);
+    println!(
+        "  pg_jobs: the same into a queue, max_concurrency 4 .. {q4:>8.0} runs/s ({:.0} % of unlimited; at most {q4_most} at once seen)",
+        100.0 * q4 / insert
+    );
+    let (q2, q2_most) = queue_burst(&c, &mut s, 2);
+    println!(
+        "  pg_jobs: the same into a queue, max_concurrency 2 .. {q2:>8.0} runs/s ({:.0} % of unlimited; at most {q2_most} at once seen)",
+        100.0 * q2 / insert
+    );
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("queues") {
+        return;
+    }
     let (w50, w99) = latency(&mut s, 300);
     println!("  pg_jobs: submit→start, warm pool ........ p50 {w50:.2} ms, p99 {w99:.2} ms");
     let (d50, d99) = dependant_lag(&mut s, 300);
@@ -228,6 +286,7 @@ fn main() {
         select1 / best_cron
     );
     println!("| one-row INSERT runs/s | {insert:.0} | — | — |");
+    println!("| the same into a queue, max_concurrency 4 / 2 | {q4:.0} / {q2:.0} runs/s | no queues | — |");
     println!("| submit→start p50 / p99, warm | {w50:.2} / {w99:.2} ms | no ad-hoc runs | — |");
     println!("| submit→start p50 / p99, cold | {c50:.2} / {c99:.2} ms | — | — |");
     println!("| parent end→dependant start p50 / p99 | {d50:.2} / {d99:.2} ms | no dependencies | — |");
