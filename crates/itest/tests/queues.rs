@@ -321,9 +321,9 @@ fn a_paused_queue_starts_nothing_and_resuming_starts_its_runs_in_order() {
     let now = statuses(&mut s, &ids);
     assert_eq!(now, ["queued"; 5], "runs of a paused queue left it");
     assert_eq!(logged(&mut s, "%"), 0, "a run of a paused queue ran");
-    // paused, queued, running, whether the oldest queued run has an age, started_last_minute
+    // paused, queued, running, whether the oldest queued run has an age, finished_last_minute
     let shown = "SELECT concat_ws(' ', paused, queued, running, COALESCE(oldest_queued_age > '0', false),
-                                  started_last_minute)
+                                  finished_last_minute)
                    FROM jobs.queue_status WHERE name = 'held'";
     assert_eq!(one::<String>(&mut s, shown), "t 5 0 t 0", "while paused");
 

@@ -394,8 +394,9 @@ COMMENT ON COLUMN jobs.job.queue IS
 -- nothing, and each (queue, role) lane's head is a top-N scan.
 CREATE INDEX run_queue_named ON jobs.run (queue, owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NOT NULL;
--- Starts by queue (jobs.queue_status: runs in the last minute).
-CREATE INDEX run_queue_started ON jobs.run (queue, started_at) WHERE queue IS NOT NULL;
+-- Ends by queue (jobs.queue_status: runs in the last minute); only a
+-- finished run has an entry (a run's row is updated a few times before).
+CREATE INDEX run_queue_finished ON jobs.run (queue, finished_at) WHERE queue IS NOT NULL AND finished_at IS NOT NULL;
 DROP INDEX jobs.run_queue;
 CREATE INDEX run_queue ON jobs.run (owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NULL;
@@ -482,7 +483,7 @@ COMMENT ON FUNCTION jobs.drop_queue(text, boolean) IS
 
 CREATE VIEW jobs.queue_status AS
 SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit, q.rate_period,
-       w.queued, a.running, w.oldest_queued_age, s.started_last_minute
+       w.queued, a.running, w.oldest_queued_age, s.finished_last_minute
   FROM jobs.queue q
   CROSS JOIN LATERAL (
         SELECT pg_catalog.count(*) AS queued,
@@ -496,10 +497,10 @@ SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit
          WHERE r.queue OPERATOR(pg_catalog.=) q.name
            AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')) a
   CROSS JOIN LATERAL (
-        SELECT pg_catalog.count(*) AS started_last_minute FROM jobs.run r
-         WHERE r.queue OPERATOR(pg_catalog.=) q.name
-           AND r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
+        SELECT pg_catalog.count(*) AS finished_last_minute FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.finished_at IS NOT NULL
+           AND r.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
  WHERE jobs._acts_for(q.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.queue_status IS
-  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and started in the last minute (all roles'' runs).';
+  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
 GRANT SELECT ON jobs.queue_status TO PUBLIC;

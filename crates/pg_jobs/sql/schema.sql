@@ -244,8 +244,9 @@ COMMENT ON COLUMN jobs.job.queue IS
 -- nothing, and each (queue, role) lane's head is a top-N scan.
 CREATE INDEX run_queue_named ON jobs.run (queue, owner, priority DESC, (COALESCE(not_before, scheduled_for, submitted_at)), id)
   WHERE status OPERATOR(pg_catalog.=) 'queued' AND queue IS NOT NULL;
--- Starts by queue (jobs.queue_status: runs in the last minute).
-CREATE INDEX run_queue_started ON jobs.run (queue, started_at) WHERE queue IS NOT NULL;
+-- Ends by queue (jobs.queue_status: runs in the last minute); only a
+-- finished run has an entry (a run's row is updated a few times before).
+CREATE INDEX run_queue_finished ON jobs.run (queue, finished_at) WHERE queue IS NOT NULL AND finished_at IS NOT NULL;
 
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
 REVOKE ALL ON jobs.job, jobs.run, jobs.run_result FROM PUBLIC;

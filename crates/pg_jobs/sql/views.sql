@@ -249,7 +249,7 @@ COMMENT ON FUNCTION jobs.drop_queue(text, boolean) IS
 
 CREATE VIEW jobs.queue_status AS
 SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit, q.rate_period,
-       w.queued, a.running, w.oldest_queued_age, s.started_last_minute
+       w.queued, a.running, w.oldest_queued_age, s.finished_last_minute
   FROM jobs.queue q
   CROSS JOIN LATERAL (
         SELECT pg_catalog.count(*) AS queued,
@@ -263,10 +263,10 @@ SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit
          WHERE r.queue OPERATOR(pg_catalog.=) q.name
            AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')) a
   CROSS JOIN LATERAL (
-        SELECT pg_catalog.count(*) AS started_last_minute FROM jobs.run r
-         WHERE r.queue OPERATOR(pg_catalog.=) q.name
-           AND r.started_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
+        SELECT pg_catalog.count(*) AS finished_last_minute FROM jobs.run r
+         WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.finished_at IS NOT NULL
+           AND r.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
  WHERE jobs._acts_for(q.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.queue_status IS
-  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and started in the last minute (all roles'' runs).';
+  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
 GRANT SELECT ON jobs.queue_status TO PUBLIC;

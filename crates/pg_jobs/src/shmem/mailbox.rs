@@ -230,6 +230,8 @@ pub fn finish_run(r: SlotRef) {
         if !(slot.in_use && slot.generation == r.generation && step(slot, ExecutorEvent::FinishRun)) {
             return;
         }
+        // Idle: it holds no run, of any queue.
+        slot.queue_id = 0;
         slot.state = State::Idle;
         slot.since = now();
         slot.home_db

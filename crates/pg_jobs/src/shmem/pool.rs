@@ -57,6 +57,7 @@ pub fn take_idle(
     run_id: i64,
     job_id: i64,
     timeout_ms: i64,
+    queue_id: i64,
 ) -> Option<SlotRef> {
     let mut reg = REGISTRY.exclusive();
     let (i, slot) = reg.slots.iter_mut().enumerate().find(|(_, s)| {
@@ -70,6 +71,7 @@ pub fn take_idle(
     })?;
     step(slot, ExecutorEvent::TakeIdle);
     assign_run(slot, run_id, job_id, timeout_ms);
+    slot.queue_id = queue_id;
     Some(SlotRef {
         index: i as u32,
         generation: slot.generation,
@@ -179,8 +181,16 @@ pub fn retire_abandoned(home_db: pg_sys::Oid) {
 /// and reserved `more` (at most [`RESERVE_MAX`] − 1) to run next. Called
 /// inside the claiming transaction, before it commits, so that a crash
 /// sweep that sees the runs `starting` also sees them held here. `false`
-/// (claim nothing) when the executor was asked to retire.
-pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &[i64]) -> bool {
+/// (claim nothing) when the executor was asked to retire. `queue_id`: the
+/// named queue of the runs (0: none), which the executor holds from now.
+pub fn self_claim(
+    r: SlotRef,
+    run_id: i64,
+    job_id: i64,
+    timeout_ms: i64,
+    more: &[i64],
+    queue_id: i64,
+) -> bool {
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if !(slot.in_use && slot.generation == r.generation) || slot.retire || more.len() >= RESERVE_MAX {
@@ -190,6 +200,7 @@ pub fn self_claim(r: SlotRef, run_id: i64, job_id: i64, timeout_ms: i64, more: &
         return false;
     }
     assign_run(slot, run_id, job_id, timeout_ms);
+    slot.queue_id = queue_id;
     slot.reserved[..more.len()].copy_from_slice(more);
     slot.reserved_len = more.len() as u8;
     let home = slot.home_db;

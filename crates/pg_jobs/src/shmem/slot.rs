@@ -117,6 +117,13 @@ pub struct Slot {
     /// current run is slow, and requeues them when the executor is gone.
     pub(super) reserved: [i64; RESERVE_MAX],
     pub(super) reserved_len: u8,
+    /// Executors: the named queue (`jobs.queue.id`) of the runs it holds —
+    /// its current run and those it reserved — from the moment it is
+    /// handed or claims its first until it takes runs of no queue or goes
+    /// idle (0: none). What a queue's `max_concurrency` counts, with the
+    /// queue's row locked (`catalog::queues`): an executor that finishes
+    /// one run of a queue and takes the next holds the queue throughout.
+    pub queue_id: i64,
     pub started_at: i64,
     pub finished_at: i64,
     pub sqlstate: [u8; 5],
@@ -153,6 +160,7 @@ impl Default for Slot {
             retire: false,
             reserved: [0; RESERVE_MAX],
             reserved_len: 0,
+            queue_id: 0,
             started_at: 0,
             finished_at: 0,
             sqlstate: [b'0'; 5],
@@ -195,4 +203,6 @@ pub struct Reservation {
     pub job_id: i64,
     pub run_id: i64,
     pub timeout_ms: i64,
+    /// Executors: the named queue of its run (0: none).
+    pub queue_id: i64,
 }

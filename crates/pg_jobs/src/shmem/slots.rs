@@ -97,6 +97,7 @@ fn reserve_in(reg: &mut Registry, kind: Kind, r: Reservation) -> Option<SlotRef>
         job_id: r.job_id,
         run_id: r.run_id,
         timeout_ms: r.timeout_ms,
+        queue_id: r.queue_id,
         since: now(),
         ..Slot::default()
     };
@@ -402,4 +403,21 @@ pub fn signal(r: SlotRef, signal: i32) -> bool {
     // may exit between that read and the kill, the race pg_signal_backend
     // accepts as well.
     unsafe { libc::kill(pid, signal) == 0 }
+}
+
+/// How many executors of database `home_db` hold runs of named queue
+/// `queue_id` (see `Slot::queue_id`), `except` the caller's own slot.
+pub fn executors_holding_queue(home_db: pg_sys::Oid, queue_id: i64, except: Option<SlotRef>) -> usize {
+    let reg = REGISTRY.share();
+    reg.slots
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            s.in_use
+                && s.kind == Kind::Executor
+                && s.home_db == home_db.to_u32()
+                && s.queue_id == queue_id
+                && except.is_none_or(|me| me.index as usize != *i)
+        })
+        .count()
 }

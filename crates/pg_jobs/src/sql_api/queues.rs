@@ -52,7 +52,12 @@ pub(crate) fn find_mine(name: &str, lock: bool) -> Queue {
 /// The queue a run or job is sent to (`queue =>`): `None` for NULL, else
 /// the name of a queue the caller may use.
 pub(crate) fn checked_queue(queue: Option<&str>) -> Option<String> {
-    queue.map(|name| find_mine(name, false).name)
+    let name = queue?;
+    match bgw::as_superuser(|| queues::owner_of(name)) {
+        Some(owner) if crate::pg::acl::acts_for(me(), owner) => Some(name.to_owned()),
+        // The errors, as for the other queue functions.
+        _ => Some(find_mine(name, false).name),
+    }
 }
 
 /// `jobs.create_queue(...)`: a new queue of the calling role.

@@ -368,8 +368,13 @@ pub(crate) fn claim_in_queue(
     q: &crate::catalog::queues::Queue,
     holding_by_key: Option<&std::collections::HashMap<String, usize>>,
 ) -> Result<Vec<Claimed>, SpiError> {
-    // Read past runs whose key is full, a few times the batch.
-    let look = (batch * 4).max(8) as i64;
+    // With a per-key limit, read past runs whose key is full (a few times
+    // the batch); else exactly the batch: each row read is locked.
+    let look = if holding_by_key.is_some() {
+        (batch * 4).max(8)
+    } else {
+        batch
+    } as i64;
     let head = plans::run(
         c,
         QUEUE_HEAD.as_str(),

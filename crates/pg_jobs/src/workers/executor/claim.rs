@@ -67,7 +67,7 @@ pub(super) fn claim_next(
         };
         let claimed = Spi::connect_mut(|c| {
             if let Some(q) = queue {
-                let runs = claim_in_queue(c, db, role, batch, &q.name)?;
+                let runs = claim_in_queue(c, me, db, role, batch, q.id)?;
                 if !runs.is_empty() {
                     return Ok(runs);
                 }
@@ -84,9 +84,10 @@ pub(super) fn claim_next(
         let first = claimed.first()?;
         let (run_id, timeout_ms, job_id) = (first.run_id, first.timeout_ms, first.job_id);
         let more: Vec<i64> = claimed[1..].iter().map(|c| c.run_id).collect();
+        let queue_id = first.command.queue.as_ref().map_or(0, |q| q.id);
         // Held in the registry before the claim commits (see self_claim);
         // if we were told to retire meanwhile, the claim rolls back.
-        if !shmem::self_claim(me, run_id, job_id, timeout_ms, &more) {
+        if !shmem::self_claim(me, run_id, job_id, timeout_ms, &more, queue_id) {
             ereport!(
                 ERROR,
                 PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN,
@@ -97,25 +98,30 @@ pub(super) fn claim_next(
     })
 }
 
-/// More runs of role `role` in queue `name` for this executor, in one
-/// claim with the queue's row locked (`catalog::queues`): none if the
-/// queue is gone or paused, if the executors holding its runs (besides
-/// us) are at its `max_concurrency`, or if another role has runs of it
-/// due (then the scheduler shares the queue between the roles); at most
-/// as many as its rate limit lets start now; none whose concurrency key is
-/// at the queue's `max_per_key`.
+/// More runs of role `role` in queue `queue_id`, whose runs this executor
+/// holds (it just ran one), in one claim with the queue's row locked
+/// (`catalog::queues`): none if the queue is gone or paused, if the
+/// executors holding its runs, us included (the registry's `queue_id`),
+/// are over its `max_concurrency` (lowered since), or if another role has
+/// runs of it due (then the scheduler shares the queue between the roles);
+/// at most as many as its rate limit lets start now; none whose
+/// concurrency key is at the queue's `max_per_key`.
 fn claim_in_queue(
     c: &mut SpiClient<'_>,
+    me: SlotRef,
     db: pg_sys::Oid,
     role: pg_sys::Oid,
     batch: usize,
-    name: &str,
+    queue_id: i64,
 ) -> Result<Vec<Claimed>, SpiError> {
-    let Some(q) = queues::find_locked(c, name) else {
+    let Some(q) = queues::find_locked(c, queue_id) else {
         return Ok(Vec::new());
     };
     if q.paused
-        || pg_jobs_core::queue::room(q.max_concurrency, queues::holding(c, &q.name)) == Some(0)
+        || pg_jobs_core::queue::room(
+            q.max_concurrency,
+            shmem::executors_holding_queue(db, q.id, Some(me)),
+        ) == Some(0)
         || queues::others_waiting(c, &q.name, role)
     {
         return Ok(Vec::new());

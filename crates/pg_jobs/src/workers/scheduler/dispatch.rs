@@ -162,8 +162,10 @@ impl Rooms {
             return rooms;
         }
         for queue in crate::catalog::queues::open_with_due_runs(client) {
-            // Counted after the lock, in statements of their own.
-            let holding = crate::catalog::queues::holding(client, &queue.name);
+            // Read after the lock: every claim committed before it is in
+            // the registry (an executor notes its queue before its claim
+            // commits).
+            let holding = shmem::executors_holding_queue(db, queue.id, None);
             let mut room = pg_jobs_core::queue::room(queue.max_concurrency, holding).unwrap_or(budget);
             if let Some(rate) = queue.rate() {
                 let (left, at) = shmem::start_room(db.to_u32(), queue.id, rate);
@@ -206,6 +208,7 @@ fn reserve_executor(
         job_id: q.job_id.unwrap_or(0),
         run_id: q.run_id,
         timeout_ms: q.timeout_ms.unwrap_or(0),
+        queue_id: queue.as_ref().map_or(0, |t| t.id),
     };
     let idle = shmem::take_idle(
         db,
@@ -214,6 +217,7 @@ fn reserve_executor(
         q.run_id,
         reservation.job_id,
         reservation.timeout_ms,
+        reservation.queue_id,
     );
     let warm = idle.is_some();
     let slot = idle.or_else(|| shmem::reserve(Kind::Executor, reservation))?;

@@ -63,6 +63,7 @@ impl Scheduler {
                     job_id: 0,
                     run_id: 0,
                     timeout_ms: 0,
+                    queue_id: 0,
                 };
                 let Some(slot) = shmem::reserve(Kind::Executor, reservation) else {
                     return;

@@ -21,6 +21,7 @@ fn start(home_db: pg_sys::Oid, id: i64, def: &Def) -> Result<Worker, NotStarted>
         job_id: id,
         run_id: 0,
         timeout_ms: 0,
+        queue_id: 0,
     };
     let slot = match shmem::reserve_daemon(reservation, gucs::max_daemons()) {
         Ok(slot) => slot,
