@@ -8,10 +8,12 @@
 //! allowed when the `rate_limit`-th latest one is at least a period (and
 //! [`GUARD_US`]) old.
 //!
-//! The time logged is taken when pg_jobs hands the command to PostgreSQL,
-//! a few microseconds before the command's first statement reads the
-//! clock; [`GUARD_US`] widens the window by one millisecond so that the
-//! windows of those later times hold too.
+//! The time logged is taken when pg_jobs hands the command to PostgreSQL
+//! (not when it dispatches the run: a new executor starts it tens of
+//! milliseconds after a warm one would). The command's first statement
+//! reads the clock after its own start-up, microseconds later in a warm
+//! executor, a few milliseconds in a new one's first run; [`GUARD_US`]
+//! widens the window by one millisecond, which covers the former.
 
 use super::MAX_RATE_LIMIT;
 
