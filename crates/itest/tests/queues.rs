@@ -494,7 +494,10 @@ fn bad_queue_arguments_are_refused_and_write_nothing() {
     .unwrap();
     assert_eq!(settings(&mut s, "dup"), "f 3 0 5 00:00:01");
     assert_eq!(settings(&mut s, "edge"), "f 0 0 1000 1 day");
-    let counts = "SELECT (SELECT count(*) FROM jobs.queue), (SELECT count(*) FROM jobs.run)";
+    s.batch_execute("SELECT jobs.schedule('held', '@hourly', 'SELECT 1')")
+        .unwrap();
+    let counts = "SELECT (SELECT count(*) FROM jobs.queue), (SELECT count(*) FROM jobs.run)
+                        + (SELECT count(*) FROM jobs.job WHERE queue IS NOT NULL OR name <> 'held')";
     let before: (i64, i64) = pair(&mut s, counts);
     for (call, code) in [
         ("create_queue('dup')", "42710"),
@@ -524,6 +527,12 @@ fn bad_queue_arguments_are_refused_and_write_nothing() {
         ("drop_queue('nope')", "42704"),
         ("submit('SELECT 1', queue => 'nope')", "42704"),
         ("submit('SELECT 1', concurrency_key => 'k')", "22023"),
+        (
+            "submit('SELECT 1', queue => 'dup', concurrency_key => repeat('k', 201))",
+            "22023",
+        ),
+        ("schedule('j', '@hourly', 'SELECT 1', queue => 'nope')", "42704"),
+        ("alter_job('held', queue => 'nope')", "42704"),
     ] {
         assert_eq!(
             sqlstate_of(&mut s, &format!("SELECT jobs.{call}")),
