@@ -570,3 +570,42 @@ fn a_jobs_runs_wait_in_its_paused_queue() {
     );
     assert_eq!(outside, 0, "a run of the job ran outside its queue");
 }
+
+/// A queue dropped while one of its runs goes on: the run's retry (and
+/// `jobs.retry` of it) runs without a queue instead of waiting in one that
+/// is gone.
+#[test]
+fn a_retry_after_its_queue_was_dropped_runs_without_one() {
+    let (_c, mut s) = cluster("queues-dropped-retry");
+    s.batch_execute(
+        "CREATE SEQUENCE tries;
+         GRANT ALL ON SEQUENCE tries TO PUBLIC;
+         CREATE FUNCTION fail_once() RETURNS int LANGUAGE plpgsql AS $$
+           BEGIN PERFORM pg_sleep(1);
+                 IF nextval('tries') = 1 THEN RAISE EXCEPTION 'first try'; END IF;
+                 RETURN 1; END $$;
+         SELECT jobs.create_queue('brief', max_concurrency => 1);",
+    )
+    .unwrap();
+    let first: i64 = one(
+        &mut s,
+        "SELECT jobs.submit('SELECT fail_once()', queue => 'brief', max_attempts => 2)",
+    );
+    wait_for("the run to be going", Duration::from_secs(30), || {
+        (runs_where(&mut s, &[first], "status = 'running'") == 1).then_some(())
+    });
+    // Nothing of it waits to start: the drop goes through.
+    s.batch_execute("SELECT jobs.drop_queue('brief')").unwrap();
+    let (retry, _) = wait_for("its retry", DEADLINE, || {
+        let id: Option<i64> = one(
+            &mut s,
+            &format!("SELECT max(id) FROM jobs.run WHERE id > {first} AND command = 'SELECT fail_once()'"),
+        );
+        id
+    });
+    assert_eq!(wait_run(&mut s, retry).0, "succeeded", "the retry ran");
+    let queue: Option<String> = one(&mut s, &format!("SELECT queue FROM jobs.run WHERE id = {retry}"));
+    assert_eq!(queue, None, "the retry's queue");
+    let again: i64 = one(&mut s, &format!("SELECT jobs.retry({first})"));
+    assert_eq!(wait_run(&mut s, again).0, "succeeded", "jobs.retry of it ran");
+}

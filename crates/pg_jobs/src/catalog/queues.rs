@@ -83,12 +83,26 @@ const QUEUE_COLUMNS: &str =
     "q.id, q.name, q.owner::pg_catalog.oid, q.max_concurrency, q.max_per_key, q.rate_limit,
        (EXTRACT(EPOCH FROM q.rate_period) * 1000000)::int8, q.paused";
 
+/// How a queue's row is locked when it is looked up by name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    None,
+    /// Against dispatch, claims and other changes (`alter_queue`, pause).
+    Change,
+    /// Also against transactions sending runs to it (`drop_queue`).
+    Drop,
+}
+
 /// Queue `name` (as pg_jobs, past row-level security), its row locked
-/// against dispatch, claims and changes until commit if `lock`.
-pub(crate) fn find(name: &str, lock: bool) -> Option<Queue> {
+/// until commit as `lock` says.
+pub(crate) fn find(name: &str, lock: Lock) -> Option<Queue> {
     let sql = format!(
         "SELECT {QUEUE_COLUMNS} FROM jobs.queue q WHERE q.name OPERATOR(pg_catalog.=) $1{}",
-        if lock { " FOR NO KEY UPDATE" } else { "" }
+        match lock {
+            Lock::None => "",
+            Lock::Change => " FOR NO KEY UPDATE",
+            Lock::Drop => " FOR UPDATE",
+        }
     );
     Spi::connect_mut(|c| {
         c.update(&sql, None, &[name.into()])
@@ -111,13 +125,17 @@ pub(crate) fn find_locked(c: &mut SpiClient, id: i64) -> Option<Queue> {
         .map(|r| Queue::from_row(&r, 1))
 }
 
-/// The owner of queue `name`, if there is one (a kept plan: every submit to
-/// a queue asks it).
+/// The owner of queue `name`, if there is one, its row locked `FOR KEY
+/// SHARE` until commit: a run sent to the queue in this transaction keeps
+/// `jobs.drop_queue` waiting until it is committed (and seen), so no run
+/// is left in a queue that is gone. (It does not wait for dispatch or
+/// claims, which lock `FOR NO KEY UPDATE`.) A kept plan: every submit to a
+/// queue asks it.
 pub(crate) fn owner_of(name: &str) -> Option<pg_sys::Oid> {
     Spi::connect_mut(|c| {
         plans::run(
             c,
-            "SELECT owner::pg_catalog.oid FROM jobs.queue WHERE name OPERATOR(pg_catalog.=) $1",
+            "SELECT owner::pg_catalog.oid FROM jobs.queue WHERE name OPERATOR(pg_catalog.=) $1 FOR KEY SHARE",
             &[name.into()],
         )
         .map(|t| t.into_iter().next().map(|r| row::get_req::<pg_sys::Oid>(&r, 1)))

@@ -8,7 +8,7 @@
 //! superusers may change, pause, resume and drop it, and send runs to it;
 //! nobody else sees it.
 
-use crate::catalog::queues::{self, Queue, Settings};
+use crate::catalog::queues::{self, Lock, Queue, Settings};
 use crate::hooks;
 use crate::pg::bgw;
 use crate::pg::error::raise;
@@ -30,8 +30,8 @@ fn me() -> pg_sys::Oid {
 
 /// Queue `name`, if the caller acts for its owner (42704 if there is none,
 /// 42501 if it belongs to a role the caller does not act for); its row
-/// locked if `lock` (against dispatch and claims, until commit).
-pub(crate) fn find_mine(name: &str, lock: bool) -> Queue {
+/// locked as `lock` says, until commit.
+pub(crate) fn find_mine(name: &str, lock: Lock) -> Queue {
     let Some(q) = bgw::as_superuser(|| queues::find(name, lock)) else {
         raise(
             Code::ERRCODE_UNDEFINED_OBJECT,
@@ -56,7 +56,7 @@ pub(crate) fn checked_queue(queue: Option<&str>) -> Option<String> {
     match bgw::as_superuser(|| queues::owner_of(name)) {
         Some(owner) if crate::pg::acl::acts_for(me(), owner) => Some(name.to_owned()),
         // The errors, as for the other queue functions.
-        _ => Some(find_mine(name, false).name),
+        _ => Some(find_mine(name, Lock::None).name),
     }
 }
 
@@ -105,7 +105,7 @@ fn _alter_queue(
     let max_per_key = max_per_key.map(|v| check(rule::limit("max_per_key", v)).stored());
     let rate_limit = rate_limit.map(|v| check(rule::rate_limit(v)).stored());
     let rate_period_us = rate_period_us.map(|v| check(rule::rate_period(v)));
-    let q = find_mine(name, true);
+    let q = find_mine(name, Lock::Change);
     let kept = q.settings();
     let settings = Settings {
         max_concurrency: max_concurrency.unwrap_or(kept.max_concurrency),
@@ -121,7 +121,7 @@ fn _alter_queue(
 
 fn set_paused(name: Option<&str>, paused: bool) {
     let name = required(name, "name");
-    let q = find_mine(name, true);
+    let q = find_mine(name, Lock::Change);
     if q.paused != paused {
         let settings = Settings {
             paused,
@@ -153,7 +153,9 @@ fn resume_queue(name: Option<&str>) {
 fn drop_queue(name: Option<&str>, force: default!(Option<bool>, false)) {
     let name = required(name, "name");
     let force = required(force, "force");
-    let q = find_mine(name, true);
+    // FOR UPDATE: waits for transactions that sent runs to it to commit,
+    // so that the count below sees their runs.
+    let q = find_mine(name, Lock::Drop);
     let (unstarted, jobs) = bgw::as_superuser(|| queues::users(&q.name));
     if jobs > 0 {
         raise(

@@ -196,8 +196,13 @@ pub(crate) fn resubmit(run_id: i64) -> SpiResult<Option<i64>> {
         "/* run event: submit */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args,
                                                   queue, concurrency_key)
              SELECT job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, priority, args,
-                    queue, concurrency_key
-               FROM jobs.run WHERE id OPERATOR(pg_catalog.=) $1
+                    q.name, CASE WHEN q.name IS NOT NULL THEN r.concurrency_key END
+               FROM jobs.run r
+               -- In its queue if that still exists (locked against its drop
+               -- until commit, as a submit does); else without one.
+               LEFT JOIN LATERAL (SELECT q.name FROM jobs.queue q
+                                   WHERE q.name OPERATOR(pg_catalog.=) r.queue FOR KEY SHARE) q ON true
+              WHERE r.id OPERATOR(pg_catalog.=) $1
              RETURNING id",
         &[run_id.into()],
     )
@@ -237,9 +242,10 @@ pub(crate) fn run_now(job_id: i64) -> SpiResult<Option<i64>> {
         if schema_version::has_args() {
             "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for, args,
                                                           queue)
-                 SELECT id, owner, command, database, datid, max_attempts, timeout, retry_backoff, pg_catalog.now(), args,
-                        queue
-                   FROM jobs.job WHERE id OPERATOR(pg_catalog.=) $1
+                 SELECT j.id, j.owner, j.command, j.database, j.datid, j.max_attempts, j.timeout, j.retry_backoff,
+                        pg_catalog.now(), j.args,
+                        (SELECT q.name FROM jobs.queue q WHERE q.name OPERATOR(pg_catalog.=) j.queue FOR KEY SHARE)
+                   FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) $1
                  RETURNING id"
         } else if schema_version::databases_by_oid() {
             "/* run event: run_now */ INSERT INTO jobs.run (job_id, owner, command, database, datid, max_attempts, timeout, retry_backoff, scheduled_for)
@@ -303,9 +309,13 @@ pub(crate) fn fire(client: &mut SpiClient, fired: Fired) {
     } else {
         ("", "j.database")
     };
-    // Each run gets its job's values and queue (0.4.0 on).
+    // Each run gets its job's values and queue (0.4.0 on); the queue's row
+    // is locked against its drop until commit, as a submit locks it.
     let (args_col, args) = if schema_version::has_queues() {
-        (", args, queue", ", j.args, j.queue")
+        (
+            ", args, queue",
+            ", j.args, (SELECT q.name FROM jobs.queue q WHERE q.name OPERATOR(pg_catalog.=) j.queue FOR KEY SHARE)",
+        )
     } else if schema_version::has_args() {
         (", args", ", j.args")
     } else {
@@ -343,7 +353,7 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
             "/* run event: retry */ INSERT INTO jobs.run (job_id, owner, command, database{datid}, attempt, max_attempts, timeout,
                                    retry_backoff, scheduled_for, not_before{args})
              SELECT job_id, owner, command, database{datid}, $2, max_attempts, timeout, retry_backoff, scheduled_for,
-                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'{args}
+                    pg_catalog.clock_timestamp() + $3 * INTERVAL '1 millisecond'{args_from}
                FROM jobs.run r WHERE id OPERATOR(pg_catalog.=) $1
                 -- A job's retries stop when the job is unscheduled.
                 AND (r.job_id IS NULL OR EXISTS (SELECT FROM jobs.job j WHERE j.id OPERATOR(pg_catalog.=) r.job_id))
@@ -353,6 +363,16 @@ pub(crate) fn queue_retry(client: &mut SpiClient, failed: i64, attempt: i32, del
             // its queue.
             args = if schema_version::has_queues() {
                 ", args, queue, concurrency_key"
+            } else if schema_version::has_args() {
+                ", args"
+            } else {
+                ""
+            },
+            // In its queue if that still exists (locked against its drop
+            // until commit, as a submit does); else without one.
+            args_from = if schema_version::has_queues() {
+                ", args, (SELECT q.name FROM jobs.queue q WHERE q.name OPERATOR(pg_catalog.=) r.queue FOR KEY SHARE),
+                 concurrency_key"
             } else if schema_version::has_args() {
                 ", args"
             } else {
