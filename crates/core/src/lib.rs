@@ -36,6 +36,7 @@ pub mod daemon;
 pub mod executor_phase;
 pub mod fair;
 pub mod launcher;
+pub mod notify;
 pub mod overlap;
 pub mod ownership;
 pub mod params;

@@ -59,6 +59,12 @@ pub static BUILD_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>
 
 pub static TIMEZONE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `pg_jobs.notify_channel`: the channel a run's final failure is
+/// announced on (`NOTIFY`, in the database whose history records it);
+/// empty: none.
+pub static NOTIFY_CHANNEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"pg_jobs_events"));
+
 /// `pg_jobs.history_retention`: finished runs older than this are purged.
 pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
@@ -182,6 +188,14 @@ pub fn init() {
         GucFlags::UNIT_BYTE,
     );
     GucRegistry::define_string_guc(
+        c"pg_jobs.notify_channel",
+        c"Channel on which pg_jobs announces runs that failed for good (empty: none).",
+        c"A NOTIFY with a JSON payload (database, run_id, job_id, status, sqlstate), sent when the failure's record commits.",
+        &NOTIFY_CHANNEL,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
         c"pg_jobs.timezone",
         c"Time zone of jobs scheduled without one (empty: the server's TimeZone).",
         c"An IANA name such as Europe/Berlin. Read when a job is scheduled.",
@@ -301,6 +315,16 @@ pub fn priority_role() -> pg_sys::Oid {
     // an unknown name gives InvalidOid instead of an ERROR.
     unsafe { pg_sys::get_role_oid(name.as_ptr(), true) }
 }
+/// `pg_jobs.notify_channel`, if set to a channel name PostgreSQL takes
+/// (shorter than NAMEDATALEN, 64 bytes; a longer one would make NOTIFY
+/// raise an ERROR in the scheduler's pass, so none is sent).
+pub fn notify_channel() -> Option<String> {
+    NOTIFY_CHANNEL
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|c| !c.is_empty() && c.len() < 64)
+}
+
 pub fn default_timezone() -> String {
     if let Some(tz) = TIMEZONE
         .get()

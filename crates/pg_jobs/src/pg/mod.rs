@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod bgw;
 pub mod error;
+pub mod notify;
 pub mod portal;
 pub mod time;
 pub mod timeout;

@@ -15,7 +15,7 @@ use pgrx::spi::{SpiClient, SpiHeapTupleData};
 macro_rules! ended_columns {
     () => {
         "r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message,
-         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8"
+         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8, r.database::text, r.sqlstate"
     };
 }
 
@@ -28,6 +28,9 @@ pub(crate) struct Ended {
     pub(crate) job_id: Option<i64>,
     pub(crate) message: Option<String>,
     pub(crate) backoff_ms: i64,
+    /// The database it ran in, and its SQLSTATE (for its notification).
+    pub(crate) database: String,
+    pub(crate) sqlstate: Option<String>,
 }
 
 impl Ended {
@@ -41,6 +44,8 @@ impl Ended {
             job_id: row::get_opt(r, 5),
             message: row::get_opt(r, 6),
             backoff_ms: row::get_req(r, 7),
+            database: row::get_req(r, 8),
+            sqlstate: row::get_opt(r, 9),
         }
     }
 }

@@ -191,6 +191,13 @@ fn refuse(client: &mut SpiClient, q: &Queued, why: WhyNot) {
     let message = why.message(&q.db_name).unwrap_or_else(|| why.to_string());
     runs::refuse(client, q.run_id, code, &message);
     super::waiting::ended(q.run_id);
+    super::harvest::announce_failure(
+        &q.db_name,
+        q.run_id,
+        q.job_id,
+        pg_jobs_core::run::RunStatus::Failed,
+        Some(code),
+    );
     log_run(q.run_id, q.job_id, "failed", Some(&message));
 }
 

@@ -21,7 +21,7 @@ pub(super) struct Harvested {
 
 /// Log run `e`, which a harvest or the crash sweep (`ended_by`) made
 /// terminal, and queue its next attempt if the run model's retry decision
-/// says so.
+/// says so; else, if it failed, announce it (`pg_jobs.notify_channel`).
 fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
     log_run(e.id, e.job_id, e.status.as_str(), e.message.as_deref());
     super::waiting::ended(e.id);
@@ -29,10 +29,30 @@ fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
     // thread; PostgreSQL seeds it at process start.
     let jitter = unsafe { pg_sys::pg_prng_double(&raw mut pg_sys::pg_global_prng_state) };
     let backoff = jiff::SignedDuration::from_millis(e.backoff_ms);
-    if let Retry::After { attempt, delay } =
-        retry::decide(ended_by, e.attempt, e.max_attempts, backoff, jitter)
-    {
-        runs::queue_retry(client, e.id, attempt as i32, delay.as_millis() as i64);
+    let retried = match retry::decide(ended_by, e.attempt, e.max_attempts, backoff, jitter) {
+        Retry::After { attempt, delay } => {
+            runs::queue_retry(client, e.id, attempt as i32, delay.as_millis() as i64);
+            true
+        }
+        _ => false,
+    };
+    if pg_jobs_core::notify::announces(e.status, retried) {
+        announce_failure(&e.database, e.id, e.job_id, e.status, e.sqlstate.as_deref());
+    }
+}
+
+/// Announce run `run_id`'s final failure on `pg_jobs.notify_channel` (if
+/// set), delivered when this pass commits.
+pub(super) fn announce_failure(
+    database: &str,
+    run_id: i64,
+    job_id: Option<i64>,
+    status: RunStatus,
+    sqlstate: Option<&str>,
+) {
+    if let Some(channel) = gucs::notify_channel() {
+        let payload = pg_jobs_core::notify::failure_payload(database, run_id, job_id, status, sqlstate);
+        crate::pg::notify::send(&channel, &payload);
     }
 }
 

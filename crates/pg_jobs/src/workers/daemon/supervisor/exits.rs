@@ -121,6 +121,16 @@ impl Supervisor {
             Some(at) => format!("restarting it in {} ms", (at - t) / 1000),
         };
         log!("pg_jobs: daemon \"{}\" {what}; {next}", d.def.name);
+        // A failure that puts it in backoff is announced (on a primary:
+        // `persist`; a standby can send no notification).
+        let failed = matches!(exit, Exit::Error | Exit::Crash) && !e.stopping;
+        if persist && failed && e.restarting && e.next_start.is_some() {
+            if let Some(channel) = crate::gucs::notify_channel() {
+                let payload =
+                    pg_jobs_core::notify::daemon_backoff_payload(&d.def.database, id, Some(sqlstate));
+                crate::pg::notify::send(&channel, &payload);
+            }
+        }
         if persist && !d.life.dropped {
             catalog::daemons::record_exit(
                 client,
