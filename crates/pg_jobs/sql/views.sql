@@ -270,3 +270,56 @@ SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit
 COMMENT ON VIEW jobs.queue_status IS
   'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
 GRANT SELECT ON jobs.queue_status TO PUBLIC;
+
+-- Health (issue 17): one row per job and daemon, for alerting on failures
+-- and on silence (a run that should have started and has not).
+CREATE VIEW jobs.health WITH (security_invoker = true) AS
+SELECT 'job'::text AS kind, j.id, j.name, j.owner, j.database, j.enabled,
+       ls.finished_at AS last_success,
+       pg_catalog.now() OPERATOR(pg_catalog.-) ls.finished_at AS since_success,
+       st.consecutive_failures,
+       CASE WHEN o.due OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+                   pg_catalog.make_interval(secs => pg_catalog.current_setting('pg_jobs.missed_after')::float8))
+            THEN o.due END AS missed_since,
+       COALESCE(o.due OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+                  pg_catalog.make_interval(secs => pg_catalog.current_setting('pg_jobs.missed_after')::float8)),
+                false) AS missed
+  FROM jobs.job j
+  JOIN jobs.job_status st ON st.id OPERATOR(pg_catalog.=) j.id
+  LEFT JOIN LATERAL (
+        SELECT r.finished_at FROM jobs.run r
+         WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.=) 'succeeded'
+         ORDER BY r.id DESC LIMIT 1) ls ON true
+  LEFT JOIN LATERAL (
+        SELECT r.scheduled_for AS last FROM jobs.run r
+         WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.scheduled_for IS NOT NULL
+         ORDER BY r.id DESC LIMIT 1) lf ON true
+  -- The earliest instant a run of it should have started by and has not:
+  -- a queued run's, or the first due instant after its last firing.
+  CROSS JOIN LATERAL (
+        SELECT LEAST(
+                 (SELECT pg_catalog.min(COALESCE(q.not_before, q.scheduled_for, q.submitted_at)) FROM jobs.run q
+                   WHERE q.job_id OPERATOR(pg_catalog.=) j.id AND q.status OPERATOR(pg_catalog.=) 'queued'),
+                 CASE WHEN j.enabled AND j.schedule IS NOT NULL THEN
+                   jobs._next_due(j.schedule, j.once_at, j.timezone, j.created_at,
+                                  COALESCE(lf.last OPERATOR(pg_catalog.>=) j.once_at, false),
+                                  COALESCE(lf.last, j.created_at))
+                 END) AS due) o
+UNION ALL
+SELECT 'daemon'::text, ds.id, ds.name, ds.owner, ds.database, ds.enabled,
+       CASE WHEN ds.state OPERATOR(pg_catalog.=) 'running' THEN ds.since END,
+       CASE WHEN ds.state OPERATOR(pg_catalog.=) 'running' THEN pg_catalog.now() OPERATOR(pg_catalog.-) ds.since END,
+       NULL::bigint,
+       CASE WHEN w.down THEN w.since END,
+       COALESCE(w.down, false)
+  FROM jobs.daemon_status ds
+  JOIN jobs.daemon d ON d.id OPERATOR(pg_catalog.=) ds.id
+  -- Down for longer than pg_jobs.missed_after while it should be running here.
+  CROSS JOIN LATERAL (
+        SELECT COALESCE(ds.since, ds.last_exit_at, d.created_at) AS since,
+               ds.enabled AND ds.state OPERATOR(pg_catalog.<>) ALL ('{running,stopped,stopping,not_on_this_node}')
+               AND COALESCE(ds.since, ds.last_exit_at, d.created_at) OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)
+                     pg_catalog.make_interval(secs => pg_catalog.current_setting('pg_jobs.missed_after')::float8)) AS down) w;
+COMMENT ON VIEW jobs.health IS
+  'Each job and daemon you can see: last success and how long ago, consecutive failures, and whether a run that should have started more than pg_jobs.missed_after seconds ago has not (missed).';
+GRANT SELECT ON jobs.health TO PUBLIC;

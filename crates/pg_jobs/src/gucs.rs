@@ -71,6 +71,10 @@ pub static HISTORY_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 
 /// `pg_jobs.history_max_runs_per_job`: finished runs kept per job (0: no bound).
 pub static HISTORY_MAX_RUNS_PER_JOB: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
+/// `pg_jobs.missed_after`: seconds after which a run that should have
+/// started and has not counts as missed in `jobs.health`.
+pub static MISSED_AFTER: GucSetting<i32> = GucSetting::<i32>::new(60);
+
 /// `pg_jobs.max_queued_runs_per_role`: queued runs a role may have in one
 /// database before `jobs.submit` and `jobs.run_now` refuse more (0: no
 /// bound). Checked on an estimate, counted exactly now and then
@@ -212,6 +216,16 @@ pub fn init() {
         i32::MAX,
         GucContext::Sighup,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jobs.missed_after",
+        c"Seconds after which a run that should have started and has not is missed (jobs.health).",
+        c"Read by the view jobs.health only: a session may set its own.",
+        &MISSED_AFTER,
+        1,
+        7 * 86_400,
+        GucContext::Userset,
+        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"pg_jobs.history_max_runs_per_job",
