@@ -25,6 +25,7 @@ test-unit:
 # Build (debug) and install the extension into the selected PostgreSQL (15, or PG=18).
 install: setup
 	bash -c 'source scripts/lib.sh && install_extension ""'
+	cargo install --locked --path crates/cli --root /usr/local
 
 # Release packages under dist/: a .deb for Debian's PostgreSQL 15, a tarball per major (15, 18).
 package: setup
