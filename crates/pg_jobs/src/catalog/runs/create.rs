@@ -5,6 +5,7 @@ use crate::catalog::{plans, row, schema_version};
 use crate::pg::error::OrRaise;
 use pg_jobs_core::overlap::Overlap;
 use pg_jobs_core::params::Args;
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use std::collections::HashMap;
@@ -28,10 +29,37 @@ pub(crate) struct Submitted<'a> {
     pub(crate) concurrency_key: Option<&'a str>,
 }
 
-impl Submitted<'_> {
+impl<'a> Submitted<'a> {
     /// Whether it needs the columns of 0.4.0 (values, a queue).
     fn is_040(&self) -> bool {
         self.args.is_some() || self.queue.is_some()
+    }
+
+    /// `$1` to `$8` of every statement that queues it: owner, command,
+    /// database, start_at, timeout (ms), max_attempts, priority, datid.
+    pub(super) fn params(&self) -> Vec<DatumWithOid<'a>> {
+        self.params_with(Vec::new())
+    }
+
+    /// [`Submitted::params`], then `more` (`$9` on).
+    pub(super) fn params_with(&self, more: Vec<DatumWithOid<'a>>) -> Vec<DatumWithOid<'a>> {
+        let mut params = Vec::with_capacity(8 + more.len());
+        params.extend(self.base());
+        params.extend(more);
+        params
+    }
+
+    fn base(&self) -> [DatumWithOid<'a>; 8] {
+        [
+            self.owner.into(),
+            self.command.into(),
+            self.database.into(),
+            self.start_at.into(),
+            self.timeout_ms.into(),
+            self.max_attempts.into(),
+            self.priority.into(),
+            self.datid.into(),
+        ]
     }
 }
 
@@ -82,20 +110,12 @@ pub(crate) fn submit_unique(
         plans::run(
             c,
             sql,
-            &[
-                run.owner.into(),
-                run.command.into(),
-                run.database.into(),
-                run.start_at.into(),
-                run.timeout_ms.into(),
-                run.max_attempts.into(),
-                run.priority.into(),
-                run.datid.into(),
+            &run.params_with(vec![
                 key.into(),
                 run.args.cloned().into(),
                 run.queue.into(),
                 run.concurrency_key.into(),
-            ],
+            ]),
         )
         .map(|t| {
             t.into_iter()
@@ -119,19 +139,11 @@ pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
                                                       queue, concurrency_key)
                  VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8, $9, $10, $11)
                  RETURNING id",
-                &[
-                    run.owner.into(),
-                    run.command.into(),
-                    run.database.into(),
-                    run.start_at.into(),
-                    run.timeout_ms.into(),
-                    run.max_attempts.into(),
-                    run.priority.into(),
-                    run.datid.into(),
-                    run.args.cloned().into(),
-                    run.queue.into(),
-                    run.concurrency_key.into(),
-                ],
+                &run.params_with(vec![
+                        run.args.cloned().into(),
+                        run.queue.into(),
+                        run.concurrency_key.into(),
+                    ]),
             )
             .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
         });
@@ -147,21 +159,8 @@ pub(crate) fn submit(run: &Submitted) -> SpiResult<Option<i64>> {
                  RETURNING id"
     };
     Spi::connect_mut(|c| {
-        plans::run(
-            c,
-            sql,
-            &[
-                run.owner.into(),
-                run.command.into(),
-                run.database.into(),
-                run.start_at.into(),
-                run.timeout_ms.into(),
-                run.max_attempts.into(),
-                run.priority.into(),
-                run.datid.into(),
-            ],
-        )
-        .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
+        plans::run(c, sql, &run.params())
+            .map(|t| t.into_iter().next().and_then(|r| row::get_opt::<i64>(&r, 1)))
     })
 }
 

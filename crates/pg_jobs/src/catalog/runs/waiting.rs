@@ -21,21 +21,13 @@ pub(crate) fn submit_waiting(run: &Submitted, depends_on: &[i64], run_if: RunIf)
              VALUES ($1::pg_catalog.regrole, $2, $3, $4, NULLIF($5, 0) * INTERVAL '1 millisecond', $6, $7, $8,
                      'waiting', $9, $10, $11, $12, $13)
              RETURNING id",
-        &[
-            run.owner.into(),
-            run.command.into(),
-            run.database.into(),
-            run.start_at.into(),
-            run.timeout_ms.into(),
-            run.max_attempts.into(),
-            run.priority.into(),
-            run.datid.into(),
-            depends_on.to_vec().into(),
-            run_if.as_str().into(),
-            run.args.cloned().into(),
-            run.queue.into(),
-            run.concurrency_key.into(),
-        ],
+        &run.params_with(vec![
+                depends_on.to_vec().into(),
+                run_if.as_str().into(),
+                run.args.cloned().into(),
+                run.queue.into(),
+                run.concurrency_key.into(),
+            ]),
     )
 }
 
