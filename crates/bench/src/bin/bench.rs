@@ -93,6 +93,7 @@ fn queue_burst(c: &Cluster, s: &mut Client, max_concurrency: Option<i32>) -> (f6
                 .unwrap()
                 .get(0);
             most = most.max(n);
+            // Paces the sampler (a load of its own), not a wait for a condition.
             std::thread::sleep(Duration::from_millis(2));
         }
         most

@@ -218,27 +218,6 @@ pub(crate) fn users(name: &str) -> (i64, i64) {
     .or_raise("counting a queue's runs and jobs")
 }
 
-/// Cancel the runs of queue `name` that have not started; how many.
-pub(crate) fn cancel_unstarted(name: &str) -> usize {
-    Spi::connect_mut(|c| {
-        c.update(
-            "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                    sqlstate = '57014', message = 'cancelled by jobs.drop_queue before it started'
-              WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
-                      SELECT q.id FROM jobs.run q
-                       WHERE q.queue OPERATOR(pg_catalog.=) $1
-                         AND q.status OPERATOR(pg_catalog.=) ANY ('{queued,waiting}')
-                         FOR UPDATE))
-                AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting,waiting}')
-          RETURNING id",
-            None,
-            &[name.into()],
-        )
-        .map(|t| t.len())
-    })
-    .or_raise("cancelling a queue's runs")
-}
-
 /// Remove queue `id`.
 pub(crate) fn remove(id: i64) {
     Spi::connect_mut(|c| {

@@ -172,7 +172,7 @@ fn drop_queue(name: Option<&str>, force: default!(Option<bool>, false)) {
                 Some("Wait for them, or drop it with force => true, which cancels them."),
             );
         }
-        bgw::as_superuser(|| queues::cancel_unstarted(&q.name));
+        bgw::as_superuser(|| crate::catalog::runs::cancel_unstarted_in_queue(&q.name));
         // What waited for the cancelled runs is decided, and wait()ers woken.
         hooks::waiting_changed_at_commit();
         hooks::runs_finished_at_commit();

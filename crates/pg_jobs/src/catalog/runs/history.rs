@@ -74,26 +74,50 @@ pub(crate) fn reassign_queued(from: pg_sys::Oid, to: pg_sys::Oid) -> usize {
 
 /// Cancel the queued (and waiting) runs of role `role` (DROP OWNED BY it): they never
 /// start. Runs an executor has taken already (starting, running) are left
-/// to finish, as PostgreSQL leaves a dropped role's sessions running. The
-/// queued ones are picked and locked first (a run being claimed right now
-/// is waited for and, taken, left alone), then cancelled as `jobs.cancel`
-/// cancels a run that has not started. Returns how many.
+/// to finish, as PostgreSQL leaves a dropped role's sessions running.
+/// Returns how many.
 pub(crate) fn cancel_queued_of(role: pg_sys::Oid) -> usize {
+    cancel_unstarted(
+        "q.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+        role.into(),
+        "cancelled by DROP OWNED before it started",
+    )
+}
+
+/// Cancel the queued and waiting runs of named queue `name`
+/// (`jobs.drop_queue(force => true)`), as [`cancel_queued_of`] does a role's.
+pub(crate) fn cancel_unstarted_in_queue(name: &str) -> usize {
+    cancel_unstarted(
+        "q.queue OPERATOR(pg_catalog.=) $1",
+        name.into(),
+        "cancelled by jobs.drop_queue before it started",
+    )
+}
+
+/// Cancel the runs that have not started (queued, waiting) of those
+/// `which` (a condition on `q`, with `$1` = `value`) selects, as
+/// `jobs.cancel` cancels a run that has not started, with `message`. They
+/// are picked and locked first (a run being claimed right now is waited
+/// for and, taken, left alone). Returns how many.
+fn cancel_unstarted(which: &str, value: pgrx::datum::DatumWithOid, message: &str) -> usize {
     Spi::connect_mut(|c| {
+        // Spliced by replace, not format!: the statement's text keeps its
+        // guard verbatim for `crates/itest/tests/run_model.rs`.
         c.update(
-            "/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                    sqlstate = '57014', message = 'cancelled by DROP OWNED before it started'
+            &"/* run event: cancel */ UPDATE jobs.run SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    sqlstate = '57014', message = $2
               WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
                       SELECT q.id FROM jobs.run q
-                       WHERE q.owner::pg_catalog.oid OPERATOR(pg_catalog.=) $1
+                       WHERE {which}
                          AND q.status OPERATOR(pg_catalog.=) ANY ('{queued,waiting}')
                          FOR UPDATE))
                 AND status OPERATOR(pg_catalog.=) ANY ('{queued,starting,waiting}')
-          RETURNING id",
+          RETURNING id"
+                .replace("{which}", which),
             None,
-            &[role.into()],
+            &[value, message.into()],
         )
-        .or_raise("cancelling a role's queued runs")
+        .or_raise("cancelling runs that have not started")
         .count()
     })
 }
