@@ -13,6 +13,7 @@
 //! * [`daemon`] — where a daemon runs, why it cannot start, its lifecycle
 //!   under its supervisor and when an ended one restarts;
 //! * [`launcher`] — what the launcher should do for each database;
+//! * [`metrics`] — the counters and histograms kept per database since start;
 //! * [`quota`] — the amortized per-role bound on queued runs;
 //! * [`ownership`] — the object that makes PostgreSQL's `DROP ROLE`,
 //!   `REASSIGN OWNED` and `DROP OWNED` see a role's jobs and daemons;
@@ -36,6 +37,7 @@ pub mod daemon;
 pub mod executor_phase;
 pub mod fair;
 pub mod launcher;
+pub mod metrics;
 pub mod notify;
 pub mod overlap;
 pub mod ownership;

@@ -73,7 +73,7 @@ COMMENT ON VIEW jobs.daemon_status IS
 COMMENT ON FUNCTION jobs.cancel(bigint) IS
   'Cancel a run: a queued one never starts, a running one is interrupted. False if there was nothing to cancel (it had finished, or no executor holds it any more).';
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), roles that monitor the cluster (pg_read_all_stats, pg_monitor) and superusers all (jobs._sees).';
 
 -- Fair sharing (0.4.0): each role's queued runs form a lane, in the role's
 -- own priority and due order; the scheduler shares executors across lanes
@@ -115,10 +115,19 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_acts_for_wrapper';
 COMMENT ON FUNCTION jobs._acts_for(oid) IS
-  'Internal: whether the current user sees and acts on the jobs, runs and daemons of the given owner (row-level security, jobs.daemon_status and every function that finds a job, run or daemon ask it).';
-ALTER POLICY job_owner ON jobs.job USING (jobs._acts_for(owner::pg_catalog.oid));
-ALTER POLICY run_owner ON jobs.run USING (jobs._acts_for(owner::pg_catalog.oid));
-ALTER POLICY daemon_owner ON jobs.daemon USING (jobs._acts_for(owner::pg_catalog.oid));
+  'Internal: whether the current user acts on the jobs, runs, daemons and queues of the given owner (every function that finds one to change asks it).';
+-- What a role sees is what it acts for, and everything for a role that
+-- monitors the cluster (superuser, pg_read_all_stats, pg_monitor: those
+-- that see every session in pg_stat_activity), which acts on none of it.
+CREATE FUNCTION jobs._sees(owner oid) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_sees_wrapper';
+COMMENT ON FUNCTION jobs._sees(oid) IS
+  'Internal: whether the current user sees the jobs, runs, daemons and queues of the given owner: it acts for the owner, or monitors the cluster (row-level security and the status views ask it).';
+ALTER POLICY job_owner ON jobs.job USING (jobs._sees(owner::pg_catalog.oid));
+ALTER POLICY run_owner ON jobs.run USING (jobs._sees(owner::pg_catalog.oid));
+ALTER POLICY daemon_owner ON jobs.daemon USING (jobs._sees(owner::pg_catalog.oid));
 CREATE OR REPLACE VIEW jobs.daemon_status AS
 SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
        COALESCE(s.state, CASE WHEN d.enabled THEN 'pending' ELSE 'stopped' END) AS state,
@@ -136,7 +145,7 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
          ON s.daemon_id OPERATOR(pg_catalog.=) d.id
         AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
- WHERE jobs._acts_for(d.owner::pg_catalog.oid);
+ WHERE jobs._sees(d.owner::pg_catalog.oid);
 
 -- The pg_cron layer (issue 15): jobs without a name, as pg_cron has them,
 -- and the command tag of a success (cron.job_run_details.return_message).
@@ -377,7 +386,7 @@ COMMENT ON COLUMN jobs.queue.rate_limit IS
   'Most runs started in any window of rate_period; NULL: no limit.';
 ALTER TABLE jobs.queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY queue_owner ON jobs.queue FOR SELECT
-  USING (jobs._acts_for(owner::pg_catalog.oid));
+  USING (jobs._sees(owner::pg_catalog.oid));
 REVOKE ALL ON jobs.queue FROM PUBLIC;
 GRANT SELECT ON jobs.queue TO PUBLIC;
 ALTER TABLE jobs.job ADD COLUMN queue text;
@@ -500,9 +509,9 @@ SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit
         SELECT pg_catalog.count(*) AS finished_last_minute FROM jobs.run r
          WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.finished_at IS NOT NULL
            AND r.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
- WHERE jobs._acts_for(q.owner::pg_catalog.oid);
+ WHERE jobs._sees(q.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.queue_status IS
-  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
+  'Each queue you can see: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
 GRANT SELECT ON jobs.queue_status TO PUBLIC;
 
 -- Health (issue 17): one row per job and daemon, for alerting on failures
@@ -557,3 +566,69 @@ SELECT 'daemon'::text, ds.id, ds.name, ds.owner, ds.database, ds.enabled,
 COMMENT ON VIEW jobs.health IS
   'Each job and daemon you can see: last success and how long ago, consecutive failures, and whether a run that should have started more than pg_jobs.missed_after seconds ago has not (missed).';
 GRANT SELECT ON jobs.health TO PUBLIC;
+
+-- Metrics (issue 17): the server-lifetime counters of shared memory (for
+-- roles that monitor the cluster) and gauges read from this database's
+-- tables (the runs the caller sees) and the worker registry, one row per
+-- Prometheus sample. Reads jobs.run with the view owner's rights, so it
+-- filters as row-level security does there (jobs._sees).
+CREATE FUNCTION jobs._monitors() RETURNS bool
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_monitors_wrapper';
+COMMENT ON FUNCTION jobs._monitors() IS
+  'Internal: whether the current user monitors the cluster (superuser, or the privileges of pg_read_all_stats), for jobs.metrics.';
+CREATE FUNCTION jobs._metrics() RETURNS TABLE (
+    metric text, type text, help text, datid oid, label text, label_value text, value float8)
+VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_metrics_wrapper';
+COMMENT ON FUNCTION jobs._metrics() IS
+  'Internal: the counters pg_jobs keeps in shared memory since the server started, one row per sample, for jobs.metrics (none unless the caller monitors the cluster).';
+CREATE VIEW jobs.metrics AS
+SELECT m.metric, m.type,
+       pg_catalog.jsonb_build_object('database', d.datname)
+         OPERATOR(pg_catalog.||) CASE WHEN m.label IS NULL THEN '{}'::pg_catalog.jsonb
+                                      ELSE pg_catalog.jsonb_build_object(m.label, m.label_value) END AS labels,
+       m.value, m.help
+  FROM jobs._metrics() m
+  JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) m.datid
+UNION ALL
+SELECT g.metric, 'gauge',
+       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('database', pg_catalog.current_database(), 'queue', w.queue)),
+       g.value, g.help
+  FROM (SELECT NULL::text AS queue, pg_catalog.count(*) AS queued,
+               pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) AS oldest
+          FROM jobs.run r
+         WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue IS NULL AND jobs._sees(r.owner::pg_catalog.oid)
+        UNION ALL
+        SELECT q.name, n.queued, n.oldest
+          FROM jobs.queue q
+          CROSS JOIN LATERAL (
+                SELECT pg_catalog.count(*) AS queued,
+                       pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) AS oldest
+                  FROM jobs.run r
+                 WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue OPERATOR(pg_catalog.=) q.name
+                   AND jobs._sees(r.owner::pg_catalog.oid)) n
+         WHERE jobs._sees(q.owner::pg_catalog.oid)) w
+  CROSS JOIN LATERAL (VALUES
+        ('pg_jobs_runs_queued', w.queued::float8,
+         'Runs waiting for an executor (queued, due or not), in this database, by named queue.'),
+        ('pg_jobs_oldest_queued_seconds',
+         COALESCE(GREATEST(EXTRACT(EPOCH FROM pg_catalog.now() OPERATOR(pg_catalog.-) w.oldest), 0), 0)::float8,
+         'How long the oldest due queued run has waited since it was due, in this database, by named queue.')
+       ) AS g(metric, value, help)
+UNION ALL
+SELECT 'pg_jobs_runs_running', 'gauge', pg_catalog.jsonb_build_object('database', pg_catalog.current_database()),
+       pg_catalog.count(*)::float8, 'Runs starting or running, in this database.'
+  FROM jobs.run r
+ WHERE r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}') AND jobs._sees(r.owner::pg_catalog.oid)
+UNION ALL
+SELECT 'pg_jobs_workers', 'gauge',
+       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('database', w.database, 'kind', w.kind, 'state', w.state)),
+       pg_catalog.count(*)::float8, 'Live pg_jobs workers in the cluster, by database, kind and state.'
+  FROM jobs.workers w
+ GROUP BY w.database, w.kind, w.state;
+COMMENT ON VIEW jobs.metrics IS
+  'pg_jobs'' numbers as Prometheus samples (metric, type, labels, value, help): counters since the server started (runs by status, starts, executor pool hits and cold starts, scheduler passes, start lag and duration histograms) for roles that monitor the cluster; queued, oldest queued and running runs of this database as the caller sees them; workers by kind and state.';
+GRANT SELECT ON jobs.metrics TO PUBLIC;

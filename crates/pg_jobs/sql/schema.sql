@@ -88,7 +88,7 @@ CREATE TABLE jobs.run (
     concurrency_key text
 );
 COMMENT ON TABLE jobs.run IS
-  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), superusers all.';
+  'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), roles that monitor the cluster (pg_read_all_stats, pg_monitor) and superusers all (jobs._sees).';
 COMMENT ON COLUMN jobs.run.owner IS 'The role the command runs as (compared by OID).';
 COMMENT ON COLUMN jobs.run.status IS
   'queued -> starting -> running -> succeeded | failed | timed_out | cancelled | crashed (its worker vanished); skipped: due while the previous run was still going (overlap skip), or its dependencies decided against it; waiting: for the runs in depends_on to finish.';
@@ -163,16 +163,25 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_acts_for_wrapper';
 COMMENT ON FUNCTION jobs._acts_for(oid) IS
-  'Internal: whether the current user sees and acts on the jobs, runs and daemons of the given owner (row-level security, jobs.daemon_status and every function that finds a job, run or daemon ask it).';
+  'Internal: whether the current user acts on the jobs, runs, daemons and queues of the given owner (every function that finds one to change asks it).';
+-- What a role sees is what it acts for, and everything for a role that
+-- monitors the cluster (superuser, pg_read_all_stats, pg_monitor: those
+-- that see every session in pg_stat_activity), which acts on none of it.
+CREATE FUNCTION jobs._sees(owner oid) RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_sees_wrapper';
+COMMENT ON FUNCTION jobs._sees(oid) IS
+  'Internal: whether the current user sees the jobs, runs, daemons and queues of the given owner: it acts for the owner, or monitors the cluster (row-level security and the status views ask it).';
 
 ALTER TABLE jobs.job ENABLE ROW LEVEL SECURITY;
 -- A role sees the jobs and runs of the roles it acts for (its own, and its
 -- groups'), as with ownership elsewhere in PostgreSQL; superusers all.
 CREATE POLICY job_owner ON jobs.job FOR SELECT
-  USING (jobs._acts_for(owner::pg_catalog.oid));
+  USING (jobs._sees(owner::pg_catalog.oid));
 ALTER TABLE jobs.run ENABLE ROW LEVEL SECURITY;
 CREATE POLICY run_owner ON jobs.run FOR SELECT
-  USING (jobs._acts_for(owner::pg_catalog.oid));
+  USING (jobs._sees(owner::pg_catalog.oid));
 
 -- Daemons (0.2.0): long-running commands their database's scheduler keeps running.
 CREATE TABLE jobs.daemon (
@@ -201,7 +210,7 @@ COMMENT ON TABLE jobs.daemon IS
   'pg_jobs daemons. Change them with jobs.daemon, jobs.stop_daemon, jobs.start_daemon, jobs.drop_daemon; watch them in jobs.daemon_status.';
 ALTER TABLE jobs.daemon ENABLE ROW LEVEL SECURITY;
 CREATE POLICY daemon_owner ON jobs.daemon FOR SELECT
-  USING (jobs._acts_for(owner::pg_catalog.oid));
+  USING (jobs._sees(owner::pg_catalog.oid));
 REVOKE ALL ON jobs.daemon FROM PUBLIC;
 GRANT SELECT ON jobs.daemon TO PUBLIC;
 
@@ -229,7 +238,7 @@ COMMENT ON COLUMN jobs.queue.rate_limit IS
   'Most runs started in any window of rate_period; NULL: no limit.';
 ALTER TABLE jobs.queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY queue_owner ON jobs.queue FOR SELECT
-  USING (jobs._acts_for(owner::pg_catalog.oid));
+  USING (jobs._sees(owner::pg_catalog.oid));
 REVOKE ALL ON jobs.queue FROM PUBLIC;
 GRANT SELECT ON jobs.queue TO PUBLIC;
 ALTER TABLE jobs.job ADD CONSTRAINT job_queue_fkey FOREIGN KEY (queue) REFERENCES jobs.queue (name);

@@ -154,7 +154,7 @@ COMMENT ON FUNCTION jobs.start_daemon(text) IS 'Start a stopped daemon.';
 COMMENT ON FUNCTION jobs.drop_daemon(text) IS 'Stop and remove a daemon.';
 
 -- Reads jobs.daemon with the view owner's rights, so it filters as
--- row-level security does there: the daemons of roles the caller acts for.
+-- row-level security does there: the daemons of roles the caller sees.
 -- jobs._daemons() filters the shared-memory status the same way.
 CREATE VIEW jobs.daemon_status AS
 SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
@@ -173,7 +173,7 @@ SELECT d.id, d.name, d.owner, d.database, d.run_on, d.enabled,
          ON s.daemon_id OPERATOR(pg_catalog.=) d.id
         AND s.home_datid OPERATOR(pg_catalog.=) (SELECT db.oid FROM pg_catalog.pg_database db
                                                   WHERE db.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
- WHERE jobs._acts_for(d.owner::pg_catalog.oid);
+ WHERE jobs._sees(d.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.daemon_status IS
   'Each daemon you can see: pending, starting, running, waiting_restart, no_worker_slot, no_daemon_slot, stopping, stopped or not_on_this_node; pid, since, restarts, last exit, next restart.';
 GRANT SELECT ON jobs.daemon_status TO PUBLIC;
@@ -266,9 +266,9 @@ SELECT q.name, q.owner, q.paused, q.max_concurrency, q.max_per_key, q.rate_limit
         SELECT pg_catalog.count(*) AS finished_last_minute FROM jobs.run r
          WHERE r.queue OPERATOR(pg_catalog.=) q.name AND r.finished_at IS NOT NULL
            AND r.finished_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) INTERVAL '1 minute')) s
- WHERE jobs._acts_for(q.owner::pg_catalog.oid);
+ WHERE jobs._sees(q.owner::pg_catalog.oid);
 COMMENT ON VIEW jobs.queue_status IS
-  'Each queue you act for: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
+  'Each queue you can see: paused, limits, runs queued (and how long the oldest due one has waited), starting or running, and finished in the last minute (all roles'' runs).';
 GRANT SELECT ON jobs.queue_status TO PUBLIC;
 
 -- Health (issue 17): one row per job and daemon, for alerting on failures
@@ -323,3 +323,69 @@ SELECT 'daemon'::text, ds.id, ds.name, ds.owner, ds.database, ds.enabled,
 COMMENT ON VIEW jobs.health IS
   'Each job and daemon you can see: last success and how long ago, consecutive failures, and whether a run that should have started more than pg_jobs.missed_after seconds ago has not (missed).';
 GRANT SELECT ON jobs.health TO PUBLIC;
+
+-- Metrics (issue 17): the server-lifetime counters of shared memory (for
+-- roles that monitor the cluster) and gauges read from this database's
+-- tables (the runs the caller sees) and the worker registry, one row per
+-- Prometheus sample. Reads jobs.run with the view owner's rights, so it
+-- filters as row-level security does there (jobs._sees).
+CREATE FUNCTION jobs._monitors() RETURNS bool
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_monitors_wrapper';
+COMMENT ON FUNCTION jobs._monitors() IS
+  'Internal: whether the current user monitors the cluster (superuser, or the privileges of pg_read_all_stats), for jobs.metrics.';
+CREATE FUNCTION jobs._metrics() RETURNS TABLE (
+    metric text, type text, help text, datid oid, label text, label_value text, value float8)
+VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_metrics_wrapper';
+COMMENT ON FUNCTION jobs._metrics() IS
+  'Internal: the counters pg_jobs keeps in shared memory since the server started, one row per sample, for jobs.metrics (none unless the caller monitors the cluster).';
+CREATE VIEW jobs.metrics AS
+SELECT m.metric, m.type,
+       pg_catalog.jsonb_build_object('database', d.datname)
+         OPERATOR(pg_catalog.||) CASE WHEN m.label IS NULL THEN '{}'::pg_catalog.jsonb
+                                      ELSE pg_catalog.jsonb_build_object(m.label, m.label_value) END AS labels,
+       m.value, m.help
+  FROM jobs._metrics() m
+  JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) m.datid
+UNION ALL
+SELECT g.metric, 'gauge',
+       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('database', pg_catalog.current_database(), 'queue', w.queue)),
+       g.value, g.help
+  FROM (SELECT NULL::text AS queue, pg_catalog.count(*) AS queued,
+               pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) AS oldest
+          FROM jobs.run r
+         WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue IS NULL AND jobs._sees(r.owner::pg_catalog.oid)
+        UNION ALL
+        SELECT q.name, n.queued, n.oldest
+          FROM jobs.queue q
+          CROSS JOIN LATERAL (
+                SELECT pg_catalog.count(*) AS queued,
+                       pg_catalog.min(COALESCE(r.not_before, r.scheduled_for, r.submitted_at)) AS oldest
+                  FROM jobs.run r
+                 WHERE r.status OPERATOR(pg_catalog.=) 'queued' AND r.queue OPERATOR(pg_catalog.=) q.name
+                   AND jobs._sees(r.owner::pg_catalog.oid)) n
+         WHERE jobs._sees(q.owner::pg_catalog.oid)) w
+  CROSS JOIN LATERAL (VALUES
+        ('pg_jobs_runs_queued', w.queued::float8,
+         'Runs waiting for an executor (queued, due or not), in this database, by named queue.'),
+        ('pg_jobs_oldest_queued_seconds',
+         COALESCE(GREATEST(EXTRACT(EPOCH FROM pg_catalog.now() OPERATOR(pg_catalog.-) w.oldest), 0), 0)::float8,
+         'How long the oldest due queued run has waited since it was due, in this database, by named queue.')
+       ) AS g(metric, value, help)
+UNION ALL
+SELECT 'pg_jobs_runs_running', 'gauge', pg_catalog.jsonb_build_object('database', pg_catalog.current_database()),
+       pg_catalog.count(*)::float8, 'Runs starting or running, in this database.'
+  FROM jobs.run r
+ WHERE r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}') AND jobs._sees(r.owner::pg_catalog.oid)
+UNION ALL
+SELECT 'pg_jobs_workers', 'gauge',
+       pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('database', w.database, 'kind', w.kind, 'state', w.state)),
+       pg_catalog.count(*)::float8, 'Live pg_jobs workers in the cluster, by database, kind and state.'
+  FROM jobs.workers w
+ GROUP BY w.database, w.kind, w.state;
+COMMENT ON VIEW jobs.metrics IS
+  'pg_jobs'' numbers as Prometheus samples (metric, type, labels, value, help): counters since the server started (runs by status, starts, executor pool hits and cold starts, scheduler passes, start lag and duration histograms) for roles that monitor the cluster; queued, oldest queued and running runs of this database as the caller sees them; workers by kind and state.';
+GRANT SELECT ON jobs.metrics TO PUBLIC;

@@ -16,12 +16,15 @@
 //!   transaction commits: waking the database's scheduler after a submit,
 //!   telling the launcher about a new or dropped extension, retiring the
 //!   pooled executors after a change to what a new connection of a role
-//!   gets (`ALTER ROLE`, `ALTER ROLE … SET`, `ALTER DATABASE … SET`). A
+//!   gets (`ALTER ROLE`, `ALTER ROLE … SET`, `ALTER DATABASE … SET`),
+//!   counting the runs it ended in `jobs.metrics`. A
 //!   rolled-back transaction wakes nobody, so a rolled-back submit is never
 //!   seen.
 
 use crate::shmem::{self, Kind};
 use pg_jobs_core::launcher::ExtPresence;
+use pg_jobs_core::metrics::DbCounters;
+use pg_jobs_core::run::RunStatus;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 use std::time::{Duration, Instant};
@@ -54,6 +57,8 @@ struct Pending {
     /// Cluster-wide and coarse: a spurious retirement costs one fresh
     /// connection, a missed one would run a job with stale settings.
     session_defaults_changed: bool,
+    /// Runs this transaction ended (`jobs.metrics`), counted at commit.
+    counts: DbCounters,
 }
 
 impl Pending {
@@ -71,6 +76,11 @@ impl Pending {
             evicted_db: child.evicted_db.or(self.evicted_db),
             recheck_extension: self.recheck_extension || child.recheck_extension,
             session_defaults_changed: self.session_defaults_changed || child.session_defaults_changed,
+            counts: {
+                let mut c = self.counts;
+                c.add(&child.counts);
+                c
+            },
         }
     }
 
@@ -145,6 +155,23 @@ pub fn submitted_in_this_transaction(run_id: i64) -> bool {
 /// queued run): wake `jobs.wait`ers at commit.
 pub fn runs_finished_at_commit() {
     note(|p| p.runs_finished = true);
+}
+
+/// A run ended with `status` (after `lag_us` from due to start and
+/// `duration_us` of running, if it started): counted in `jobs.metrics`
+/// for this database when (and only if) the current transaction commits.
+pub fn run_ended_at_commit(status: RunStatus, lag_us: Option<i64>, duration_us: Option<i64>) {
+    note(|p| p.counts.run_ended(status, lag_us, duration_us));
+}
+
+/// `n` runs that had not started were cancelled (or skipped, failed):
+/// counted as [`run_ended_at_commit`] counts one.
+pub fn runs_ended_at_commit(status: RunStatus, n: usize) {
+    note(|p| {
+        for _ in 0..n {
+            p.counts.run_ended(status, None, None);
+        }
+    });
 }
 
 /// Job `id` was added, changed or removed: have the scheduler reload it

@@ -171,6 +171,7 @@ fn drop_owned(roles: &[pg_sys::Oid]) {
         }
         if cancelled > 0 {
             runs_finished_at_commit();
+            super::runs_ended_at_commit(pg_jobs_core::run::RunStatus::Cancelled, cancelled);
             // Other roles' runs may have waited for these.
             super::waiting_changed_at_commit();
         }

@@ -97,3 +97,22 @@ pub fn acts_for(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
     // SAFETY: called in a transaction (this module's contract); OIDs only.
     unsafe { pg_sys::has_privs_of_role(member, role) || pg_sys::member_can_set_role(member, role) }
 }
+
+/// Whether `member` monitors the cluster: a superuser, or a role with the
+/// privileges of `pg_read_all_stats` (which `pg_monitor` has), the roles
+/// PostgreSQL lets read every session's activity. Such a role sees every
+/// role's jobs, runs, daemons and queues and the cluster-wide counters of
+/// `jobs.metrics`, and acts on none of them (issue 17).
+pub fn monitors(member: pg_sys::Oid) -> bool {
+    // SAFETY: called in a transaction (this module's contract); OIDs only.
+    unsafe {
+        pg_sys::superuser_arg(member)
+            || pg_sys::has_privs_of_role(member, pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_STATS))
+    }
+}
+
+/// Whether `member` sees what `role` owns: it acts for `role`, or monitors
+/// the cluster (`jobs._sees`).
+pub fn sees(member: pg_sys::Oid, role: pg_sys::Oid) -> bool {
+    acts_for(member, role) || monitors(member)
+}

@@ -21,7 +21,8 @@
 //! cluster, which re-creates this memory from scratch.
 //!
 //! A second lock, `pg_jobs queue rates`, guards the start logs of named
-//! queues with a rate limit ([`rates`]).
+//! queues with a rate limit ([`rates`]); a third, `pg_jobs metrics`, the
+//! counters of `jobs.metrics` ([`metrics`]).
 //!
 //! Everything read out of shared memory is copied before the lock is
 //! released; nothing here allocates.
@@ -29,6 +30,7 @@
 mod daemons;
 mod databases;
 mod mailbox;
+mod metrics;
 mod pool;
 mod rates;
 mod slot;
@@ -37,6 +39,7 @@ mod slots;
 pub use daemons::*;
 pub use databases::*;
 pub use mailbox::*;
+pub use metrics::*;
 pub use pool::*;
 pub use rates::*;
 pub use slot::*;
@@ -110,6 +113,7 @@ static REGISTRY: PgLwLock<Registry> = unsafe { PgLwLock::new(c"pg_jobs registry"
 pub fn init() {
     pg_shmem_init!(REGISTRY);
     rates::init_rates();
+    metrics::init_metrics();
 }
 
 fn now() -> i64 {

@@ -172,8 +172,8 @@ fn _daemons() -> TableIterator<
     let rows: Vec<_> = shmem::all_daemon_entries()
         .into_iter()
         // In a transaction (a SQL function), as the role membership cache
-        // needs; an unknown owner is simply not a role we act for.
-        .filter(|e| crate::pg::acl::acts_for(me, pg_sys::Oid::from(e.owner)))
+        // needs; an unknown owner is simply not a role we see.
+        .filter(|e| crate::pg::acl::sees(me, pg_sys::Oid::from(e.owner)))
         .map(|e| {
             let ts = |t: i64| {
                 (t != 0)

@@ -6,6 +6,7 @@ mod args;
 pub(crate) mod bounds;
 mod daemons;
 pub(crate) mod jobs;
+mod metrics;
 mod ownership;
 pub(crate) mod queues;
 mod runs;

@@ -172,7 +172,8 @@ fn drop_queue(name: Option<&str>, force: default!(Option<bool>, false)) {
                 Some("Wait for them, or drop it with force => true, which cancels them."),
             );
         }
-        bgw::as_superuser(|| crate::catalog::runs::cancel_unstarted_in_queue(&q.name));
+        let cancelled = bgw::as_superuser(|| crate::catalog::runs::cancel_unstarted_in_queue(&q.name));
+        hooks::runs_ended_at_commit(pg_jobs_core::run::RunStatus::Cancelled, cancelled);
         // What waited for the cancelled runs is decided, and wait()ers woken.
         hooks::waiting_changed_at_commit();
         hooks::runs_finished_at_commit();

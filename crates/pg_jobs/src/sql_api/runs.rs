@@ -375,6 +375,7 @@ fn cancel(run_id: Option<i64>) -> bool {
     match cancelled_here {
         Some(true) => {
             hooks::runs_finished_at_commit();
+            hooks::runs_ended_at_commit(RunStatus::Cancelled, 1);
             // Runs waiting for it are skipped (by the scheduler, at commit).
             hooks::waiting_changed_at_commit();
             true

@@ -6,6 +6,9 @@
 //! rather than a `pg_has_role` call in SQL text, it is decided by the
 //! library that runs, so it stays right after `pg_upgrade` to a newer major.
 //!
+//! `jobs._sees(owner)` adds the monitoring roles to what a role sees,
+//! never to what it acts on.
+//!
 //! Created by hand in `schema.sql` (before the policies that call it), so
 //! pgrx generates no SQL for it here.
 
@@ -18,4 +21,25 @@ fn _acts_for(owner: pg_sys::Oid) -> bool {
     // connected session (SQL functions run in one).
     let me = unsafe { pg_sys::GetUserId() };
     crate::pg::acl::acts_for(me, owner)
+}
+
+/// Whether the current user sees what `owner` owns: it acts for `owner`,
+/// or it monitors the cluster ([`crate::pg::acl::monitors`]). The
+/// row-level security of the tables and the listing views ask this;
+/// everything that changes a job, run, daemon or queue asks
+/// [`_acts_for`] alone, so seeing never lets a monitoring role act.
+#[pg_extern(sql = false)]
+fn _sees(owner: pg_sys::Oid) -> bool {
+    // SAFETY: as in `_acts_for`.
+    let me = unsafe { pg_sys::GetUserId() };
+    crate::pg::acl::sees(me, owner)
+}
+
+/// Whether the current user monitors the cluster (sees `jobs.metrics`'
+/// cluster-wide counters).
+#[pg_extern(sql = false)]
+fn _monitors() -> bool {
+    // SAFETY: as in `_acts_for`.
+    let me = unsafe { pg_sys::GetUserId() };
+    crate::pg::acl::monitors(me)
 }

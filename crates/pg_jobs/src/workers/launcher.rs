@@ -120,6 +120,7 @@ fn pass(tracked: &mut HashMap<u32, Tracked>) -> Vec<DbAction> {
     let dbs = bgw::in_transaction("pg_jobs launcher: listing databases", list_databases);
     let alive: Vec<pg_sys::Oid> = dbs.iter().map(|d| d.oid).collect();
     shmem::retain_dbs(&alive);
+    shmem::retain_counts(&alive);
     tracked.retain(|oid, _| alive.iter().any(|a| a.to_u32() == *oid));
 
     let slots = shmem::snapshot();

@@ -14,8 +14,23 @@ use pgrx::spi::{SpiClient, SpiHeapTupleData};
 /// conversion cannot overflow whatever interval the row holds).
 macro_rules! ended_columns {
     () => {
-        "r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message,
-         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8, r.database::text, r.sqlstate"
+        concat!(
+            "r.id, r.status, r.attempt, r.max_attempts, r.job_id, r.message,
+         (LEAST(EXTRACT(EPOCH FROM r.retry_backoff), 3600) * 1000)::int8, r.database::text, r.sqlstate, ",
+            lag_and_duration_us!()
+        )
+    };
+}
+
+/// A run's start lag (due → start) and duration in microseconds, NULL if
+/// it never started (`jobs.metrics`). Due is its `start_at`, scheduled
+/// time or retry time, else when it was submitted (for a run released by
+/// its dependencies: the wait for them counts).
+macro_rules! lag_and_duration_us {
+    () => {
+        "(EXTRACT(EPOCH FROM r.started_at OPERATOR(pg_catalog.-) COALESCE(r.not_before, r.scheduled_for, r.submitted_at))
+              OPERATOR(pg_catalog.*) 1000000)::int8,
+         (EXTRACT(EPOCH FROM r.finished_at OPERATOR(pg_catalog.-) r.started_at) OPERATOR(pg_catalog.*) 1000000)::int8"
     };
 }
 
@@ -31,6 +46,9 @@ pub(crate) struct Ended {
     /// The database it ran in, and its SQLSTATE (for its notification).
     pub(crate) database: String,
     pub(crate) sqlstate: Option<String>,
+    /// Due → start and start → end in microseconds, if it started.
+    pub(crate) lag_us: Option<i64>,
+    pub(crate) duration_us: Option<i64>,
 }
 
 impl Ended {
@@ -46,6 +64,8 @@ impl Ended {
             backoff_ms: row::get_req(r, 7),
             database: row::get_req(r, 8),
             sqlstate: row::get_opt(r, 9),
+            lag_us: row::get_opt(r, 10),
+            duration_us: row::get_opt(r, 11),
         }
     }
 }
@@ -182,27 +202,41 @@ pub(crate) fn mark_crashed(client: &mut SpiClient, gone: Vec<i64>, versions: Vec
 }
 
 /// The in-transaction record of a run's success: `succeeded`, if run
-/// `run_id` is still ours to finish. Returns how many rows it updated (0 or 1).
+/// `run_id` is still ours to finish. Returns its start lag and duration
+/// in microseconds ([`lag_and_duration_us`]) if it updated the row, `None`
+/// if the row was no longer ours.
 ///
 /// Read with the latest snapshot, not the command's: a command running at
 /// REPEATABLE READ or SERIALIZABLE (its role's default) would otherwise
 /// fail with a serialization error whenever the scheduler showed the run
 /// `running` after the command's snapshot was taken. Raw SPI, because
 /// choosing the snapshot takes `SPI_execute_snapshot`; the plan is kept.
-pub(crate) fn mark_succeeded(run_id: i64, truncated: bool, command_tag: &str) -> u64 {
+pub(crate) fn mark_succeeded(
+    run_id: i64,
+    truncated: bool,
+    command_tag: &str,
+) -> Option<(Option<i64>, Option<i64>)> {
     thread_local! {
         static PLANS: std::cell::Cell<[usize; 2]> = const { std::cell::Cell::new([0, 0]) };
     }
     // A database not yet updated to 0.4.0 has no command_tag column.
-    const SQL: [&std::ffi::CStr; 2] = [
-        c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+    const SQL: [&str; 2] = [
+        concat!(
+            "/* run event: record */ UPDATE jobs.run r SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
                  pid = pg_catalog.pg_backend_pid(), result_truncated = $2,
                  started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
-           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
-        c"/* run event: record */ UPDATE jobs.run SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+       RETURNING ",
+            lag_and_duration_us!()
+        ),
+        concat!(
+            "/* run event: record */ UPDATE jobs.run r SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp(),
                  pid = pg_catalog.pg_backend_pid(), result_truncated = $2, command_tag = $3,
                  started_at = COALESCE(started_at, pg_catalog.statement_timestamp())
-           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')",
+           WHERE id OPERATOR(pg_catalog.=) $1 AND status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+       RETURNING ",
+            lag_and_duration_us!()
+        ),
     ];
     let which = usize::from(crate::catalog::schema_version::records_command_tags());
     let Ok(tag) = std::ffi::CString::new(command_tag) else {
@@ -215,8 +249,10 @@ pub(crate) fn mark_succeeded(run_id: i64, truncated: bool, command_tag: &str) ->
     // `values` and `nulls` have the 3 entries each plan takes and, with
     // `tag` (whose text datum is copied by the statement), outlive the call.
     // XactIsoLevel is a plain global, restored right after the statement.
-    // An ERROR (error! or inside SPI) unwinds; the abort that follows
-    // ends the SPI connection.
+    // The returned row (at most one: `id` is the key) is read from
+    // SPI_tuptable, valid until SPI_finish; its two columns are int8,
+    // passed by value. An ERROR (error! or inside SPI) unwinds; the abort
+    // that follows ends the SPI connection.
     unsafe {
         if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
             error!("pg_jobs: cannot record run {run_id}: SPI_connect failed");
@@ -225,7 +261,10 @@ pub(crate) fn mark_succeeded(run_id: i64, truncated: bool, command_tag: &str) ->
         let mut plan = plans[which] as pg_sys::SPIPlanPtr;
         if plan.is_null() {
             let mut types = [pg_sys::INT8OID, pg_sys::BOOLOID, pg_sys::TEXTOID];
-            plan = pg_sys::SPI_prepare(SQL[which].as_ptr(), 3, types.as_mut_ptr());
+            let Ok(sql) = std::ffi::CString::new(SQL[which]) else {
+                error!("pg_jobs: cannot record run {run_id}: its statement holds a zero byte");
+            };
+            plan = pg_sys::SPI_prepare(sql.as_ptr(), 3, types.as_mut_ptr());
             if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
                 error!("pg_jobs: cannot record run {run_id}: cannot prepare the record");
             }
@@ -257,12 +296,23 @@ pub(crate) fn mark_succeeded(run_id: i64, truncated: bool, command_tag: &str) ->
             0,
         );
         pg_sys::XactIsoLevel = level;
-        if rc != pg_sys::SPI_OK_UPDATE as i32 {
+        if rc != pg_sys::SPI_OK_UPDATE_RETURNING as i32 {
             error!("pg_jobs: cannot record run {run_id}: SPI returned {rc}");
         }
-        let n = pg_sys::SPI_processed;
+        let recorded = if pg_sys::SPI_processed == 0 || pg_sys::SPI_tuptable.is_null() {
+            None
+        } else {
+            let t = &*pg_sys::SPI_tuptable;
+            let row = *t.vals;
+            let int8 = |col: i32| {
+                let mut null = false;
+                let d = pg_sys::SPI_getbinval(row, t.tupdesc, col, &mut null);
+                (!null).then(|| d.value() as i64)
+            };
+            Some((int8(1), int8(2)))
+        };
         pg_sys::SPI_finish();
-        n
+        recorded
     }
 }
 

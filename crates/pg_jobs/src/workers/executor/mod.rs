@@ -194,6 +194,9 @@ fn connect(db: pg_sys::Oid, role: pg_sys::Oid) {
 /// scheduler hands over within pg_jobs.executor_idle_timeout; then exit.
 fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Option<Command>) {
     let mut reserved: VecDeque<Claimed> = VecDeque::new();
+    // The run this process was started for is a cold start; every later
+    // one (a prewarmed executor's first included) reuses the connection.
+    let mut cold = next_command.is_some();
     loop {
         let command = match next_command.take() {
             Some(c) => c,
@@ -211,7 +214,7 @@ fn serve(me: SlotRef, db: pg_sys::Oid, role: pg_sys::Oid, mut next_command: Opti
             }
         };
         let started = std::time::Instant::now();
-        let recorded = run_one(me, &command);
+        let recorded = run_one(me, &command, std::mem::take(&mut cold));
         let quick = started.elapsed().as_millis() < QUICK_RUN_MS;
         let queue = command.queue;
         if recorded {
@@ -334,10 +337,11 @@ fn wait_for_next_run(me: SlotRef) -> Option<u32> {
     }
 }
 
-/// Run one command and record its outcome in our slot.
+/// Run one command and record its outcome in our slot (`cold`: the first
+/// of a process started for it, counted in `jobs.metrics`).
 /// Returns whether the run was recorded `succeeded` inside its own
 /// transaction (then there is nothing left for the scheduler to write).
-fn run_one(me: SlotRef, command: &Command) -> bool {
+fn run_one(me: SlotRef, command: &Command, cold: bool) -> bool {
     let Some(slot) = shmem::slot(me) else {
         return false;
     };
@@ -349,6 +353,14 @@ fn run_one(me: SlotRef, command: &Command) -> bool {
         shmem::record_outcome(me, Outcome::Cancelled, "57014", outcome::CANCELLED_BEFORE_START);
         return false;
     }
+    shmem::count(slot.home_db, |c| {
+        c.started += 1;
+        if cold {
+            c.cold_starts += 1;
+        } else {
+            c.pool_hits += 1;
+        }
+    });
     // The clock starts before the timeout is armed, so a timeout that fires
     // on time is never measured as early (and taken for another cancel).
     let started = std::time::Instant::now();

@@ -15,14 +15,15 @@ pub(super) fn record_success_in_transaction(run_id: i64) {
     // The row was no longer ours to finish (already recorded as crashed,
     // cancelled or timed out, and perhaps retried): committing the
     // command's effects now would make it run twice. Roll them back.
-    if recorded == 0 {
+    let Some((lag_us, duration_us)) = recorded else {
         ereport!(
             ERROR,
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("run {run_id} was already recorded as finished; its effects are rolled back"),
             "The scheduler gave up on this run (its executor looked gone); a retry, if any, does the work."
         );
-    }
+    };
+    crate::hooks::run_ended_at_commit(pg_jobs_core::run::RunStatus::Succeeded, lag_us, duration_us);
     store_result(run_id, false);
 }
 

@@ -190,6 +190,7 @@ fn refuse(client: &mut SpiClient, q: &Queued, why: WhyNot) {
     let code = why.sqlstate().unwrap_or("XX000");
     let message = why.message(&q.db_name).unwrap_or_else(|| why.to_string());
     runs::refuse(client, q.run_id, code, &message);
+    crate::hooks::run_ended_at_commit(pg_jobs_core::run::RunStatus::Failed, None, None);
     super::waiting::ended(q.run_id);
     super::harvest::announce_failure(
         &q.db_name,

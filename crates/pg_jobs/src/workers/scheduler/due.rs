@@ -79,6 +79,8 @@ pub(super) fn fire(client: &mut SpiClient, due: &[(i64, Timestamp)]) {
     if ids.is_empty() {
         return;
     }
+    let skipped = statuses.iter().filter(|s| *s == "skipped").count();
+    crate::hooks::runs_ended_at_commit(pg_jobs_core::run::RunStatus::Skipped, skipped);
     catalog::runs::fire(
         client,
         catalog::runs::Fired {

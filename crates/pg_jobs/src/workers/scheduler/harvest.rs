@@ -24,6 +24,7 @@ pub(super) struct Harvested {
 /// says so; else, if it failed, announce it (`pg_jobs.notify_channel`).
 fn settle(client: &mut SpiClient, e: &Ended, ended_by: RunEvent) {
     log_run(e.id, e.job_id, e.status.as_str(), e.message.as_deref());
+    crate::hooks::run_ended_at_commit(e.status, e.lag_us, e.duration_us);
     super::waiting::ended(e.id);
     // SAFETY: the process's global PRNG state, used only on this
     // thread; PostgreSQL seeds it at process start.

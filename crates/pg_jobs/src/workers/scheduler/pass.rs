@@ -38,6 +38,7 @@ impl Scheduler {
             return self.watch();
         }
         shmem::set_state(self.me, State::Busy, None);
+        shmem::count(self.db.to_u32(), |c| c.scheduler_passes += 1);
         self.forget_stopped_executors();
         self.forget_runs_no_executor_holds();
         let reloads = self.reloads();

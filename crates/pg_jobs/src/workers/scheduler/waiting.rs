@@ -109,6 +109,7 @@ impl Scheduler {
             for id in &skipped {
                 log_run(*id, None, "skipped", None);
             }
+            crate::hooks::runs_ended_at_commit(pg_jobs_core::run::RunStatus::Skipped, skipped.len());
             candidates = if !skipped.is_empty() {
                 runs::waiting_on(client, &skipped)
             } else if full {
