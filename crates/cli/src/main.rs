@@ -8,6 +8,8 @@
 //! (bad arguments, no connection, an error from the server).
 
 mod connect;
+mod metrics;
+mod top;
 
 use clap::{Parser, Subcommand};
 use postgres::{Client, NoTls};
@@ -57,6 +59,24 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
+    /// A full-screen live view, refreshed every second: workers, runs per
+    /// second, queues, the longest-running runs, the latest failures.
+    /// Keys: arrows select a running run, c cancels it, p pauses or
+    /// resumes its job, / filters by job or role, d moves to the next
+    /// database, q quits.
+    Top {
+        /// Print the server time of N refreshes' queries instead (a benchmark).
+        #[arg(long, value_name = "N")]
+        measure: Option<usize>,
+    },
+    /// The numbers of jobs.metrics in the Prometheus text format: printed
+    /// once, or served at http://ADDR/metrics with --listen.
+    Metrics {
+        /// Serve them over HTTP at this address (default 127.0.0.1:9188,
+        /// next to postgres_exporter's 9187).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = metrics::DEFAULT_LISTEN)]
+        listen: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -72,9 +92,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let config = connect::config(cli.conninfo.as_deref(), &connect::Env::current())?;
-    let mut c = config
-        .connect(NoTls)
-        .map_err(|e| format!("cannot connect: {}", db_error(e)))?;
+    let connect_to = move |db: Option<&str>| {
+        let mut cfg = config.clone();
+        if let Some(db) = db {
+            cfg.dbname(db);
+        }
+        cfg.connect(NoTls)
+            .map_err(|e| format!("cannot connect: {}", db_error(e)))
+    };
+    let mut c = connect_to(None)?;
     match cli.command {
         Command::Status => status(&mut c),
         Command::Runs {
@@ -84,6 +110,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             limit,
         } => runs(&mut c, failed, job.as_deref(), since.as_deref(), limit),
         Command::Submit { command, wait } => submit(&mut c, &command, wait),
+        Command::Top { measure: Some(n) } => top::measure(&mut c, n).map(|()| ExitCode::SUCCESS),
+        Command::Top { measure: None } => top::run(c, connect_to).map(|()| ExitCode::SUCCESS),
+        Command::Metrics { listen: None } => {
+            print!("{}", metrics::exposition(&metrics::read(&mut c)?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Metrics { listen: Some(addr) } => {
+            metrics::serve(&addr, c, move || connect_to(None)).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -55,8 +55,18 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
     for id in &ids {
         wait_run(&mut s, *id);
     }
-    wait_metric(&mut s, "pg_jobs_runs_total", r#"{"database":"app","status":"succeeded"}"#, 3.0);
-    wait_metric(&mut s, "pg_jobs_runs_total", r#"{"database":"app","status":"failed"}"#, 2.0);
+    wait_metric(
+        &mut s,
+        "pg_jobs_runs_total",
+        r#"{"database":"app","status":"succeeded"}"#,
+        3.0,
+    );
+    wait_metric(
+        &mut s,
+        "pg_jobs_runs_total",
+        r#"{"database":"app","status":"failed"}"#,
+        2.0,
+    );
     assert_eq!(metric(&mut s, "pg_jobs_runs_started_total", app), 5.0);
     let hits = metric(&mut s, "pg_jobs_executor_pool_hits_total", app);
     let cold = metric(&mut s, "pg_jobs_executor_cold_starts_total", app);
@@ -66,7 +76,11 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
     for h in ["pg_jobs_run_start_lag_seconds", "pg_jobs_run_duration_seconds"] {
         assert_eq!(metric(&mut s, &format!("{h}_count"), app), 5.0, "{h}");
         assert_eq!(
-            metric(&mut s, &format!("{h}_bucket"), r#"{"database":"app","le":"+Inf"}"#),
+            metric(
+                &mut s,
+                &format!("{h}_bucket"),
+                r#"{"database":"app","le":"+Inf"}"#
+            ),
             5.0,
             "{h}: +Inf holds every observation"
         );
@@ -87,8 +101,12 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
     assert_eq!(buckets.len(), 13, "12 bounds and +Inf");
 
     // A cancel counts when it commits, not when it is rolled back.
-    let later = submit(&mut s, "SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour')");
-    s.batch_execute(&format!("BEGIN; SELECT jobs.cancel({later}); ROLLBACK;")).unwrap();
+    let later = submit(
+        &mut s,
+        "SELECT jobs.submit('SELECT 1', start_at => now() + interval '1 hour')",
+    );
+    s.batch_execute(&format!("BEGIN; SELECT jobs.cancel({later}); ROLLBACK;"))
+        .unwrap();
     assert_eq!(
         metric(&mut s, "pg_jobs_runs_total", r#"{"status":"cancelled"}"#),
         0.0,
@@ -102,14 +120,22 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
          SELECT jobs.submit('SELECT 1', queue => 'mail');",
     )
     .unwrap();
-    assert_eq!(metric(&mut s, "pg_jobs_runs_queued", r#"{"database":"app"}"#), 3.0);
+    assert_eq!(
+        metric(&mut s, "pg_jobs_runs_queued", r#"{"database":"app"}"#),
+        3.0
+    );
     assert_eq!(metric(&mut s, "pg_jobs_runs_queued", r#"{"queue":"mail"}"#), 2.0);
     wait_for("the paused queue's oldest run to have waited", DEADLINE, || {
         (metric(&mut s, "pg_jobs_oldest_queued_seconds", r#"{"queue":"mail"}"#) > 0.0).then_some(())
     });
     assert!(metric(&mut s, "pg_jobs_workers", r#"{"kind":"launcher"}"#) >= 1.0);
     s.batch_execute(&format!("SELECT jobs.cancel({later})")).unwrap();
-    wait_metric(&mut s, "pg_jobs_runs_total", r#"{"database":"app","status":"cancelled"}"#, 1.0);
+    wait_metric(
+        &mut s,
+        "pg_jobs_runs_total",
+        r#"{"database":"app","status":"cancelled"}"#,
+        1.0,
+    );
 
     // A role that monitors the cluster sees the counters and every role's
     // runs, jobs and queues, and can change none of them.
@@ -120,7 +146,14 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
     )
     .unwrap();
     let mut w = c.connect_as("app", "watcher");
-    assert_eq!(metric(&mut w, "pg_jobs_runs_total", r#"{"database":"app","status":"succeeded"}"#), 3.0);
+    assert_eq!(
+        metric(
+            &mut w,
+            "pg_jobs_runs_total",
+            r#"{"database":"app","status":"succeeded"}"#
+        ),
+        3.0
+    );
     assert_eq!(metric(&mut w, "pg_jobs_runs_queued", r#"{"queue":"mail"}"#), 2.0);
     let seen: i64 = one(&mut w, "SELECT count(*) FROM jobs.run");
     let all: i64 = one(&mut s, "SELECT count(*) FROM jobs.run");
@@ -138,23 +171,45 @@ fn counters_follow_committed_endings_and_monitors_see_without_acting() {
         ("cancel", format!("SELECT jobs.cancel({queued})"), "42704"),
         ("retry", format!("SELECT jobs.retry({failed})"), "42704"),
         ("result", format!("SELECT jobs.result({})", ids[0]), "42704"),
-        ("pause a job", "SELECT jobs.alter_job('nightly', enabled => false)".to_owned(), "42704"),
-        ("run a job now", "SELECT jobs.run_now('nightly')".to_owned(), "42704"),
-        ("unschedule", "SELECT jobs.unschedule('nightly')".to_owned(), "42704"),
-        ("resume a queue", "SELECT jobs.resume_queue('mail')".to_owned(), "42501"),
+        (
+            "pause a job",
+            "SELECT jobs.alter_job('nightly', enabled => false)".to_owned(),
+            "42704",
+        ),
+        (
+            "run a job now",
+            "SELECT jobs.run_now('nightly')".to_owned(),
+            "42704",
+        ),
+        (
+            "unschedule",
+            "SELECT jobs.unschedule('nightly')".to_owned(),
+            "42704",
+        ),
+        (
+            "resume a queue",
+            "SELECT jobs.resume_queue('mail')".to_owned(),
+            "42501",
+        ),
     ] {
         let err = w.batch_execute(&sql).expect_err(what);
         let got = err.code().map(|c| c.code().to_owned());
         assert_eq!(got.as_deref(), Some(code), "{what}: {err}");
     }
-    let still: String = one(&mut s, &format!("SELECT status FROM jobs.run WHERE id = {queued}"));
+    let still: String = one(
+        &mut s,
+        &format!("SELECT status FROM jobs.run WHERE id = {queued}"),
+    );
     assert_eq!(still, "queued");
 
     // Any other role sees neither the counters nor others' runs.
     let mut p = c.connect_as("app", "plain");
     let counters: i64 = one(&mut p, "SELECT count(*) FROM jobs.metrics WHERE type <> 'gauge'");
     assert_eq!(counters, 0, "counter samples a plain role sees");
-    assert_eq!(metric(&mut p, "pg_jobs_runs_queued", r#"{"database":"app"}"#), 0.0);
+    assert_eq!(
+        metric(&mut p, "pg_jobs_runs_queued", r#"{"database":"app"}"#),
+        0.0
+    );
     let theirs: i64 = one(&mut p, "SELECT count(*) FROM jobs.run");
     assert_eq!(theirs, 0);
 }

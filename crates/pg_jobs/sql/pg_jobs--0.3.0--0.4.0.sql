@@ -632,3 +632,8 @@ SELECT 'pg_jobs_workers', 'gauge',
 COMMENT ON VIEW jobs.metrics IS
   'pg_jobs'' numbers as Prometheus samples (metric, type, labels, value, help): counters since the server started (runs by status, starts, executor pool hits and cold starts, scheduler passes, start lag and duration histograms) for roles that monitor the cluster; queued, oldest queued and running runs of this database as the caller sees them; workers by kind and state.';
 GRANT SELECT ON jobs.metrics TO PUBLIC;
+
+-- The latest failures (pg_jobs top, issue 17), without walking every
+-- success of a long history; failures are few, so the index is small.
+CREATE INDEX run_failed ON jobs.run (finished_at)
+  WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'timed_out', 'crashed']);

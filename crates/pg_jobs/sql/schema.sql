@@ -152,6 +152,10 @@ CREATE INDEX run_not_before ON jobs.run (not_before) WHERE status OPERATOR(pg_ca
 -- entries to them — each entry is written again by every row update.
 CREATE INDEX run_job_started ON jobs.run (job_id, started_at) WHERE job_id IS NOT NULL;
 CREATE INDEX run_finished_at ON jobs.run (finished_at) WHERE finished_at IS NOT NULL;
+-- The latest failures (pg_jobs top, issue 17), without walking every
+-- success of a long history; failures are few, so the index is small.
+CREATE INDEX run_failed ON jobs.run (finished_at)
+  WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'timed_out', 'crashed']);
 
 -- Who sees and acts on what a role owns (0.4.0): its own work and that of
 -- roles it acts for (any membership up to PostgreSQL 15; from 16 on, one
