@@ -227,19 +227,36 @@ pub fn read(c: &mut Client, filter: &Filter, since: f64) -> Result<Snapshot, Str
 }
 
 /// Server time (planning + execution, from `EXPLAIN ANALYZE`) of each
-/// query of a refresh, in milliseconds, as a monitoring role runs them.
+/// query of a refresh, in milliseconds, as the connecting role runs them
+/// (the totals from the history for a role without the counters).
 pub fn measure(c: &mut Client) -> Result<Vec<(&'static str, f64)>, String> {
+    let monitors: bool = c
+        .query_one("SELECT jobs._monitors()", &[])
+        .map_err(crate::db_error)?
+        .get(0);
+    let since = super::epoch_now() - 60.0;
     let mut out = Vec::new();
     for (name, q) in QUERIES {
+        let q = if name == "totals" && !monitors {
+            TOTALS_FROM_HISTORY
+        } else {
+            q
+        };
         let explain = format!("EXPLAIN (ANALYZE, FORMAT JSON) {q}");
-        let rows = if q.contains("$1") {
+        let rows = if q == TOTALS_FROM_HISTORY {
+            c.query(&explain, &[&since])
+        } else if q.contains("$1") {
             c.query(&explain, &[&""])
         } else {
             c.query(&explain, &[])
         }
         .map_err(crate::db_error)?;
-        let plan: String = rows.first().ok_or("EXPLAIN returned nothing")?.get(0);
-        let v: serde_json::Value = serde_json::from_str(&plan).map_err(|e| e.to_string())?;
+        // EXPLAIN (FORMAT JSON) returns one row of type json.
+        let v: serde_json::Value = rows
+            .first()
+            .ok_or("EXPLAIN returned nothing")?
+            .try_get(0)
+            .map_err(|e| format!("reading EXPLAIN's plan: {e}"))?;
         let ms =
             v[0]["Planning Time"].as_f64().unwrap_or(0.0) + v[0]["Execution Time"].as_f64().unwrap_or(0.0);
         out.push((name, ms));
