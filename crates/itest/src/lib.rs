@@ -445,6 +445,82 @@ impl Cluster {
         c
     }
 
+    /// A base backup of `primary` taken now (`pg_basebackup`, WAL
+    /// streamed with it), as a cluster that is not started: a test adds its
+    /// recovery settings ([`Cluster::add_conf`], [`Cluster::data_file`])
+    /// and starts it.
+    pub fn backup_of(primary: &Cluster, name: &str) -> Cluster {
+        let root = std::env::temp_dir().join("pg_jobs_itest");
+        let dir = root.join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Cluster {
+            port: pick_port(&dir),
+            dir,
+            bin: primary.bin.clone(),
+            os_user: primary.os_user.clone(),
+            running: false,
+        };
+        if let Some(u) = &c.os_user {
+            let ok = Command::new("chown")
+                .arg(u)
+                .arg(&c.dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown {u} {}", c.dir.display());
+        }
+        let host = primary.dir.display().to_string();
+        let port = primary.port.to_string();
+        c.pg(&[
+            "pg_basebackup",
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-D",
+            "data",
+            "-X",
+            "stream",
+            "--no-sync",
+            "--checkpoint=fast",
+        ]);
+        c.add_conf(&format!(
+            "port = {}\nunix_socket_directories = '{}'\n",
+            c.port,
+            c.dir.display()
+        ));
+        c
+    }
+
+    /// Append `lines` to the cluster's postgresql.conf (later lines win).
+    pub fn add_conf(&self, lines: &str) {
+        let conf_path = self.dir.join("data/postgresql.conf");
+        let mut conf = std::fs::read_to_string(&conf_path).unwrap();
+        conf.push('\n');
+        conf.push_str(lines);
+        conf.push('\n');
+        std::fs::write(&conf_path, conf).unwrap();
+    }
+
+    /// Write file `name` (such as `recovery.signal`) into the data
+    /// directory, owned by the cluster's OS user.
+    pub fn data_file(&self, name: &str, content: &str) {
+        let path = self.dir.join("data").join(name);
+        std::fs::write(&path, content).unwrap();
+        if let Some(u) = &self.os_user {
+            let ok = Command::new("chown")
+                .arg(u)
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown {u} {}", path.display());
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }

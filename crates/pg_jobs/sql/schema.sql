@@ -35,6 +35,9 @@ CREATE TABLE jobs.job (
     run_if         text,
     -- The named queue its runs go to (0.4.0).
     queue          text,
+    -- Why a restore left it paused (0.4.0): its owner is missing here, or
+    -- it is a one-off whose instant had passed. Cleared when resumed.
+    disabled_reason text,
     UNIQUE (owner, name),
     CONSTRAINT job_schedule_or_after_job CHECK (schedule IS NOT NULL OR after_job IS NOT NULL)
 );
@@ -252,6 +255,8 @@ COMMENT ON COLUMN jobs.run.concurrency_key IS
   'Its key for its queue''s max_per_key (jobs.submit concurrency_key).';
 COMMENT ON COLUMN jobs.job.queue IS
   'The named queue its runs go to; NULL: none.';
+COMMENT ON COLUMN jobs.job.disabled_reason IS
+  'Why a restore left the job paused (its owner is missing in this cluster, or a one-off''s instant had passed); cleared when it is resumed.';
 -- Runs of named queues leave the queue's main index for one of their own,
 -- led by the queue: a queue at its limit costs the dispatch of the others
 -- nothing, and each (queue, role) lane's head is a top-N scan.
@@ -260,6 +265,233 @@ CREATE INDEX run_queue_named ON jobs.run (queue, owner, priority DESC, (COALESCE
 -- Ends by queue (jobs.queue_status: runs in the last minute); only a
 -- finished run has an entry (a run's row is updated a few times before).
 CREATE INDEX run_queue_finished ON jobs.run (queue, finished_at) WHERE queue IS NOT NULL AND finished_at IS NOT NULL;
+
+-- Backups (issue 18): what pg_dump carries. Extension tables are not
+-- dumped unless marked (pg_extension_config_dump), and jobs.job, jobs.daemon
+-- and jobs.queue name their owners by regrole, whose input fails for a role
+-- the target cluster lacks — one missing role would fail the COPY of every
+-- job. So the definitions are kept a second time, in a portable form that
+-- is dumped: each row as jsonb without owner and database OID, its owner
+-- by name (and by OID, with the cluster it is valid in). Triggers keep it in
+-- step with the live tables; a restore (a COPY of definitions that have no
+-- live row) makes the live rows at commit, owners resolved by name.
+-- History (jobs.run, jobs.run_result) is not dumped: runs are the work of
+-- the moment, and a restored copy starts each job at its next due time.
+CREATE TABLE jobs.definition (
+    kind        text NOT NULL CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['queue', 'job', 'daemon'])),
+    id          bigint NOT NULL,
+    owner       name NOT NULL,
+    owner_oid   oid NOT NULL,
+    cluster     text NOT NULL,
+    definition  jsonb NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+COMMENT ON TABLE jobs.definition IS
+  'The definitions of this database''s queues, jobs and daemons in the portable form pg_dump carries (owners by name); kept by pg_jobs, read by a restore.';
+COMMENT ON COLUMN jobs.definition.owner IS
+  'The owner''s role name, by which a restore into another cluster finds the role.';
+COMMENT ON COLUMN jobs.definition.owner_oid IS
+  'The owner''s OID, valid in the cluster named by cluster (a restore there follows renames by it).';
+COMMENT ON COLUMN jobs.definition.cluster IS
+  'The system identifier of the cluster the definition was written in.';
+COMMENT ON COLUMN jobs.definition.definition IS
+  'The live row as jsonb, without owner, database OID and (daemons) run-time state.';
+REVOKE ALL ON jobs.definition FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('jobs.definition', '');
+
+CREATE FUNCTION jobs._cluster() RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT system_identifier::text FROM pg_catalog.pg_control_system() $$;
+COMMENT ON FUNCTION jobs._cluster() IS
+  'Internal: this cluster''s system identifier, recorded with each definition.';
+
+-- Keeps jobs.definition in step with a live table (TG_ARGV[0]: its kind).
+CREATE FUNCTION jobs._keep_definition() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    role_name name;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM jobs.definition d WHERE d.kind = TG_ARGV[0] AND d.id = OLD.id;
+        RETURN NULL;
+    END IF;
+    doc := to_jsonb(NEW) - 'owner' - 'datid'
+           - 'restarts' - 'last_exit' - 'last_exit_at' - 'last_sqlstate' - 'last_message';
+    -- A job or daemon of its own database follows the database it is
+    -- restored into; one aimed at another database keeps that name.
+    IF doc ? 'database' THEN
+        doc := doc || jsonb_build_object('home', doc ->> 'database' = current_database());
+    END IF;
+    SELECT r.rolname INTO role_name FROM pg_catalog.pg_roles r WHERE r.oid = NEW.owner::oid;
+    UPDATE jobs.definition d
+       SET owner = COALESCE(role_name, d.owner), owner_oid = NEW.owner::oid,
+           cluster = jobs._cluster(), definition = doc
+     WHERE d.kind = TG_ARGV[0] AND d.id = NEW.id;
+    IF NOT FOUND THEN
+        INSERT INTO jobs.definition (kind, id, owner, owner_oid, cluster, definition)
+        VALUES (TG_ARGV[0], NEW.id, COALESCE(role_name, ''), NEW.owner::oid, jobs._cluster(), doc);
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION jobs._keep_definition() IS
+  'Internal: trigger that keeps jobs.definition in step with jobs.queue, jobs.job and jobs.daemon.';
+CREATE TRIGGER keep_definition AFTER INSERT OR DELETE OR UPDATE ON jobs.queue
+  FOR EACH ROW EXECUTE FUNCTION jobs._keep_definition('queue');
+CREATE TRIGGER keep_definition AFTER INSERT OR DELETE OR UPDATE ON jobs.job
+  FOR EACH ROW EXECUTE FUNCTION jobs._keep_definition('job');
+-- Not on the daemon's run-time state (restarts, last exit), which the
+-- scheduler writes as daemons come and go.
+CREATE TRIGGER keep_definition AFTER INSERT OR DELETE
+  OR UPDATE OF name, owner, command, database, run_on, restart_delay, max_restart_delay, enabled, created_at
+  ON jobs.daemon FOR EACH ROW EXECUTE FUNCTION jobs._keep_definition('daemon');
+
+-- A definition arriving for an id this database already has (a restore
+-- into a database that has jobs of its own) is left out, with a warning,
+-- rather than failing the whole restore.
+CREATE FUNCTION jobs._definition_arrives() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT FROM jobs.definition d WHERE d.kind = NEW.kind AND d.id = NEW.id) THEN
+        RAISE WARNING 'pg_jobs: % % (%) was not restored: this database has one with that id',
+            NEW.kind, NEW.id, NEW.definition ->> 'name';
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION jobs._definition_arrives() IS
+  'Internal: trigger that leaves out a restored definition whose id this database already uses.';
+CREATE TRIGGER definition_arrives BEFORE INSERT ON jobs.definition
+  FOR EACH ROW EXECUTE FUNCTION jobs._definition_arrives();
+
+-- Whether the live row of a definition exists (it does when pg_jobs wrote
+-- the definition; not when a restore brought it).
+CREATE FUNCTION jobs._is_live(kind text, id bigint) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE kind
+         WHEN 'job' THEN EXISTS (SELECT FROM jobs.job j WHERE j.id = $2)
+         WHEN 'daemon' THEN EXISTS (SELECT FROM jobs.daemon d WHERE d.id = $2)
+         ELSE EXISTS (SELECT FROM jobs.queue q WHERE q.id = $2) END $$;
+COMMENT ON FUNCTION jobs._is_live(text, bigint) IS
+  'Internal: whether the queue, job or daemon of a definition exists in the live tables.';
+
+-- The role a restored definition belongs to here: in the cluster it was
+-- written in, its OID (which follows renames); elsewhere, the role of that
+-- name. NULL: no such role here.
+CREATE FUNCTION jobs._restored_owner(owner name, owner_oid oid, cluster text) RETURNS oid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT COALESCE(
+         (SELECT r.oid FROM pg_catalog.pg_roles r WHERE $3 = jobs._cluster() AND r.oid = $2),
+         (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = $1)) $$;
+COMMENT ON FUNCTION jobs._restored_owner(name, oid, text) IS
+  'Internal: the role a restored definition belongs to here (by OID in its own cluster, else by name).';
+
+-- The database a restored job or daemon runs in: this one, if it ran in
+-- its own database; else the one it named.
+CREATE FUNCTION jobs._restored_database(definition jsonb) RETURNS name
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN ($1 ->> 'home')::boolean THEN current_database() ELSE ($1 ->> 'database')::name END $$;
+COMMENT ON FUNCTION jobs._restored_database(jsonb) IS
+  'Internal: the database a restored job or daemon runs in (this one if it ran in its own, else the one it named).';
+
+-- At the commit of a restore: the live rows of every definition that has
+-- none, queues first, then jobs (a job after the jobs it runs after), then
+-- daemons. Once per transaction.
+CREATE FUNCTION jobs._restore_definitions() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+    k text;
+BEGIN
+    IF current_setting('pg_jobs_restore.done', true) = 'yes' THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('pg_jobs_restore.done', 'yes', true);
+
+    INSERT INTO jobs.queue
+    SELECT q.* FROM jobs.definition d
+      CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
+      CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.queue,
+            d.definition || jsonb_build_object('owner', COALESCE(o.role, 0)::text,
+                                               'paused', o.role IS NULL OR (d.definition ->> 'paused')::boolean)) q
+     WHERE d.kind = 'queue' AND NOT jobs._is_live('queue', d.id)
+     ORDER BY d.id;
+
+    LOOP
+        INSERT INTO jobs.job
+        SELECT j.* FROM jobs.definition d
+          CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
+          CROSS JOIN LATERAL jobs._restored_database(d.definition) t(database)
+          CROSS JOIN LATERAL (SELECT CASE
+                 WHEN o.role IS NULL THEN
+                   format('restored without its owner: role %I does not exist in this cluster', d.owner)
+                 WHEN (d.definition ->> 'once_at')::timestamptz < now()
+                      AND NOT (d.definition ->> 'catch_up')::boolean
+                      AND (d.definition ->> 'enabled')::boolean THEN
+                   format('restored after its one-off instant (%s): not replayed', d.definition ->> 'once_at')
+               END AS reason) w
+          CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.job,
+                d.definition || jsonb_build_object(
+                    'owner', COALESCE(o.role, 0)::text,
+                    'database', t.database,
+                    'datid', (SELECT db.oid FROM pg_catalog.pg_database db WHERE db.datname = t.database)::text,
+                    'enabled', w.reason IS NULL AND (d.definition ->> 'enabled')::boolean,
+                    'disabled_reason', COALESCE(w.reason, d.definition ->> 'disabled_reason'))) j
+         WHERE d.kind = 'job' AND NOT jobs._is_live('job', d.id)
+           AND (d.definition ->> 'after_job' IS NULL OR jobs._is_live('job', (d.definition ->> 'after_job')::bigint))
+           AND (d.definition ->> 'queue' IS NULL
+                OR EXISTS (SELECT FROM jobs.queue q WHERE q.name = d.definition ->> 'queue'))
+         ORDER BY d.id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXIT WHEN n = 0;
+    END LOOP;
+
+    INSERT INTO jobs.daemon
+    SELECT m.* FROM jobs.definition d
+      CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
+      CROSS JOIN LATERAL jobs._restored_database(d.definition) t(database)
+      CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.daemon,
+            d.definition || jsonb_build_object(
+                'owner', COALESCE(o.role, 0)::text,
+                'database', t.database,
+                'datid', (SELECT db.oid FROM pg_catalog.pg_database db WHERE db.datname = t.database)::text,
+                'enabled', o.role IS NOT NULL AND (d.definition ->> 'enabled')::boolean,
+                'restarts', 0)) m
+     WHERE d.kind = 'daemon' AND NOT jobs._is_live('daemon', d.id)
+     ORDER BY d.id;
+
+    -- What still lacks what it depends on (a queue or a job not restored,
+    -- or not yet: a restore row by row) stays, and is made when it comes.
+    FOR k, n IN SELECT d.kind, d.id FROM jobs.definition d
+                 WHERE NOT jobs._is_live(d.kind, d.id) ORDER BY 1, 2 LOOP
+        RAISE WARNING 'pg_jobs: % % is not restored yet: a queue or job it depends on is missing', k, n;
+    END LOOP;
+    PERFORM setval('jobs.job_id_seq', GREATEST((SELECT max(id) FROM jobs.job), 1),
+                   (SELECT max(id) FROM jobs.job) IS NOT NULL);
+    PERFORM setval('jobs.daemon_id_seq', GREATEST((SELECT max(id) FROM jobs.daemon), 1),
+                   (SELECT max(id) FROM jobs.daemon) IS NOT NULL);
+    PERFORM setval('jobs.queue_id_seq', GREATEST((SELECT max(id) FROM jobs.queue), 1),
+                   (SELECT max(id) FROM jobs.queue) IS NOT NULL);
+    PERFORM jobs._sync_ownership();
+    PERFORM jobs._definitions_restored();
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION jobs._restore_definitions() IS
+  'Internal: trigger that, at the commit of a restore, makes the live queues, jobs and daemons of restored definitions.';
+CREATE CONSTRAINT TRIGGER restore_definitions AFTER INSERT ON jobs.definition
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  WHEN (NOT jobs._is_live(NEW.kind, NEW.id))
+  EXECUTE FUNCTION jobs._restore_definitions();
+
+CREATE FUNCTION jobs._definitions_restored() RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_definitions_restored_wrapper';
+COMMENT ON FUNCTION jobs._definitions_restored() IS
+  'Internal: have this database''s scheduler load every job and daemon again when the restore commits.';
 
 GRANT USAGE ON SCHEMA jobs TO PUBLIC;
 REVOKE ALL ON jobs.job, jobs.run, jobs.run_result FROM PUBLIC;

@@ -122,14 +122,15 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
            AND f.id OPERATOR(pg_catalog.>) COALESCE(
                  (SELECT pg_catalog.max(s.id) FROM jobs.run s
                    WHERE s.job_id OPERATOR(pg_catalog.=) j.id AND s.status OPERATOR(pg_catalog.=) 'succeeded'), 0)
-       ) AS consecutive_failures
+       ) AS consecutive_failures,
+       j.disabled_reason
   FROM jobs.job j
   LEFT JOIN LATERAL (
         SELECT r.status, r.started_at, r.finished_at FROM jobs.run r
          WHERE r.job_id OPERATOR(pg_catalog.=) j.id AND r.status OPERATOR(pg_catalog.<>) 'skipped'
          ORDER BY r.id DESC LIMIT 1) l ON true;
 COMMENT ON VIEW jobs.job_status IS
-  'Each job you can see: schedule, time zone, enabled, last run, next due time, consecutive failures.';
+  'Each job you can see: schedule, time zone, enabled, last run, next due time, consecutive failures, and why a restore left it paused.';
 GRANT SELECT ON jobs.job_status TO PUBLIC;
 
 -- Daemons: the typed wrapper around jobs._daemon, and their status.

@@ -276,7 +276,7 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
                 retry_backoff = COALESCE($10 * INTERVAL '1 millisecond', retry_backoff),
                 overlap = COALESCE($11, overlap),
                 catch_up = COALESCE($12, catch_up),
-                enabled = COALESCE($13, enabled){}{}{}{}
+                enabled = COALESCE($13, enabled){}{}{}{}{}
               WHERE id OPERATOR(pg_catalog.=) $1",
         if schema_version::databases_by_oid() {
             ", datid = COALESCE($14, datid)"
@@ -293,7 +293,13 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
             ""
         },
         // Likewise.
-        if ch.queue.is_some() { ", queue = $16" } else { "" }
+        if ch.queue.is_some() { ", queue = $16" } else { "" },
+        // Resumed: what a restore said about pausing it no longer holds.
+        if ch.enabled == Some(true) && schema_version::has_definitions() {
+            ", disabled_reason = NULL"
+        } else {
+            ""
+        }
     );
     let args: [DatumWithOid; 16] = [
         id.into(),
@@ -318,10 +324,13 @@ pub(crate) fn alter(id: i64, ch: &JobChange) -> SpiResult<()> {
 
 /// Pause (`false`) or resume job `id`.
 pub(crate) fn set_enabled(id: i64, enabled: bool) -> SpiResult<()> {
-    Spi::run_with_args(
-        "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1",
-        &[id.into(), enabled.into()],
-    )
+    // Resumed: what a restore said about pausing it no longer holds.
+    let sql = if enabled && schema_version::has_definitions() {
+        "UPDATE jobs.job SET enabled = $2, disabled_reason = NULL WHERE id OPERATOR(pg_catalog.=) $1"
+    } else {
+        "UPDATE jobs.job SET enabled = $2 WHERE id OPERATOR(pg_catalog.=) $1"
+    };
+    Spi::run_with_args(sql, &[id.into(), enabled.into()])
 }
 
 /// Create job `def` as pg_cron's `cron.schedule` does (enabled if

@@ -8,6 +8,7 @@
 //! - [`jobs`]: `jobs.job` (scheduled job definitions);
 //! - [`daemons`]: `jobs.daemon` (daemon definitions, their exits);
 //! - [`queues`]: `jobs.queue` (named queues, their limits at dispatch and claim);
+//! - [`definitions`]: `jobs.definition` (what pg_dump carries of the three);
 //! - [`owned`]: what those two share: rows a role owns by name (counting,
 //!   removing, moving a role's);
 //! - [`schema_version`]: whether the extension is here, and its schema's version;
@@ -19,6 +20,7 @@
 pub mod acl;
 pub mod chains;
 pub mod daemons;
+pub mod definitions;
 pub mod jobs;
 pub mod owned;
 pub mod ownership;

@@ -115,6 +115,12 @@ pub fn has_job_chains() -> bool {
     has_column(c"job", c"after_job")
 }
 
+/// 0.4.0 and later keep the definitions pg_dump carries
+/// (`jobs.definition`) and why a restore paused a job.
+pub fn has_definitions() -> bool {
+    has_column(c"job", c"disabled_reason")
+}
+
 /// The SQL that says whether the current user acts for the role in
 /// `column` (a `regrole` or `oid` column): 0.4.0's `jobs._acts_for`, or,
 /// in a database not yet updated (which lacks it), 0.3.0's membership test.

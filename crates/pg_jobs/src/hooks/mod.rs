@@ -59,6 +59,9 @@ struct Pending {
     session_defaults_changed: bool,
     /// Runs this transaction ended (`jobs.metrics`), counted at commit.
     counts: DbCounters,
+    /// A role was renamed: every scheduler refreshes the owners' names of
+    /// its database's definitions (`jobs.definition`, what pg_dump carries).
+    role_renamed: bool,
 }
 
 impl Pending {
@@ -81,6 +84,7 @@ impl Pending {
                 c.add(&child.counts);
                 c
             },
+            role_renamed: self.role_renamed || child.role_renamed,
         }
     }
 
@@ -191,6 +195,15 @@ pub fn job_changed_at_commit(id: i64) {
         note(|p| p.reload_jobs = true);
         CHANGED_JOBS.with(|c| c.borrow_mut().clear());
     }
+}
+
+/// A restore made jobs and daemons (`jobs._definitions_restored`): the
+/// scheduler loads them all again at commit.
+pub fn everything_changed_at_commit() {
+    note(|p| {
+        p.reload_jobs = true;
+        p.reload_daemons = true;
+    });
 }
 
 /// Daemon definitions changed: the scheduler re-reads them at commit.

@@ -187,6 +187,10 @@ pub(super) unsafe extern "C-unwind" fn process_utility(
                 if (*s).renameType == pg_sys::ObjectType::OBJECT_DATABASE {
                     evict_database((*s).subname, |db| may_drop_or_rename(db, true));
                 }
+                // The owners' names pg_dump carries follow (jobs.definition).
+                if (*s).renameType == pg_sys::ObjectType::OBJECT_ROLE {
+                    after = Some(|p| p.role_renamed = true);
+                }
             }
             _ => {}
         }

@@ -59,6 +59,9 @@ pub(super) unsafe extern "C-unwind" fn xact_callback(
         if !p.counts.is_empty() {
             shmem::add_counts(me.to_u32(), &p.counts);
         }
+        if p.role_renamed {
+            shmem::request_full_reload_everywhere();
+        }
         if p.session_defaults_changed {
             // Committed and visible by now (this callback runs after the
             // commit is in the proc array), and before our client hears of

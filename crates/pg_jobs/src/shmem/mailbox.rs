@@ -95,6 +95,26 @@ pub struct Reload {
 /// Committed changes to `db`'s definitions: tell its scheduler what to
 /// reload, and wake it. A change made while no scheduler runs needs no
 /// note: a starting scheduler loads everything.
+/// Have every database's scheduler load all its jobs again (a role was
+/// renamed: each refreshes the owners' names of its definitions).
+pub fn request_full_reload_everywhere() {
+    let latches: Vec<usize> = {
+        let mut reg = REGISTRY.exclusive();
+        reg.slots
+            .iter_mut()
+            .filter(|s| s.in_use && s.kind == Kind::Scheduler)
+            .map(|s| {
+                s.reload_jobs = true;
+                s.changed_len = 0;
+                s.latch
+            })
+            .collect()
+    };
+    for l in latches {
+        set_latch(l);
+    }
+}
+
 pub fn request_reload(db: pg_sys::Oid, all_jobs: bool, jobs: &[i64], daemons: bool, waiting: bool) {
     let latch = {
         let mut reg = REGISTRY.exclusive();

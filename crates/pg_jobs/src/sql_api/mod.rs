@@ -3,6 +3,7 @@
 //! tables; workers learn of changes when the writing transaction commits.
 
 mod args;
+mod backups;
 pub(crate) mod bounds;
 mod daemons;
 pub(crate) mod jobs;

@@ -103,6 +103,13 @@ impl Scheduler {
             // Parses shared by this load's jobs only: no growth across reloads.
             self.parsed.clear();
             self.zones.clear();
+            // A full load follows a role's rename, among others: the names
+            // a dump gives the owners follow too (not on a standby, which
+            // has its primary's).
+            // SAFETY: RecoveryInProgress only reads shared state.
+            if !unsafe { pg_sys::RecoveryInProgress() } {
+                catalog::definitions::refresh_owner_names(client);
+            }
         }
         let default_tz = gucs::default_timezone();
         let fresh: HashMap<i64, Job> = catalog::jobs::load(client, only)
