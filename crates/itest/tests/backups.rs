@@ -43,11 +43,13 @@ const SETUP: &str = "
 
 /// The definitions, one text line each, as a restore must give them back
 /// (ids, names, owners by name, every setting; the database as given; a
-/// job's enabled flag apart, in [`paused_jobs`]).
+/// job's enabled flag apart, in [`paused_jobs`]; an `@reboot` job's
+/// creation time apart: restored, it is the restore's).
 fn definitions(c: &mut Client) -> Vec<String> {
     c.query(
         "SELECT concat_ws(' | ', 'job', id, name, owner::text, schedule, once_at, command, database, timezone, timeout,
-                          max_attempts, retry_backoff, overlap, catch_up, created_at, args, after_job, run_if, queue)
+                          max_attempts, retry_backoff, overlap, catch_up,
+                          CASE WHEN schedule <> '@reboot' THEN created_at::text END, args, after_job, run_if, queue)
            FROM jobs.job
          UNION ALL
          SELECT concat_ws(' | ', 'daemon', id, name, owner::text, command, database, run_on, restart_delay,
@@ -116,6 +118,11 @@ fn check_restored(c: &mut Client) {
         c,
         &format!("SELECT count(*) FROM log WHERE job IN ('at_boot', 'once') AND at >= '{since}'"),
     );
+    let reborn: bool = one(
+        c,
+        "SELECT created_at > pg_postmaster_start_time() FROM jobs.job WHERE name = 'at_boot'",
+    );
+    assert!(reborn, "a restored @reboot job waits for the next server start");
     assert_eq!(
         others, 0,
         "an @reboot job or a passed one-off ran after the restore"
@@ -282,6 +289,57 @@ fn another_cluster_gets_owners_by_name_and_a_missing_owner_pauses_its_job() {
         "SELECT count(*) FROM log WHERE job = 'carols' AND at > now() - interval '1 minute'",
     );
     assert_eq!(carol_ran, 0);
+
+    // pg_dumpall: roles and databases together, into a fresh cluster;
+    // carol comes with it, and so does her job.
+    c.pg(&[
+        "pg_dumpall",
+        "-h",
+        &dir,
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-f",
+        "all.sql",
+    ]);
+    let a = Cluster::start("backups_all", "");
+    let all = c.dir.join("all.sql").display().to_string();
+    let adir = a.dir.display().to_string();
+    let aport = a.port.to_string();
+    // (CREATE ROLE postgres fails there, as it exists: psql goes on.)
+    a.pg(&[
+        "psql", "-q", "-h", &adir, "-p", &aport, "-U", "postgres", "-d", "postgres", "-f", &all,
+    ]);
+    let mut d = a.connect("app");
+    assert_eq!(definitions(&mut d), before, "everything, carol's job included");
+    assert_eq!(paused_jobs(&mut d), ["paused"]);
+    let since: String = one(&mut d, "SELECT now()::text");
+    assert_eq!(wait_log(&mut d, "carols", &since), "carol");
+}
+
+#[test]
+fn what_each_pg_dump_selection_carries() {
+    let (c, mut s) = Cluster::with_app_db("backups_selections", "");
+    s.batch_execute(SETUP).unwrap();
+    let dir = c.dir.display().to_string();
+    let port = c.port.to_string();
+    let dump = |args: &[&str]| -> String {
+        let mut all = vec!["pg_dump", "-h", &dir, "-p", &port, "-U", "postgres"];
+        all.extend_from_slice(args);
+        all.push("app");
+        c.pg(&all)
+    };
+    let carries = |text: &str| text.contains("COPY jobs.definition");
+    assert!(carries(&dump(&[])), "a whole dump carries the definitions");
+    assert!(carries(&dump(&["--data-only"])), "--data-only carries them");
+    assert!(!carries(&dump(&["--schema-only"])), "--schema-only does not");
+    assert!(
+        !carries(&dump(&["-n", "public"])),
+        "-n of another schema does not"
+    );
+    assert!(!carries(&dump(&["-t", "log"])), "-t of another table does not");
+    assert!(carries(&dump(&["-n", "jobs"])), "-n jobs does");
 }
 
 #[test]
@@ -392,4 +450,63 @@ fn point_in_time_recovery_has_the_jobs_of_that_moment_and_starts_paused_when_tol
             .unwrap();
         (row.get::<_, String>(0) == "crashed" && row.get::<_, i64>(1) == 1).then_some(())
     });
+}
+
+#[test]
+fn a_database_updated_from_0_3_0_dumps_the_jobs_it_had() {
+    let c = Cluster::start("backups_update", "");
+    c.connect("postgres")
+        .batch_execute("CREATE DATABASE app")
+        .unwrap();
+    let mut s = c.connect("app");
+    s.batch_execute(
+        "CREATE EXTENSION pg_jobs VERSION '0.3.0';
+         SELECT jobs.schedule('old', '0 3 * * *', 'SELECT 1');
+         SELECT jobs.daemon('sleepy', 'SELECT pg_sleep(3600)');",
+    )
+    .unwrap();
+    s.batch_execute("ALTER EXTENSION pg_jobs UPDATE").unwrap();
+    let kept: Vec<String> = s
+        .query(
+            "SELECT kind || ' ' || (definition ->> 'name') FROM jobs.definition ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        kept,
+        ["daemon sleepy", "job old"],
+        "the update wrote what the database had"
+    );
+    let dir = c.dir.display().to_string();
+    let port = c.port.to_string();
+    c.pg(&[
+        "pg_dump", "-h", &dir, "-p", &port, "-U", "postgres", "-Fc", "-f", "app.dump", "app",
+    ]);
+    c.pg(&["createdb", "-h", &dir, "-p", &port, "-U", "postgres", "copy"]);
+    c.pg(&[
+        "pg_restore",
+        "-h",
+        &dir,
+        "-p",
+        &port,
+        "-U",
+        "postgres",
+        "-d",
+        "copy",
+        "app.dump",
+    ]);
+    let mut r = c.connect("copy");
+    let names: Vec<String> = r
+        .query(
+            "SELECT name FROM jobs.job UNION ALL SELECT name FROM jobs.daemon ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["old", "sleepy"]);
 }

@@ -676,8 +676,9 @@ REVOKE ALL ON jobs.definition FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jobs.definition', '');
 
 CREATE FUNCTION jobs._cluster() RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT system_identifier::text FROM pg_catalog.pg_control_system() $$;
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_cluster_wrapper';
 COMMENT ON FUNCTION jobs._cluster() IS
   'Internal: this cluster''s system identifier, recorded with each definition.';
 
@@ -815,6 +816,10 @@ BEGIN
                     'database', t.database,
                     'datid', (SELECT db.oid FROM pg_catalog.pg_database db WHERE db.datname = t.database)::text,
                     'enabled', w.reason IS NULL AND (d.definition ->> 'enabled')::boolean,
+                    -- An @reboot job runs at a server start after its creation:
+                    -- restored, from the next one, not the running server's.
+                    'created_at', CASE WHEN lower(d.definition ->> 'schedule') = '@reboot' THEN now()::text
+                                       ELSE d.definition ->> 'created_at' END,
                     'disabled_reason', COALESCE(w.reason, d.definition ->> 'disabled_reason'))) j
          WHERE d.kind = 'job' AND NOT jobs._is_live('job', d.id)
            AND (d.definition ->> 'after_job' IS NULL OR jobs._is_live('job', (d.definition ->> 'after_job')::bigint))
