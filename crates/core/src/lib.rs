@@ -17,6 +17,7 @@
 //! * [`quota`] — the amortized per-role bound on queued runs;
 //! * [`ownership`] — the object that makes PostgreSQL's `DROP ROLE`,
 //!   `REASSIGN OWNED` and `DROP OWNED` see a role's jobs and daemons;
+//! * [`restore`] — what a queue, job or daemon brought back by a restore becomes;
 //! * [`sqlstate`] — PostgreSQL's packed SQLSTATE codes as text;
 //! * [`cron`] and [`schedule`] — what a job's schedule says and when it is
 //!   next due (first due time after a load, prewarm instants), time zones
@@ -45,6 +46,7 @@ pub mod params;
 pub mod pg_cron;
 pub mod queue;
 pub mod quota;
+pub mod restore;
 pub mod run;
 pub mod schedule;
 pub mod sqlstate;

@@ -391,11 +391,24 @@ COMMENT ON FUNCTION jobs._restored_owner(name, oid, text) IS
 
 -- The database a restored job or daemon runs in: this one, if it ran in
 -- its own database; else the one it named.
-CREATE FUNCTION jobs._restored_database(definition jsonb) RETURNS name
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
-AS $$ SELECT CASE WHEN ($1 ->> 'home')::boolean THEN current_database() ELSE ($1 ->> 'database')::name END $$;
-COMMENT ON FUNCTION jobs._restored_database(jsonb) IS
+CREATE FUNCTION jobs._restored_database(home boolean, named text) RETURNS text
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_restored_database_wrapper';
+COMMENT ON FUNCTION jobs._restored_database(boolean, text) IS
   'Internal: the database a restored job or daemon runs in (this one if it ran in its own, else the one it named).';
+
+-- What a restored definition becomes here (pg_jobs_core::restore): the
+-- rules are the core's; this trigger only moves rows.
+CREATE FUNCTION jobs._restore_decision(
+    kind text, owner text, owner_found boolean, enabled boolean, schedule text, once_at timestamptz,
+    catch_up boolean, now timestamptz)
+RETURNS TABLE (enabled boolean, reason text, created_now boolean)
+STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_restore_decision_wrapper';
+COMMENT ON FUNCTION jobs._restore_decision(text, text, boolean, boolean, text, timestamptz, boolean, timestamptz) IS
+  'Internal: what a restored queue, job or daemon becomes here (enabled, why it was left paused, whether its creation is the restore''s).';
 
 -- At the commit of a restore: the live rows of every definition that has
 -- none, queues first, then jobs (a job after the jobs it runs after), then
@@ -415,9 +428,10 @@ BEGIN
     INSERT INTO jobs.queue
     SELECT q.* FROM jobs.definition d
       CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
+      CROSS JOIN LATERAL jobs._restore_decision('queue', d.owner, o.role IS NOT NULL,
+            NOT (d.definition ->> 'paused')::boolean, NULL, NULL, false, now()) w
       CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.queue,
-            d.definition || jsonb_build_object('owner', COALESCE(o.role, 0)::text,
-                                               'paused', o.role IS NULL OR (d.definition ->> 'paused')::boolean)) q
+            d.definition || jsonb_build_object('owner', COALESCE(o.role, 0)::text, 'paused', NOT w.enabled)) q
      WHERE d.kind = 'queue' AND NOT jobs._is_live('queue', d.id)
      ORDER BY d.id;
 
@@ -425,25 +439,18 @@ BEGIN
         INSERT INTO jobs.job
         SELECT j.* FROM jobs.definition d
           CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
-          CROSS JOIN LATERAL jobs._restored_database(d.definition) t(database)
-          CROSS JOIN LATERAL (SELECT CASE
-                 WHEN o.role IS NULL THEN
-                   format('restored without its owner: role %I does not exist in this cluster', d.owner)
-                 WHEN (d.definition ->> 'once_at')::timestamptz < now()
-                      AND NOT (d.definition ->> 'catch_up')::boolean
-                      AND (d.definition ->> 'enabled')::boolean THEN
-                   format('restored after its one-off instant (%s): not replayed', d.definition ->> 'once_at')
-               END AS reason) w
+          CROSS JOIN LATERAL jobs._restored_database(COALESCE((d.definition ->> 'home')::boolean, false),
+                                                      d.definition ->> 'database') t(database)
+          CROSS JOIN LATERAL jobs._restore_decision('job', d.owner, o.role IS NOT NULL,
+                (d.definition ->> 'enabled')::boolean, d.definition ->> 'schedule',
+                (d.definition ->> 'once_at')::timestamptz, (d.definition ->> 'catch_up')::boolean, now()) w
           CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.job,
                 d.definition || jsonb_build_object(
                     'owner', COALESCE(o.role, 0)::text,
                     'database', t.database,
                     'datid', (SELECT db.oid FROM pg_catalog.pg_database db WHERE db.datname = t.database)::text,
-                    'enabled', w.reason IS NULL AND (d.definition ->> 'enabled')::boolean,
-                    -- An @reboot job runs at a server start after its creation:
-                    -- restored, from the next one, not the running server's.
-                    'created_at', CASE WHEN lower(d.definition ->> 'schedule') = '@reboot' THEN now()::text
-                                       ELSE d.definition ->> 'created_at' END,
+                    'enabled', w.enabled,
+                    'created_at', CASE WHEN w.created_now THEN now()::text ELSE d.definition ->> 'created_at' END,
                     'disabled_reason', COALESCE(w.reason, d.definition ->> 'disabled_reason'))) j
          WHERE d.kind = 'job' AND NOT jobs._is_live('job', d.id)
            AND (d.definition ->> 'after_job' IS NULL OR jobs._is_live('job', (d.definition ->> 'after_job')::bigint))
@@ -457,13 +464,16 @@ BEGIN
     INSERT INTO jobs.daemon
     SELECT m.* FROM jobs.definition d
       CROSS JOIN LATERAL jobs._restored_owner(d.owner, d.owner_oid, d.cluster) o(role)
-      CROSS JOIN LATERAL jobs._restored_database(d.definition) t(database)
+      CROSS JOIN LATERAL jobs._restored_database(COALESCE((d.definition ->> 'home')::boolean, false),
+                                                  d.definition ->> 'database') t(database)
+      CROSS JOIN LATERAL jobs._restore_decision('daemon', d.owner, o.role IS NOT NULL,
+            (d.definition ->> 'enabled')::boolean, NULL, NULL, false, now()) w
       CROSS JOIN LATERAL jsonb_populate_record(NULL::jobs.daemon,
             d.definition || jsonb_build_object(
                 'owner', COALESCE(o.role, 0)::text,
                 'database', t.database,
                 'datid', (SELECT db.oid FROM pg_catalog.pg_database db WHERE db.datname = t.database)::text,
-                'enabled', o.role IS NOT NULL AND (d.definition ->> 'enabled')::boolean,
+                'enabled', w.enabled,
                 'restarts', 0)) m
      WHERE d.kind = 'daemon' AND NOT jobs._is_live('daemon', d.id)
      ORDER BY d.id;

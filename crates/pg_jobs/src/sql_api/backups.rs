@@ -22,3 +22,53 @@ fn _cluster() -> String {
     // memory, set before any backend runs.
     unsafe { pg_sys::GetSystemIdentifier() }.to_string()
 }
+
+/// What a restored definition becomes here (`pg_jobs_core::restore`):
+/// enabled (a queue: not paused), why it was left paused, and whether its
+/// creation is the restore's. Asked by the restore trigger, row by row.
+#[pg_extern(sql = false, stable)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn _restore_decision(
+    kind: &str,
+    owner: &str,
+    owner_found: bool,
+    enabled: bool,
+    schedule: Option<&str>,
+    once_at: Option<TimestampWithTimeZone>,
+    catch_up: bool,
+    now: TimestampWithTimeZone,
+) -> TableIterator<
+    'static,
+    (
+        name!(enabled, bool),
+        name!(reason, Option<String>),
+        name!(created_now, bool),
+    ),
+> {
+    use pg_jobs_core::restore::{restore, Dumped};
+    let kind = kind.parse().unwrap_or_else(|e: String| {
+        crate::pg::error::raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, e, None)
+    });
+    let at = |t: TimestampWithTimeZone| crate::pg::time::from_pg_clamped(t.into_inner());
+    let r = restore(
+        &Dumped {
+            kind,
+            owner,
+            owner_found,
+            enabled,
+            schedule,
+            once_at: once_at.map(at),
+            catch_up,
+        },
+        at(now),
+    );
+    TableIterator::once((r.enabled, r.reason, r.created_now))
+}
+
+/// The database a restored job or daemon runs in (`pg_jobs_core::restore::database`).
+#[pg_extern(sql = false, stable)]
+fn _restored_database(home: bool, named: &str) -> String {
+    // SAFETY: MyDatabaseId is a plain global set once at connection.
+    let current = crate::pg::bgw::database_name(unsafe { pg_sys::MyDatabaseId });
+    pg_jobs_core::restore::database(home, named, &current).to_owned()
+}
