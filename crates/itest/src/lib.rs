@@ -395,52 +395,8 @@ impl Cluster {
     /// A streaming hot standby of `primary`, made with `pg_basebackup -R`
     /// on this machine, started.
     pub fn standby_of(primary: &Cluster, name: &str) -> Cluster {
-        let root = std::env::temp_dir().join("pg_jobs_itest");
-        let dir = root.join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut c = Cluster {
-            port: pick_port(&dir),
-            dir,
-            bin: primary.bin.clone(),
-            os_user: primary.os_user.clone(),
-            running: false,
-        };
-        if let Some(u) = &c.os_user {
-            let ok = Command::new("chown")
-                .arg(u)
-                .arg(&c.dir)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "chown {u} {}", c.dir.display());
-        }
-        let host = primary.dir.display().to_string();
-        let port = primary.port.to_string();
-        c.pg(&[
-            "pg_basebackup",
-            "-h",
-            &host,
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-            "-D",
-            "data",
-            "-R",
-            "-X",
-            "stream",
-            "--no-sync",
-        ]);
-        // The copy carries the primary's settings; later lines win.
-        let conf_path = c.dir.join("data/postgresql.conf");
-        let mut conf = std::fs::read_to_string(&conf_path).unwrap();
-        conf.push_str(&format!(
-            "\nport = {}\nunix_socket_directories = '{}'\nhot_standby = on\n",
-            c.port,
-            c.dir.display()
-        ));
-        std::fs::write(&conf_path, conf).unwrap();
+        let mut c = Cluster::base_backup(primary, name, &["-R"]);
+        c.add_conf("hot_standby = on");
         c.start_server();
         c
     }
@@ -450,6 +406,12 @@ impl Cluster {
     /// recovery settings ([`Cluster::add_conf`], [`Cluster::data_file`])
     /// and starts it.
     pub fn backup_of(primary: &Cluster, name: &str) -> Cluster {
+        Cluster::base_backup(primary, name, &[])
+    }
+
+    /// `pg_basebackup` of `primary` (with `args` besides the usual ones)
+    /// into a new cluster directory, its port and socket directory set.
+    fn base_backup(primary: &Cluster, name: &str, args: &[&str]) -> Cluster {
         let root = std::env::temp_dir().join("pg_jobs_itest");
         let dir = root.join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -472,7 +434,7 @@ impl Cluster {
         }
         let host = primary.dir.display().to_string();
         let port = primary.port.to_string();
-        c.pg(&[
+        let mut all = vec![
             "pg_basebackup",
             "-h",
             &host,
@@ -486,9 +448,12 @@ impl Cluster {
             "stream",
             "--no-sync",
             "--checkpoint=fast",
-        ]);
+        ];
+        all.extend_from_slice(args);
+        c.pg(&all);
+        // The copy carries the primary's settings; later lines win.
         c.add_conf(&format!(
-            "port = {}\nunix_socket_directories = '{}'\n",
+            "port = {}\nunix_socket_directories = '{}'",
             c.port,
             c.dir.display()
         ));
