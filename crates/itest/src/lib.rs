@@ -18,6 +18,8 @@
 //! `$PG_MAJOR` with it: when both are set they must agree, so a test run
 //! never silently uses another major than the one asked for.
 
+pub mod ha;
+
 use postgres::{Client, NoTls};
 use std::path::{Path, PathBuf};
 use std::process::Command;
