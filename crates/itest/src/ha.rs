@@ -47,8 +47,12 @@ fn os_user() -> Option<(u32, u32, String)> {
 
 /// One HTTP/1.1 request to a loopback port: the status and the body.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    // Short: a node that is going down can accept and not answer, and a
+    // look for the leader must not wait on it (it would inflate the
+    // failover times measured).
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
@@ -294,7 +298,7 @@ impl HaCluster {
     /// A superuser connection to node `i`'s database `db` over TCP.
     pub fn connect(&self, i: usize, db: &str) -> Option<Client> {
         let cs = format!(
-            "host=127.0.0.1 port={} user=postgres dbname={db} connect_timeout=5",
+            "host=127.0.0.1 port={} user=postgres dbname={db} connect_timeout=2",
             self.nodes[i].pg_port
         );
         Client::connect(&cs, NoTls).ok()
@@ -402,6 +406,10 @@ impl Drop for HaCluster {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100)); // poll interval of a deadline-bounded wait
+        }
+        // Kept after a failure (or with HA_KEEP set), for its logs.
+        if !std::thread::panicking() && std::env::var_os("HA_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
         }
     }
 }

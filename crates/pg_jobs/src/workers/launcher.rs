@@ -40,7 +40,8 @@ pub fn register() {
     // The postmaster starts this one when recovery ends: at server start on
     // a primary (where it has nothing to do), at promotion on a standby,
     // where it wakes the schedulers out of watch mode at once instead of at
-    // their next one-second look. It holds no database connection.
+    // their next one-second look, and the launcher to look for databases
+    // it has no scheduler for yet. It holds no database connection.
     BackgroundWorkerBuilder::new("pg_jobs promotion watcher")
         .set_type("pg_jobs promotion watcher")
         .set_library("pg_jobs")
@@ -54,6 +55,12 @@ pub fn register() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn pg_jobs_promotion_watcher_main(_arg: pg_sys::Datum) {
     shmem::wake_all_schedulers();
+    // And the launcher: a database created on the old primary after this
+    // standby's launcher last looked at pg_database (it learns of those
+    // only by its periodic look: nothing on a standby tells it) gets its
+    // scheduler now, not up to pg_jobs.launcher_naptime later (issue 19:
+    // measured 4 s after a Patroni switchover, by luck a SIGHUP).
+    shmem::wake_launcher();
 }
 
 /// One database as the launcher tracks it between passes.
