@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 /// Patroni's timings: a failover within about `TTL + LOOP_WAIT + 2` s.
 pub const TTL: u64 = 10;
 pub const LOOP_WAIT: u64 = 1;
+/// Most a replica may lag (bytes) and still be promoted or switched over
+/// to: asynchronous replicas under the test's load lag more than Patroni's
+/// default 1 MB for moments.
+const MAX_LAG: u64 = 16 << 20;
 /// `loop_wait + 2 × retry_timeout` must not exceed `ttl`.
 const RETRY_TIMEOUT: u64 = 4;
 
@@ -52,7 +56,9 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Str
     // failover times measured).
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    // A switchover answers once it is done: give it time.
+    let answer = if method == "GET" { 2 } else { 60 };
+    s.set_read_timeout(Some(Duration::from_secs(answer))).ok()?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
@@ -218,7 +224,7 @@ impl HaCluster {
              restapi:\n  listen: 127.0.0.1:{rest}\n  connect_address: 127.0.0.1:{rest}\n\
              etcd3:\n  host: 127.0.0.1:{etcd}\n\
              bootstrap:\n  dcs:\n    ttl: {TTL}\n    loop_wait: {LOOP_WAIT}\n    retry_timeout: {RETRY_TIMEOUT}\n\
-             \x20   maximum_lag_on_failover: 1048576\n    synchronous_mode: {synchronous}\n\
+             \x20   maximum_lag_on_failover: {max_lag}\n    synchronous_mode: {synchronous}\n\
              \x20   postgresql:\n      use_pg_rewind: true\n      parameters:\n\
              \x20       shared_preload_libraries: pg_jobs\n        max_worker_processes: 32\n\
              \x20       wal_level: replica\n        hot_standby: 'on'\n        wal_log_hints: 'on'\n\
@@ -238,6 +244,7 @@ impl HaCluster {
             data = n.data_dir().display(),
             bin = crate::pg_bin().display(),
             dir = n.dir.display(),
+            max_lag = MAX_LAG,
         );
         let path = n.dir.join("patroni.yml");
         std::fs::write(&path, yml).unwrap();
@@ -280,10 +287,30 @@ impl HaCluster {
         Vec::new()
     }
 
+    /// Every replica's lag, as `GET /cluster` reports it, is under
+    /// `maximum_lag_on_failover`.
+    fn replicas_caught_up(&self) -> bool {
+        self.nodes.iter().any(|n| {
+            let Some((200, body)) = http(n.rest_port, "GET", "/cluster", "") else {
+                return false;
+            };
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            v["members"].as_array().is_some_and(|ms| {
+                ms.iter()
+                    .filter(|m| m["role"] != "leader")
+                    .all(|m| m["lag"].as_u64().is_some_and(|lag| lag < MAX_LAG))
+            })
+        })
+    }
+
     /// Three members running (streaming), one leader and, with
-    /// `synchronous`, a synchronous standby.
+    /// `synchronous`, a synchronous standby; every replica caught up
+    /// (Patroni refuses a switchover to one that lags).
     pub fn wait_healthy(&self, timeout: Duration, synchronous: bool) {
         self.wait_for("the cluster to be healthy", timeout, |c| {
+            if !c.replicas_caught_up() {
+                return None;
+            }
             let m = c.members();
             let running = m
                 .iter()
