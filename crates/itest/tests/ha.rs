@@ -65,7 +65,13 @@ fn time_to_first_run(ha: &HaCluster, since: f64) -> f64 {
     })
 }
 
-/// The client: submits `INSERT INTO items VALUES (n)` jobs to whichever
+/// The command of submit `n`: one row, after a fifth of a second, so that
+/// some runs are always in flight when a fault strikes.
+fn item(n: i64) -> String {
+    format!("INSERT INTO items SELECT {n} FROM pg_sleep(0.2)")
+}
+
+/// The client: submits [`item`] jobs to whichever
 /// node leads, and records each `n` whose commit was acknowledged.
 fn load(rest_and_pg: Vec<(u16, u16)>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<i64>>>) {
     let mut n: i64 = 0;
@@ -93,7 +99,7 @@ fn load(rest_and_pg: Vec<(u16, u16)>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Ve
             }
         }
         n += 1;
-        let sql = format!("INSERT INTO items VALUES ({n})");
+        let sql = item(n);
         let ok = conn.as_mut().is_some_and(|c| {
             c.query_one("SELECT jobs.submit($1, max_attempts => 3)", &[&sql])
                 .is_ok()
@@ -105,6 +111,34 @@ fn load(rest_and_pg: Vec<(u16, u16)>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Ve
         }
         std::thread::sleep(Duration::from_millis(50)); // paces the load: about 20 submits a second
     }
+}
+
+/// Wait until the primary daemon runs on the leader only and the standby
+/// daemon on the replicas only (of the nodes that are up).
+fn daemons_where_they_belong(ha: &HaCluster) {
+    ha.wait_for("each daemon on its kind of node", DEADLINE, |ha| {
+        let leader = ha.leader()?;
+        (0..3)
+            .all(|i| {
+                // A node that is down (lost, or not back yet) runs nothing.
+                let Some(mut c) = ha.connect(i, "app") else {
+                    return true;
+                };
+                let Ok(rows) = c.query(
+                    "SELECT d.name FROM jobs.workers w JOIN jobs.daemon d ON d.id = w.daemon_id WHERE w.kind = 'daemon'",
+                    &[],
+                ) else {
+                    return false;
+                };
+                let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                if i == leader {
+                    names == ["beat"]
+                } else {
+                    names == ["watch"]
+                }
+            })
+            .then_some(())
+    });
 }
 
 #[test]
@@ -210,6 +244,7 @@ fn patroni_failovers_lose_nothing_and_run_nothing_twice() {
                 new + 1
             );
             times.push((fault, t));
+            daemons_where_they_belong(&ha);
             if matches!(fault, Fault::LoseLeader | Fault::StopLeader) {
                 // The old leader comes back as a replica (rewound).
                 ha.start_patroni(old);
@@ -224,6 +259,7 @@ fn patroni_failovers_lose_nothing_and_run_nothing_twice() {
                     .unwrap()
                     .get(0);
                 assert_eq!(executors, 0, "a rejoined old leader runs no job");
+                daemons_where_they_belong(&ha);
             }
         }
     }
@@ -261,10 +297,7 @@ fn patroni_failovers_lose_nothing_and_run_nothing_twice() {
         .collect();
     let lost = acked
         .iter()
-        .filter(|n| {
-            rows.get(n).copied().unwrap_or(0) == 0
-                || !succeeded.contains_key(&format!("INSERT INTO items VALUES ({n})"))
-        })
+        .filter(|n| rows.get(n).copied().unwrap_or(0) == 0 || !succeeded.contains_key(&item(**n)))
         .count();
     let doubled = rows.values().filter(|&&c| c > 1).count() + succeeded.values().filter(|&&c| c > 1).count();
     // Runs the old leaders had in flight ended crashed and were retried.
@@ -276,26 +309,19 @@ fn patroni_failovers_lose_nothing_and_run_nothing_twice() {
         )
         .unwrap()
         .get(0);
-    // Each daemon where it belongs.
-    ha.wait_for("each daemon on its kind of node", DEADLINE, |ha| {
-        let leader = ha.leader()?;
-        (0..3).all(|i| {
-            let Some(mut c) = ha.connect(i, "app") else { return false };
-            let Ok(rows) = c.query(
-                "SELECT d.name FROM jobs.workers w JOIN jobs.daemon d ON d.id = w.daemon_id WHERE w.kind = 'daemon'",
-                &[],
-            ) else {
-                return false;
-            };
-            let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-            if i == leader { names == ["beat"] } else { names == ["watch"] }
-        })
-        .then_some(())
-    });
+    daemons_where_they_belong(&ha);
     let max = times.iter().map(|(_, t)| *t).fold(0.0, f64::max);
     let mut sorted: Vec<f64> = times.iter().map(|(_, t)| *t).collect();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
+    let crashed: i64 = s
+        .query_one(
+            "SELECT count(*) FROM jobs.run WHERE job_id IS NULL AND status = 'crashed'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    println!("runs in flight at a fault that ended crashed: {crashed} (each with attempts left retried)");
     let line = format!(
         "failovers {failovers}, acknowledged {}, lost {lost}, doubled {doubled}, stuck {stuck}, max time to first run {max:.1} s (median {median:.1} s, target {target} s)",
         acked.len()
