@@ -65,10 +65,10 @@ fn time_to_first_run(ha: &HaCluster, since: f64) -> f64 {
     })
 }
 
-/// The command of submit `n`: one row, after a fifth of a second, so that
+/// The command of submit `n`: one row, after a tenth of a second, so that
 /// some runs are always in flight when a fault strikes.
 fn item(n: i64) -> String {
-    format!("INSERT INTO items SELECT {n} FROM pg_sleep(0.2)")
+    format!("INSERT INTO items SELECT {n} FROM pg_sleep(0.1)")
 }
 
 /// The client: submits [`item`] jobs to whichever
