@@ -326,14 +326,13 @@ BEGIN
         doc := doc || jsonb_build_object('home', doc ->> 'database' = current_database());
     END IF;
     SELECT r.rolname INTO role_name FROM pg_catalog.pg_roles r WHERE r.oid = NEW.owner::oid;
-    UPDATE jobs.definition d
-       SET owner = COALESCE(role_name, d.owner), owner_oid = NEW.owner::oid,
-           cluster = jobs._cluster(), definition = doc
-     WHERE d.kind = TG_ARGV[0] AND d.id = NEW.id;
-    IF NOT FOUND THEN
-        INSERT INTO jobs.definition (kind, id, owner, owner_oid, cluster, definition)
-        VALUES (TG_ARGV[0], NEW.id, COALESCE(role_name, ''), NEW.owner::oid, jobs._cluster(), doc);
-    END IF;
+    -- One statement for a new row, a changed one, and a restored one being
+    -- made live (its definition is there already).
+    INSERT INTO jobs.definition AS d (kind, id, owner, owner_oid, cluster, definition)
+    VALUES (TG_ARGV[0], NEW.id, COALESCE(role_name, ''), NEW.owner::oid, jobs._cluster(), doc)
+    ON CONFLICT (kind, id) DO UPDATE
+       SET owner = COALESCE(role_name, d.owner), owner_oid = EXCLUDED.owner_oid,
+           cluster = EXCLUDED.cluster, definition = EXCLUDED.definition;
     RETURN NULL;
 END $$;
 COMMENT ON FUNCTION jobs._keep_definition() IS
@@ -364,8 +363,11 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION jobs._definition_arrives() IS
   'Internal: trigger that leaves out a restored definition whose id this database already uses.';
+-- Only for rows a restore brings (a COPY or INSERT of its own, not from
+-- inside keep_definition): the check costs pg_jobs' own writes nothing.
 CREATE TRIGGER definition_arrives BEFORE INSERT ON jobs.definition
-  FOR EACH ROW EXECUTE FUNCTION jobs._definition_arrives();
+  FOR EACH ROW WHEN (pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0)
+  EXECUTE FUNCTION jobs._definition_arrives();
 
 -- Whether the live row of a definition exists (it does when pg_jobs wrote
 -- the definition; not when a restore brought it).
@@ -498,7 +500,7 @@ COMMENT ON FUNCTION jobs._restore_definitions() IS
   'Internal: trigger that, at the commit of a restore, makes the live queues, jobs and daemons of restored definitions.';
 CREATE CONSTRAINT TRIGGER restore_definitions AFTER INSERT ON jobs.definition
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-  WHEN (NOT jobs._is_live(NEW.kind, NEW.id))
+  WHEN (pg_catalog.pg_trigger_depth() OPERATOR(pg_catalog.=) 0 AND NOT jobs._is_live(NEW.kind, NEW.id))
   EXECUTE FUNCTION jobs._restore_definitions();
 
 CREATE FUNCTION jobs._definitions_restored() RETURNS void
