@@ -10,6 +10,7 @@
 mod connect;
 mod metrics;
 mod top;
+mod web;
 
 use clap::{Parser, Subcommand};
 use postgres::{Client, NoTls};
@@ -77,6 +78,33 @@ enum Command {
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = metrics::DEFAULT_LISTEN)]
         listen: Option<String>,
     },
+    /// A dashboard in the browser at http://ADDR/: throughput, jobs, runs,
+    /// queues, daemons and workers, with pause, resume, run now, cancel
+    /// and retry. Each browser signs in with a PostgreSQL role and its
+    /// password, and sees and acts as that role.
+    ///
+    /// Example: pg_jobs web 'host=db1 dbname=app' --listen 127.0.0.1:8080
+    Web {
+        /// The connection (as -d takes it): where signed-in roles connect
+        /// (its host, port and database; each browser gives role and
+        /// password), or, with --as-connection, the connection itself.
+        #[arg(value_name = "CONNINFO")]
+        conninfo: Option<String>,
+        /// Listen at this address (loopback unless you say otherwise).
+        #[arg(long, value_name = "ADDR", default_value = web::DEFAULT_LISTEN)]
+        listen: String,
+        /// No sign-in: everyone acts as the connection's role (for a
+        /// personal machine; every page says so).
+        #[arg(long)]
+        as_connection: bool,
+        /// Show no action buttons and refuse every action.
+        #[arg(long)]
+        read_only: bool,
+        /// Render each page N times as the connection's role, print the
+        /// render times and each query's scans, then exit (a benchmark).
+        #[arg(long, value_name = "N")]
+        measure: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +119,37 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    if let Command::Web {
+        conninfo,
+        listen,
+        as_connection,
+        read_only,
+        measure,
+    } = &cli.command
+    {
+        // Not connected here: without --as-connection each browser signs
+        // in with its own role.
+        let arg = conninfo.as_deref().or(cli.conninfo.as_deref());
+        let config = connect::config(arg, &connect::Env::current())?;
+        return match measure {
+            Some(n) => web::measure(config, *n).map(|ok| {
+                if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }),
+            None => web::serve(
+                &web::Options {
+                    listen: listen.clone(),
+                    as_connection: *as_connection,
+                    read_only: *read_only,
+                },
+                config,
+            )
+            .map(|()| ExitCode::SUCCESS),
+        };
+    }
     let config = connect::config(cli.conninfo.as_deref(), &connect::Env::current())?;
     let connect_to = move |db: Option<&str>| {
         let mut cfg = config.clone();
@@ -119,6 +178,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Metrics { listen: Some(addr) } => {
             metrics::serve(&addr, c, move || connect_to(None)).map(|()| ExitCode::SUCCESS)
         }
+        Command::Web { .. } => Err("unreachable: web is served above".into()),
     }
 }
 

@@ -1,0 +1,645 @@
+//! `pg_jobs web`: a dashboard in the browser, served by this command.
+//!
+//! Each browser signs in with a PostgreSQL role and its password and gets
+//! a connection of its own as that role (`auth`), so row-level security
+//! and `jobs._acts_for` decide what it sees and may do, exactly as in
+//! psql. With `--as-connection` there is no sign-in: everyone is the
+//! given connection's role, and every page says so. Pages (`pages`) are
+//! rendered on the server from what their queries (`queries`) read; the
+//! buttons post forms that call the SQL API (`actions`), protected by a
+//! per-session CSRF token and a same-origin check. No script, no CDN: the
+//! style sheet is built into the binary.
+//!
+//! The `postgres` client blocks, so each request's database work runs on
+//! tokio's blocking pool, holding its session's connection; one session's
+//! requests take turns, sessions do not wait for each other.
+
+pub mod actions;
+pub mod auth;
+pub mod chart;
+pub mod pages;
+pub mod queries;
+
+use auth::{Flash, Session, Sessions};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chart::ChartCache;
+use pages::{Ctx, Page};
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+use queries::Db;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where `pg_jobs web` listens by default: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// A page query running longer than this is cancelled by the server: a
+/// dashboard must not hold a backend busy for minutes.
+const STATEMENT_TIMEOUT: &str = "30s";
+
+const STYLE: &str = include_str!("style.css");
+
+/// The command line's choices.
+pub struct Options {
+    pub listen: String,
+    pub as_connection: bool,
+    pub read_only: bool,
+}
+
+/// Why a page or action could not be served: an HTTP status, a message,
+/// and the server's SQLSTATE when the server said no.
+#[derive(Debug, Clone)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub message: String,
+    pub sqlstate: Option<String>,
+}
+
+impl WebError {
+    fn new(status: StatusCode, message: &str) -> WebError {
+        WebError {
+            status,
+            message: message.to_owned(),
+            sqlstate: None,
+        }
+    }
+    pub fn internal(message: &str) -> WebError {
+        WebError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+    pub fn bad_request(message: &str) -> WebError {
+        WebError::new(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn not_found(message: &str) -> WebError {
+        WebError::new(StatusCode::NOT_FOUND, message)
+    }
+    fn forbidden(message: &str) -> WebError {
+        WebError::new(StatusCode::FORBIDDEN, message)
+    }
+}
+
+impl From<postgres::Error> for WebError {
+    fn from(e: postgres::Error) -> WebError {
+        match e.as_db_error() {
+            Some(d) => {
+                let code = d.code().code();
+                let status = match code {
+                    "42501" => StatusCode::FORBIDDEN,
+                    "42704" => StatusCode::NOT_FOUND,
+                    "57014" => StatusCode::SERVICE_UNAVAILABLE,
+                    c if c.starts_with("22") => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let mut message = d.message().to_owned();
+                if let Some(detail) = d.detail() {
+                    message.push_str(&format!(" — {detail}"));
+                }
+                WebError {
+                    status,
+                    message,
+                    sqlstate: Some(code.to_owned()),
+                }
+            }
+            None => WebError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("the database connection failed: {}", crate::db_error(e)),
+            ),
+        }
+    }
+}
+
+/// Connect with `cfg` and set what every web connection has.
+fn connect(cfg: &Config) -> Result<Client, postgres::Error> {
+    let mut c = cfg.connect(NoTls)?;
+    c.batch_execute(&format!("SET statement_timeout = '{STATEMENT_TIMEOUT}'"))?;
+    Ok(c)
+}
+
+fn whoami(c: &mut Client) -> Result<(String, String), postgres::Error> {
+    let r = c.query_one("SELECT current_user::text, current_database()::text", &[])?;
+    Ok((r.get(0), r.get(1)))
+}
+
+/// Where the server connects, for people: no user, no password.
+fn describe(cfg: &Config) -> String {
+    let hosts: Vec<String> = cfg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(s) => s.clone(),
+            Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = cfg.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "host={} port={} dbname={}",
+        hosts.join(","),
+        ports.join(","),
+        cfg.get_dbname().unwrap_or("")
+    )
+}
+
+struct App {
+    sessions: Sessions,
+    /// `--as-connection`: the one session everyone shares.
+    single: Option<Arc<Session>>,
+    /// The given connection's settings; a sign-in replaces user and password.
+    base: Config,
+    target: String,
+    read_only: bool,
+}
+
+type Shared = Arc<App>;
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl App {
+    fn session(&self, h: &HeaderMap) -> Option<Arc<Session>> {
+        match &self.single {
+            Some(s) => Some(s.clone()),
+            None => self.sessions.find(header_str(h, header::COOKIE)),
+        }
+    }
+
+    fn ctx(&self, s: &Session, here: String) -> Ctx {
+        Ctx {
+            role: s.role.clone(),
+            database: s.database.clone(),
+            csrf: s.csrf.clone(),
+            read_only: self.read_only,
+            as_connection: self.single.is_some(),
+            flash: s.take_flash(),
+            here,
+        }
+    }
+}
+
+/// Run `f` on the session's connection (connecting again if it was lost).
+fn with_conn<T>(
+    s: &Session,
+    f: impl FnOnce(&mut Client, &mut ChartCache) -> Result<T, WebError>,
+) -> Result<T, WebError> {
+    let mut guard = s
+        .conn
+        .lock()
+        .map_err(|_| WebError::internal("this session's connection is unusable; sign in again"))?;
+    let auth::Conn { client, charts } = &mut *guard;
+    if client.as_ref().is_none_or(Client::is_closed) {
+        *client = Some(connect(&s.config).map_err(WebError::from)?);
+    }
+    let Some(c) = client.as_mut() else {
+        return Err(WebError::internal("no connection"));
+    };
+    let out = f(c, charts);
+    if c.is_closed() {
+        *client = None;
+    }
+    out
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn redirect(to: &str) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response()
+}
+
+fn refuse(e: &WebError) -> Response {
+    html(e.status, pages::bare("Refused", pages::error(e).body))
+}
+
+/// Every response: no caching of pages that show live data and a CSRF
+/// token, no framing (clickjacking), no script, styles from this server.
+async fn secure_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    let set = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        // Same-origin posts keep their Referer (a fallback to Origin).
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    ];
+    for (k, v) in set {
+        if !h.contains_key(&k) {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+    }
+    r
+}
+
+/// Render a page for the session the request belongs to.
+async fn render<F>(app: Shared, h: HeaderMap, here: String, f: F) -> Response
+where
+    F: FnOnce(&mut Db, &Ctx, &mut ChartCache) -> Result<Page, WebError> + Send + 'static,
+{
+    let Some(s) = app.session(&h) else {
+        return redirect("/login");
+    };
+    let ctx = app.ctx(&s, here);
+    let done = tokio::task::spawn_blocking(move || {
+        let page = with_conn(&s, |c, charts| f(&mut Db::new(c), &ctx, charts));
+        match page {
+            Ok(p) => (StatusCode::OK, pages::layout(&ctx, &p)),
+            Err(e) => (e.status, pages::layout(&ctx, &pages::error(&e))),
+        }
+    })
+    .await;
+    match done {
+        Ok((status, body)) => html(status, body),
+        Err(e) => refuse(&WebError::internal(&format!("the page failed: {e}"))),
+    }
+}
+
+fn here(uri: &axum::http::Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+async fn overview(State(app): State<Shared>, h: HeaderMap) -> Response {
+    render(app, h, "/".into(), pages::overview::page).await
+}
+
+async fn jobs(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    render(app, h, here(&uri), move |db, ctx, _| pages::jobs::page(db, ctx, &q)).await
+}
+
+async fn runs(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let filter = pages::runs::Filter::parse(&q);
+    render(app, h, here(&uri), move |db, ctx, _| match filter {
+        Ok(f) => pages::runs::list(db, ctx, &f),
+        Err(e) => Err(WebError::bad_request(&e)),
+    })
+    .await
+}
+
+async fn run(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    uri: axum::http::Uri,
+    Path(id): Path<String>,
+) -> Response {
+    render(app, h, here(&uri), move |db, ctx, _| match id.parse::<i64>() {
+        Ok(id) => pages::runs::one(db, ctx, id),
+        Err(_) => Err(WebError::not_found(&format!("{id:?} is not a run id"))),
+    })
+    .await
+}
+
+async fn queues(State(app): State<Shared>, h: HeaderMap) -> Response {
+    render(app, h, "/queues".into(), |db, ctx, _| pages::registry::queues(db, ctx)).await
+}
+
+async fn daemons(State(app): State<Shared>, h: HeaderMap) -> Response {
+    render(app, h, "/daemons".into(), |db, ctx, _| pages::registry::daemons(db, ctx)).await
+}
+
+async fn workers(State(app): State<Shared>, h: HeaderMap) -> Response {
+    render(app, h, "/workers".into(), |db, ctx, _| pages::registry::workers(db, ctx)).await
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLE,
+    )
+        .into_response()
+}
+
+/// A form post from one of our own pages (see `auth::same_origin`).
+fn from_our_pages(h: &HeaderMap) -> bool {
+    auth::same_origin(
+        header_str(h, header::HOST),
+        header_str(h, header::ORIGIN),
+        header_str(h, header::REFERER),
+    )
+}
+
+fn not_ours() -> Response {
+    refuse(&WebError::forbidden(
+        "Refused: this form was not posted from this server's own pages (its Origin or Referer names another site).",
+    ))
+}
+
+async fn login_page(State(app): State<Shared>) -> Response {
+    if app.single.is_some() {
+        return redirect("/");
+    }
+    html(
+        StatusCode::OK,
+        pages::bare("Sign in", pages::login::page("", None, &app.target)),
+    )
+}
+
+async fn login(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    if app.single.is_some() {
+        return redirect("/");
+    }
+    if !from_our_pages(&h) {
+        return not_ours();
+    }
+    let user = form.get("user").map(|u| u.trim().to_owned()).unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let again = |status: StatusCode, e: &str| {
+        html(
+            status,
+            pages::bare("Sign in", pages::login::page(&user, Some(e), &app.target)),
+        )
+    };
+    if user.is_empty() {
+        return again(StatusCode::BAD_REQUEST, "Give a role name.");
+    }
+    let mut cfg = app.base.clone();
+    // Always the password typed here, never one the server itself was
+    // given (environment, ~/.pgpass): signing in proves the password.
+    cfg.user(&user).password(password.as_bytes());
+    let signed_in = tokio::task::spawn_blocking(move || -> Result<Session, String> {
+        let mut c = connect(&cfg).map_err(|e| {
+            let e = WebError::from(e);
+            match e.sqlstate {
+                Some(code) => format!("Sign-in refused: {} (SQLSTATE {code})", e.message),
+                None => format!("Sign-in failed: {}", e.message),
+            }
+        })?;
+        let (role, database) = whoami(&mut c).map_err(crate::db_error)?;
+        Session::new(role, database, cfg, c)
+    })
+    .await;
+    match signed_in {
+        Ok(Ok(session)) => match app.sessions.insert(session) {
+            Ok(cookie) => (
+                StatusCode::SEE_OTHER,
+                [(header::LOCATION, "/".to_owned()), (header::SET_COOKIE, cookie)],
+            )
+                .into_response(),
+            Err(e) => again(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        },
+        Ok(Err(e)) => again(StatusCode::UNAUTHORIZED, &e),
+        Err(e) => again(StatusCode::INTERNAL_SERVER_ERROR, &format!("sign-in failed: {e}")),
+    }
+}
+
+/// The session of a form post that passed the checks, or the refusal.
+fn checked_post(app: &App, h: &HeaderMap, form: &HashMap<String, String>) -> Result<Arc<Session>, Response> {
+    let Some(s) = app.session(h) else {
+        return Err(redirect("/login"));
+    };
+    if !from_our_pages(h) {
+        return Err(not_ours());
+    }
+    if !auth::same_secret(&s.csrf, form.get("csrf").map_or("", String::as_str)) {
+        return Err(refuse(&WebError::forbidden(
+            "Refused: the form's CSRF token is missing or out of date (reload the page and try again).",
+        )));
+    }
+    Ok(s)
+}
+
+async fn logout(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    if let Err(r) = checked_post(&app, &h, &form) {
+        return r;
+    }
+    app.sessions.remove(header_str(&h, header::COOKIE));
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/login".to_owned()),
+            (header::SET_COOKIE, auth::clear_cookie()),
+        ],
+    )
+        .into_response()
+}
+
+async fn act(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+    let s = match checked_post(&app, &h, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if app.read_only {
+        return refuse(&WebError::forbidden(
+            "Refused: this server is read-only (--read-only); no action is taken.",
+        ));
+    }
+    let action = match actions::Action::parse(&form) {
+        Ok(a) => a,
+        Err(e) => return refuse(&WebError::bad_request(&e)),
+    };
+    let back = actions::back(form.get("back"));
+    let session = s.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        with_conn(&session, |c, _| match action.perform(c) {
+            Ok(f) => Ok(f),
+            Err(e) => match e.as_db_error() {
+                Some(d) => Ok(action.refused(d.message(), Some(d.code().code()))),
+                None => Err(WebError::from(e)),
+            },
+        })
+    })
+    .await;
+    let flash = match done {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => Flash {
+            ok: false,
+            text: e.message,
+            run: None,
+        },
+        Err(e) => Flash {
+            ok: false,
+            text: format!("the action failed: {e}"),
+            run: None,
+        },
+    };
+    s.set_flash(flash);
+    redirect(&back)
+}
+
+fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/", get(overview))
+        .route("/jobs", get(jobs))
+        .route("/runs", get(runs))
+        .route("/runs/{id}", get(run))
+        .route("/queues", get(queues))
+        .route("/daemons", get(daemons))
+        .route("/workers", get(workers))
+        .route("/static/style.css", get(style))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/action", axum::routing::post(act))
+        .layer(axum::middleware::map_response(secure_headers))
+        .with_state(app)
+}
+
+/// Serve the dashboard until killed.
+pub fn serve(opts: &Options, config: Config) -> Result<(), String> {
+    let mut base = config;
+    base.application_name("pg_jobs web");
+    let target = describe(&base);
+    let single = if opts.as_connection {
+        let mut c = connect(&base).map_err(|e| format!("cannot connect: {}", crate::db_error(e)))?;
+        let (role, database) = whoami(&mut c).map_err(crate::db_error)?;
+        Some(Arc::new(Session::new(role, database, base.clone(), c)?))
+    } else {
+        None
+    };
+    let mode = match &single {
+        Some(s) => format!("single-role mode: everyone acts as role {} (--as-connection)", s.role),
+        None => format!("each browser signs in with a PostgreSQL role and password ({target})"),
+    };
+    let app = Arc::new(App {
+        sessions: Sessions::new()?,
+        single,
+        base,
+        target,
+        read_only: opts.read_only,
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the HTTP server: {e}"))?;
+    let listen = opts.listen.clone();
+    let read_only = opts.read_only;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // The first line names the address (tests and scripts read it).
+        eprintln!("pg_jobs web: serving http://{addr}/");
+        if addr.ip().is_loopback() {
+            eprintln!("pg_jobs web: listening on loopback only: browsers on this machine");
+        } else {
+            eprintln!(
+                "pg_jobs web: WARNING: listening on {addr}, not loopback: anyone who reaches it can try \
+                 role passwords, sent in clear; put it behind TLS or use an SSH tunnel"
+            );
+        }
+        eprintln!("pg_jobs web: {mode}{}", if read_only { "; read-only" } else { "" });
+        axum::serve(listener, router(app))
+            .await
+            .map_err(|e| format!("the HTTP server stopped: {e}"))
+    })
+}
+
+/// `pg_jobs web --measure N`: render every page `n` times as the given
+/// connection's role and print the median and slowest wall time of each
+/// (queries and HTML, as the server spends it), then the scans of each
+/// query's plan. Fails if a plan reads `jobs.run` or `jobs.job` whole.
+pub fn measure(config: Config, n: usize) -> Result<bool, String> {
+    let e = |e: postgres::Error| crate::db_error(e);
+    let mut c = connect(&config).map_err(e)?;
+    let (role, database) = whoami(&mut c).map_err(e)?;
+    let ctx = Ctx {
+        role,
+        database,
+        csrf: "measure".into(),
+        read_only: false,
+        as_connection: true,
+        flash: None,
+        here: "/".into(),
+    };
+    let latest: Option<i64> = c
+        .query_one("SELECT max(id) FROM jobs.run", &[])
+        .map_err(e)?
+        .get(0);
+    let job: Option<String> = c
+        .query_opt("SELECT name FROM jobs.job WHERE name IS NOT NULL ORDER BY id LIMIT 1", &[])
+        .map_err(e)?
+        .map(|r| r.get(0));
+    let runs = |pairs: &[(&str, &str)]| {
+        let q: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        pages::runs::Filter::parse(&q)
+    };
+    type Render = Box<dyn Fn(&mut Db, &Ctx, &mut ChartCache) -> Result<Page, WebError>>;
+    let mut list: Vec<(String, Render)> = vec![
+        ("overview".into(), Box::new(pages::overview::page)),
+        ("jobs".into(), Box::new(|db, ctx, _| pages::jobs::page(db, ctx, &HashMap::new()))),
+    ];
+    for (label, pairs) in [
+        ("runs", vec![]),
+        ("runs?status=failed", vec![("status", "failed")]),
+        ("runs?status=running", vec![("status", "running")]),
+        ("runs?role=(self)", vec![("role", ctx.role.as_str())]),
+        ("runs?within=1 hour", vec![("within", "1 hour")]),
+        ("runs?job=(first job)", vec![("job", job.as_deref().unwrap_or("none"))]),
+    ] {
+        let f = runs(&pairs)?;
+        list.push((label.into(), Box::new(move |db, ctx, _| pages::runs::list(db, ctx, &f))));
+    }
+    if let Some(id) = latest {
+        list.push(("run (latest)".into(), Box::new(move |db, ctx, _| pages::runs::one(db, ctx, id))));
+    }
+    list.push(("queues".into(), Box::new(|db, ctx, _| pages::registry::queues(db, ctx))));
+    list.push(("daemons".into(), Box::new(|db, ctx, _| pages::registry::daemons(db, ctx))));
+    list.push(("workers".into(), Box::new(|db, ctx, _| pages::registry::workers(db, ctx))));
+
+    let mut charts = ChartCache::default();
+    let render = |c: &mut Client, charts: &mut ChartCache, f: &Render| -> Result<f64, String> {
+        let t = Instant::now();
+        let page = f(&mut Db::new(c), &ctx, charts).map_err(|e| e.message)?;
+        let html = pages::layout(&ctx, &page);
+        std::hint::black_box(html);
+        Ok(t.elapsed().as_secs_f64() * 1000.0)
+    };
+    println!("pg_jobs web: server-side render time per page, {n} renders each, as {}", ctx.role);
+    println!("  {:<28} {:>10} {:>10}", "page", "median ms", "max ms");
+    let first = render(&mut c, &mut charts, &list[0].1)?;
+    println!("  {:<28} {:>10.1} {:>10.1}", "overview (first, counts day)", first, first);
+    for (name, f) in &list {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            times.push(render(&mut c, &mut charts, f)?);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let max = times[times.len() - 1];
+        println!("  {name:<28} {median:>10.1} {max:>10.1}");
+    }
+    println!("\nplans (the scans of each query):");
+    let mut whole_table = false;
+    for (name, f) in &list {
+        let mut db = Db::new(&mut c);
+        db.plans = Some(Vec::new());
+        f(&mut db, &ctx, &mut charts).map_err(|e| e.message)?;
+        for (query, scans) in db.plans.unwrap_or_default() {
+            for s in &scans {
+                if s.starts_with("Seq Scan on jobs.run") || s.starts_with("Seq Scan on jobs.job") {
+                    whole_table = true;
+                }
+            }
+            println!("  {name} / {query}: {}", scans.join("; "));
+        }
+    }
+    if whole_table {
+        println!("\nA plan reads jobs.run or jobs.job whole (Seq Scan).");
+    }
+    Ok(!whole_table)
+}
