@@ -147,6 +147,18 @@ pub struct Conn {
     pub charts: ChartCache,
 }
 
+impl Drop for Conn {
+    /// The blocking client closes its connection by running its own
+    /// runtime, which panics on a thread of the HTTP server's runtime (where
+    /// a sign-out or an expiry drops a session): close it on a thread of
+    /// its own.
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            std::thread::spawn(move || drop(c));
+        }
+    }
+}
+
 /// One signed-in browser (or, with `--as-connection`, everyone).
 pub struct Session {
     pub role: String,

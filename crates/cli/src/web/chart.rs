@@ -113,7 +113,7 @@ pub fn scale(v: f64, top: f64, h: f64) -> f64 {
 
 const W: f64 = 720.0;
 const H: f64 = 150.0;
-const LEFT: f64 = 44.0;
+const LEFT: f64 = 56.0;
 const BOTTOM: f64 = 18.0;
 
 /// Stacked bars of runs per minute (`per`: minutes a bar covers, whose
@@ -241,8 +241,8 @@ mod tests {
         let s = svg("last hour", &bars, 1, ("-1h", "now")).into_string();
         // The top is 10/min; a full bar is the plot's height.
         assert!(s.contains(">10/min<"), "{s}");
-        assert!(s.contains(r#"class="succeeded" x="44" y="0" width="287.3" height="132""#), "{s}");
-        assert!(s.contains(r#"class="failed" x="382" y="66" width="287.3" height="66""#), "{s}");
+        assert!(s.contains(r#"class="succeeded" x="56" y="0" width="282.2" height="132""#), "{s}");
+        assert!(s.contains(r#"class="failed" x="388" y="66" width="282.2" height="66""#), "{s}");
         assert!(s.contains("15 runs, 5 failed"), "{s}");
     }
 }

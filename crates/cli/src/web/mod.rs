@@ -439,15 +439,16 @@ async fn logout(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMa
 }
 
 async fn act(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
-    let s = match checked_post(&app, &h, &form) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    // Read-only first: nothing a post carries can make it act.
     if app.read_only {
         return refuse(&WebError::forbidden(
             "Refused: this server is read-only (--read-only); no action is taken.",
         ));
     }
+    let s = match checked_post(&app, &h, &form) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let action = match actions::Action::parse(&form) {
         Ok(a) => a,
         Err(e) => return refuse(&WebError::bad_request(&e)),
