@@ -193,6 +193,20 @@ impl B {
         last
     }
 
+    /// Without reloading (after a click), wait until the page shows one of
+    /// `needles`; its text.
+    fn wait_here(&self, needles: &[&str]) -> String {
+        let mut last = String::new();
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(&format!("one of {needles:?}"), DEADLINE, || {
+                last = self.text();
+                needles.iter().any(|n| last.contains(n)).then_some(())
+            })
+        }));
+        assert!(found.is_ok(), "none of {needles:?} showed; last page:\n{last}");
+        last
+    }
+
     fn shot(&self, name: &str) {
         let png = self
             .rt
@@ -303,6 +317,7 @@ fn sign_in(b: &B, user: &str, password: &str) -> bool {
     b.fill("input[name=user]", user);
     b.fill("input[name=password]", password);
     b.click("#sign-in");
+    b.wait_here(&["Sign out", "Sign-in refused", "Sign-in failed"]);
     b.count("#sign-out") == 1
 }
 
@@ -384,6 +399,10 @@ fn the_dashboard_in_a_browser() {
     assert!(overview.contains("division by zero"), "{overview}");
     assert!(overview.contains("alice @ app"), "{overview}");
     assert!(b.count("svg rect.succeeded") > 0, "the chart shows the success");
+    // The second view has counted the whole day (the first, the last two
+    // hours: a day of this test's few runs takes one more step).
+    let overview = b.wait_text("/", "(15-minute averages)");
+    assert!(!overview.contains("still counting"), "{overview}");
     b.shot("overview");
 
     // The failed run's page; its cause fixed, Retry: the new run succeeds.
@@ -392,7 +411,7 @@ fn the_dashboard_in_a_browser() {
     b.shot("run-failed");
     s.batch_execute("INSERT INTO public.fixed VALUES (1)").unwrap();
     b.click("button[data-action=retry]");
-    let flash = b.text();
+    let flash = b.wait_here(&["retried", "refused"]);
     assert!(flash.contains(&format!("Run {failed} retried")), "{flash}");
     let retry: i64 = one(
         &mut s,
@@ -408,7 +427,8 @@ fn the_dashboard_in_a_browser() {
     b.shot("runs");
     b.click(&format!("tr[data-run=\"{sleeper}\"] button[data-action=cancel]"));
     wait_status(&mut s, sleeper, "cancelled");
-    assert!(b.text().contains(&format!("Run {sleeper} cancelled")), "{}", b.text());
+    let flash = b.wait_here(&["cancelled.", "refused", "nothing to cancel"]);
+    assert!(flash.contains(&format!("Run {sleeper} cancelled")), "{flash}");
 
     // Pause a job: it stops being due.
     b.goto("/jobs");
@@ -420,7 +440,8 @@ fn the_dashboard_in_a_browser() {
             one(&mut s, "SELECT next_due::text FROM jobs.job_status WHERE name = 'nightly'");
         due.is_none().then_some(())
     });
-    assert!(b.text().contains("Job nightly paused"), "{}", b.text());
+    let flash = b.wait_here(&["paused:", "refused"]);
+    assert!(flash.contains("Job nightly paused"), "{flash}");
     let due_cell = b.rt.block_on(async {
         b.c().find(Locator::Css("tr[data-job=nightly] td.due")).await?.text().await
     });
@@ -444,6 +465,7 @@ fn the_dashboard_in_a_browser() {
 
     // bob: only his jobs; alice's run is not his to see, nor to retry.
     b.click("#sign-out");
+    b.wait_here(&["Sign in"]);
     assert!(b.url().ends_with("/login"), "{}", b.url());
     assert!(sign_in(&b, "bob", "bob-secret"), "{}", b.text());
     let jobs = b.wait_text("/jobs", "bobs_job");
@@ -457,7 +479,7 @@ fn the_dashboard_in_a_browser() {
         "document.querySelector('tr[data-run=\"{bobs_failed}\"] input[name=run]').value = '{failed}'"
     ));
     b.click(&format!("tr[data-run=\"{bobs_failed}\"] button[data-action=retry]"));
-    let refusal = b.text();
+    let refusal = b.wait_here(&["refused", "retried"]);
     assert!(
         refusal.contains("jobs.retry refused") && refusal.contains("42704"),
         "{refusal}"

@@ -2,12 +2,14 @@
 //! and the last day, drawn as SVG on the server.
 //!
 //! A day of history can be a million runs, too many to count at every
-//! page view. The counts per minute are therefore kept per session
-//! ([`ChartCache`]): the first view counts the whole day once (on the index
-//! of finished runs), later views only the last few minutes, since a
-//! minute that has passed gains no more finished runs (a margin of
+//! page view, or even at one. The counts per minute are therefore kept per
+//! session ([`ChartCache`]): each view counts the minutes since the last
+//! one (a minute that has passed gains no more finished runs; a margin of
 //! [`SETTLE_MINUTES`] covers a run whose `finished_at`, its transaction's
-//! start, lies a little before its commit).
+//! start, lies a little before its commit), and counts the day back from
+//! the last hour in steps sized to take about [`BACKFILL_BUDGET_MS`]. The
+//! first view shows the last hour whole and the day as far back as it has
+//! counted, and says how far that is.
 
 use maud::{html, Markup};
 use std::collections::BTreeMap;
@@ -16,6 +18,10 @@ use std::collections::BTreeMap;
 pub const SETTLE_MINUTES: i64 = 2;
 /// The span the cache keeps: a day.
 pub const DAY_MINUTES: i64 = 24 * 60;
+/// What counting further back may cost one view, roughly.
+pub const BACKFILL_BUDGET_MS: f64 = 40.0;
+/// The first step back, in minutes, before its cost is known.
+const FIRST_STEP: i64 = 60;
 
 /// Runs that finished in one minute, by how they ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -51,25 +57,70 @@ impl Counts {
 #[derive(Debug, Default)]
 pub struct ChartCache {
     minutes: BTreeMap<i64, Counts>,
-    /// Minutes before this one are counted for good (0: nothing counted).
+    /// Minutes before this one are counted for good.
     settled_before: i64,
+    /// The oldest minute counted (0: nothing counted yet).
+    counted_from: i64,
+    /// Minutes the next step back covers (0: [`FIRST_STEP`]).
+    step: i64,
 }
 
 impl ChartCache {
-    /// The first minute to count again when the database's clock says
-    /// `now_minute`.
+    /// The minutes to count for a view when the database's clock says
+    /// `now_minute`: from the returned minute to now. The first view
+    /// counts the last hour.
     pub fn count_from(&self, now_minute: i64) -> i64 {
-        (now_minute - DAY_MINUTES + 1).max(self.settled_before)
+        if self.counted_from == 0 {
+            now_minute - 59
+        } else {
+            (now_minute - DAY_MINUTES + 1).max(self.settled_before)
+        }
     }
 
     /// Take the fresh counts of minutes `from..` (`rows`: minute, status,
     /// runs) and forget minutes older than a day.
     pub fn update(&mut self, now_minute: i64, from: i64, rows: &[(i64, String, i64)]) {
-        self.minutes.retain(|m, _| *m < from && *m > now_minute - DAY_MINUTES);
+        self.minutes
+            .retain(|m, _| *m < from && *m > now_minute - DAY_MINUTES);
         for (m, status, n) in rows {
             self.minutes.entry(*m).or_default().add(status, *n);
         }
         self.settled_before = now_minute - SETTLE_MINUTES;
+        if self.counted_from == 0 || self.counted_from > from {
+            self.counted_from = from;
+        }
+    }
+
+    /// The next minutes to count back, `lo..hi`, while the day is not
+    /// counted whole.
+    pub fn step_back(&self, now_minute: i64) -> Option<(i64, i64)> {
+        let day_start = now_minute - DAY_MINUTES + 1;
+        let hi = self.counted_from;
+        if hi == 0 || hi <= day_start {
+            return None;
+        }
+        let step = if self.step > 0 { self.step } else { FIRST_STEP };
+        Some(((hi - step).max(day_start), hi))
+    }
+
+    /// Take the counts of the minutes `lo..hi` counted back (which took
+    /// `ms`), and size the next step to the budget.
+    pub fn stepped_back(&mut self, lo: i64, hi: i64, rows: &[(i64, String, i64)], ms: f64) {
+        for (m, status, n) in rows {
+            self.minutes.entry(*m).or_default().add(status, *n);
+        }
+        self.counted_from = lo;
+        let scaled = ((hi - lo) as f64 * BACKFILL_BUDGET_MS / ms.max(1.0)) as i64;
+        self.step = scaled.clamp(15, DAY_MINUTES);
+    }
+
+    /// Minutes of the last day not counted yet.
+    pub fn uncounted(&self, now_minute: i64) -> i64 {
+        if self.counted_from == 0 {
+            DAY_MINUTES
+        } else {
+            (self.counted_from - (now_minute - DAY_MINUTES + 1)).max(0)
+        }
     }
 
     /// `bars` bars of `width` minutes each, the last ending with
@@ -189,14 +240,14 @@ mod tests {
     }
 
     #[test]
-    fn bars_sum_minutes_and_the_cache_counts_only_unsettled_minutes_again() {
+    fn the_cache_counts_new_minutes_and_the_day_back_in_steps() {
         let mut c = ChartCache::default();
         let now = 1_000_000;
-        assert_eq!(c.count_from(now), now - DAY_MINUTES + 1, "first: the whole day");
-        let from = c.count_from(now);
+        assert_eq!(c.count_from(now), now - 59, "first: the last hour");
+        assert_eq!(c.step_back(now), None, "nothing counted yet");
         c.update(
             now,
-            from,
+            now - 59,
             &[
                 (now, "succeeded".into(), 3),
                 (now, "failed".into(), 1),
@@ -204,7 +255,6 @@ mod tests {
                 (now - 5, "cancelled".into(), 4),
             ],
         );
-        assert_eq!(c.count_from(now + 1), now - SETTLE_MINUTES);
         let b = c.bars(now, 2, 5);
         assert_eq!(
             b[1],
@@ -215,13 +265,30 @@ mod tests {
             }
         );
         assert_eq!(b[0].other, 4);
+        assert_eq!(c.uncounted(now), DAY_MINUTES - 60);
+        // Back: an hour first; a step that took 80 ms halves the next.
+        assert_eq!(c.step_back(now), Some((now - 119, now - 59)));
+        c.stepped_back(now - 119, now - 59, &[(now - 100, "succeeded".into(), 7)], 80.0);
+        assert_eq!(c.step_back(now), Some((now - 149, now - 119)));
+        assert_eq!(c.bars(now, 1, 120)[0].succeeded, 10);
+        // Cheap steps grow (30 minutes in 1 ms: 1,200 next), up to the
+        // start of the day.
+        c.stepped_back(now - 149, now - 119, &[], 0.0);
+        assert_eq!(c.step_back(now), Some((now - 1349, now - 149)));
+        c.stepped_back(now - 1349, now - 149, &[], 1.0);
+        assert_eq!(c.step_back(now), Some((now - DAY_MINUTES + 1, now - 1349)));
+        c.stepped_back(now - DAY_MINUTES + 1, now - 1349, &[], 1.0);
+        assert_eq!(c.step_back(now), None, "the day is counted");
+        assert_eq!(c.uncounted(now), 0);
         // A minute later: the unsettled minutes are replaced, not added to.
         let from = c.count_from(now + 1);
+        assert_eq!(from, now - SETTLE_MINUTES);
         c.update(now + 1, from, &[(now, "succeeded".into(), 5)]);
         let b = c.bars(now + 1, 1, 10);
         assert_eq!(b[0].succeeded, 5);
         assert_eq!(b[0].failed, 0, "minute now-1 was counted again and had none");
         assert_eq!(b[0].other, 4, "settled minutes stay");
+        assert_eq!(c.step_back(now + 1), None, "the day slid by a minute, counted");
     }
 
     #[test]

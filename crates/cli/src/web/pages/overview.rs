@@ -7,13 +7,14 @@ use crate::web::chart::{self, ChartCache};
 use crate::web::queries::{ts, Db};
 use crate::web::WebError;
 use maud::html;
+use std::time::Instant;
 
-/// Counts per minute of the runs that finished from minute `$1` on, on
+/// Counts per minute of the runs that finished in minutes `$1..$2`, on
 /// the index of finished runs.
 const CHART: &str = "
     SELECT floor(extract(epoch FROM r.finished_at) / 60)::int8, r.status, count(*)
       FROM jobs.run r
-     WHERE r.finished_at >= to_timestamp($1::int8 * 60)
+     WHERE r.finished_at >= to_timestamp($1::int8 * 60) AND r.finished_at < to_timestamp($2::int8 * 60)
      GROUP BY 1, 2";
 
 /// Runs in flight, on the index of active runs.
@@ -45,19 +46,38 @@ fn failures_sql() -> String {
     )
 }
 
+/// Counts of the minutes `lo..hi` (minute, status, runs).
+fn count(db: &mut Db, name: &str, lo: i64, hi: i64) -> Result<Vec<(i64, String, i64)>, WebError> {
+    Ok(db
+        .query(name, CHART, &[&lo, &hi])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+}
+
 pub fn page(db: &mut Db, ctx: &Ctx, charts: &mut ChartCache) -> Result<Page, WebError> {
     let now_minute: i64 = db
         .query_one("clock", "SELECT floor(extract(epoch FROM now()) / 60)::int8", &[])?
         .get(0);
     let from = charts.count_from(now_minute);
-    let rows: Vec<(i64, String, i64)> = db
-        .query("chart", CHART, &[&from])?
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    // To the end of the minute after now: a clock that moved on since.
+    let rows = count(db, "chart", from, now_minute + 2)?;
     charts.update(now_minute, from, &rows);
+    if let Some((lo, hi)) = charts.step_back(now_minute) {
+        let t = Instant::now();
+        let rows = count(db, "chart, back", lo, hi)?;
+        charts.stepped_back(lo, hi, &rows, t.elapsed().as_secs_f64() * 1000.0);
+    }
     let hour = charts.bars(now_minute, 60, 1);
     let day = charts.bars(now_minute, 96, 15);
+    let uncounted_h = charts.uncounted(now_minute) as f64 / 60.0;
+    let day_title = if uncounted_h > 0.0 {
+        format!(
+            "Runs per minute, last day (15-minute averages; still counting: the oldest {uncounted_h:.1} h not yet)"
+        )
+    } else {
+        "Runs per minute, last day (15-minute averages)".to_owned()
+    };
 
     let f = db.query_one("in flight", IN_FLIGHT, &[])?;
     let (running, in_flight): (i64, i64) = (f.get(0), f.get(1));
@@ -84,7 +104,7 @@ pub fn page(db: &mut Db, ctx: &Ctx, charts: &mut ChartCache) -> Result<Page, Web
         }
         div.charts {
             (chart::svg("Runs per minute, last hour", &hour, 1, ("−60 min", "now")))
-            (chart::svg("Runs per minute, last day (15-minute averages)", &day, 15, ("−24 h", "now")))
+            (chart::svg(&day_title, &day, 15, ("−24 h", "now")))
             p.legend { span.key.succeeded {} "succeeded " span.key.failed {} "failed, timed out, crashed " span.key.other {} "cancelled, skipped" }
         }
         div.cols {

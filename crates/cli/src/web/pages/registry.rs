@@ -31,7 +31,7 @@ pub fn queues(db: &mut Db, ctx: &Ctx) -> Result<Page, WebError> {
                     @let name: String = r.get(0);
                     @let paused: bool = r.get(2);
                     tr data-queue=(name) {
-                        td { a href=(super::runs_link(&[("status", "queued")])) { (name) } }
+                        td { (name) }
                         td { (r.get::<_, String>(1)) }
                         td { @if paused { span.tag { "paused" } } @else { "running" } }
                         td.num { (limit(r.get(3))) }
