@@ -132,13 +132,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         let arg = conninfo.as_deref().or(cli.conninfo.as_deref());
         let config = connect::config(arg, &connect::Env::current())?;
         return match measure {
-            Some(n) => web::measure(config, *n).map(|ok| {
-                if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                }
-            }),
+            Some(n) => {
+                web::measure(config, *n).map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            }
             None => web::serve(
                 &web::Options {
                     listen: listen.clone(),

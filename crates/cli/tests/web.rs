@@ -126,7 +126,9 @@ impl B {
 
     fn goto(&self, path: &str) {
         let url = format!("{}{path}", self.base);
-        self.rt.block_on(self.c().goto(&url)).unwrap_or_else(|e| panic!("goto {url}: {e}"));
+        self.rt
+            .block_on(self.c().goto(&url))
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
     fn text(&self) -> String {
@@ -189,7 +191,10 @@ impl B {
                 last.contains(needle).then_some(())
             })
         }));
-        assert!(found.is_ok(), "{needle:?} never showed on {path}; last page:\n{last}");
+        assert!(
+            found.is_ok(),
+            "{needle:?} never showed on {path}; last page:\n{last}"
+        );
         last
     }
 
@@ -339,7 +344,11 @@ fn the_dashboard_in_a_browser() {
     s.batch_execute("SELECT pg_reload_conf()").unwrap();
     wait_for("password authentication", DEADLINE, || {
         Client::connect(
-            &format!("host={} port={} user=alice password=wrong dbname=app", c.dir.display(), c.port),
+            &format!(
+                "host={} port={} user=alice password=wrong dbname=app",
+                c.dir.display(),
+                c.port
+            ),
             NoTls,
         )
         .is_err()
@@ -432,18 +441,27 @@ fn the_dashboard_in_a_browser() {
 
     // Pause a job: it stops being due.
     b.goto("/jobs");
-    let due: Option<String> = one(&mut s, "SELECT next_due::text FROM jobs.job_status WHERE name = 'nightly'");
+    let due: Option<String> = one(
+        &mut s,
+        "SELECT next_due::text FROM jobs.job_status WHERE name = 'nightly'",
+    );
     assert!(due.is_some());
     b.click("tr[data-job=nightly] button[data-action=pause]");
     wait_for("nightly to stop being due", DEADLINE, || {
-        let due: Option<String> =
-            one(&mut s, "SELECT next_due::text FROM jobs.job_status WHERE name = 'nightly'");
+        let due: Option<String> = one(
+            &mut s,
+            "SELECT next_due::text FROM jobs.job_status WHERE name = 'nightly'",
+        );
         due.is_none().then_some(())
     });
     let flash = b.wait_here(&["paused:", "refused"]);
     assert!(flash.contains("Job nightly paused"), "{flash}");
     let due_cell = b.rt.block_on(async {
-        b.c().find(Locator::Css("tr[data-job=nightly] td.due")).await?.text().await
+        b.c()
+            .find(Locator::Css("tr[data-job=nightly] td.due"))
+            .await?
+            .text()
+            .await
     });
     assert_eq!(due_cell.ok().as_deref(), Some(""), "no next due time shown");
     assert_eq!(b.count("tr[data-job=nightly] button[data-action=resume]"), 1);
@@ -455,7 +473,10 @@ fn the_dashboard_in_a_browser() {
     b.shot("queues");
     b.click("tr[data-queue=held] button[data-action=resume_queue]");
     wait_for("the held queue to empty", DEADLINE, || {
-        let n: i64 = one(&mut s, "SELECT count(*) FROM jobs.run WHERE queue = 'held' AND status = 'succeeded'");
+        let n: i64 = one(
+            &mut s,
+            "SELECT count(*) FROM jobs.run WHERE queue = 'held' AND status = 'succeeded'",
+        );
         (n == 1).then_some(())
     });
     b.wait_text("/daemons", "ticker");
@@ -478,7 +499,9 @@ fn the_dashboard_in_a_browser() {
     b.js(&format!(
         "document.querySelector('tr[data-run=\"{bobs_failed}\"] input[name=run]').value = '{failed}'"
     ));
-    b.click(&format!("tr[data-run=\"{bobs_failed}\"] button[data-action=retry]"));
+    b.click(&format!(
+        "tr[data-run=\"{bobs_failed}\"] button[data-action=retry]"
+    ));
     let refusal = b.wait_here(&["refused", "retried"]);
     assert!(
         refusal.contains("jobs.retry refused") && refusal.contains("42704"),
@@ -497,7 +520,13 @@ fn the_dashboard_in_a_browser() {
     let cookie = format!("pg_jobs_session={}", b.cookie("pg_jobs_session"));
     let origin = format!("http://{addr}");
     let body = |csrf: &str| format!("csrf={csrf}&action=retry&run={bobs_failed}&back=%2Fruns");
-    let (st, reply) = http(&addr, "POST", "/action", &[("Cookie", &cookie), ("Origin", &origin)], &body("0000"));
+    let (st, reply) = http(
+        &addr,
+        "POST",
+        "/action",
+        &[("Cookie", &cookie), ("Origin", &origin)],
+        &body("0000"),
+    );
     assert_eq!(st, 403, "{reply}");
     assert!(reply.contains("CSRF"), "{reply}");
     let (st, reply) = http(
@@ -508,10 +537,22 @@ fn the_dashboard_in_a_browser() {
         &body(&token),
     );
     assert_eq!(st, 403, "{reply}");
-    let (st, reply) = http(&addr, "POST", "/action", &[("Cookie", &cookie), ("Origin", &origin)], &body(&token));
+    let (st, reply) = http(
+        &addr,
+        "POST",
+        "/action",
+        &[("Cookie", &cookie), ("Origin", &origin)],
+        &body(&token),
+    );
     assert_eq!(st, 303, "with both, the action is taken: {reply}");
     // A forged cookie is no session.
-    let (st, reply) = http(&addr, "GET", "/jobs", &[("Cookie", "pg_jobs_session=abc.def")], "");
+    let (st, reply) = http(
+        &addr,
+        "GET",
+        "/jobs",
+        &[("Cookie", "pg_jobs_session=abc.def")],
+        "",
+    );
     assert_eq!(st, 303, "{reply}");
     assert!(reply.contains("location: /login"), "{reply}");
 
@@ -524,9 +565,19 @@ fn the_dashboard_in_a_browser() {
     );
     let mut b2 = b;
     b2.base = format!("http://{ro_addr}");
-    for page in ["/", "/jobs", "/runs", "/queues", "/daemons", &format!("/runs/{failed}")] {
+    for page in [
+        "/",
+        "/jobs",
+        "/runs",
+        "/queues",
+        "/daemons",
+        &format!("/runs/{failed}"),
+    ] {
         let text = b2.wait_text(page, "Read-only");
-        assert!(text.contains("Single-role mode") && text.contains("alice"), "{text}");
+        assert!(
+            text.contains("Single-role mode") && text.contains("alice"),
+            "{text}"
+        );
         assert_eq!(b2.count("button.action"), 0, "no action buttons on {page}");
     }
     b2.goto("/jobs");

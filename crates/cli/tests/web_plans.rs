@@ -74,13 +74,20 @@ fn page_queries_use_indexes() {
             "daemons / daemons",
             "workers / workers",
         ] {
-            assert!(out.contains(&format!("  {page}: ")), "as {role}, no plan of {page}:\n{out}");
+            assert!(
+                out.contains(&format!("  {page}: ")),
+                "as {role}, no plan of {page}:\n{out}"
+            );
         }
         let whole: Vec<&str> = out
             .lines()
             .filter(|l| l.contains("Seq Scan on jobs.run") || l.contains("Seq Scan on jobs.job"))
             .collect();
-        assert!(whole.is_empty(), "as {role}, plans that read a table whole:\n{}", whole.join("\n"));
+        assert!(
+            whole.is_empty(),
+            "as {role}, plans that read a table whole:\n{}",
+            whole.join("\n")
+        );
         // The scans are there to be checked: the history is read by index.
         assert!(out.contains("on jobs.run using run_pkey"), "{out}");
     }

@@ -69,7 +69,10 @@ impl Action {
         Ok(match self {
             Action::Pause(n) => {
                 named(c, "SELECT jobs.pause($1)", n)?;
-                ok(format!("Job {n} paused: it is not scheduled until resumed."), None)
+                ok(
+                    format!("Job {n} paused: it is not scheduled until resumed."),
+                    None,
+                )
             }
             Action::Resume(n) => {
                 named(c, "SELECT jobs.resume($1)", n)?;
@@ -141,7 +144,10 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

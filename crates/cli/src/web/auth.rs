@@ -40,7 +40,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -201,7 +201,11 @@ impl Session {
     }
 
     fn expired(&self, now: Instant) -> bool {
-        let idle = self.last_seen.lock().map(|t| now.duration_since(*t)).unwrap_or(IDLE);
+        let idle = self
+            .last_seen
+            .lock()
+            .map(|t| now.duration_since(*t))
+            .unwrap_or(IDLE);
         idle >= IDLE || now.duration_since(self.created) >= ABSOLUTE
     }
 }
@@ -304,7 +308,11 @@ mod tests {
         let h = Some("127.0.0.1:8080");
         assert!(same_origin(h, Some("http://127.0.0.1:8080"), None));
         assert!(same_origin(h, None, Some("http://127.0.0.1:8080/runs?x=1")));
-        assert!(!same_origin(h, Some("http://evil.example"), Some("http://127.0.0.1:8080/")));
+        assert!(!same_origin(
+            h,
+            Some("http://evil.example"),
+            Some("http://127.0.0.1:8080/")
+        ));
         assert!(!same_origin(h, Some("http://127.0.0.1:8081"), None));
         assert!(!same_origin(h, Some("null"), None));
         assert!(!same_origin(h, None, None), "neither header: refused");

@@ -19,7 +19,7 @@ pub const SETTLE_MINUTES: i64 = 2;
 /// The span the cache keeps: a day.
 pub const DAY_MINUTES: i64 = 24 * 60;
 /// What counting further back may cost one view, roughly.
-pub const BACKFILL_BUDGET_MS: f64 = 40.0;
+pub const BACKFILL_BUDGET_MS: f64 = 100.0;
 /// The first step back, in minutes, before its cost is known.
 const FIRST_STEP: i64 = 60;
 
@@ -59,6 +59,8 @@ pub struct ChartCache {
     minutes: BTreeMap<i64, Counts>,
     /// Minutes before this one are counted for good.
     settled_before: i64,
+    /// The database's minute at the last update.
+    now: i64,
     /// The oldest minute counted (0: nothing counted yet).
     counted_from: i64,
     /// Minutes the next step back covers (0: [`FIRST_STEP`]).
@@ -86,6 +88,7 @@ impl ChartCache {
             self.minutes.entry(*m).or_default().add(status, *n);
         }
         self.settled_before = now_minute - SETTLE_MINUTES;
+        self.now = now_minute;
         if self.counted_from == 0 || self.counted_from > from {
             self.counted_from = from;
         }
@@ -121,6 +124,11 @@ impl ChartCache {
         } else {
             (self.counted_from - (now_minute - DAY_MINUTES + 1)).max(0)
         }
+    }
+
+    /// Minutes of the day not counted yet, as of the last update.
+    pub fn pending(&self) -> i64 {
+        self.uncounted(self.now)
     }
 
     /// `bars` bars of `width` minutes each, the last ending with
@@ -174,7 +182,13 @@ pub fn svg(title: &str, bars: &[Counts], per: i64, labels: (&str, &str)) -> Mark
     let per = per.max(1) as f64;
     let rates: Vec<(f64, f64, f64)> = bars
         .iter()
-        .map(|c| (c.failed as f64 / per, c.other as f64 / per, c.succeeded as f64 / per))
+        .map(|c| {
+            (
+                c.failed as f64 / per,
+                c.other as f64 / per,
+                c.succeeded as f64 / per,
+            )
+        })
         .collect();
     let max = rates.iter().map(|(a, b, c)| a + b + c).fold(0.0, f64::max);
     let top = nice_ceiling(max);
@@ -266,18 +280,25 @@ mod tests {
         );
         assert_eq!(b[0].other, 4);
         assert_eq!(c.uncounted(now), DAY_MINUTES - 60);
-        // Back: an hour first; a step that took 80 ms halves the next.
+        // Back: an hour first; a step that took twice the budget halves
+        // the next.
         assert_eq!(c.step_back(now), Some((now - 119, now - 59)));
-        c.stepped_back(now - 119, now - 59, &[(now - 100, "succeeded".into(), 7)], 80.0);
+        c.stepped_back(
+            now - 119,
+            now - 59,
+            &[(now - 100, "succeeded".into(), 7)],
+            2.0 * BACKFILL_BUDGET_MS,
+        );
         assert_eq!(c.step_back(now), Some((now - 149, now - 119)));
         assert_eq!(c.bars(now, 1, 120)[0].succeeded, 10);
-        // Cheap steps grow (30 minutes in 1 ms: 1,200 next), up to the
-        // start of the day.
-        c.stepped_back(now - 149, now - 119, &[], 0.0);
+        // Cheap steps grow, up to the start of the day.
+        c.stepped_back(now - 149, now - 119, &[], BACKFILL_BUDGET_MS / 40.0);
         assert_eq!(c.step_back(now), Some((now - 1349, now - 149)));
         c.stepped_back(now - 1349, now - 149, &[], 1.0);
         assert_eq!(c.step_back(now), Some((now - DAY_MINUTES + 1, now - 1349)));
+        assert_eq!(c.pending(), 90, "minutes now-1439 ..= now-1350");
         c.stepped_back(now - DAY_MINUTES + 1, now - 1349, &[], 1.0);
+        assert_eq!(c.pending(), 0);
         assert_eq!(c.step_back(now), None, "the day is counted");
         assert_eq!(c.uncounted(now), 0);
         // A minute later: the unsettled minutes are replaced, not added to.
@@ -308,8 +329,14 @@ mod tests {
         let s = svg("last hour", &bars, 1, ("-1h", "now")).into_string();
         // The top is 10/min; a full bar is the plot's height.
         assert!(s.contains(">10/min<"), "{s}");
-        assert!(s.contains(r#"class="succeeded" x="56" y="0" width="282.2" height="132""#), "{s}");
-        assert!(s.contains(r#"class="failed" x="388" y="66" width="282.2" height="66""#), "{s}");
+        assert!(
+            s.contains(r#"class="succeeded" x="56" y="0" width="282.2" height="132""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"class="failed" x="388" y="66" width="282.2" height="66""#),
+            "{s}"
+        );
         assert!(s.contains("15 runs, 5 failed"), "{s}");
     }
 }

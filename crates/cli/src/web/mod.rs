@@ -17,8 +17,11 @@
 pub mod actions;
 pub mod auth;
 pub mod chart;
+mod measure;
 pub mod pages;
 pub mod queries;
+
+pub use measure::measure;
 
 use auth::{Flash, Session, Sessions};
 use axum::extract::{Form, Path, Query, State};
@@ -33,7 +36,7 @@ use postgres::{Client, Config, NoTls};
 use queries::Db;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where `pg_jobs web` listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -155,7 +158,7 @@ struct App {
 
 type Shared = Arc<App>;
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -204,12 +207,7 @@ fn with_conn<T>(
 }
 
 fn html(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 fn redirect(to: &str) -> Response {
@@ -281,7 +279,10 @@ async fn jobs(
     uri: axum::http::Uri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    render(app, h, here(&uri), move |db, ctx, _| pages::jobs::page(db, ctx, &q)).await
+    render(app, h, here(&uri), move |db, ctx, _| {
+        pages::jobs::page(db, ctx, &q)
+    })
+    .await
 }
 
 async fn runs(
@@ -312,15 +313,24 @@ async fn run(
 }
 
 async fn queues(State(app): State<Shared>, h: HeaderMap) -> Response {
-    render(app, h, "/queues".into(), |db, ctx, _| pages::registry::queues(db, ctx)).await
+    render(app, h, "/queues".into(), |db, ctx, _| {
+        pages::registry::queues(db, ctx)
+    })
+    .await
 }
 
 async fn daemons(State(app): State<Shared>, h: HeaderMap) -> Response {
-    render(app, h, "/daemons".into(), |db, ctx, _| pages::registry::daemons(db, ctx)).await
+    render(app, h, "/daemons".into(), |db, ctx, _| {
+        pages::registry::daemons(db, ctx)
+    })
+    .await
 }
 
 async fn workers(State(app): State<Shared>, h: HeaderMap) -> Response {
-    render(app, h, "/workers".into(), |db, ctx, _| pages::registry::workers(db, ctx)).await
+    render(app, h, "/workers".into(), |db, ctx, _| {
+        pages::registry::workers(db, ctx)
+    })
+    .await
 }
 
 async fn style() -> Response {
@@ -359,7 +369,11 @@ async fn login_page(State(app): State<Shared>) -> Response {
     )
 }
 
-async fn login(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn login(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if app.single.is_some() {
         return redirect("/");
     }
@@ -413,24 +427,32 @@ async fn login(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap
 }
 
 /// The session of a form post that passed the checks, or the refusal.
-fn checked_post(app: &App, h: &HeaderMap, form: &HashMap<String, String>) -> Result<Arc<Session>, Response> {
+fn checked_post(
+    app: &App,
+    h: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Arc<Session>, Box<Response>> {
     let Some(s) = app.session(h) else {
-        return Err(redirect("/login"));
+        return Err(Box::new(redirect("/login")));
     };
     if !from_our_pages(h) {
-        return Err(not_ours());
+        return Err(Box::new(not_ours()));
     }
     if !auth::same_secret(&s.csrf, form.get("csrf").map_or("", String::as_str)) {
-        return Err(refuse(&WebError::forbidden(
+        return Err(Box::new(refuse(&WebError::forbidden(
             "Refused: the form's CSRF token is missing or out of date (reload the page and try again).",
-        )));
+        ))));
     }
     Ok(s)
 }
 
-async fn logout(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn logout(
+    State(app): State<Shared>,
+    h: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     if let Err(r) = checked_post(&app, &h, &form) {
-        return r;
+        return *r;
     }
     app.sessions.remove(header_str(&h, header::COOKIE));
     (
@@ -452,7 +474,7 @@ async fn act(State(app): State<Shared>, h: HeaderMap, Form(form): Form<HashMap<S
     }
     let s = match checked_post(&app, &h, &form) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let action = match actions::Action::parse(&form) {
         Ok(a) => a,
@@ -522,7 +544,10 @@ pub fn serve(opts: &Options, config: Config) -> Result<(), String> {
         None
     };
     let mode = match &single {
-        Some(s) => format!("single-role mode: everyone acts as role {} (--as-connection)", s.role),
+        Some(s) => format!(
+            "single-role mode: everyone acts as role {} (--as-connection)",
+            s.role
+        ),
         None => format!("each browser signs in with a PostgreSQL role and password ({target})"),
     };
     let app = Arc::new(App {
@@ -553,104 +578,12 @@ pub fn serve(opts: &Options, config: Config) -> Result<(), String> {
                  role passwords, sent in clear; put it behind TLS or use an SSH tunnel"
             );
         }
-        eprintln!("pg_jobs web: {mode}{}", if read_only { "; read-only" } else { "" });
+        eprintln!(
+            "pg_jobs web: {mode}{}",
+            if read_only { "; read-only" } else { "" }
+        );
         axum::serve(listener, router(app))
             .await
             .map_err(|e| format!("the HTTP server stopped: {e}"))
     })
-}
-
-/// `pg_jobs web --measure N`: render every page `n` times as the given
-/// connection's role and print the median and slowest wall time of each
-/// (queries and HTML, as the server spends it), then the scans of each
-/// query's plan. Fails if a plan reads `jobs.run` or `jobs.job` whole.
-pub fn measure(config: Config, n: usize) -> Result<bool, String> {
-    let e = |e: postgres::Error| crate::db_error(e);
-    let mut c = connect(&config).map_err(e)?;
-    let (role, database) = whoami(&mut c).map_err(e)?;
-    let ctx = Ctx {
-        role,
-        database,
-        csrf: "measure".into(),
-        read_only: false,
-        as_connection: true,
-        flash: None,
-        here: "/".into(),
-    };
-    let latest: Option<i64> = c
-        .query_one("SELECT max(id) FROM jobs.run", &[])
-        .map_err(e)?
-        .get(0);
-    let job: Option<String> = c
-        .query_opt("SELECT name FROM jobs.job WHERE name IS NOT NULL ORDER BY id LIMIT 1", &[])
-        .map_err(e)?
-        .map(|r| r.get(0));
-    let runs = |pairs: &[(&str, &str)]| {
-        let q: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        pages::runs::Filter::parse(&q)
-    };
-    type Render = Box<dyn Fn(&mut Db, &Ctx, &mut ChartCache) -> Result<Page, WebError>>;
-    let mut list: Vec<(String, Render)> = vec![
-        ("overview".into(), Box::new(pages::overview::page)),
-        ("jobs".into(), Box::new(|db, ctx, _| pages::jobs::page(db, ctx, &HashMap::new()))),
-    ];
-    for (label, pairs) in [
-        ("runs", vec![]),
-        ("runs?status=failed", vec![("status", "failed")]),
-        ("runs?status=running", vec![("status", "running")]),
-        ("runs?role=(self)", vec![("role", ctx.role.as_str())]),
-        ("runs?within=1 hour", vec![("within", "1 hour")]),
-        ("runs?job=(first job)", vec![("job", job.as_deref().unwrap_or("none"))]),
-    ] {
-        let f = runs(&pairs)?;
-        list.push((label.into(), Box::new(move |db, ctx, _| pages::runs::list(db, ctx, &f))));
-    }
-    if let Some(id) = latest {
-        list.push(("run (latest)".into(), Box::new(move |db, ctx, _| pages::runs::one(db, ctx, id))));
-    }
-    list.push(("queues".into(), Box::new(|db, ctx, _| pages::registry::queues(db, ctx))));
-    list.push(("daemons".into(), Box::new(|db, ctx, _| pages::registry::daemons(db, ctx))));
-    list.push(("workers".into(), Box::new(|db, ctx, _| pages::registry::workers(db, ctx))));
-
-    let mut charts = ChartCache::default();
-    let render = |c: &mut Client, charts: &mut ChartCache, f: &Render| -> Result<f64, String> {
-        let t = Instant::now();
-        let page = f(&mut Db::new(c), &ctx, charts).map_err(|e| e.message)?;
-        let html = pages::layout(&ctx, &page);
-        std::hint::black_box(html);
-        Ok(t.elapsed().as_secs_f64() * 1000.0)
-    };
-    println!("pg_jobs web: server-side render time per page, {n} renders each, as {}", ctx.role);
-    println!("  {:<28} {:>10} {:>10}", "page", "median ms", "max ms");
-    let first = render(&mut c, &mut charts, &list[0].1)?;
-    println!("  {:<28} {:>10.1} {:>10.1}", "overview (a session's first)", first, first);
-    for (name, f) in &list {
-        let mut times = Vec::with_capacity(n);
-        for _ in 0..n.max(1) {
-            times.push(render(&mut c, &mut charts, f)?);
-        }
-        times.sort_by(f64::total_cmp);
-        let median = times[times.len() / 2];
-        let max = times[times.len() - 1];
-        println!("  {name:<28} {median:>10.1} {max:>10.1}");
-    }
-    println!("\nplans (the scans of each query):");
-    let mut whole_table = false;
-    for (name, f) in &list {
-        let mut db = Db::new(&mut c);
-        db.plans = Some(Vec::new());
-        f(&mut db, &ctx, &mut charts).map_err(|e| e.message)?;
-        for (query, scans) in db.plans.unwrap_or_default() {
-            for s in &scans {
-                if s.starts_with("Seq Scan on jobs.run") || s.starts_with("Seq Scan on jobs.job") {
-                    whole_table = true;
-                }
-            }
-            println!("  {name} / {query}: {}", scans.join("; "));
-        }
-    }
-    if whole_table {
-        println!("\nA plan reads jobs.run or jobs.job whole (Seq Scan).");
-    }
-    Ok(!whole_table)
 }

@@ -56,10 +56,7 @@ pub fn page(db: &mut Db, ctx: &Ctx, q: &HashMap<String, String>) -> Result<Page,
     let mut strips: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
     if !ids.is_empty() {
         for r in db.query("strips", STRIP_SQL, &[&ids, &STRIP])? {
-            strips
-                .entry(r.get(0))
-                .or_default()
-                .push((r.get(1), r.get(2)));
+            strips.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
         }
     }
     let last = ids.last().copied();

@@ -213,7 +213,13 @@ mod tests {
         assert!(html.contains(r#"name="csrf" value="tok""#), "{html}");
         assert!(html.contains(r#"value="a&lt;b""#), "escaped: {html}");
         assert!(html.contains("Single-role mode"), "{html}");
-        let ro = layout(&ctx(true), &Page { title: "Jobs".into(), body: action(&ctx(true), "pause", ("name", "x"), "Pause") });
+        let ro = layout(
+            &ctx(true),
+            &Page {
+                title: "Jobs".into(),
+                body: action(&ctx(true), "pause", ("name", "x"), "Pause"),
+            },
+        );
         assert!(!ro.contains("/action"), "{ro}");
         assert!(ro.contains("Read-only"), "{ro}");
     }

@@ -65,7 +65,10 @@ impl Filter {
         let within = get("within");
         let within_s = within.as_deref().map(parse_within).transpose()?;
         let before = get("before")
-            .map(|b| b.parse::<i64>().map_err(|_| format!("before={b:?} is not a run id")))
+            .map(|b| {
+                b.parse::<i64>()
+                    .map_err(|_| format!("before={b:?} is not a run id"))
+            })
             .transpose()?;
         Ok(Filter {
             status,
@@ -366,7 +369,10 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -384,15 +390,22 @@ mod tests {
         assert_eq!(f.role, None, "empty fields are no filter");
         assert_eq!(f.within_s, Some(7200));
         assert_eq!(f.before, Some(77));
-        assert_eq!(f.query(Some(12)), "status=failed&job=nightly%20report&within=2%20hours&before=12");
+        assert_eq!(
+            f.query(Some(12)),
+            "status=failed&job=nightly%20report&within=2%20hours&before=12"
+        );
         assert_eq!(Filter::parse(&q(&[])).unwrap(), Filter::default());
     }
 
     #[test]
     fn bad_filters_are_refused_with_a_reason() {
-        assert!(Filter::parse(&q(&[("status", "exploded")])).unwrap_err().contains("exploded"));
+        assert!(Filter::parse(&q(&[("status", "exploded")]))
+            .unwrap_err()
+            .contains("exploded"));
         assert!(Filter::parse(&q(&[("before", "x")])).is_err());
-        assert!(Filter::parse(&q(&[("within", "3 fortnights")])).unwrap_err().contains("unknown unit"));
+        assert!(Filter::parse(&q(&[("within", "3 fortnights")]))
+            .unwrap_err()
+            .contains("unknown unit"));
         assert_eq!(parse_within("15m"), Ok(900));
         assert_eq!(parse_within("1 day"), Ok(86_400));
         assert!(parse_within("0 minutes").is_err());
