@@ -545,6 +545,18 @@ fn the_dashboard_in_a_browser() {
         &body(&token),
     );
     assert_eq!(st, 303, "with both, the action is taken: {reply}");
+    // Another host name pointed at this address (DNS rebinding) gets nothing.
+    let mut raw = TcpStream::connect(&addr).unwrap();
+    raw.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(
+        raw,
+        "GET /jobs HTTP/1.1\r\nHost: evil.example:80\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    raw.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 421"), "{reply}");
+    assert!(!reply.contains("bobs_job"), "{reply}");
     // A forged cookie is no session.
     let (st, reply) = http(
         &addr,

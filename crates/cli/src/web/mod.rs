@@ -154,9 +154,49 @@ struct App {
     base: Config,
     target: String,
     read_only: bool,
+    /// The `Host` headers served, when listening on loopback (`None`:
+    /// any). A page of another site whose name an attacker points at
+    /// 127.0.0.1 (DNS rebinding) would be same-origin with its own pages
+    /// and send its own name: it gets nothing.
+    hosts: std::sync::OnceLock<Option<Vec<String>>>,
 }
 
 type Shared = Arc<App>;
+
+/// The `Host` values a browser on this machine sends for a loopback
+/// listener at `addr`.
+fn loopback_hosts(addr: std::net::SocketAddr) -> Option<Vec<String>> {
+    if !addr.ip().is_loopback() {
+        return None;
+    }
+    let port = addr.port();
+    let ip = match addr {
+        std::net::SocketAddr::V4(a) => a.ip().to_string(),
+        std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+    };
+    Some(vec![format!("{ip}:{port}"), format!("localhost:{port}")])
+}
+
+/// Refuse requests for a host name that is not ours (see `App::hosts`).
+async fn host_guard(
+    State(app): State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(Some(allowed)) = app.hosts.get() {
+        let host = header_str(req.headers(), header::HOST).unwrap_or("");
+        if !allowed.iter().any(|a| a == host) {
+            return refuse(&WebError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!(
+                    "Refused: this server answers to {} only (Host {host:?}).",
+                    allowed.join(" and ")
+                ),
+            ));
+        }
+    }
+    next.run(req).await
+}
 
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -523,6 +563,7 @@ fn router(app: Shared) -> Router {
         .route("/logout", axum::routing::post(logout))
         .route("/action", axum::routing::post(act))
         .layer(axum::middleware::map_response(secure_headers))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), host_guard))
         .with_state(app)
 }
 
@@ -556,6 +597,7 @@ pub fn serve(opts: &Options, config: Config) -> Result<(), String> {
         base,
         target,
         read_only: opts.read_only,
+        hosts: std::sync::OnceLock::new(),
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -568,6 +610,7 @@ pub fn serve(opts: &Options, config: Config) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let _ = app.hosts.set(loopback_hosts(addr));
         // The first line names the address (tests and scripts read it).
         eprintln!("pg_jobs web: serving http://{addr}/");
         if addr.ip().is_loopback() {
