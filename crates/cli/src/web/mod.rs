@@ -228,6 +228,14 @@ fn with_conn<T>(
     s: &Session,
     f: impl FnOnce(&mut Client, &mut ChartCache) -> Result<T, WebError>,
 ) -> Result<T, WebError> {
+    // A page that panicked (a bug) poisons the lock: take it anyway, with
+    // a fresh connection, so the session goes on.
+    if s.conn.is_poisoned() {
+        s.conn.clear_poison();
+        if let Ok(mut g) = s.conn.lock() {
+            g.client = None;
+        }
+    }
     let mut guard = s
         .conn
         .lock()
