@@ -39,14 +39,18 @@ package-test: package
 fmt:
 	cargo fmt --all
 
-# Throughput and latency, side by side with pg_cron on one cluster (prints a table; ~5 min).
+# Throughput, CPU and WAL per job, and latency, side by side with graphile-worker,
+# pg-boss and pg_cron on one cluster, durable and with fsync off; the phases
+# of a simultaneous start (prints tables; ~20 min).
 bench: setup
 	bash scripts/bench
 
-# The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs, memory, slot pressure (~12 min).
+# pg_jobs' own figures: queues, workflows, warm and cold starts (~5 min).
 bench-details: setup
 	bash scripts/bench details
 
+# The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs (also with
+# distinct cron texts), memory, slot pressure (~13 min).
 bench-scale: setup
 	bash scripts/bench scale
 

@@ -6,8 +6,11 @@
 //   node queue.mjs SYSTEM latency N SETTINGS_JSON
 //
 // SYSTEM is graphile-worker or pg-boss; DATABASE_URL names the database,
-// PM_PID the postmaster (to read the server's CPU time from /proc). Prints
-// one JSON line: the figures, measured from the first enqueue.
+// PM_PID the postmaster (to read the server's CPU time from /proc),
+// MAX_SECONDS (default 60) how long a throughput run may take: a slower
+// one stops there and reports the jobs done by then (pg-boss's defaults
+// fetch one job per 2 s poll). Prints one JSON line: the figures, measured
+// from the first enqueue.
 //
 // A job inserts one row into `sink` (throughput) or its start time into
 // `lat` (latency), with its own statement, as a handler would.
@@ -20,6 +23,7 @@ import { PgBoss } from "pg-boss";
 const [system, mode, ...rest] = process.argv.slice(2);
 const url = process.env.DATABASE_URL;
 const pmPid = Number(process.env.PM_PID);
+const maxSeconds = Number(process.env.MAX_SECONDS ?? 60);
 const CLK_TCK = 100; // Linux's USER_HZ on x86-64
 
 /** CPU seconds of the postmaster and every server process (living, and the
@@ -86,6 +90,8 @@ async function main() {
   if (system === "graphile-worker") {
     const utils = await makeWorkerUtils({ connectionString: url });
     await utils.migrate();
+    // A run of its own: what an earlier, stopped run left is not this one's.
+    await utils.withPgClient((c) => c.query("DELETE FROM graphile_worker._private_jobs"));
     const runner = await run({
       connectionString: url,
       noHandleSignals: true,
@@ -128,11 +134,15 @@ async function main() {
     const t0 = nowMs();
     for (let i = 0; i < n; i += batch) await enqueueMany(i, Math.min(batch, n - i));
     const enqueued = nowMs() - t0;
-    await finished.p;
+    let timer;
+    await Promise.race([finished.p, new Promise((r) => (timer = setTimeout(r, maxSeconds * 1000)))]);
+    clearTimeout(timer);
     const took = (nowMs() - t0) / 1000;
+    const jobs = done;
     const [cpu1, own1, wal1] = [serverCpu(), ownCpu(), await walLsn(pool)];
     out = {
-      jobs: n,
+      jobs,
+      stopped: jobs < n,
       seconds: took,
       enqueue_seconds: enqueued / 1000,
       server_cpu: cpu1 - cpu0,

@@ -126,16 +126,10 @@ impl Scheduler {
                 self.reboot = false;
                 self.rebuild_heap();
                 self.loaded = true;
-                // The load's transient memory (its rows, the replaced jobs,
-                // SPI's tuples) is free but still the process's: give it
-                // back, or a scheduler keeps the high-water mark of its
-                // largest load (100,000 jobs: 87 → … MB).
-                #[cfg(target_env = "gnu")]
-                // SAFETY: malloc_trim only returns free heap pages to the
-                // kernel; no pointer is passed and none is invalidated.
-                unsafe {
-                    libc::malloc_trim(0);
-                }
+                self.trim_after_pass = true;
+                // The parses were shared by this load's jobs; a reload of
+                // a few jobs parses its own.
+                self.parsed = HashMap::new();
                 let took = started.elapsed();
                 if took > Duration::from_millis(100) || self.jobs.len() >= 10_000 {
                     log!(
