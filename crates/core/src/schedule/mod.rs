@@ -13,6 +13,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 mod due;
+pub mod wake;
 pub use due::{first_due, next_due_after_firing, prewarm_at, FirstDue, PREWARM_LEAD_MS};
 
 /// Cheap to clone: a parsed cron expression is shared, so a scheduler

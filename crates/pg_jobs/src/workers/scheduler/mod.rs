@@ -245,8 +245,15 @@ impl Scheduler {
                     // An exited worker not harvested yet: look again within
                     // a second rather than sleep on a wake-up that may be
                     // gone (not at once: it may be one a later pass takes).
-                    (_, true) => bgw::wait(Some(timeout.map_or(EXITED_RECHECK, |t| t.min(EXITED_RECHECK)))),
-                    _ => bgw::wait(timeout),
+                    (_, true) => {
+                        bgw::wait(Some(timeout.map_or(EXITED_RECHECK, |t| t.min(EXITED_RECHECK))));
+                    }
+                    _ => match timeout {
+                        Some(t) => bgw::sleep_until(Instant::now() + t),
+                        None => {
+                            bgw::wait(None);
+                        }
+                    },
                 },
             }
         }
