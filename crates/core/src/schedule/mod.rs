@@ -13,11 +13,11 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 mod due;
+pub mod wake;
 pub use due::{first_due, next_due_after_firing, prewarm_at, FirstDue, PREWARM_LEAD_MS};
 
-/// Cheap to clone: a parsed cron expression is shared (croner keeps a
-/// 5,000-entry year table per expression, ~5 KB, so a scheduler holding
-/// 100,000 jobs shares one parse per distinct text instead of one per job).
+/// Cheap to clone: a parsed cron expression is shared, so a scheduler
+/// holding 100,000 jobs keeps one parse per distinct text, not per job.
 #[derive(Debug, Clone)]
 pub enum Schedule {
     Cron(std::sync::Arc<CronExpr>),
@@ -94,6 +94,20 @@ impl Schedule {
     /// Parse everything but one-off instants (those are timestamptz text,
     /// which PostgreSQL parses).
     pub fn parse(text: &str) -> Result<Schedule, ScheduleError> {
+        Schedule::parse_with(text, CronExpr::parse)
+    }
+
+    /// [`Schedule::parse`] for a text that passed it when it was stored
+    /// (the scheduler's load): skips the check that costs the most
+    /// ([`CronExpr::parse_stored`]).
+    pub fn parse_stored(text: &str) -> Result<Schedule, ScheduleError> {
+        Schedule::parse_with(text, CronExpr::parse_stored)
+    }
+
+    fn parse_with(
+        text: &str,
+        cron: fn(&str) -> Result<CronExpr, CronError>,
+    ) -> Result<Schedule, ScheduleError> {
         let t = text.trim();
         if t.is_empty() {
             return Err(ScheduleError::Interval("the schedule is empty".into()));
@@ -104,7 +118,7 @@ impl Schedule {
         if let Some(r) = parse_interval(t) {
             return r.map(|period_secs| Schedule::Interval { period_secs });
         }
-        Ok(Schedule::Cron(std::sync::Arc::new(CronExpr::parse(t)?)))
+        Ok(Schedule::Cron(std::sync::Arc::new(cron(t)?)))
     }
 
     /// When the job is next due strictly after `after`. `anchor` is the

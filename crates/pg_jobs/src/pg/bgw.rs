@@ -93,10 +93,11 @@ pub fn reload_config_if_asked() -> bool {
     false
 }
 
-/// Sleep until our latch is set or `timeout` passes (`None`: no timeout).
-/// Exits the process if the postmaster dies; processes interrupts
-/// (SIGTERM, ProcSignalBarriers such as DROP DATABASE's) on the way out.
-pub fn wait(timeout: Option<Duration>) {
+/// Sleep until our latch is set or `timeout` passes (`None`: no timeout);
+/// whether the latch was set. Exits the process if the postmaster dies;
+/// processes interrupts (SIGTERM, ProcSignalBarriers such as DROP
+/// DATABASE's) on the way out.
+pub fn wait(timeout: Option<Duration>) -> bool {
     let mut flags = pg_sys::WL_LATCH_SET | pg_sys::WL_EXIT_ON_PM_DEATH;
     let ms = match timeout {
         Some(d) => {
@@ -107,11 +108,36 @@ pub fn wait(timeout: Option<Duration>) {
     };
     // SAFETY: MyLatch is set for every backend and background worker before
     // its main function runs, and stays valid for the process's life.
-    unsafe {
-        pg_sys::WaitLatch(pg_sys::MyLatch, flags as i32, ms, pg_sys::PG_WAIT_EXTENSION);
+    let events = unsafe {
+        let events = pg_sys::WaitLatch(pg_sys::MyLatch, flags as i32, ms, pg_sys::PG_WAIT_EXTENSION);
         pg_sys::ResetLatch(pg_sys::MyLatch);
-    }
+        events
+    };
     pg_sys::check_for_interrupts!();
+    events & pg_sys::WL_LATCH_SET as i32 != 0
+}
+
+/// Sleep until `deadline` or until our latch is set, waking on time
+/// (`pg_jobs_core::schedule::wake`: a latch wait stops short of the kernel's
+/// slack on it, the last stretch is slept precisely).
+pub fn sleep_until(deadline: std::time::Instant) {
+    use pg_jobs_core::schedule::wake::{next_step, Step};
+    loop {
+        match next_step(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Step::Done => return,
+            Step::Precise(d) => {
+                // Under 2 ms, once per due instant: not a poll.
+                std::thread::sleep(d);
+                pg_sys::check_for_interrupts!();
+                return;
+            }
+            Step::Latch(ms) => {
+                if wait(Some(Duration::from_millis(ms))) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// One unit of work in its own transaction, the worker_spi skeleton:

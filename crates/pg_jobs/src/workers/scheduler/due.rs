@@ -5,12 +5,14 @@
 use super::*;
 use crate::catalog::{self, jobs::JobRow};
 use pg_jobs_core::schedule::{first_due, next_due_after_firing, FirstDue};
+use std::rc::Rc;
 
 /// A job as the scheduler holds it between passes.
 pub(super) struct Job {
     pub(super) schedule: Schedule,
-    /// The schedule's text and time zone, to tell on reload whether it changed.
-    pub(super) key: (String, String),
+    /// The schedule's text and time zone, to tell on reload whether it
+    /// changed (shared with the parse caches: a job holds two pointers).
+    pub(super) key: (Rc<str>, Rc<str>),
     pub(super) tz: TimeZone,
     pub(super) anchor: Timestamp,
     pub(super) next_due: Option<Timestamp>,
@@ -20,19 +22,20 @@ pub(super) struct Job {
     pub(super) datid: u32,
 }
 
-/// The value `make` gives for `key`, made once and shared by every job
-/// that names it (a clone is a reference count).
+/// The value `make` gives for `key`, and the key, made once and shared by
+/// every job that names it (a clone is a reference count).
 pub(super) fn shared<T: Clone, E>(
-    cache: &mut HashMap<String, T>,
+    cache: &mut HashMap<Rc<str>, T>,
     key: &str,
     make: impl FnOnce(&str) -> Result<T, E>,
-) -> Result<T, E> {
-    if let Some(v) = cache.get(key) {
-        return Ok(v.clone());
+) -> Result<(Rc<str>, T), E> {
+    if let Some((k, v)) = cache.get_key_value(key) {
+        return Ok((k.clone(), v.clone()));
     }
     let v = make(key)?;
-    cache.insert(key.to_owned(), v.clone());
-    Ok(v)
+    let k: Rc<str> = Rc::from(key);
+    cache.insert(k.clone(), v.clone());
+    Ok((k, v))
 }
 
 /// Show the current names of renamed databases in job and daemon
@@ -123,6 +126,10 @@ impl Scheduler {
                 self.reboot = false;
                 self.rebuild_heap();
                 self.loaded = true;
+                self.trim_after_pass = true;
+                // The parses were shared by this load's jobs; a reload of
+                // a few jobs parses its own.
+                self.parsed = HashMap::new();
                 let took = started.elapsed();
                 if took > Duration::from_millis(100) || self.jobs.len() >= 10_000 {
                     log!(
@@ -140,9 +147,12 @@ impl Scheduler {
     /// (logged) for a schedule or time zone that cannot be read.
     fn make_job(&mut self, r: JobRow, now: Timestamp, default_tz: &str) -> Option<Job> {
         let id = r.id;
-        let schedule = match r.once_at {
-            Some(us) => Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
-            None => match shared(&mut self.parsed, &r.text, Schedule::parse) {
+        let (text, schedule) = match r.once_at {
+            Some(us) => (
+                Rc::from(r.text.as_str()),
+                Schedule::Once(Timestamp::from_microsecond(us).unwrap_or(now)),
+            ),
+            None => match shared(&mut self.parsed, &r.text, Schedule::parse_stored) {
                 Ok(s) => s,
                 Err(e) => {
                     warning!("pg_jobs: job {id} has an invalid schedule \"{}\": {e}", r.text);
@@ -151,12 +161,12 @@ impl Scheduler {
             },
         };
         let tz_name = r.tz_name.unwrap_or_else(|| default_tz.to_owned());
-        let Ok(tz) = shared(&mut self.zones, &tz_name, TimeZone::get) else {
+        let Ok((tz_name, tz)) = shared(&mut self.zones, &tz_name, TimeZone::get) else {
             warning!("pg_jobs: job {id} has an unknown time zone \"{tz_name}\"");
             return None;
         };
         let anchor = Timestamp::from_microsecond(r.created).unwrap_or(now);
-        let key = (r.text, tz_name);
+        let key = (text, tz_name);
         let next_due = match self.jobs.get(&id) {
             Some(old) if old.key == key => old.next_due,
             _ => first_due(

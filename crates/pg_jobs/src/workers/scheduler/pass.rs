@@ -188,11 +188,14 @@ impl Scheduler {
         }
         let mut timeout = wake_at.map(|t| {
             let us = t.as_microsecond() - Timestamp::now().as_microsecond();
-            // Round up to the latch's whole milliseconds: waking early would
-            // just cost a pass (and a whole extra millisecond, the lag).
-            // At least 1 ms: a wake time that is already past never makes
-            // this a busy loop.
-            Duration::from_millis((us.max(0) as u64).div_ceil(1000).max(1))
+            // To the microsecond (the main loop's sleep wakes on time). A
+            // wake time that is already past waits 1 ms, so that it never
+            // makes this a busy loop.
+            if us <= 0 {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_micros(us as u64)
+            }
         });
         if retry_soon {
             // No free background worker slot: nothing would wake us when one frees up.
