@@ -333,7 +333,10 @@ fn the_dashboard_in_a_browser() {
         "CREATE ROLE alice LOGIN PASSWORD 'alice-secret';
          CREATE ROLE bob LOGIN PASSWORD 'bob-secret';
          CREATE TABLE public.fixed (x int);
-         GRANT SELECT ON public.fixed TO alice;",
+         GRANT SELECT ON public.fixed TO alice;
+         CREATE TABLE public.once (id int PRIMARY KEY);
+         INSERT INTO public.once VALUES (1);
+         GRANT INSERT ON public.once TO alice;",
     )
     .unwrap();
     // Roles other than the test's superuser sign in with passwords.
@@ -361,11 +364,13 @@ fn the_dashboard_in_a_browser() {
         "SELECT jobs.submit('SELECT 42 AS answer')".to_owned(),
         format!("SELECT jobs.submit('{fails}')"),
         "SELECT jobs.submit('SELECT pg_sleep(600)')".to_owned(),
+        // Fails with a DETAIL (the key that exists).
+        "SELECT jobs.submit('INSERT INTO public.once VALUES (1)')".to_owned(),
     ]
     .iter()
     .map(|q| one(&mut alice, q))
     .collect();
-    let (ok_run, failed, sleeper) = (ids[0], ids[1], ids[2]);
+    let (ok_run, failed, sleeper, duplicate) = (ids[0], ids[1], ids[2], ids[3]);
     alice
         .batch_execute(
             "SELECT jobs.schedule('nightly', '0 3 * * *', 'SELECT 1');
@@ -384,6 +389,7 @@ fn the_dashboard_in_a_browser() {
     wait_status(&mut s, failed, "failed");
     wait_status(&mut s, bobs_failed, "failed");
     wait_status(&mut s, sleeper, "running");
+    wait_status(&mut s, duplicate, "failed");
 
     let (_server, addr) = web(&c, &[], &[]);
     let (_driver, b) = browser(&addr);
@@ -413,6 +419,14 @@ fn the_dashboard_in_a_browser() {
     let overview = b.wait_text("/", "(15-minute averages)");
     assert!(!overview.contains("still counting"), "{overview}");
     b.shot("overview");
+
+    // A failure's page shows its error's DETAIL.
+    b.goto(&format!("/runs/{duplicate}"));
+    let page = b.text();
+    assert!(
+        page.contains("23505") && page.contains("DETAIL: Key (id)=(1) already exists."),
+        "{page}"
+    );
 
     // The failed run's page; its cause fixed, Retry: the new run succeeds.
     b.goto(&format!("/runs/{failed}"));

@@ -925,3 +925,8 @@ SELECT j.id, j.name, j.owner, j.schedule, j.timezone, j.database, j.enabled,
          ORDER BY r.id DESC LIMIT 1) l ON true;
 COMMENT ON VIEW jobs.job_status IS
   'Each job you can see: schedule, time zone, enabled, last run, next due time, consecutive failures, and why a restore left it paused.';
+
+-- A failed run keeps its error's DETAIL (issue 21: the web dashboard's run page).
+ALTER TABLE jobs.run ADD COLUMN detail text;
+COMMENT ON COLUMN jobs.run.detail IS
+  'DETAIL of the error that failed the run (what psql shows on the line after the message), if it had one.';

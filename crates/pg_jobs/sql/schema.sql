@@ -88,7 +88,9 @@ CREATE TABLE jobs.run (
     args           text[],
     -- Its named queue and its key for the queue's max_per_key (0.4.0).
     queue          text,
-    concurrency_key text
+    concurrency_key text,
+    -- The DETAIL of the error that failed it (0.4.0).
+    detail         text
 );
 COMMENT ON TABLE jobs.run IS
   'pg_jobs run history: one row per execution (each retry is its own row). Written only by pg_jobs; each role sees its own runs and those of the roles it acts for (jobs._acts_for), roles that monitor the cluster (pg_read_all_stats, pg_monitor) and superusers all (jobs._sees).';
@@ -104,6 +106,8 @@ COMMENT ON COLUMN jobs.run.datid IS 'OID of the database the command runs in: a 
 COMMENT ON COLUMN jobs.job.datid IS 'OID of the database the job runs in: a renamed database keeps its jobs.';
 COMMENT ON COLUMN jobs.run.pid IS 'Process id of the executor that ran it.';
 COMMENT ON COLUMN jobs.run.sqlstate IS 'SQLSTATE of the error that failed the run.';
+COMMENT ON COLUMN jobs.run.detail IS
+  'DETAIL of the error that failed the run (what psql shows on the line after the message), if it had one.';
 COMMENT ON COLUMN jobs.run.unique_key IS
   'The unique_key it was submitted with: while it is queued, no other queued run of its owner in its queue has that key.';
 COMMENT ON COLUMN jobs.run.command_tag IS

@@ -105,6 +105,11 @@ pub fn records_command_tags() -> bool {
     has_column(c"run", c"command_tag")
 }
 
+/// 0.4.0 and later keep a failed run's error DETAIL (`jobs.run.detail`).
+pub fn records_error_details() -> bool {
+    has_column(c"run", c"detail")
+}
+
 /// 0.4.0 and later have runs that wait for others (`jobs.run.depends_on`).
 pub fn has_waiting_runs() -> bool {
     has_column(c"run", c"depends_on")

@@ -23,7 +23,12 @@ use std::ffi::CString;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Succeeded,
-    Failed { sqlstate: String, message: String },
+    Failed {
+        sqlstate: String,
+        message: String,
+        /// The error's DETAIL, if it had one.
+        detail: Option<String>,
+    },
 }
 
 /// Whether the session's `statement_timeout` cancels the command's
@@ -248,6 +253,7 @@ fn run_with(
         return Outcome::Failed {
             sqlstate: "22021".into(),
             message: "command contains a zero byte".into(),
+            detail: None,
         };
     };
     // The memory everything lives in: it must outlive transaction commits
@@ -271,6 +277,7 @@ fn run_with(
     // outlives the call and the clean-up below.
     let result = PgTryBuilder::new(|| unsafe {
         run_statements(&c_command, args, cmd_cx, before_commit, capture, enforce)
+            .map_err(|(code, message)| (code, message, None))
     })
     .catch_others(|e| {
         let report = match e {
@@ -280,6 +287,7 @@ fn run_with(
         Err((
             sqlstate::unpack(report.sql_error_code() as i32),
             report.message().to_owned(),
+            report.detail().map(str::to_owned),
         ))
     })
     .execute();
@@ -305,7 +313,11 @@ fn run_with(
     }
     match result {
         Ok(()) => Outcome::Succeeded,
-        Err((sqlstate, message)) => Outcome::Failed { sqlstate, message },
+        Err((sqlstate, message, detail)) => Outcome::Failed {
+            sqlstate,
+            message,
+            detail,
+        },
     }
 }
 

@@ -30,6 +30,18 @@ pub const RUNNING_VISIBLE_WITHIN_MS: i64 = 50;
 /// Executor side: what happened to the run. The command is over: the slot
 /// is idle (no longer `running`: nothing to show, time out or interrupt).
 pub fn record_outcome(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str) {
+    record_failure(r, outcome, sqlstate, message, None);
+}
+
+/// [`record_outcome`] with the error's DETAIL, kept after the message in
+/// the same buffer, past a NUL (which neither can contain); what does not
+/// fit is cut, the detail first.
+pub fn record_failure(r: SlotRef, outcome: Outcome, sqlstate: &str, message: &str, detail: Option<&str>) {
+    let text = match detail {
+        Some(d) => format!("{message}\0{d}"),
+        None => message.to_owned(),
+    };
+    let message = text.as_str();
     let mut reg = REGISTRY.exclusive();
     let slot = &mut reg.slots[r.index as usize];
     if !(slot.in_use && slot.generation == r.generation && step(slot, ExecutorEvent::RecordOutcome)) {

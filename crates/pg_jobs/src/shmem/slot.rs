@@ -182,8 +182,18 @@ impl Slot {
     pub fn exited(&self) -> bool {
         self.phase().exited()
     }
+    /// What the process reported: a failure's message (or a success's
+    /// command tag).
     pub fn message(&self) -> String {
-        String::from_utf8_lossy(&self.message[..self.message_len as usize]).into_owned()
+        let all = &self.message[..self.message_len as usize];
+        let end = all.iter().position(|b| *b == 0).unwrap_or(all.len());
+        String::from_utf8_lossy(&all[..end]).into_owned()
+    }
+    /// A failure's DETAIL, if it had one (kept after the message, past a NUL).
+    pub fn detail(&self) -> Option<String> {
+        let all = &self.message[..self.message_len as usize];
+        let at = all.iter().position(|b| *b == 0)?;
+        Some(String::from_utf8_lossy(&all[at + 1..]).into_owned()).filter(|d| !d.is_empty())
     }
     pub fn sqlstate(&self) -> String {
         String::from_utf8_lossy(&self.sqlstate).into_owned()

@@ -223,7 +223,9 @@ fn run_sql() -> String {
                 extract(epoch FROM r.finished_at - r.started_at)::float8 * 1000,
                 extract(epoch FROM r.started_at - COALESCE(r.not_before, r.scheduled_for, r.submitted_at))::float8 * 1000,
                 r.sqlstate, r.message, r.pid, r.queue, r.priority, r.command_tag, r.result_truncated,
-                r.args::text, r.timeout::text
+                r.args::text, r.timeout::text,
+                -- DETAIL (0.4.0), read so that a database at 0.3.0 shows none.
+                to_jsonb(r) ->> 'detail'
            FROM jobs.run r
           WHERE r.id = $1",
         ts("r.submitted_at"),
@@ -303,6 +305,9 @@ pub fn one(db: &mut Db, ctx: &Ctx, id: i64) -> Result<Page, WebError> {
         @if let Some(code) = &sqlstate {
             h2 { "Error" }
             p.error #run-error { "SQLSTATE " span.sqlstate { (code) } ": " (r.get::<_, Option<String>>(17).unwrap_or_default()) }
+            @if let Some(detail) = r.get::<_, Option<String>>(25) {
+                p.error #run-detail { "DETAIL: " (detail) }
+            }
         } @else if let Some(m) = r.get::<_, Option<String>>(17) {
             h2 { "Message" }
             p { (m) }

@@ -107,13 +107,32 @@ pub(crate) struct Endings {
     pub(crate) messages: Vec<Option<String>>,
     /// The command tag of a success (`INSERT 0 1`), else none.
     pub(crate) tags: Vec<Option<String>>,
+    /// A failure's error DETAIL, if it had one.
+    pub(crate) details: Vec<Option<String>>,
 }
 
 /// Write the harvest's `endings`, in one statement (only runs still in
 /// flight); returns the rows it made terminal.
 pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<Ended> {
-    // A database not yet updated to 0.4.0 has no command_tag column.
-    let sql = if crate::catalog::schema_version::records_command_tags() {
+    // A database not yet updated to 0.4.0 has no command_tag or detail column.
+    let sql = if crate::catalog::schema_version::records_error_details() {
+        concat!(
+            "/* run event: harvest(*) */ UPDATE jobs.run r
+                    SET status = u.status, pid = u.pid,
+                        started_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.started * INTERVAL '1 microsecond',
+                        finished_at = TIMESTAMPTZ '2000-01-01 00:00:00+00' + u.finished * INTERVAL '1 microsecond',
+                        sqlstate = u.code, message = u.message, command_tag = u.tag, detail = u.detail
+                   FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]),
+                                   pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int8[]),
+                                   pg_catalog.unnest($5::int8[]), pg_catalog.unnest($6::text[]),
+                                   pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::text[]),
+                                   pg_catalog.unnest($9::text[]))
+                        AS u(id, status, pid, started, finished, code, message, tag, detail)
+                  WHERE r.id OPERATOR(pg_catalog.=) u.id AND r.status OPERATOR(pg_catalog.=) ANY ('{starting,running}')
+              RETURNING ",
+            ended_columns!()
+        )
+    } else if crate::catalog::schema_version::records_command_tags() {
         concat!(
             "/* run event: harvest(*) */ UPDATE jobs.run r
                     SET status = u.status, pid = u.pid,
@@ -158,6 +177,7 @@ pub(crate) fn record_endings(client: &mut SpiClient, endings: Endings) -> Vec<En
             endings.codes.into(),
             endings.messages.into(),
             endings.tags.into(),
+            endings.details.into(),
         ],
     )
     .or_raise("recording run outcomes")

@@ -52,9 +52,9 @@ pub extern "C-unwind" fn pg_jobs_daemon_main(arg: pg_sys::Datum) {
     // (see runner::StatementTimeout::NotArmed).
     match runner::run(&command.sql, None, runner::StatementTimeout::NotArmed) {
         runner::Outcome::Succeeded => shmem::record_outcome(me, Outcome::Succeeded, "00000", ""),
-        runner::Outcome::Failed { sqlstate, message } => {
-            shmem::record_outcome(me, Outcome::Failed, &sqlstate, &message)
-        }
+        runner::Outcome::Failed {
+            sqlstate, message, ..
+        } => shmem::record_outcome(me, Outcome::Failed, &sqlstate, &message),
     }
 }
 

@@ -394,7 +394,11 @@ fn run_one(me: SlotRef, command: &Command, cold: bool) -> bool {
             // The scheduler records it, with its command tag.
             shmem::record_outcome(me, Outcome::Succeeded, "00000", &runner::last_command_tag())
         }
-        runner::Outcome::Failed { sqlstate, message } => {
+        runner::Outcome::Failed {
+            sqlstate,
+            message,
+            detail,
+        } => {
             // A cancel is the run's timeout if its own timer fired (or, as
             // a second witness, that much time passed), jobs.cancel's if it
             // flagged the run, else the command's (its statement_timeout,
@@ -407,7 +411,7 @@ fn run_one(me: SlotRef, command: &Command, cold: bool) -> bool {
                 elapsed_us,
             );
             let message = outcome::reported_message(kind, &message);
-            shmem::record_outcome(me, kind, &sqlstate, message)
+            shmem::record_failure(me, kind, &sqlstate, message, detail.as_deref())
         }
     }
     false

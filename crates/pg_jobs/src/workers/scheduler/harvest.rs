@@ -63,13 +63,13 @@ fn push_ending(endings: &mut Endings, s: &shmem::Slot) {
     let ending = s.outcome.ending(s.killed_for_timeout);
     // A success's message is its command tag (what the executor reported).
     let tag = (ending == Ending::Succeeded && !s.message().is_empty()).then(|| s.message());
-    let (code, message) = match ending {
-        Ending::Succeeded => (None, None),
+    let (code, message, detail) = match ending {
+        Ending::Succeeded => (None, None, None),
         Ending::Crashed | Ending::TimedOut if s.outcome == Outcome::Nothing => {
             let (code, message) = outcome::unreported_detail(s.killed_for_timeout);
-            (code.map(str::to_owned), Some(message))
+            (code.map(str::to_owned), Some(message), None)
         }
-        _ => (Some(s.sqlstate()), Some(s.message())),
+        _ => (Some(s.sqlstate()), Some(s.message()), s.detail()),
     };
     endings.ids.push(s.run_id);
     endings.statuses.push(ending.status().as_str().to_owned());
@@ -83,6 +83,7 @@ fn push_ending(endings: &mut Endings, s: &shmem::Slot) {
     endings.codes.push(code);
     endings.messages.push(message);
     endings.tags.push(tag);
+    endings.details.push(detail);
 }
 
 /// The harvest event that wrote `status`.
