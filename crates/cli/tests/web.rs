@@ -336,7 +336,7 @@ fn the_dashboard_in_a_browser() {
          GRANT SELECT ON public.fixed TO alice;
          CREATE TABLE public.once (id int PRIMARY KEY);
          INSERT INTO public.once VALUES (1);
-         GRANT INSERT ON public.once TO alice;",
+         GRANT SELECT, INSERT ON public.once TO alice;",
     )
     .unwrap();
     // Roles other than the test's superuser sign in with passwords.
