@@ -543,3 +543,41 @@ fn without_preloading_create_extension_fails_clearly() {
     );
     assert!(db.hint().unwrap_or_default().contains("shared_preload_libraries"));
 }
+
+#[test]
+fn a_failure_keeps_its_sqlstate_message_and_detail() {
+    let (_c, mut s) = Cluster::with_app_db("detail", "");
+    s.batch_execute("CREATE TABLE once (id int PRIMARY KEY); INSERT INTO once VALUES (1)")
+        .unwrap();
+    // Without a transaction of its own (recorded by the scheduler's harvest)
+    // and as a second statement after a first that succeeded.
+    for command in [
+        "INSERT INTO once VALUES (1)",
+        "SELECT 1; INSERT INTO once VALUES (1)",
+    ] {
+        let id: i64 = one(&mut s, &format!("SELECT jobs.submit('{command}')"));
+        let row = s
+            .query_one(
+                "SELECT status, sqlstate, message, detail FROM jobs.wait($1)",
+                &[&id],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "failed", "{command}");
+        assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("23505"));
+        assert_eq!(
+            row.get::<_, Option<String>>(2).as_deref(),
+            Some("duplicate key value violates unique constraint \"once_pkey\"")
+        );
+        assert_eq!(
+            row.get::<_, Option<String>>(3).as_deref(),
+            Some("Key (id)=(1) already exists.")
+        );
+    }
+    // An error without a DETAIL keeps none.
+    let id: i64 = one(&mut s, "SELECT jobs.submit('SELECT 1/0')");
+    let row = s
+        .query_one("SELECT sqlstate, detail FROM jobs.wait($1)", &[&id])
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0).as_deref(), Some("22012"));
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+}
