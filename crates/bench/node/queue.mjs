@@ -59,6 +59,12 @@ async function walLsn(pool) {
   return Number(r.rows[0].b);
 }
 
+/** WAL flushes to disk so far (pg_stat_wal; none are counted with fsync off). */
+async function walSyncs(pool) {
+  const r = await pool.query("SELECT wal_sync FROM pg_stat_wal");
+  return Number(r.rows[0].wal_sync);
+}
+
 /** A promise and its resolver. */
 function signal() {
   let resolve;
@@ -130,7 +136,7 @@ async function main() {
     const n = Number(rest[0]);
     const batch = Number(rest[1]);
     target = n;
-    const [cpu0, own0, wal0] = [serverCpu(), ownCpu(), await walLsn(pool)];
+    const [cpu0, own0, wal0, syncs0] = [serverCpu(), ownCpu(), await walLsn(pool), await walSyncs(pool)];
     const t0 = nowMs();
     for (let i = 0; i < n; i += batch) await enqueueMany(i, Math.min(batch, n - i));
     const enqueued = nowMs() - t0;
@@ -139,7 +145,7 @@ async function main() {
     clearTimeout(timer);
     const took = (nowMs() - t0) / 1000;
     const jobs = done;
-    const [cpu1, own1, wal1] = [serverCpu(), ownCpu(), await walLsn(pool)];
+    const [cpu1, own1, wal1, syncs1] = [serverCpu(), ownCpu(), await walLsn(pool), await walSyncs(pool)];
     out = {
       jobs,
       stopped: jobs < n,
@@ -148,6 +154,7 @@ async function main() {
       server_cpu: cpu1 - cpu0,
       client_cpu: own1 - own0,
       wal_bytes: wal1 - wal0,
+      wal_syncs: syncs1 - syncs0,
     };
   } else {
     const n = Number(rest[0]);

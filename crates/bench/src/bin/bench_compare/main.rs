@@ -40,6 +40,9 @@ struct Burst {
     server_cpu: f64,
     client_cpu: f64,
     wal_bytes: f64,
+    /// WAL flushes to disk (`pg_stat_wal.wal_sync`): fewer than jobs when
+    /// commits share them.
+    wal_syncs: f64,
     settings: String,
 }
 
@@ -52,12 +55,13 @@ impl Burst {
     }
     fn show(&self) -> String {
         format!(
-            "{:.0} jobs/s; CPU {:.2} s per 1,000 (server {:.2} + client {:.2}); {:.0} WAL bytes/job",
+            "{:.0} jobs/s; CPU {:.2} s per 1,000 (server {:.2} + client {:.2}); {:.0} WAL bytes/job; {:.2} WAL flushes/job",
             self.rate(),
             self.cpu_per_1000(),
             self.server_cpu / self.jobs * 1000.0,
             self.client_cpu / self.jobs * 1000.0,
-            self.wal_bytes / self.jobs
+            self.wal_bytes / self.jobs,
+            self.wal_syncs / self.jobs
         )
     }
 }
@@ -74,6 +78,11 @@ fn own_cpu() -> f64 {
 
 fn wal(s: &mut Client) -> f64 {
     one::<f64>(s, "SELECT (pg_current_wal_lsn() - '0/0')::float8")
+}
+
+/// WAL flushes to disk so far (none are counted with fsync off).
+fn wal_syncs(s: &mut Client) -> f64 {
+    one::<i64>(s, "SELECT wal_sync FROM pg_stat_wal") as f64
 }
 
 fn postmaster_pid(c: &Cluster) -> i32 {
@@ -94,7 +103,7 @@ fn reset(s: &mut Client) {
 
 fn pg_jobs_burst(s: &mut Client, pm: i32) -> Burst {
     reset(s);
-    let (cpu0, own0, wal0) = (server_cpu(pm), own_cpu(), wal(s));
+    let (cpu0, own0, wal0, syncs0) = (server_cpu(pm), own_cpu(), wal(s), wal_syncs(s));
     let t0 = Instant::now();
     let mut i = 0;
     while i < N {
@@ -113,7 +122,7 @@ fn pg_jobs_burst(s: &mut Client, pm: i32) -> Burst {
             .then_some(())
     });
     let seconds = t0.elapsed().as_secs_f64();
-    let (cpu1, own1, wal1) = (server_cpu(pm), own_cpu(), wal(s));
+    let (cpu1, own1, wal1, syncs1) = (server_cpu(pm), own_cpu(), wal(s), wal_syncs(s));
     let rows: i64 = one(s, "SELECT count(*) FROM sink");
     assert_eq!(rows, N, "every job inserted its row");
     Burst {
@@ -122,6 +131,7 @@ fn pg_jobs_burst(s: &mut Client, pm: i32) -> Burst {
         server_cpu: cpu1 - cpu0,
         client_cpu: own1 - own0,
         wal_bytes: wal1 - wal0,
+        wal_syncs: syncs1 - syncs0,
         settings: "defaults (max_executors 4)".into(),
     }
 }
@@ -176,6 +186,7 @@ fn node_burst(c: &Cluster, s: &mut Client, pm: i32, system: &str, settings: &str
         server_cpu: f("server_cpu"),
         client_cpu: f("client_cpu"),
         wal_bytes: f("wal_bytes"),
+        wal_syncs: f("wal_syncs"),
         settings: if stopped {
             format!("{settings} (stopped at 60 s: {:.0} of {N} done)", f("jobs"))
         } else {
@@ -193,7 +204,7 @@ fn cron_burst(s: &mut Client, pm: i32) -> Burst {
          SELECT cron.schedule('j' || g, '* * * * *', format('INSERT INTO sink VALUES (%s)', g)) FROM generate_series(1, 1000) g",
     )
     .unwrap();
-    let (cpu0, own0, wal0) = (server_cpu(pm), own_cpu(), wal(s));
+    let (cpu0, own0, wal0, syncs0) = (server_cpu(pm), own_cpu(), wal(s), wal_syncs(s));
     wait_for("a minute of pg_cron runs", Duration::from_secs(300), || {
         (one::<i64>(
             s,
@@ -201,7 +212,7 @@ fn cron_burst(s: &mut Client, pm: i32) -> Burst {
         ) >= 1000)
             .then_some(())
     });
-    let (cpu1, own1, wal1) = (server_cpu(pm), own_cpu(), wal(s));
+    let (cpu1, own1, wal1, syncs1) = (server_cpu(pm), own_cpu(), wal(s), wal_syncs(s));
     let span: f64 = one(
         s,
         "SELECT extract(epoch FROM max(end_time) - min(start_time))::float8 FROM cron.job_run_details",
@@ -214,6 +225,7 @@ fn cron_burst(s: &mut Client, pm: i32) -> Burst {
         server_cpu: cpu1 - cpu0,
         client_cpu: own1 - own0,
         wal_bytes: wal1 - wal0,
+        wal_syncs: syncs1 - syncs0,
         settings: "background workers, cron.max_running_jobs 32".into(),
     }
 }
@@ -369,6 +381,9 @@ fn main() {
             (true, "durable (fsync = on, synchronous_commit = on)"),
             (false, "fsync = off"),
         ] {
+            if !durable && std::env::var("BENCH_ONLY").as_deref() == Ok("durable") {
+                continue;
+            }
             set_durable(&c, &mut s, durable);
             results.push(measure(&c, &mut s, pm, name));
         }
@@ -405,6 +420,9 @@ fn print_table(d: &Durability) {
         )
     });
     row("WAL bytes per job", &|b| format!("{:.0}", b.wal_bytes / b.jobs));
+    row("WAL flushes per job (below 1: commits share a flush)", &|b| {
+        format!("{:.2}", b.wal_syncs / b.jobs)
+    });
     row("settings (the best of the sweep)", &|b| {
         format!("`{}`", b.settings)
     });
