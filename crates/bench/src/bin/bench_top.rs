@@ -1,18 +1,19 @@
 //! What a refresh of `pg_jobs top` costs the server (issue 17: under 2 ms
 //! with 100,000 jobs and a million rows of history).
 //!
-//! A throwaway cluster gets 100,000 scheduled jobs, a million finished
-//! runs spread over the last day (one in 200 failed; a tenth another
-//! role's), a paused queue holding 1,000 runs and four runs in flight.
+//! A throwaway cluster gets the data set of `pg_jobs_bench::load_history`:
+//! 100,000 scheduled jobs, a million finished runs spread over the last day
+//! (one in 200 failed), a paused queue holding 1,000 runs and four runs in
+//! flight; a tenth of the jobs, and their runs, another role's.
 //! Then `pg_jobs top --measure 30` (the binary in `PG_JOBS_BIN`) runs each
 //! refresh's queries under `EXPLAIN ANALYZE` and prints the median server
 //! time (planning + execution) per query and per refresh, as a superuser
 //! (every role's runs, the counters) and as a plain role (row-level
 //! security on every row it reads).
 
-use pg_jobs_itest::{one, wait_for, Cluster};
+use pg_jobs_itest::{one, Cluster};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() {
     let bin = std::env::var("PG_JOBS_BIN").expect("PG_JOBS_BIN: the pg_jobs command to measure");
@@ -23,41 +24,7 @@ fn main() {
         .unwrap();
     let mut s = c.connect("bench");
     let t0 = Instant::now();
-    s.batch_execute(
-        "CREATE EXTENSION pg_jobs;
-         CREATE ROLE app_user LOGIN;
-         SELECT jobs.schedule('j' || g, '0 3 * * *', 'SELECT 1') FROM generate_series(1, 100000) g;",
-    )
-    .unwrap();
-    s.batch_execute(
-        "INSERT INTO jobs.run (job_id, owner, command, status, scheduled_for, submitted_at, started_at, finished_at,
-                               sqlstate, message, datid)
-         SELECT 1 + g % 100000,
-                CASE WHEN g % 10 = 0 THEN 'app_user' ELSE 'postgres' END::regrole,
-                'SELECT 1',
-                CASE WHEN g % 200 = 0 THEN 'failed' ELSE 'succeeded' END,
-                t, t, t, t + interval '3 ms',
-                CASE WHEN g % 200 = 0 THEN '22012' END,
-                CASE WHEN g % 200 = 0 THEN 'division by zero' END,
-                (SELECT oid FROM pg_database WHERE datname = current_database())
-           FROM generate_series(1, 1000000) g,
-                LATERAL (SELECT now() - (1000000 - g) * interval '80 ms') AS x(t)",
-    )
-    .unwrap();
-    // One statement each: VACUUM cannot run in the implicit transaction
-    // of a multi-statement string.
-    s.batch_execute("VACUUM ANALYZE jobs.run").unwrap();
-    s.batch_execute("ANALYZE jobs.job").unwrap();
-    s.batch_execute(
-        "SELECT jobs.create_queue('held', paused => true);
-         SELECT jobs.submit('SELECT 1', queue => 'held') FROM generate_series(1, 1000);
-         SELECT jobs.submit('SELECT pg_sleep(3600)') FROM generate_series(1, 4);",
-    )
-    .unwrap();
-    wait_for("four runs in flight", Duration::from_secs(120), || {
-        let n: i64 = one(&mut s, "SELECT count(*) FROM jobs.run WHERE status = 'running'");
-        (n == 4).then_some(())
-    });
+    pg_jobs_bench::load_history(&mut s);
     let jobs: i64 = one(&mut s, "SELECT count(*) FROM jobs.job");
     let runs: i64 = one(&mut s, "SELECT count(*) FROM jobs.run");
     println!(

@@ -1,7 +1,7 @@
 //! What the pages of `pg_jobs web` cost to render (issue 21: under 200 ms
 //! with 100,000 jobs and a million runs of history).
 //!
-//! The data set of bench_top: a throwaway cluster gets 100,000 scheduled
+//! The data set of bench_top (`pg_jobs_bench::load_history`): a throwaway cluster gets 100,000 scheduled
 //! jobs, a million finished runs spread over the last day (one in 200
 //! failed), a paused queue holding 1,000 runs and four runs in flight; a
 //! tenth of the jobs, and their runs, belong to another role. Then `pg_jobs web --measure 20` (the binary in
@@ -11,9 +11,9 @@
 //! (row-level security on every row it reads), and the scans of each
 //! query's plan; it fails if a plan reads jobs.run or jobs.job whole.
 
-use pg_jobs_itest::{one, wait_for, Cluster};
+use pg_jobs_itest::{one, Cluster};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn main() {
     let bin = std::env::var("PG_JOBS_BIN").expect("PG_JOBS_BIN: the pg_jobs command to measure");
@@ -24,43 +24,7 @@ fn main() {
         .unwrap();
     let mut s = c.connect("bench");
     let t0 = Instant::now();
-    s.batch_execute(
-        "CREATE EXTENSION pg_jobs;
-         CREATE ROLE app_user LOGIN;
-         SELECT jobs.schedule('j' || g, '0 3 * * *', 'SELECT 1',
-                              run_as => CASE WHEN g % 10 = 0 THEN 'app_user' END::regrole)
-           FROM generate_series(1, 100000) g;",
-    )
-    .unwrap();
-    s.batch_execute(
-        "INSERT INTO jobs.run (job_id, owner, command, status, scheduled_for, submitted_at, started_at, finished_at,
-                               sqlstate, message, datid)
-         SELECT 1 + g % 100000,
-                CASE WHEN (1 + g % 100000) % 10 = 0 THEN 'app_user' ELSE 'postgres' END::regrole,
-                'SELECT 1',
-                CASE WHEN g % 200 = 0 THEN 'failed' ELSE 'succeeded' END,
-                t, t, t, t + interval '3 ms',
-                CASE WHEN g % 200 = 0 THEN '22012' END,
-                CASE WHEN g % 200 = 0 THEN 'division by zero' END,
-                (SELECT oid FROM pg_database WHERE datname = current_database())
-           FROM generate_series(1, 1000000) g,
-                LATERAL (SELECT now() - (1000000 - g) * interval '80 ms') AS x(t)",
-    )
-    .unwrap();
-    // One statement each: VACUUM cannot run in the implicit transaction
-    // of a multi-statement string.
-    s.batch_execute("VACUUM ANALYZE jobs.run").unwrap();
-    s.batch_execute("ANALYZE jobs.job").unwrap();
-    s.batch_execute(
-        "SELECT jobs.create_queue('held', paused => true);
-         SELECT jobs.submit('SELECT 1', queue => 'held') FROM generate_series(1, 1000);
-         SELECT jobs.submit('SELECT pg_sleep(3600)') FROM generate_series(1, 4);",
-    )
-    .unwrap();
-    wait_for("four runs in flight", Duration::from_secs(120), || {
-        let n: i64 = one(&mut s, "SELECT count(*) FROM jobs.run WHERE status = 'running'");
-        (n == 4).then_some(())
-    });
+    pg_jobs_bench::load_history(&mut s);
     let jobs: i64 = one(&mut s, "SELECT count(*) FROM jobs.job");
     let runs: i64 = one(&mut s, "SELECT count(*) FROM jobs.run");
     println!(
